@@ -1,0 +1,219 @@
+// Package uploadtest holds the one table of threshold cases that every
+// entrypoint runs (spool directly, the HTTP handler, the Lambda function),
+// and the deterministic payloads and multipart bodies they upload.
+package uploadtest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Mode is how a case sends its files.
+type Mode string
+
+const (
+	RawLength     Mode = "raw-length"     // PUT with Content-Length
+	RawChunked    Mode = "raw-chunked"    // PUT with unknown length
+	MultipartOne  Mode = "multipart-one"  // POST multipart/form-data, one file
+	MultipartMany Mode = "multipart-many" // POST multipart/form-data, several files
+)
+
+// Case is one row of the threshold table.
+type Case struct {
+	Name  string
+	Mode  Mode
+	Files []File
+}
+
+// File is a payload of Size deterministic bytes generated from Seed.
+type File struct {
+	Name string
+	Seed uint64
+	Size int64
+}
+
+// Sizes returns the sizes around a threshold that every entrypoint must
+// handle: 0, 1, t-1, t, t+1, 3 MiB and 64 MiB.
+func Sizes(threshold int64) []int64 {
+	return []int64{0, 1, threshold - 1, threshold, threshold + 1, 3 << 20, 64 << 20}
+}
+
+// Cases returns the table for threshold, leaving out any case whose total
+// payload exceeds maxTotal (0: no cap), for transports that cannot carry it.
+func Cases(threshold, maxTotal int64) []Case {
+	var cases []Case
+	for _, mode := range []Mode{RawLength, RawChunked, MultipartOne} {
+		for i, size := range Sizes(threshold) {
+			// Raw names exercise subfolders; multipart stores base names.
+			file := fmt.Sprintf("%s-%d.bin", mode, size)
+			if mode != MultipartOne {
+				file = "sub/dir/" + file
+			}
+			cases = append(cases, Case{
+				Name:  fmt.Sprintf("%s/%d", mode, size),
+				Mode:  mode,
+				Files: []File{{Name: file, Seed: uint64(i + 1), Size: size}},
+			})
+		}
+	}
+	many := Case{Name: string(MultipartMany), Mode: MultipartMany}
+	for i, size := range []int64{1, threshold - 1, threshold, threshold + 1, 3 << 20} {
+		many.Files = append(many.Files, File{Name: fmt.Sprintf("many-%d.bin", i), Seed: uint64(100 + i), Size: size})
+	}
+	cases = append(cases, many)
+
+	if maxTotal <= 0 {
+		return cases
+	}
+	kept := cases[:0]
+	for _, c := range cases {
+		if c.Total() <= maxTotal {
+			kept = append(kept, c)
+		}
+	}
+	return kept
+}
+
+// Total returns the sum of the case's file sizes.
+func (c Case) Total() int64 {
+	var n int64
+	for _, f := range c.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// WantSpool is the spool field a file must report under threshold, given a
+// memory budget large enough for the case.
+func WantSpool(f File, threshold int64) string {
+	if f.Size <= threshold {
+		return "memory"
+	}
+	return "disk"
+}
+
+// Reader returns the file's bytes as a stream, without holding them.
+func (f File) Reader() io.Reader { return io.LimitReader(newStream(f.Seed), f.Size) }
+
+// Bytes returns the file's bytes in memory.
+func (f File) Bytes() []byte {
+	b, err := io.ReadAll(f.Reader())
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// SHA256 returns the hex digest of the file's bytes.
+func (f File) SHA256() string {
+	h := sha256.New()
+	if _, err := io.Copy(h, f.Reader()); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// RequireContent fails t unless r yields exactly f's bytes.
+func RequireContent(t testing.TB, f File, r io.Reader) {
+	t.Helper()
+	want := f.Reader()
+	wbuf := make([]byte, 256<<10)
+	gbuf := make([]byte, 256<<10)
+	var off int64
+	for {
+		wn, werr := io.ReadFull(want, wbuf)
+		gn, gerr := io.ReadFull(r, gbuf[:max(wn, 1)])
+		if wn == 0 {
+			require.Zero(t, gn, "%s: %d bytes more than expected after offset %d", f.Name, gn, off)
+			return
+		}
+		require.Equal(t, wn, gn, "%s: content ends early at offset %d (%v)", f.Name, off+int64(gn), gerr)
+		if !bytes.Equal(wbuf[:wn], gbuf[:gn]) {
+			require.FailNow(t, "content differs", "%s: bytes differ in the block at offset %d", f.Name, off)
+		}
+		off += int64(wn)
+		if werr != nil {
+			extra, _ := io.Copy(io.Discard, r)
+			require.Zero(t, extra, "%s: %d bytes more than expected", f.Name, extra)
+			return
+		}
+	}
+}
+
+// RequireFile fails t unless the file at path holds exactly f's bytes.
+func RequireFile(t testing.TB, f File, path string) {
+	t.Helper()
+	fh, err := os.Open(path)
+	require.NoError(t, err)
+	defer fh.Close()
+	RequireContent(t, f, fh)
+}
+
+// RequireEmptyDir fails t unless dir has no entries: no spool file or
+// staging file was left behind.
+func RequireEmptyDir(t testing.TB, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	require.Empty(t, names, "files left behind in %s", dir)
+}
+
+// Boundary is the multipart boundary Multipart uses.
+const Boundary = "spillway-test-boundary-7d1f0c"
+
+// Multipart returns a streaming multipart/form-data body carrying files as
+// parts of field "file", after one plain form field that servers must ignore.
+// It returns the Content-Type and the exact body length.
+func Multipart(files []File) (contentType string, body io.Reader, length int64) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if err := mw.SetBoundary(Boundary); err != nil {
+		panic(err)
+	}
+	if err := mw.WriteField("note", "not a file"); err != nil {
+		panic(err)
+	}
+	var readers []io.Reader
+	for _, f := range files {
+		if _, err := mw.CreateFormFile("file", f.Name); err != nil {
+			panic(err)
+		}
+		readers = append(readers, bytes.NewReader(bytes.Clone(buf.Bytes())), f.Reader())
+		length += int64(buf.Len()) + f.Size
+		buf.Reset()
+	}
+	if err := mw.Close(); err != nil {
+		panic(err)
+	}
+	readers = append(readers, bytes.NewReader(bytes.Clone(buf.Bytes())))
+	length += int64(buf.Len())
+	return mw.FormDataContentType(), io.MultiReader(readers...), length
+}
+
+// stream is a fast deterministic byte source: the same seed always gives the
+// same bytes, so content can be checked without keeping a copy.
+type stream struct {
+	rng *rand.ChaCha8
+}
+
+func newStream(seed uint64) *stream {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	return &stream{rng: rand.NewChaCha8(key)}
+}
+
+func (s *stream) Read(p []byte) (int, error) { return s.rng.Read(p) }

@@ -1,0 +1,177 @@
+package spool
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Body is a fully received request body, held in memory or in a temp file.
+// Its reader methods are safe for concurrent use; Close is idempotent.
+type Body struct {
+	s        *Spooler
+	mem      []byte
+	reserved int64 // memory budget held by mem
+	f        *os.File
+	path     string
+	size     int64
+	sum      [sha256.Size]byte
+
+	once sync.Once
+}
+
+// Size returns the body's length in bytes.
+func (b *Body) Size() int64 { return b.size }
+
+// SHA256 returns the digest computed while the body streamed in.
+func (b *Body) SHA256() [sha256.Size]byte { return b.sum }
+
+// Location reports whether the body is held in memory or on disk.
+func (b *Body) Location() Location {
+	if b.f != nil {
+		return Disk
+	}
+	return Memory
+}
+
+// Reader returns a new independent reader over the whole body. It can Seek
+// and ReadAt, and needs no closing of its own.
+func (b *Body) Reader() *io.SectionReader {
+	if b.f != nil {
+		return io.NewSectionReader(b.f, 0, b.size)
+	}
+	return io.NewSectionReader(bytes.NewReader(b.mem), 0, b.size)
+}
+
+// File returns the temp file holding a disk body, or nil for a memory body.
+// It lets a store publish the bytes by linking or by copy_file_range instead
+// of copying them through user space. The file stays owned by the Body.
+func (b *Body) File() *os.File { return b.f }
+
+// Path returns the temp file's name, or "" for a memory body. The name can
+// disappear (a sweep by another process, say) while File stays readable.
+func (b *Body) Path() string { return b.path }
+
+// Close releases the body: its memory reservation, or its temp file, which it
+// closes and removes. Calling Close again returns nil; a file that is already
+// gone is not an error.
+func (b *Body) Close() error {
+	var err error
+	b.once.Do(func() { err = b.close() })
+	return err
+}
+
+func (b *Body) close() error {
+	if b.f == nil {
+		b.s.release(b.reserved)
+		b.mem = nil
+		return nil
+	}
+	b.s.stats.openFiles.Add(-1)
+	cerr := b.f.Close()
+	rerr := os.Remove(b.path)
+	if errors.Is(rerr, fs.ErrNotExist) {
+		rerr = nil
+	}
+	if err := errors.Join(cerr, rerr); err != nil {
+		b.s.stats.cleanupFailures.Add(1)
+		return fmt.Errorf("spool: remove temp: %w", err)
+	}
+	return nil
+}
+
+// Temp files are named FilePrefix + random + fileSuffix so that Sweep can
+// recognise them and nothing else.
+const (
+	FilePrefix = "spillway-"
+	fileSuffix = ".spool"
+)
+
+// createTemp creates an exclusive 0600 temp file and holds an flock on it for
+// as long as it is open, which is how Sweep tells live files from orphans.
+func (s *Spooler) createTemp() (*os.File, string, error) {
+	for range 10 {
+		path := filepath.Join(s.dir, FilePrefix+rand.Text()+fileSuffix)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			if isNoSpace(err) {
+				return nil, "", fmt.Errorf("%w: %w", ErrNoSpace, err)
+			}
+			return nil, "", fmt.Errorf("spool: create temp: %w", err)
+		}
+		if err := lock(f, true); err != nil {
+			f.Close()
+			os.Remove(path)
+			return nil, "", fmt.Errorf("spool: lock temp: %w", err)
+		}
+		s.stats.openFiles.Add(1)
+		return f, path, nil
+	}
+	return nil, "", errors.New("spool: create temp: no unused name after 10 tries")
+}
+
+// Sweep removes orphaned spool files from dir: files named like this
+// package's temp files that no live process holds locked. A file in use by
+// another Spooler, in this process or another, is left alone, so two servers
+// can share a directory. It returns how many files it removed.
+func Sweep(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("spool: sweep: %w", err)
+	}
+	removed := 0
+	var errs []error
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !isSpoolName(e.Name()) {
+			continue
+		}
+		ok, err := removeIfUnlocked(filepath.Join(dir, e.Name()))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			removed++
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("spool: sweep: %w", err)
+	}
+	return removed, nil
+}
+
+func isSpoolName(name string) bool {
+	return len(name) > len(FilePrefix)+len(fileSuffix) &&
+		name[:len(FilePrefix)] == FilePrefix &&
+		name[len(name)-len(fileSuffix):] == fileSuffix
+}
+
+func removeIfUnlocked(path string) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := lock(f, false); err != nil {
+		if errors.Is(err, errLocked) {
+			return false, nil
+		}
+		return false, err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}

@@ -1,0 +1,54 @@
+//go:build unix
+
+package spool
+
+import (
+	"errors"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+var errLocked = errors.New("spool: file is locked")
+
+// lock takes an exclusive flock on f. Without wait it fails with errLocked
+// when another open file holds the lock.
+func lock(f *os.File, wait bool) error {
+	how := unix.LOCK_EX
+	if !wait {
+		how |= unix.LOCK_NB
+	}
+	conn, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	if err := conn.Control(func(fd uintptr) {
+		for {
+			lerr = unix.Flock(int(fd), how)
+			if lerr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if errors.Is(lerr, unix.EWOULDBLOCK) {
+		return errLocked
+	}
+	return lerr
+}
+
+// freeSpace returns the bytes available to an unprivileged writer in dir.
+func freeSpace(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
