@@ -196,7 +196,9 @@ func TestFailuresLeaveNothingBehind(t *testing.T) {
 		{"reader error on disk", func(context.CancelFunc) io.Reader { return failAfter(1<<20, boom) }, 2 << 20, boom},
 		{"reader error in memory", func(context.CancelFunc) io.Reader { return failAfter(100, boom) }, 1000, boom},
 		{"reader error after spill", func(context.CancelFunc) io.Reader { return failAfter(threshold+10, boom) }, -1, boom},
-		{"timeout", func(context.CancelFunc) io.Reader { return iotest.TimeoutReader(uploadtest.File{Size: 1 << 20}.Reader()) }, 1 << 20, iotest.ErrTimeout},
+		{"timeout", func(context.CancelFunc) io.Reader {
+			return iotest.TimeoutReader(uploadtest.File{Size: 1 << 20}.Reader())
+		}, 1 << 20, iotest.ErrTimeout},
 		{"longer than declared", func(context.CancelFunc) io.Reader { return uploadtest.File{Size: 101}.Reader() }, 100, spool.ErrTooLong},
 		{"longer than declared on disk", func(context.CancelFunc) io.Reader { return uploadtest.File{Size: 1<<20 + 1}.Reader() }, 1 << 20, spool.ErrTooLong},
 		{"cancelled on disk", func(cancel context.CancelFunc) io.Reader {
@@ -266,7 +268,7 @@ func TestMemoryBudgetIsSharedAcrossBodies(t *testing.T) {
 func TestUnknownLengthSpillsWhenBudgetRefusesGrowth(t *testing.T) {
 	// The threshold would keep 100 KiB in memory, but the budget cannot
 	// grow the buffer past its first chunk.
-	s, dir := newSpooler(t, func(c *spool.Config) { c.Threshold, c.MemoryBudget = 1 << 20, 40 << 10 })
+	s, dir := newSpooler(t, func(c *spool.Config) { c.Threshold, c.MemoryBudget = 1<<20, 40<<10 })
 	f := uploadtest.File{Seed: 9, Size: 100 << 10}
 	b, err := s.Spool(t.Context(), f.Reader(), -1)
 	require.NoError(t, err)

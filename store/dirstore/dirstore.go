@@ -1,0 +1,464 @@
+// Package dirstore stores uploads in a local directory. Every operation goes
+// through an os.Root, so nothing inside the directory (a planted symlink,
+// say) can send a write outside it.
+//
+// Publishing is two-phase. Stage puts each body's bytes under a hidden
+// staging name next to its destination: a hard link to the spool file when
+// both are on one filesystem, a copy otherwise. Commit then links (no
+// overwrite) or renames (overwrite) each staged file to its name. Readers
+// therefore see a file complete or not at all, and a request whose later
+// file fails takes back the earlier ones.
+package dirstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"spillway/store"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Overwrite lets an upload replace an existing file. Off, a name that
+	// exists is refused with store.ErrExists, race-free.
+	Overwrite bool
+	// Fsync makes Put fsync each file and its directories before returning,
+	// so a returned Put survives a power cut.
+	Fsync bool
+}
+
+// Store is a store.Store over one directory.
+type Store struct {
+	root *os.Root
+	dir  string
+	opts Options
+}
+
+var _ store.Store = (*Store)(nil)
+
+const (
+	stagePrefix  = ".spillway-"
+	stageSuffix  = ".tmp"
+	backupSuffix = ".bak"
+)
+
+// Open creates dir if needed, opens it as the store's root, and removes
+// staging files that a crashed process left behind. It returns how many it
+// removed.
+func Open(dir string, opts Options) (*Store, int, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, 0, fmt.Errorf("dirstore: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, 0, fmt.Errorf("dirstore: %w", err)
+	}
+	s := &Store{root: root, dir: root.Name(), opts: opts}
+	n, err := s.sweep()
+	if err != nil {
+		root.Close()
+		return nil, 0, err
+	}
+	return s, n, nil
+}
+
+// Close releases the root directory.
+func (s *Store) Close() error { return s.root.Close() }
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Check implements store.Store.
+func (s *Store) Check(_ context.Context, name string, size int64) error {
+	if err := store.ValidateName(name); err != nil {
+		return err
+	}
+	fi, err := s.root.Stat(name)
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%w: %q is a directory", store.ErrExists, name)
+	case err == nil && !s.opts.Overwrite:
+		return fmt.Errorf("%w: %q", store.ErrExists, name)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return mapError(name, err)
+	}
+	if size > 0 {
+		var st unix.Statfs_t
+		if err := unix.Statfs(s.dir, &st); err == nil {
+			if free := int64(st.Bavail) * int64(st.Bsize); free < size {
+				return fmt.Errorf("%w: %d bytes needed, %d available", store.ErrInsufficientStorage, size, free)
+			}
+		}
+	}
+	return nil
+}
+
+// Put implements store.Store.
+func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
+	staged := make([]*staged, 0, len(files))
+	defer func() {
+		// Take back what was published, newest first, then drop staging.
+		for i := len(staged) - 1; i >= 0; i-- {
+			if err != nil {
+				staged[i].rollback()
+			}
+			staged[i].close()
+		}
+	}()
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		st, err := s.stage(f)
+		if err != nil {
+			return err
+		}
+		staged = append(staged, st)
+	}
+	for _, st := range staged {
+		if err := st.commit(s.opts.Overwrite); err != nil {
+			return err
+		}
+	}
+	if s.opts.Fsync {
+		return s.syncDirs(files)
+	}
+	return nil
+}
+
+// staged is one body under its staging name in its destination directory.
+type staged struct {
+	name      string
+	dir       *os.File // the destination's parent, opened through the root
+	base      string
+	tmp       string
+	f         *os.File // held open (and locked) for copied bodies
+	committed bool
+	backup    string // overwrite mode: a link to the file that was replaced
+}
+
+func (s *Store) stage(f store.File) (_ *staged, err error) {
+	if err := store.ValidateName(f.Name); err != nil {
+		return nil, err
+	}
+	dirName, base := path.Split(f.Name)
+	dirName = strings.TrimSuffix(dirName, "/")
+	if dirName == "" {
+		dirName = "."
+	} else if err := s.root.MkdirAll(dirName, 0o755); err != nil {
+		return nil, mapError(f.Name, err)
+	}
+	dir, err := s.root.Open(dirName)
+	if err != nil {
+		return nil, mapError(f.Name, err)
+	}
+	st := &staged{name: f.Name, dir: dir, base: base, tmp: stagePrefix + rand.Text() + stageSuffix}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+
+	if src := f.Body.File(); src != nil {
+		linked, err := s.stageLink(st, src, f.Body.Path())
+		if err != nil {
+			return nil, err
+		}
+		if linked {
+			return st, nil
+		}
+	}
+	return st, s.stageCopy(st, f)
+}
+
+// stageLink hard-links the spool file into place: the bytes are written once.
+// It reports false, with no error, when linking is impossible (another
+// filesystem, a swept spool name, a policy) and a copy should be made.
+func (s *Store) stageLink(st *staged, src *os.File, srcPath string) (bool, error) {
+	if srcPath == "" {
+		return false, nil
+	}
+	// The spool file is private (0600); the published file is not.
+	if err := src.Chmod(0o644); err != nil {
+		return false, nil
+	}
+	if s.opts.Fsync {
+		if err := src.Sync(); err != nil {
+			return false, fmt.Errorf("dirstore: sync %q: %w", st.name, err)
+		}
+	}
+	err := unix.Linkat(unix.AT_FDCWD, srcPath, int(st.dir.Fd()), st.tmp, 0)
+	if err != nil {
+		return false, nil
+	}
+	return true, nil
+}
+
+func (s *Store) stageCopy(st *staged, f store.File) error {
+	dst, err := s.root.OpenFile(path.Join(path.Dir(f.Name), st.tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return mapError(f.Name, err)
+	}
+	st.f = dst
+	// The lock tells a sweeping process that this staging file is live.
+	if err := unix.Flock(int(dst.Fd()), unix.LOCK_EX); err != nil {
+		st.unlinkTmp()
+		return fmt.Errorf("dirstore: lock %q: %w", f.Name, err)
+	}
+	if _, err := io.Copy(dst, f.Body.Reader()); err != nil {
+		st.unlinkTmp()
+		return mapError(f.Name, err)
+	}
+	if s.opts.Fsync {
+		if err := dst.Sync(); err != nil {
+			st.unlinkTmp()
+			return mapError(f.Name, err)
+		}
+	}
+	return nil
+}
+
+func (st *staged) commit(overwrite bool) error {
+	fd := int(st.dir.Fd())
+	if !overwrite {
+		if err := unix.Linkat(fd, st.tmp, fd, st.base, 0); err != nil {
+			return mapError(st.name, err)
+		}
+		st.committed = true
+		st.unlinkTmp()
+		return nil
+	}
+	// Keep a link to whatever is replaced, so a rollback can restore it.
+	backup := stagePrefix + rand.Text() + backupSuffix
+	switch err := unix.Linkat(fd, st.base, fd, backup, 0); {
+	case err == nil:
+		st.backup = backup
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EISDIR):
+		return fmt.Errorf("%w: %q is a directory", store.ErrExists, st.name)
+	case !errors.Is(err, syscall.ENOENT):
+		return mapError(st.name, err)
+	}
+	if err := unix.Renameat(fd, st.tmp, fd, st.base); err != nil {
+		st.dropBackup()
+		return mapError(st.name, err)
+	}
+	st.tmp = ""
+	st.committed = true
+	return nil
+}
+
+// rollback takes back a committed file, restoring what it replaced.
+func (st *staged) rollback() {
+	if !st.committed {
+		return
+	}
+	fd := int(st.dir.Fd())
+	if st.backup != "" {
+		if unix.Renameat(fd, st.backup, fd, st.base) == nil {
+			st.backup = ""
+		}
+	} else {
+		unix.Unlinkat(fd, st.base, 0)
+	}
+	st.committed = false
+}
+
+func (st *staged) unlinkTmp() {
+	if st.tmp != "" {
+		unix.Unlinkat(int(st.dir.Fd()), st.tmp, 0)
+		st.tmp = ""
+	}
+}
+
+func (st *staged) dropBackup() {
+	if st.backup != "" {
+		unix.Unlinkat(int(st.dir.Fd()), st.backup, 0)
+		st.backup = ""
+	}
+}
+
+func (st *staged) close() {
+	st.unlinkTmp()
+	st.dropBackup()
+	if st.f != nil {
+		st.f.Close()
+	}
+	st.dir.Close()
+}
+
+// syncDirs fsyncs every directory on the way to each file, so that new
+// directory entries, and new directories, are as durable as the data.
+func (s *Store) syncDirs(files []store.File) error {
+	var dirs []string
+	for _, f := range files {
+		for d := path.Dir(f.Name); ; d = path.Dir(d) {
+			dirs = append(dirs, d)
+			if d == "." {
+				break
+			}
+		}
+	}
+	slices.Sort(dirs)
+	for _, d := range slices.Compact(dirs) {
+		if err := s.syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) syncDir(name string) error {
+	d, err := s.root.Open(name)
+	if err != nil {
+		return mapError(name, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("dirstore: sync dir %q: %w", name, err)
+	}
+	return nil
+}
+
+// List implements store.Store. Hidden entries (staging files among them)
+// and names that would not pass ValidateName are left out.
+func (s *Store) List(ctx context.Context) ([]store.Info, error) {
+	var infos []store.Info
+	err := fs.WalkDir(s.root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && name != "." {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if name == "." {
+			return ctx.Err()
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || store.ValidateName(name) != nil {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		infos = append(infos, info(name, fi))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dirstore: list: %w", err)
+	}
+	slices.SortFunc(infos, func(a, b store.Info) int { return strings.Compare(a.Name, b.Name) })
+	return infos, nil
+}
+
+// Open implements store.Store.
+func (s *Store) Open(_ context.Context, name string) (store.Info, io.ReadSeekCloser, error) {
+	if err := store.ValidateName(name); err != nil {
+		return store.Info{}, nil, err
+	}
+	f, err := s.root.Open(name)
+	if err != nil {
+		return store.Info{}, nil, mapError(name, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return store.Info{}, nil, mapError(name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return store.Info{}, nil, fmt.Errorf("%w: %q", store.ErrNotFound, name)
+	}
+	return info(name, fi), f, nil
+}
+
+func info(name string, fi fs.FileInfo) store.Info {
+	return store.Info{
+		Name:     name,
+		Size:     fi.Size(),
+		Modified: fi.ModTime(),
+		ETag:     fmt.Sprintf(`"%x-%x"`, fi.ModTime().UnixNano(), fi.Size()),
+	}
+}
+
+// sweep removes staging and backup files left by a process that died
+// mid-publish. A staging file still in use is locked (its own lock, or the
+// spool file's lock on the same inode) and is left alone.
+func (s *Store) sweep() (int, error) {
+	removed := 0
+	err := fs.WalkDir(s.root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		base := d.Name()
+		if d.IsDir() {
+			if name != "." && strings.HasPrefix(base, ".") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || !strings.HasPrefix(base, stagePrefix) ||
+			!(strings.HasSuffix(base, stageSuffix) || strings.HasSuffix(base, backupSuffix)) {
+			return nil
+		}
+		f, err := s.root.Open(name)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			return nil
+		}
+		if s.root.Remove(name) == nil {
+			removed++
+		}
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("dirstore: sweep: %w", err)
+	}
+	return removed, nil
+}
+
+// mapError turns filesystem errors into the store's errors.
+func mapError(name string, err error) error {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %q", store.ErrNotFound, name)
+	case errors.Is(err, fs.ErrExist), errors.Is(err, syscall.ENOTDIR),
+		errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTEMPTY):
+		return fmt.Errorf("%w: %q conflicts with an existing file or directory", store.ErrExists, name)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%w: %w", store.ErrInsufficientStorage, err)
+	case errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.ELOOP):
+		return fmt.Errorf("%w: %q: %w", store.ErrInvalidName, name, err)
+	case !errors.As(err, &errno) && isPathError(err):
+		// os.Root refuses paths that escape it with an unexported error
+		// that carries no errno: a symlink planted inside the directory.
+		return fmt.Errorf("%w: %q resolves outside the upload directory", store.ErrInvalidName, name)
+	}
+	return fmt.Errorf("dirstore: %q: %w", name, err)
+}
+
+func isPathError(err error) bool {
+	var pe *fs.PathError
+	var le *os.LinkError
+	return errors.As(err, &pe) || errors.As(err, &le)
+}

@@ -1,0 +1,186 @@
+package dirstore_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/internal/uploadtest"
+	"spillway/spool"
+	"spillway/store"
+	"spillway/store/dirstore"
+	"spillway/store/storetest"
+)
+
+const threshold = 64 << 10
+
+type env struct {
+	store    *dirstore.Store
+	spooler  *spool.Spooler
+	dir      string // the store's root
+	spoolDir string
+}
+
+func newEnv(t *testing.T, opts dirstore.Options) *env {
+	t.Helper()
+	e := &env{dir: filepath.Join(t.TempDir(), "uploads"), spoolDir: t.TempDir()}
+	var err error
+	e.spooler, err = spool.New(spool.Config{Dir: e.spoolDir, Threshold: threshold, MemoryBudget: 1 << 30})
+	require.NoError(t, err)
+	e.store, _, err = dirstore.Open(e.dir, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		// Bodies are closed by their own cleanups, registered later and so
+		// run first: by now the spool must be empty.
+		uploadtest.RequireEmptyDir(t, e.spoolDir)
+		requireNoStaging(t, e.dir)
+		e.store.Close()
+	})
+	return e
+}
+
+func requireNoStaging(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		require.NoError(t, err)
+		assert.NotRegexp(t, `^\.spillway-`, d.Name(), "staging file left at %s", path)
+		return nil
+	})
+}
+
+func TestConformance(t *testing.T) {
+	for _, fsync := range []bool{true, false} {
+		t.Run(map[bool]string{true: "fsync", false: "nofsync"}[fsync], func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) (store.Store, *spool.Spooler) {
+				e := newEnv(t, dirstore.Options{Fsync: fsync})
+				return e.store, e.spooler
+			})
+		})
+	}
+}
+
+func put(t *testing.T, e *env, files ...uploadtest.File) error {
+	t.Helper()
+	var puts []store.File
+	for _, f := range files {
+		puts = append(puts, store.File{Name: f.Name, Body: storetest.Body(t, e.spooler, f)})
+	}
+	return e.store.Put(t.Context(), puts)
+}
+
+func TestDiskBodyIsPublishedByLinkNotCopy(t *testing.T) {
+	e := newEnv(t, dirstore.Options{Fsync: true})
+	f := uploadtest.File{Name: "big.bin", Seed: 1, Size: threshold + 1}
+	b := storetest.Body(t, e.spooler, f)
+	require.Equal(t, spool.Disk, b.Location())
+	require.NoError(t, e.store.Put(t.Context(), []store.File{{Name: f.Name, Body: b}}))
+
+	spooled, err := os.Stat(b.Path())
+	require.NoError(t, err)
+	stored, err := os.Stat(filepath.Join(e.dir, f.Name))
+	require.NoError(t, err)
+	assert.True(t, os.SameFile(spooled, stored), "the stored file must be the spool file's inode")
+	assert.Equal(t, os.FileMode(0o644), stored.Mode().Perm())
+}
+
+func TestCopyFallbackWhenSpoolNameIsGone(t *testing.T) {
+	// Another process's sweep may have unlinked the spool name; the open
+	// file still holds the bytes, so they are copied instead.
+	e := newEnv(t, dirstore.Options{})
+	f := uploadtest.File{Name: "swept.bin", Seed: 2, Size: threshold * 3}
+	b := storetest.Body(t, e.spooler, f)
+	require.NoError(t, os.Remove(b.Path()))
+	require.NoError(t, e.store.Put(t.Context(), []store.File{{Name: f.Name, Body: b}}))
+	uploadtest.RequireFile(t, f, filepath.Join(e.dir, f.Name))
+}
+
+func TestSymlinkCannotEscape(t *testing.T) {
+	e := newEnv(t, dirstore.Options{Overwrite: true})
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret.txt")
+	require.NoError(t, os.WriteFile(secret, []byte("keep"), 0o644))
+	require.NoError(t, os.Symlink(outside, filepath.Join(e.dir, "escape")))
+	require.NoError(t, os.Symlink(secret, filepath.Join(e.dir, "link.txt")))
+
+	for _, name := range []string{"escape/new.bin", "escape/secret.txt"} {
+		require.ErrorIs(t, e.store.Check(t.Context(), name, 1), store.ErrInvalidName, name)
+		for _, size := range []int64{5, threshold + 1} {
+			err := put(t, e, uploadtest.File{Name: name, Size: size})
+			require.ErrorIs(t, err, store.ErrInvalidName, name)
+		}
+		_, _, err := e.store.Open(t.Context(), name)
+		require.ErrorIs(t, err, store.ErrInvalidName)
+	}
+	// Overwriting a symlinked name replaces the link, never its target.
+	require.NoError(t, put(t, e, uploadtest.File{Name: "link.txt", Size: 3}))
+	got, err := os.ReadFile(secret)
+	require.NoError(t, err)
+	assert.Equal(t, "keep", string(got))
+	entries, err := os.ReadDir(outside)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "nothing may be written outside the root")
+}
+
+func TestSymlinkNoOverwriteIsConflict(t *testing.T) {
+	e := newEnv(t, dirstore.Options{})
+	secret := filepath.Join(t.TempDir(), "secret.txt")
+	require.NoError(t, os.WriteFile(secret, []byte("keep"), 0o644))
+	require.NoError(t, os.Symlink(secret, filepath.Join(e.dir, "link.txt")))
+	err := put(t, e, uploadtest.File{Name: "link.txt", Size: 3})
+	require.Error(t, err)
+	got, _ := os.ReadFile(secret)
+	assert.Equal(t, "keep", string(got))
+}
+
+func TestOverwrite(t *testing.T) {
+	e := newEnv(t, dirstore.Options{Overwrite: true, Fsync: true})
+	old := uploadtest.File{Name: "o/f.bin", Seed: 1, Size: 10}
+	require.NoError(t, put(t, e, old))
+	require.NoError(t, e.store.Check(t.Context(), old.Name, 1))
+	newer := uploadtest.File{Name: old.Name, Seed: 2, Size: threshold + 5}
+	require.NoError(t, put(t, e, newer))
+	storetest.RequireStored(t, e.store, newer)
+
+	// A failing request restores what its earlier files replaced.
+	require.NoError(t, os.Mkdir(filepath.Join(e.dir, "adir"), 0o755))
+	err := put(t, e, uploadtest.File{Name: old.Name, Seed: 3, Size: 7}, uploadtest.File{Name: "adir", Size: 1})
+	require.ErrorIs(t, err, store.ErrExists)
+	storetest.RequireStored(t, e.store, newer)
+	require.ErrorIs(t, e.store.Check(t.Context(), "adir", 1), store.ErrExists)
+}
+
+func TestFileAndDirectoryNamesConflict(t *testing.T) {
+	e := newEnv(t, dirstore.Options{})
+	require.NoError(t, put(t, e, uploadtest.File{Name: "d/f.bin", Size: 1}))
+	storetest.RequireAbsent(t, e.store, "d")
+	err := put(t, e, uploadtest.File{Name: "d/f.bin/g.bin", Size: 1})
+	require.ErrorIs(t, err, store.ErrExists)
+	require.ErrorIs(t, put(t, e, uploadtest.File{Name: "d", Size: 1}), store.ErrExists)
+}
+
+func TestOpenSweepsOrphanedStagingFiles(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
+	orphans := []string{".spillway-AAAA.tmp", "sub/.spillway-BBBB.tmp", "sub/.spillway-CCCC.bak"}
+	for _, o := range orphans {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, o), []byte("partial"), 0o644))
+	}
+	keep := filepath.Join(dir, "sub", "kept.txt")
+	require.NoError(t, os.WriteFile(keep, []byte("data"), 0o644))
+
+	s, n, err := dirstore.Open(dir, dirstore.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Equal(t, len(orphans), n)
+	for _, o := range orphans {
+		assert.NoFileExists(t, filepath.Join(dir, o))
+	}
+	assert.FileExists(t, keep)
+	list, err := s.List(t.Context())
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, "sub/kept.txt", list[0].Name)
+}

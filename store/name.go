@@ -1,0 +1,102 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on stored names, in bytes.
+const (
+	MaxNameLen    = 1024
+	MaxSegmentLen = 255
+)
+
+// ValidateName reports whether name may be stored. A name is a relative,
+// slash-separated path of UTF-8 segments. Every refusal wraps ErrInvalidName
+// and says which rule was broken. The rules are deliberately stricter than
+// any one filesystem: a name accepted here can be stored locally, in S3, and
+// downloaded onto Windows or macOS without surprises.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return invalid(name, "is empty")
+	case len(name) > MaxNameLen:
+		return invalid("", fmt.Sprintf("is %d bytes, over the %d-byte limit", len(name), MaxNameLen))
+	case !utf8.ValidString(name):
+		return invalid(name, "is not valid UTF-8")
+	case name[0] == '/':
+		return invalid(name, "is absolute")
+	}
+	for _, r := range name {
+		switch {
+		case r == '\\':
+			return invalid(name, "contains a backslash")
+		case r == 0:
+			return invalid(name, "contains NUL")
+		case unicode.IsControl(r):
+			return invalid(name, "contains a control character")
+		case unicode.Is(unicode.Cf, r):
+			// Bidi overrides, zero-width joiners and the like disguise
+			// what a name really is.
+			return invalid(name, fmt.Sprintf("contains the invisible format character %U", r))
+		case isLookalike(r):
+			return invalid(name, fmt.Sprintf("contains %U, which looks like a path separator or dot", r))
+		}
+	}
+	for i, seg := range strings.Split(name, "/") {
+		switch {
+		case seg == "":
+			return invalid(name, "has an empty path segment")
+		case seg[0] == '.':
+			return invalid(name, fmt.Sprintf("has a segment %q that begins with a dot", seg))
+		case len(seg) > MaxSegmentLen:
+			return invalid(name, fmt.Sprintf("has a segment of %d bytes, over the %d-byte limit", len(seg), MaxSegmentLen))
+		case strings.HasSuffix(seg, " ") || strings.HasSuffix(seg, "."):
+			return invalid(name, fmt.Sprintf("has a segment %q that ends with a space or dot", seg))
+		case i == 0 && isDrive(seg):
+			return invalid(name, "begins with a drive letter")
+		case isReservedDevice(seg):
+			return invalid(name, fmt.Sprintf("has a segment %q that is a reserved device name", seg))
+		}
+	}
+	return nil
+}
+
+func invalid(name, why string) error {
+	if name == "" {
+		return fmt.Errorf("%w: name %s", ErrInvalidName, why)
+	}
+	return fmt.Errorf("%w: %q %s", ErrInvalidName, name, why)
+}
+
+func isLookalike(r rune) bool {
+	switch r {
+	case '\u2215', '\u2044', '\uFF0F', '\u29F8', '\u2571', // slashes
+		'\uFF3C', '\uFE68', '\u2216', '\u29F5', '\u29F9', // backslashes
+		'\u2024', '\uFF0E', '\uFE52', '\u3002': // full stops
+		return true
+	}
+	return false
+}
+
+func isDrive(seg string) bool {
+	return len(seg) >= 2 && seg[1] == ':' &&
+		('a' <= seg[0] && seg[0] <= 'z' || 'A' <= seg[0] && seg[0] <= 'Z')
+}
+
+// isReservedDevice reports Windows device names, with or without extension.
+func isReservedDevice(seg string) bool {
+	base, _, _ := strings.Cut(seg, ".")
+	base = strings.ToUpper(strings.TrimRight(base, " "))
+	switch base {
+	case "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$":
+		return true
+	}
+	if len(base) == 4 && (strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT")) {
+		c := base[3]
+		return '1' <= c && c <= '9'
+	}
+	return false
+}

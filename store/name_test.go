@@ -1,0 +1,35 @@
+package store_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"spillway/store"
+)
+
+func TestValidateName(t *testing.T) {
+	valid := []string{
+		"a", "file.txt", "a/b/c.bin", "ünïcødé.txt", "日本語/ファイル.pdf", "with space.txt",
+		"a..b", "x.tar.gz", "10:30 notes.txt", "CONSOLE.txt", "com10",
+		strings.Repeat("a", store.MaxSegmentLen),
+		strings.Repeat(strings.Repeat("a", 200)+"/", 6)[:store.MaxNameLen-1] + "b",
+	}
+	for _, name := range valid {
+		assert.NoError(t, store.ValidateName(name), "%q", name)
+	}
+	invalid := []string{
+		"", "/abs", "/", "..", ".", "../x", "a/../b", "a/..", "./a", "a/./b", "a//b", "a/", ".hidden", "a/.git/config",
+		`a\b`, `..\x`, "a\x00b", "a\nb", "a\rb", "a\tb", "a\x7fb", "a\u0085b",
+		"evil\u202etxt.exe", "zero\u200bwidth", "bom\ufeff",
+		"a\u2215b", "a\uff0fb", "a\uff3cb", "\u2024\u2024/x", "\xff\xfe",
+		"trailing.", "trailing ", "dir./x", "C:", "c:/windows", "C:file",
+		"CON", "con.txt", "aux", "NUL.tar.gz", "COM1", "lpt9.log", "dir/PRN",
+		strings.Repeat("a", store.MaxSegmentLen+1),
+		strings.Repeat("a/", store.MaxNameLen/2) + "b",
+	}
+	for _, name := range invalid {
+		assert.ErrorIs(t, store.ValidateName(name), store.ErrInvalidName, "%q", name)
+	}
+}

@@ -1,0 +1,62 @@
+// Package store defines where spooled uploads end up: the Store interface
+// that the local directory and S3 backends implement, the errors they share,
+// and the rules every stored name follows.
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"spillway/spool"
+)
+
+var (
+	// ErrInvalidName: the name breaks the naming rules, or resolves outside
+	// the store (a planted symlink, say).
+	ErrInvalidName = errors.New("store: invalid name")
+	// ErrExists: the name is taken and overwriting is off, or it collides
+	// with a directory or with a file used as a directory.
+	ErrExists = errors.New("store: name already exists")
+	// ErrNotFound: nothing is stored under the name.
+	ErrNotFound = errors.New("store: not found")
+	// ErrInsufficientStorage: the store cannot hold the bytes.
+	ErrInsufficientStorage = errors.New("store: insufficient storage")
+)
+
+// File is one upload to publish: a validated name and its spooled body.
+type File struct {
+	Name string
+	Body *spool.Body
+}
+
+// Info describes a stored file.
+type Info struct {
+	Name     string
+	Size     int64
+	Modified time.Time
+	ETag     string // quoted, ready for an ETag header
+}
+
+// Store publishes spooled bodies and serves them back.
+type Store interface {
+	// Check reports, before any body is read, whether name could be stored
+	// with size bytes (-1 when unknown): ErrInvalidName, ErrExists when the
+	// store does not overwrite, ErrInsufficientStorage. A nil result is not
+	// a promise; Put checks again.
+	Check(ctx context.Context, name string, size int64) error
+	// Put publishes all files or none. Each appears complete or not at all,
+	// and once Put returns nil the bytes are durable as the store defines.
+	Put(ctx context.Context, files []File) error
+	// List returns every stored file, sorted by name.
+	List(ctx context.Context) ([]Info, error)
+	// Open returns a stored file's metadata and content.
+	Open(ctx context.Context, name string) (Info, io.ReadSeekCloser, error)
+}
+
+// Presigner is implemented by stores whose files are better downloaded
+// straight from the backend, with a URL that expires.
+type Presigner interface {
+	PresignGet(ctx context.Context, name string) (string, error)
+}

@@ -1,0 +1,189 @@
+// Package storetest is the conformance suite every store.Store passes: the
+// local directory store and S3 run the same tests.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/internal/uploadtest"
+	"spillway/spool"
+	"spillway/store"
+)
+
+// Factory returns a fresh, empty, no-overwrite store, and the spooler whose
+// bodies it will be given.
+type Factory func(t *testing.T) (store.Store, *spool.Spooler)
+
+// Run runs the suite.
+func Run(t *testing.T, newStore Factory) {
+	t.Run("PutListOpen", func(t *testing.T) { testPutListOpen(t, newStore) })
+	t.Run("NoOverwrite", func(t *testing.T) { testNoOverwrite(t, newStore) })
+	t.Run("AllOrNothing", func(t *testing.T) { testAllOrNothing(t, newStore) })
+	t.Run("ConcurrentSameName", func(t *testing.T) { testConcurrentSameName(t, newStore) })
+	t.Run("NotFoundAndInvalid", func(t *testing.T) { testNotFoundAndInvalid(t, newStore) })
+}
+
+// Body spools f with sp and closes it when the test ends.
+func Body(t *testing.T, sp *spool.Spooler, f uploadtest.File) *spool.Body {
+	t.Helper()
+	b, err := sp.Spool(t.Context(), f.Reader(), f.Size)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, b.Close()) })
+	return b
+}
+
+// RequireStored fails t unless s serves f's bytes under f.Name.
+func RequireStored(t *testing.T, s store.Store, f uploadtest.File) {
+	t.Helper()
+	info, rc, err := s.Open(t.Context(), f.Name)
+	require.NoError(t, err, f.Name)
+	defer rc.Close()
+	assert.Equal(t, f.Name, info.Name)
+	assert.Equal(t, f.Size, info.Size)
+	assert.NotEmpty(t, info.ETag)
+	assert.False(t, info.Modified.IsZero())
+	uploadtest.RequireContent(t, f, rc)
+}
+
+// RequireAbsent fails t unless nothing is stored under name.
+func RequireAbsent(t *testing.T, s store.Store, name string) {
+	t.Helper()
+	_, rc, err := s.Open(t.Context(), name)
+	if err == nil {
+		rc.Close()
+	}
+	require.ErrorIs(t, err, store.ErrNotFound, name)
+}
+
+func testPutListOpen(t *testing.T, newStore Factory) {
+	s, sp := newStore(t)
+	th := sp.Threshold()
+	files := []uploadtest.File{
+		{Name: "b.bin", Seed: 1, Size: th},            // memory
+		{Name: "a/deep/c.bin", Seed: 2, Size: th + 1}, // disk
+		{Name: "a/empty.txt", Seed: 3, Size: 0},
+		{Name: "a.txt", Seed: 4, Size: 10},
+	}
+	var puts []store.File
+	for _, f := range files {
+		require.NoError(t, s.Check(t.Context(), f.Name, f.Size))
+		puts = append(puts, store.File{Name: f.Name, Body: Body(t, sp, f)})
+	}
+	require.NoError(t, s.Put(t.Context(), puts))
+	for _, f := range files {
+		RequireStored(t, s, f)
+	}
+	list, err := s.List(t.Context())
+	require.NoError(t, err)
+	var names []string
+	for _, info := range list {
+		names = append(names, info.Name)
+	}
+	assert.Equal(t, []string{"a.txt", "a/deep/c.bin", "a/empty.txt", "b.bin"}, names)
+	assert.Equal(t, th+1, list[1].Size)
+}
+
+func testNoOverwrite(t *testing.T, newStore Factory) {
+	s, sp := newStore(t)
+	first := uploadtest.File{Name: "x/taken.bin", Seed: 1, Size: 100}
+	require.NoError(t, s.Put(t.Context(), []store.File{{Name: first.Name, Body: Body(t, sp, first)}}))
+	require.ErrorIs(t, s.Check(t.Context(), first.Name, 1), store.ErrExists)
+
+	for _, size := range []int64{50, sp.Threshold() + 1} {
+		second := uploadtest.File{Name: first.Name, Seed: 2, Size: size}
+		err := s.Put(t.Context(), []store.File{{Name: second.Name, Body: Body(t, sp, second)}})
+		require.ErrorIs(t, err, store.ErrExists)
+		RequireStored(t, s, first)
+	}
+}
+
+func testAllOrNothing(t *testing.T, newStore Factory) {
+	s, sp := newStore(t)
+	taken := uploadtest.File{Name: "taken.bin", Seed: 9, Size: 10}
+	require.NoError(t, s.Put(t.Context(), []store.File{{Name: taken.Name, Body: Body(t, sp, taken)}}))
+
+	files := []uploadtest.File{
+		{Name: "one.bin", Seed: 1, Size: 1},
+		{Name: "sub/two.bin", Seed: 2, Size: sp.Threshold() + 1},
+		{Name: taken.Name, Seed: 3, Size: 5},
+	}
+	var puts []store.File
+	for _, f := range files {
+		puts = append(puts, store.File{Name: f.Name, Body: Body(t, sp, f)})
+	}
+	require.ErrorIs(t, s.Put(t.Context(), puts), store.ErrExists)
+	RequireAbsent(t, s, "one.bin")
+	RequireAbsent(t, s, "sub/two.bin")
+	RequireStored(t, s, taken)
+	list, err := s.List(t.Context())
+	require.NoError(t, err)
+	require.Len(t, list, 1, "only the file that was there before may be listed")
+
+	// The same name twice in one request is refused as a whole, too.
+	dup := uploadtest.File{Name: "dup.bin", Seed: 4, Size: 3}
+	err = s.Put(t.Context(), []store.File{{Name: dup.Name, Body: Body(t, sp, dup)}, {Name: dup.Name, Body: Body(t, sp, dup)}})
+	require.ErrorIs(t, err, store.ErrExists)
+	RequireAbsent(t, s, dup.Name)
+}
+
+func testConcurrentSameName(t *testing.T, newStore Factory) {
+	s, sp := newStore(t)
+	const racers = 8
+	files := make([]uploadtest.File, racers)
+	bodies := make([]*spool.Body, racers)
+	for i := range racers {
+		// Alternate memory and disk bodies so both publish paths race.
+		size := int64(1000 + i)
+		if i%2 == 1 {
+			size = sp.Threshold() + int64(i)
+		}
+		files[i] = uploadtest.File{Name: "race.bin", Seed: uint64(i), Size: size}
+		bodies[i] = Body(t, sp, files[i])
+	}
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.Put(context.Background(), []store.File{{Name: "race.bin", Body: bodies[i]}})
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			require.Equal(t, -1, winner, "two racers both succeeded")
+			winner = i
+			continue
+		}
+		require.ErrorIs(t, err, store.ErrExists)
+	}
+	require.NotEqual(t, -1, winner, "no racer succeeded")
+	RequireStored(t, s, files[winner])
+}
+
+func testNotFoundAndInvalid(t *testing.T, newStore Factory) {
+	s, sp := newStore(t)
+	RequireAbsent(t, s, "missing.bin")
+	for _, name := range []string{"", "../x", "/abs", "a//b", ".hidden", "a\\b", "a\x00b", strings.Repeat("a", 256)} {
+		_, _, err := s.Open(t.Context(), name)
+		require.ErrorIs(t, err, store.ErrInvalidName, "%q", name)
+		require.ErrorIs(t, s.Check(t.Context(), name, 1), store.ErrInvalidName, "%q", name)
+		f := uploadtest.File{Name: name, Size: 1}
+		err = s.Put(t.Context(), []store.File{{Name: name, Body: Body(t, sp, f)}})
+		require.ErrorIs(t, err, store.ErrInvalidName, "%q", name)
+	}
+	list, err := s.List(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, list, fmt.Sprint(list))
+
+}
