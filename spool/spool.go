@@ -159,10 +159,18 @@ func (s *Spooler) Check(size int64) error {
 		return &TooLargeError{Limit: s.maxSize, Size: size}
 	}
 	if size > s.threshold {
-		free, err := freeSpace(s.dir)
-		if err == nil && free < size {
-			return fmt.Errorf("%w: %d bytes needed in %s, %d available", ErrNoSpace, size, s.dir, free)
-		}
+		return s.CheckSpace(size)
+	}
+	return nil
+}
+
+// CheckSpace reports ErrNoSpace when the spool directory cannot hold size
+// more bytes. A failure to ask the filesystem is not reported: the write
+// itself will tell.
+func (s *Spooler) CheckSpace(size int64) error {
+	free, err := freeSpace(s.dir)
+	if err == nil && free < size {
+		return fmt.Errorf("%w: %d bytes needed in %s, %d available", ErrNoSpace, size, s.dir, free)
 	}
 	return nil
 }

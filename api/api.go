@@ -1,0 +1,448 @@
+// Package api is Spillway's HTTP API: one http.Handler, served as it is by
+// the local server and through an event adapter by the Lambda function. It
+// validates a request completely before reading its body, spools the body,
+// and hands it to a store.
+package api
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"spillway/spool"
+	"spillway/store"
+)
+
+// DefaultMaxParts caps the parts of one multipart request, as mime/multipart
+// does for ParseMultipartForm since CVE-2023-24536.
+const DefaultMaxParts = 1000
+
+// Config configures the handler.
+type Config struct {
+	Spooler *spool.Spooler
+	Store   store.Store
+	Logger  *slog.Logger // nil: slog.Default()
+	// ReadTimeout aborts a body that sends nothing for this long. Zero means
+	// no limit. It needs a transport that supports read deadlines.
+	ReadTimeout time.Duration
+	// MaxParts caps the parts of a multipart request. Zero: DefaultMaxParts.
+	MaxParts int
+}
+
+// Handler serves the upload API.
+type Handler struct {
+	spool       *spool.Spooler
+	store       store.Store
+	log         *slog.Logger
+	readTimeout time.Duration
+	maxParts    int
+}
+
+// New returns the API handler.
+func New(cfg Config) *Handler {
+	h := &Handler{
+		spool:       cfg.Spooler,
+		store:       cfg.Store,
+		log:         cfg.Logger,
+		readTimeout: cfg.ReadTimeout,
+		maxParts:    cfg.MaxParts,
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.maxParts <= 0 {
+		h.maxParts = DefaultMaxParts
+	}
+	return h
+}
+
+// FileResult is one stored file in a 201 response.
+type FileResult struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Spool  string `json:"spool"`
+}
+
+// UploadResponse is the body of a 201.
+type UploadResponse struct {
+	Files []FileResult `json:"files"`
+}
+
+// ListEntry is one file in GET /files.
+type ListEntry struct {
+	Name     string    `json:"name"`
+	Size     int64     `json:"size"`
+	Modified time.Time `json:"modified"`
+}
+
+// ListResponse is the body of GET /files.
+type ListResponse struct {
+	Files []ListEntry `json:"files"`
+}
+
+// exchange is what the log line says about one request.
+type exchange struct {
+	w      *responseWriter
+	body   *requestBody
+	spool  string
+	errMsg string
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	x := &exchange{w: &responseWriter{ResponseWriter: w}}
+	x.body = &requestBody{r: r.Body, rc: http.NewResponseController(x.w), timeout: h.readTimeout}
+	// A copy of the request carries the wrapped body: net/http inspects the
+	// original's Body after the handler (an unread Expect: 100-continue body
+	// must close the connection, not be read), so that one stays as it was.
+	r = r.WithContext(r.Context())
+	r.Body = x.body
+
+	if err := h.route(x.w, r, x); err != nil {
+		e := ErrorFor(err)
+		if e.Status >= 500 {
+			x.errMsg = err.Error()
+		}
+		writeError(x.w, e)
+	}
+
+	level := slog.LevelInfo
+	if x.w.status >= 500 {
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.EscapedPath()),
+		slog.Int("status", x.w.status),
+		slog.Int64("bytes", x.body.n),
+		slog.String("spool", x.spool),
+		slog.Duration("duration", time.Since(start)),
+	}
+	if id := RequestID(r.Context()); id != "" {
+		attrs = append(attrs, slog.String("request_id", id))
+	}
+	if x.errMsg != "" {
+		attrs = append(attrs, slog.String("error", x.errMsg))
+	}
+	h.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// route dispatches on the escaped path, so that names are decoded exactly
+// once, here, and a hostile name gets a 400 rather than a redirect.
+func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	p := r.URL.EscapedPath()
+	switch {
+	case p == "/healthz":
+		if !allow(w, r, http.MethodGet, http.MethodHead) {
+			return errMethod
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return nil
+	case p == "/files" || p == "/files/" && r.Method != http.MethodPut:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			return h.list(w, r)
+		case http.MethodPost:
+			return h.postMultipart(w, r, x)
+		}
+		allow(w, r, http.MethodGet, http.MethodHead, http.MethodPost)
+		return errMethod
+	case strings.HasPrefix(p, "/files/"):
+		name, err := url.PathUnescape(p[len("/files/"):])
+		if err != nil {
+			return fmt.Errorf("%w: %v", store.ErrInvalidName, err)
+		}
+		switch r.Method {
+		case http.MethodPut:
+			return h.putRaw(w, r, x, name)
+		case http.MethodGet, http.MethodHead:
+			return h.download(w, r, name)
+		}
+		allow(w, r, http.MethodGet, http.MethodHead, http.MethodPut)
+		return errMethod
+	}
+	return fmt.Errorf("%w: %s", errRouteNotFound, p)
+}
+
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	return false
+}
+
+// putRaw stores the request body under name. Everything that can refuse
+// the upload runs before the first read of the body, which is also what
+// holds back Go's "100 Continue".
+func (h *Handler) putRaw(w http.ResponseWriter, r *http.Request, x *exchange, name string) error {
+	ctx := r.Context()
+	size := r.ContentLength
+	if err := store.ValidateName(name); err != nil {
+		return err
+	}
+	if err := h.spool.Check(size); err != nil {
+		return err
+	}
+	if err := h.store.Check(ctx, name, size); err != nil {
+		return err
+	}
+	b, err := h.spool.Spool(ctx, r.Body, size)
+	if err != nil {
+		return x.body.cause(err)
+	}
+	defer b.Close()
+	x.spool = b.Location().String()
+	if err := h.store.Put(ctx, []store.File{{Name: name, Body: b}}); err != nil {
+		return err
+	}
+	resp := UploadResponse{Files: []FileResult{result(name, b)}}
+	// Release the spool before answering: a client that sees the 201 sees
+	// a clean spool directory too.
+	if err := b.Close(); err != nil {
+		h.log.Warn("spool cleanup failed", "error", err)
+	}
+	w.Header().Set("Location", fileURL(name))
+	writeJSON(w, http.StatusCreated, resp)
+	return nil
+}
+
+// postMultipart spools every file part, then publishes them together.
+func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *exchange) (err error) {
+	ctx := r.Context()
+	mt, params, perr := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if perr != nil || mt != "multipart/form-data" {
+		return errUnsupportedMT
+	}
+	boundary := params["boundary"]
+	if boundary == "" {
+		return fmt.Errorf("%w: Content-Type has no boundary", errBadMultipart)
+	}
+	if r.ContentLength > 0 {
+		if err := h.spool.CheckSpace(r.ContentLength); err != nil {
+			return err
+		}
+	}
+
+	var files []store.File
+	defer func() {
+		for _, f := range files {
+			f.Body.Close()
+		}
+	}()
+	mr := multipart.NewReader(r.Body, boundary)
+	for parts := 0; ; parts++ {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return x.body.cause(fmt.Errorf("%w: %w", errBadMultipart, err))
+		}
+		if parts == h.maxParts {
+			return fmt.Errorf("%w: more than %d parts", errBadMultipart, h.maxParts)
+		}
+		name := part.FileName()
+		if name == "" {
+			continue // a plain form field; NextPart skips its bytes
+		}
+		if err := h.store.Check(ctx, name, -1); err != nil {
+			return err
+		}
+		b, err := h.spool.Spool(ctx, part, -1)
+		if err != nil {
+			return x.body.cause(multipartCause(err))
+		}
+		files = append(files, store.File{Name: name, Body: b})
+		x.spool = joinSpool(x.spool, b.Location().String())
+	}
+	if len(files) == 0 {
+		return errNoFiles
+	}
+	if err := h.store.Put(ctx, files); err != nil {
+		return err
+	}
+	resp := UploadResponse{Files: make([]FileResult, 0, len(files))}
+	for _, f := range files {
+		resp.Files = append(resp.Files, result(f.Name, f.Body))
+		if err := f.Body.Close(); err != nil {
+			h.log.Warn("spool cleanup failed", "error", err)
+		}
+	}
+	if len(files) == 1 {
+		w.Header().Set("Location", fileURL(files[0].Name))
+	}
+	writeJSON(w, http.StatusCreated, resp)
+	return nil
+}
+
+// multipartCause calls a part that ends early malformed: the transport's own
+// failures, a client gone among them, are recovered by requestBody.cause.
+func multipartCause(err error) error {
+	if errors.Is(err, spool.ErrIncomplete) {
+		return fmt.Errorf("%w: a part ends without its closing boundary", errBadMultipart)
+	}
+	return err
+}
+
+func joinSpool(acc, loc string) string {
+	if acc == "" || acc == loc {
+		return loc
+	}
+	return "mixed"
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
+	infos, err := h.store.List(r.Context())
+	if err != nil {
+		return err
+	}
+	resp := ListResponse{Files: make([]ListEntry, 0, len(infos))}
+	for _, i := range infos {
+		resp.Files = append(resp.Files, ListEntry{Name: i.Name, Size: i.Size, Modified: i.Modified.UTC()})
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) error {
+	ctx := r.Context()
+	if err := store.ValidateName(name); err != nil {
+		return err
+	}
+	if p, ok := h.store.(store.Presigner); ok {
+		u, err := p.PresignGet(ctx, name)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+		return nil
+	}
+	info, rc, err := h.store.Open(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	hdr := w.Header()
+	hdr.Set("ETag", info.ETag)
+	hdr.Set("Content-Type", contentType(name))
+	// Stored files are whatever users sent: never let a browser run them
+	// as this origin's pages.
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Security-Policy", "sandbox")
+	http.ServeContent(w, r, path.Base(name), info.Modified, rc)
+	return nil
+}
+
+func contentType(name string) string {
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+func result(name string, b *spool.Body) FileResult {
+	sum := b.SHA256()
+	return FileResult{Name: name, Size: b.Size(), SHA256: hex.EncodeToString(sum[:]), Spool: b.Location().String()}
+}
+
+// fileURL is the escaped path of a stored file.
+func fileURL(name string) string {
+	segs := strings.Split(name, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return "/files/" + strings.Join(segs, "/")
+}
+
+// requestBody counts the bytes of a request body, keeps the transport's own
+// read error, and pushes the read deadline forward before each read, so a
+// body is aborted after ReadTimeout without a byte, however long it runs.
+type requestBody struct {
+	r       io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	n       int64
+	err     error
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.timeout > 0 {
+		// ErrNotSupported (Lambda events, tests' recorders) leaves the
+		// body without an idle limit, which is all those transports need.
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *requestBody) Close() error { return b.r.Close() }
+
+// cause prefers the transport's failure (a client gone, a read timeout) over
+// what a parser made of it, so that a disconnect is not called malformed.
+func (b *requestBody) cause(err error) error {
+	switch {
+	case b.err == nil:
+		return err
+	case errors.Is(b.err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: %w", spool.ErrIncomplete, b.err)
+	case errors.Is(err, spool.ErrTooLarge):
+		return err
+	}
+	return b.err
+}
+
+// responseWriter records the status for the log line. Unwrap keeps
+// http.ResponseController working through it.
+type responseWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type requestIDKey struct{}
+
+// WithRequestID returns a context whose requests log id as request_id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the id set by WithRequestID, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

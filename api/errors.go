@@ -1,0 +1,106 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+
+	"spillway/spool"
+	"spillway/store"
+)
+
+// Error is an API error: an HTTP status, a stable machine-readable code, and
+// a message for people. It is what clients see as
+// {"error":{"code":"…","message":"…"}}.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// The handler's own errors, beside the spooler's and the stores'.
+var (
+	errBadMultipart  = errors.New("malformed multipart body")
+	errNoFiles       = errors.New("no file parts in the request")
+	errUnsupportedMT = errors.New("Content-Type must be multipart/form-data")
+	errMethod        = errors.New("method not allowed")
+	errRouteNotFound = errors.New("no such route")
+)
+
+// Errors that entrypoints and stores wrap to choose a response.
+var (
+	ErrBadRequest  = errors.New("bad request")                               // 400 bad_request
+	ErrChecksum    = errors.New("the storage backend rejected the checksum") // 400 bad_checksum
+	ErrStorage     = errors.New("the storage backend failed")                // 502 storage_error
+	ErrThrottled   = errors.New("the storage backend is throttling")         // 503 throttled
+	ErrUnavailable = errors.New("the server is shutting down")               // 503 unavailable
+)
+
+// mapping is the one table from errors to responses. The first match wins.
+var mapping = []struct {
+	target error
+	status int
+	code   string
+}{
+	{spool.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{store.ErrInvalidName, http.StatusBadRequest, "invalid_name"},
+	{errBadMultipart, http.StatusBadRequest, "bad_multipart"},
+	{errNoFiles, http.StatusBadRequest, "no_files"},
+	{spool.ErrIncomplete, http.StatusBadRequest, "incomplete_body"},
+	{spool.ErrTooLong, http.StatusBadRequest, "bad_request"},
+	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
+	{ErrChecksum, http.StatusBadRequest, "bad_checksum"},
+	{errUnsupportedMT, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+	{store.ErrExists, http.StatusConflict, "exists"},
+	{store.ErrInsufficientStorage, http.StatusInsufficientStorage, "insufficient_storage"},
+	{spool.ErrNoSpace, http.StatusInsufficientStorage, "insufficient_storage"},
+	{store.ErrNotFound, http.StatusNotFound, "not_found"},
+	{errRouteNotFound, http.StatusNotFound, "not_found"},
+	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed"},
+	{os.ErrDeadlineExceeded, http.StatusRequestTimeout, "timeout"},
+	{ErrStorage, http.StatusBadGateway, "storage_error"},
+	{ErrThrottled, http.StatusServiceUnavailable, "throttled"},
+	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+	{context.Canceled, http.StatusServiceUnavailable, "unavailable"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable"},
+}
+
+// ErrorFor maps any error to the response it deserves. Unknown errors are
+// 500 internal, with their detail kept out of the response.
+func ErrorFor(err error) *Error {
+	var apiErr *Error
+	if errors.As(err, &apiErr) {
+		return apiErr
+	}
+	for _, m := range mapping {
+		if errors.Is(err, m.target) {
+			return &Error{Status: m.status, Code: m.code, Message: err.Error()}
+		}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	if e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, e.Status, struct {
+		Error *Error `json:"error"`
+	}{e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
