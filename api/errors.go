@@ -84,6 +84,10 @@ func ErrorFor(err error) *Error {
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 }
 
+// WriteError answers err as the API does, for entrypoints that must refuse a
+// request before it reaches the handler.
+func WriteError(w http.ResponseWriter, err error) { writeError(w, ErrorFor(err)) }
+
 func writeError(w http.ResponseWriter, e *Error) {
 	if e.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"spillway/internal/bytesize"
+	"spillway/spool"
+)
+
+// config is everything the server is started with. It is built only here,
+// from flags and the environment.
+type config struct {
+	Addr            string
+	Directory       string
+	SpoolDir        string
+	Threshold       int64
+	MaxUploadSize   int64
+	MemoryBudget    int64
+	Overwrite       bool
+	Fsync           bool
+	LogLevel        slog.Level
+	ReadTimeout     time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// sizeValue is a flag.Value for byte counts with units.
+type sizeValue struct{ p *int64 }
+
+func (v sizeValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return bytesize.Format(*v.p)
+}
+
+func (v sizeValue) Set(s string) error {
+	n, err := bytesize.Parse(s)
+	if err != nil {
+		return err
+	}
+	*v.p = n
+	return nil
+}
+
+// parseConfig reads flags from args; each flag falls back to its SPILLWAY_*
+// environment variable, and then to the default.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
+	c := config{
+		Addr:            "127.0.0.1:8080",
+		Directory:       "./uploads",
+		SpoolDir:        os.TempDir(),
+		Threshold:       spool.DefaultThreshold,
+		MemoryBudget:    spool.DefaultMemoryBudget,
+		Fsync:           true,
+		LogLevel:        slog.LevelInfo,
+		ReadTimeout:     60 * time.Second,
+		ShutdownTimeout: 30 * time.Second,
+	}
+	fs := flag.NewFlagSet("localserver", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	env := map[string]string{} // flag name → variable
+	def := func(name, variable string) { env[name] = variable }
+
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (env SPILLWAY_ADDR)")
+	def("addr", "SPILLWAY_ADDR")
+	fs.StringVar(&c.Directory, "directory", c.Directory, "upload directory, created if missing (env SPILLWAY_DIRECTORY)")
+	def("directory", "SPILLWAY_DIRECTORY")
+	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory for spool files (env SPILLWAY_SPOOL_DIR)")
+	def("spool-dir", "SPILLWAY_SPOOL_DIR")
+	fs.Var(sizeValue{&c.Threshold}, "threshold", "largest body kept in memory, e.g. 2MiB (env SPILLWAY_THRESHOLD)")
+	def("threshold", "SPILLWAY_THRESHOLD")
+	fs.Var(sizeValue{&c.MaxUploadSize}, "max-upload-size", "largest file accepted, 0 for unlimited (env SPILLWAY_MAX_UPLOAD_SIZE)")
+	def("max-upload-size", "SPILLWAY_MAX_UPLOAD_SIZE")
+	fs.Var(sizeValue{&c.MemoryBudget}, "memory-budget", "total memory for bodies held at once (env SPILLWAY_MEMORY_BUDGET)")
+	def("memory-budget", "SPILLWAY_MEMORY_BUDGET")
+	fs.BoolVar(&c.Overwrite, "overwrite", c.Overwrite, "let uploads replace existing files (env SPILLWAY_OVERWRITE)")
+	def("overwrite", "SPILLWAY_OVERWRITE")
+	fs.BoolVar(&c.Fsync, "fsync", c.Fsync, "fsync files and directories before answering 201 (env SPILLWAY_FSYNC)")
+	def("fsync", "SPILLWAY_FSYNC")
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (env SPILLWAY_LOG_LEVEL)")
+	def("log-level", "SPILLWAY_LOG_LEVEL")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "abort a body that sends nothing for this long, 0 for never (env SPILLWAY_READ_TIMEOUT)")
+	def("read-timeout", "SPILLWAY_READ_TIMEOUT")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "grace period for in-flight uploads on SIGINT/SIGTERM (env SPILLWAY_SHUTDOWN_TIMEOUT)")
+	def("shutdown-timeout", "SPILLWAY_SHUTDOWN_TIMEOUT")
+
+	// The environment sets defaults first, so that flags override it.
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := getenv(env[f.Name])
+		if v == "" || err != nil {
+			return
+		}
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = fmt.Errorf("invalid value %q for %s (flag --%s): %w", v, env[f.Name], f.Name, serr)
+		}
+	})
+	if err != nil {
+		return c, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if c.ReadTimeout < 0 || c.ShutdownTimeout < 0 {
+		return c, fmt.Errorf("timeouts must not be negative")
+	}
+	return c, nil
+}
+
+// LogValue lists the effective configuration for the start-up log line.
+func (c config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("directory", c.Directory),
+		slog.String("spool_dir", c.SpoolDir),
+		slog.String("threshold", bytesize.Format(c.Threshold)),
+		slog.String("max_upload_size", maxSize(c.MaxUploadSize)),
+		slog.String("memory_budget", bytesize.Format(c.MemoryBudget)),
+		slog.Bool("overwrite", c.Overwrite),
+		slog.Bool("fsync", c.Fsync),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.Duration("read_timeout", c.ReadTimeout),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+	)
+}
+
+func maxSize(n int64) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return bytesize.Format(n)
+}

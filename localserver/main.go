@@ -1,0 +1,144 @@
+// Command localserver is Spillway's development server: the same upload API
+// as the deployed function, served with net/http, spooling bodies to a local
+// directory and storing files in another.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"spillway/api"
+	"spillway/spool"
+	"spillway/store/dirstore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "localserver:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is cancelled. ready, when not nil, receives the
+// address the server listens on.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+		return fmt.Errorf("spool dir: %w", err)
+	}
+	swept, err := spool.Sweep(cfg.SpoolDir)
+	if err != nil {
+		log.Warn("sweeping the spool dir failed", "error", err)
+	}
+	spooler, err := spool.New(spool.Config{
+		Dir:          cfg.SpoolDir,
+		Threshold:    cfg.Threshold,
+		MemoryBudget: cfg.MemoryBudget,
+		MaxSize:      cfg.MaxUploadSize,
+	})
+	if err != nil {
+		return err
+	}
+	st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	log.Info("spillway local server listening", "url", "http://"+ln.Addr().String(),
+		"config", cfg, "orphans_swept", swept+staged)
+
+	handler := api.New(api.Config{Spooler: spooler, Store: st, Logger: log, ReadTimeout: cfg.ReadTimeout})
+	inflight := &tracker{h: handler}
+	baseCtx, abort := context.WithCancel(context.Background())
+	defer abort()
+	srv := &http.Server{
+		Handler:           inflight,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", cfg.ShutdownTimeout)
+	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(graceCtx); err != nil {
+		// Grace is over: cancel the uploads still running and close their
+		// connections, so their reads fail and their spool files go.
+		log.Warn("grace period over, aborting in-flight uploads", "error", err)
+		abort()
+		srv.Close()
+	}
+	inflight.wait()
+	stats := spooler.Stats()
+	log.Info("stopped", "spool_files_open", stats.OpenFiles, "memory_bodies", stats.MemoryBodies,
+		"disk_bodies", stats.DiskBodies, "spool_errors", stats.Errors, "cleanup_failures", stats.CleanupFailures)
+	return nil
+}
+
+// tracker counts running handlers so that shutdown can wait for their
+// cleanup, even for connections that srv.Close cut.
+type tracker struct {
+	h       http.Handler
+	mu      sync.Mutex
+	closing bool
+	wg      sync.WaitGroup
+}
+
+func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t.mu.Lock()
+	if t.closing {
+		t.mu.Unlock()
+		w.Header().Set("Connection", "close")
+		api.WriteError(w, api.ErrUnavailable)
+		return
+	}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	defer t.wg.Done()
+	t.h.ServeHTTP(w, r)
+}
+
+func (t *tracker) wait() {
+	t.mu.Lock()
+	t.closing = true
+	t.mu.Unlock()
+	t.wg.Wait()
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/api"
+	"spillway/internal/uploadtest"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	c, err := parseConfig(nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", c.Addr)
+	assert.Equal(t, "./uploads", c.Directory)
+	assert.Equal(t, int64(2<<20), c.Threshold)
+	assert.Equal(t, int64(64<<20), c.MemoryBudget)
+	assert.Zero(t, c.MaxUploadSize)
+	assert.False(t, c.Overwrite)
+	assert.True(t, c.Fsync)
+	assert.Equal(t, slog.LevelInfo, c.LogLevel)
+	assert.Equal(t, 60*time.Second, c.ReadTimeout)
+}
+
+func TestParseConfigEnvAndFlags(t *testing.T) {
+	vars := env(map[string]string{
+		"SPILLWAY_ADDR":            "127.0.0.1:9000",
+		"SPILLWAY_THRESHOLD":       "512k",
+		"SPILLWAY_MAX_UPLOAD_SIZE": "10GB",
+		"SPILLWAY_MEMORY_BUDGET":   "16MiB",
+		"SPILLWAY_OVERWRITE":       "true",
+		"SPILLWAY_FSYNC":           "false",
+		"SPILLWAY_LOG_LEVEL":       "debug",
+		"SPILLWAY_DIRECTORY":       "/srv/up",
+		"SPILLWAY_SPOOL_DIR":       "/var/tmp",
+		"SPILLWAY_READ_TIMEOUT":    "5s",
+	})
+	c, err := parseConfig([]string{"--threshold", "1MiB", "--overwrite=false", "--addr=[::1]:0"}, vars, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "[::1]:0", c.Addr, "a flag overrides its variable")
+	assert.Equal(t, int64(1<<20), c.Threshold)
+	assert.False(t, c.Overwrite)
+	assert.Equal(t, int64(10e9), c.MaxUploadSize)
+	assert.Equal(t, int64(16<<20), c.MemoryBudget)
+	assert.False(t, c.Fsync)
+	assert.Equal(t, slog.LevelDebug, c.LogLevel)
+	assert.Equal(t, "/srv/up", c.Directory)
+	assert.Equal(t, "/var/tmp", c.SpoolDir)
+	assert.Equal(t, 5*time.Second, c.ReadTimeout)
+}
+
+func TestParseConfigErrorsNameTheSetting(t *testing.T) {
+	_, err := parseConfig([]string{"--threshold", "2XB"}, env(nil), io.Discard)
+	require.ErrorContains(t, err, "threshold")
+	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_MEMORY_BUDGET": "lots"}), io.Discard)
+	require.ErrorContains(t, err, "SPILLWAY_MEMORY_BUDGET")
+	require.ErrorContains(t, err, "--memory-budget")
+	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_FSYNC": "maybe"}), io.Discard)
+	require.ErrorContains(t, err, "SPILLWAY_FSYNC")
+	_, err = parseConfig([]string{"stray"}, env(nil), io.Discard)
+	require.Error(t, err)
+}
+
+type running struct {
+	addr     string
+	dir      string
+	spoolDir string
+	logs     *lockedBuffer
+	stop     context.CancelFunc
+	done     chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func start(t *testing.T, extra ...string) *running {
+	t.Helper()
+	r := &running{dir: filepath.Join(t.TempDir(), "uploads"), spoolDir: t.TempDir(), logs: &lockedBuffer{}, done: make(chan error, 1)}
+	ctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	ready := make(chan string, 1)
+	args := append([]string{"--addr", "127.0.0.1:0", "--directory", r.dir, "--spool-dir", r.spoolDir}, extra...)
+	go func() { r.done <- run(ctx, args, env(nil), r.logs, ready) }()
+	select {
+	case r.addr = <-ready:
+	case err := <-r.done:
+		require.FailNow(t, "server did not start", "%v\n%s", err, r.logs.String())
+	}
+	t.Cleanup(func() {
+		stop()
+		<-r.done
+		uploadtest.RequireEmptyDir(t, r.spoolDir)
+	})
+	return r
+}
+
+func (r *running) wait(t *testing.T) {
+	t.Helper()
+	r.stop()
+	select {
+	case err := <-r.done:
+		require.NoError(t, err)
+		r.done <- nil // for the cleanup
+	case <-time.After(30 * time.Second):
+		require.FailNow(t, "server did not stop")
+	}
+}
+
+func TestServeUploadAndStop(t *testing.T) {
+	r := start(t)
+	f := uploadtest.File{Name: "hello.bin", Seed: 1, Size: 3 << 20}
+	req, err := http.NewRequest(http.MethodPut, "http://"+r.addr+"/files/"+f.Name, f.Reader())
+	require.NoError(t, err)
+	req.ContentLength = f.Size
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var got api.UploadResponse
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Equal(t, "disk", got.Files[0].Spool)
+	uploadtest.RequireFile(t, f, filepath.Join(r.dir, f.Name))
+	http.DefaultClient.CloseIdleConnections()
+	r.wait(t)
+	logs := r.logs.String()
+	assert.Contains(t, logs, "config.threshold=2MiB")
+	assert.Contains(t, logs, "method=PUT path=/files/hello.bin status=201")
+	assert.Contains(t, logs, "spool_files_open=0")
+}
+
+// beginUpload starts a 10 MiB raw upload, waits for the server's
+// "100 Continue" (proof that the handler is reading the body into a spool
+// file), and sends the first MiB.
+func beginUpload(t *testing.T, addr, name string) (net.Conn, *bufio.Reader, uploadtest.File) {
+	t.Helper()
+	f := uploadtest.File{Name: name, Seed: 5, Size: 10 << 20}
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	_, err = fmt.Fprintf(conn, "PUT /files/%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", name, f.Size)
+	require.NoError(t, err)
+	br := bufio.NewReader(conn)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "HTTP/1.1 100 Continue\r\n", line)
+	_, err = br.ReadString('\n')
+	require.NoError(t, err)
+	_, err = io.CopyN(conn, f.Reader(), 1<<20)
+	require.NoError(t, err)
+	return conn, br, f
+}
+
+func TestShutdownGraceLetsUploadsFinish(t *testing.T) {
+	r := start(t, "--shutdown-timeout", "30s")
+	conn, br, f := beginUpload(t, r.addr, "graceful.bin")
+	r.stop()
+	// The rest of the body still arrives and is stored.
+	rest := f.Reader()
+	_, err := io.CopyN(io.Discard, rest, 1<<20)
+	require.NoError(t, err)
+	_, err = io.Copy(conn, rest)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	r.wait(t)
+	uploadtest.RequireFile(t, f, filepath.Join(r.dir, f.Name))
+}
+
+func TestShutdownAbortsUploadsAfterGrace(t *testing.T) {
+	r := start(t, "--shutdown-timeout", "100ms")
+	beginUpload(t, r.addr, "aborted.bin")
+	r.wait(t)
+	uploadtest.RequireEmptyDir(t, r.spoolDir)
+	uploadtest.RequireEmptyDir(t, r.dir)
+	assert.Contains(t, r.logs.String(), "aborting in-flight uploads")
+}
+
+func TestStartupSweepsOrphans(t *testing.T) {
+	spoolDir := t.TempDir()
+	orphan := filepath.Join(spoolDir, "spillway-DEAD.spool")
+	require.NoError(t, writeFile(orphan))
+	ctx, stop := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	logs := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--directory", t.TempDir(), "--spool-dir", spoolDir}, env(nil), logs, ready)
+	}()
+	<-ready
+	stop()
+	require.NoError(t, <-done)
+	uploadtest.RequireEmptyDir(t, spoolDir)
+	assert.Contains(t, logs.String(), "orphans_swept=1")
+}
+
+func writeFile(path string) error {
+	return os.WriteFile(path, []byte("left by a crash"), 0o600)
+}
