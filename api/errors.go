@@ -31,13 +31,10 @@ var (
 	errRouteNotFound = errors.New("no such route")
 )
 
-// Errors that entrypoints and stores wrap to choose a response.
+// Errors that entrypoints wrap to choose a response.
 var (
-	ErrBadRequest  = errors.New("bad request")                               // 400 bad_request
-	ErrChecksum    = errors.New("the storage backend rejected the checksum") // 400 bad_checksum
-	ErrStorage     = errors.New("the storage backend failed")                // 502 storage_error
-	ErrThrottled   = errors.New("the storage backend is throttling")         // 503 throttled
-	ErrUnavailable = errors.New("the server is shutting down")               // 503 unavailable
+	ErrBadRequest  = errors.New("bad request")                 // 400 bad_request
+	ErrUnavailable = errors.New("the server is shutting down") // 503 unavailable
 )
 
 // mapping is the one table from errors to responses. The first match wins.
@@ -53,7 +50,7 @@ var mapping = []struct {
 	{spool.ErrIncomplete, http.StatusBadRequest, "incomplete_body"},
 	{spool.ErrTooLong, http.StatusBadRequest, "bad_request"},
 	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
-	{ErrChecksum, http.StatusBadRequest, "bad_checksum"},
+	{store.ErrChecksum, http.StatusBadRequest, "bad_checksum"},
 	{errUnsupportedMT, http.StatusUnsupportedMediaType, "unsupported_media_type"},
 	{store.ErrExists, http.StatusConflict, "exists"},
 	{store.ErrInsufficientStorage, http.StatusInsufficientStorage, "insufficient_storage"},
@@ -62,8 +59,8 @@ var mapping = []struct {
 	{errRouteNotFound, http.StatusNotFound, "not_found"},
 	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed"},
 	{os.ErrDeadlineExceeded, http.StatusRequestTimeout, "timeout"},
-	{ErrStorage, http.StatusBadGateway, "storage_error"},
-	{ErrThrottled, http.StatusServiceUnavailable, "throttled"},
+	{store.ErrBackend, http.StatusBadGateway, "storage_error"},
+	{store.ErrThrottled, http.StatusServiceUnavailable, "throttled"},
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 	{context.Canceled, http.StatusServiceUnavailable, "unavailable"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable"},

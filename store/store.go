@@ -23,6 +23,13 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrInsufficientStorage: the store cannot hold the bytes.
 	ErrInsufficientStorage = errors.New("store: insufficient storage")
+	// ErrBackend: the backend failed or refused the store's credentials.
+	ErrBackend = errors.New("store: backend error")
+	// ErrThrottled: the backend asks to slow down; the client may retry.
+	ErrThrottled = errors.New("store: backend is throttling")
+	// ErrChecksum: the backend received bytes that do not match their
+	// checksum.
+	ErrChecksum = errors.New("store: checksum mismatch")
 )
 
 // File is one upload to publish: a validated name and its spooled body.

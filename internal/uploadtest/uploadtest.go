@@ -35,11 +35,14 @@ type Case struct {
 	Files []File
 }
 
-// File is a payload of Size deterministic bytes generated from Seed.
+// File is a payload of Size deterministic bytes generated from Seed: any
+// bytes, or printable ASCII when Text is set (for transports that carry
+// only text, such as a Lambda event body that is not base64).
 type File struct {
 	Name string
 	Seed uint64
 	Size int64
+	Text bool
 }
 
 // Sizes returns the sizes around a threshold that every entrypoint must
@@ -66,11 +69,21 @@ func Cases(threshold, maxTotal int64) []Case {
 			})
 		}
 	}
-	many := Case{Name: string(MultipartMany), Mode: MultipartMany}
-	for i, size := range []int64{1, threshold - 1, threshold, threshold + 1, 3 << 20} {
-		many.Files = append(many.Files, File{Name: fmt.Sprintf("many-%d.bin", i), Seed: uint64(100 + i), Size: size})
+	// Several files on both sides of the threshold: one set small enough
+	// for a Lambda event, and one larger.
+	for _, many := range []struct {
+		name  string
+		sizes []int64
+	}{
+		{string(MultipartMany), []int64{1, threshold - 1, threshold + 1}},
+		{string(MultipartMany) + "-large", []int64{threshold, 3 << 20, 0, threshold + 1}},
+	} {
+		c := Case{Name: many.name, Mode: MultipartMany}
+		for i, size := range many.sizes {
+			c.Files = append(c.Files, File{Name: fmt.Sprintf("%s-%d.bin", many.name, i), Seed: uint64(100 + i), Size: size})
+		}
+		cases = append(cases, c)
 	}
-	cases = append(cases, many)
 
 	if maxTotal <= 0 {
 		return cases
@@ -103,7 +116,11 @@ func WantSpool(f File, threshold int64) string {
 }
 
 // Reader returns the file's bytes as a stream, without holding them.
-func (f File) Reader() io.Reader { return io.LimitReader(newStream(f.Seed), f.Size) }
+func (f File) Reader() io.Reader {
+	s := newStream(f.Seed)
+	s.text = f.Text
+	return io.LimitReader(s, f.Size)
+}
 
 // Bytes returns the file's bytes in memory.
 func (f File) Bytes() []byte {
@@ -207,7 +224,8 @@ func Multipart(files []File) (contentType string, body io.Reader, length int64) 
 // stream is a fast deterministic byte source: the same seed always gives the
 // same bytes, so content can be checked without keeping a copy.
 type stream struct {
-	rng *rand.ChaCha8
+	rng  *rand.ChaCha8
+	text bool
 }
 
 func newStream(seed uint64) *stream {
@@ -216,4 +234,12 @@ func newStream(seed uint64) *stream {
 	return &stream{rng: rand.NewChaCha8(key)}
 }
 
-func (s *stream) Read(p []byte) (int, error) { return s.rng.Read(p) }
+func (s *stream) Read(p []byte) (int, error) {
+	n, err := s.rng.Read(p)
+	if s.text {
+		for i, b := range p[:n] {
+			p[i] = 'a' + b%26
+		}
+	}
+	return n, err
+}

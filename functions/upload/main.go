@@ -1,0 +1,123 @@
+// Command upload is Spillway's AWS Lambda function, built as `bootstrap`.
+// It serves the same API as the local server, from the same handler, behind
+// a Function URL (or `sam local start-api`), spooling large bodies to the
+// function's ephemeral /tmp and storing files in S3.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"spillway/api"
+	"spillway/internal/bytesize"
+	"spillway/lambdahttp"
+	"spillway/spool"
+	"spillway/store/s3store"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	h, err := coldStart(context.Background(), os.Getenv, log)
+	if err != nil {
+		log.Error("cold start failed", "error", err)
+		os.Exit(1)
+	}
+	lambda.Start(h)
+}
+
+// config is the function's configuration, read from the environment only.
+type config struct {
+	Bucket        string
+	Prefix        string
+	SpoolDir      string
+	Threshold     int64
+	MaxUploadSize int64
+	MemoryBudget  int64
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		Bucket:       getenv("SPILLWAY_BUCKET"),
+		Prefix:       getenv("SPILLWAY_PREFIX"),
+		SpoolDir:     getenv("SPILLWAY_SPOOL_DIR"),
+		Threshold:    spool.DefaultThreshold,
+		MemoryBudget: spool.DefaultMemoryBudget,
+	}
+	if c.Bucket == "" {
+		return c, errors.New("SPILLWAY_BUCKET is not set: the function needs a bucket to store uploads in")
+	}
+	if c.SpoolDir == "" {
+		c.SpoolDir = "/tmp"
+	}
+	for _, s := range []struct {
+		name string
+		p    *int64
+	}{
+		{"SPILLWAY_THRESHOLD", &c.Threshold},
+		{"SPILLWAY_MAX_UPLOAD_SIZE", &c.MaxUploadSize},
+		{"SPILLWAY_MEMORY_BUDGET", &c.MemoryBudget},
+	} {
+		if v := getenv(s.name); v != "" {
+			n, err := bytesize.Parse(v)
+			if err != nil {
+				return c, fmt.Errorf("%s: %w", s.name, err)
+			}
+			*s.p = n
+		}
+	}
+	return c, nil
+}
+
+// coldStart builds the handler once per execution environment. /tmp
+// outlives invocations, and the previous process may have died mid-upload,
+// so the spool dir is swept first.
+func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger) (*lambdahttp.Adapter, error) {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool dir: %w", err)
+	}
+	swept, err := spool.Sweep(cfg.SpoolDir)
+	if err != nil {
+		log.Warn("sweeping the spool dir failed", "error", err)
+	}
+	spooler, err := spool.New(spool.Config{
+		Dir:          cfg.SpoolDir,
+		Threshold:    cfg.Threshold,
+		MemoryBudget: cfg.MemoryBudget,
+		MaxSize:      cfg.MaxUploadSize,
+	})
+	if err != nil {
+		return nil, err
+	}
+	client, err := newS3Client(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	st := s3store.New(client, cfg.Bucket, s3store.Options{Prefix: cfg.Prefix})
+	log.Info("cold start", "bucket", cfg.Bucket, "prefix", cfg.Prefix, "spool_dir", cfg.SpoolDir,
+		"threshold", bytesize.Format(cfg.Threshold), "max_upload_size", cfg.MaxUploadSize,
+		"memory_budget", bytesize.Format(cfg.MemoryBudget), "orphans_swept", swept)
+	return lambdahttp.New(api.New(api.Config{Spooler: spooler, Store: st, Logger: log})), nil
+}
+
+// newS3Client loads the SDK's standard configuration, which honours
+// AWS_ENDPOINT_URL_S3 (and AWS_ENDPOINT_URL) by itself. An explicit endpoint
+// means a local or S3-compatible server, which wants path-style addressing.
+func newS3Client(ctx context.Context, getenv func(string) string) (*s3.Client, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	pathStyle := getenv("AWS_ENDPOINT_URL_S3") != "" || getenv("AWS_ENDPOINT_URL") != ""
+	return s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }), nil
+}

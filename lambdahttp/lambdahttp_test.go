@@ -1,0 +1,323 @@
+package lambdahttp_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/api"
+	"spillway/internal/uploadtest"
+	"spillway/lambdahttp"
+	"spillway/spool"
+	"spillway/store/dirstore"
+)
+
+// maxEventPayload is the raw bytes that fit in a 6 MB Function URL event
+// once base64-encoded, with room for the rest of the event.
+const maxEventPayload = 4_700_000
+
+type dialect string
+
+const (
+	functionURL dialect = "function-url" // lower-case headers, $default, no pathParameters
+	startAPI    dialect = "start-api"    // Title-Case headers, ANY /{proxy+}, pathParameters
+)
+
+// eventJSON builds the event a client's request becomes in the dialect.
+func eventJSON(t testing.TB, d dialect, method, rawPath, query string, headers map[string]string, body []byte, b64 bool) []byte {
+	t.Helper()
+	hdrs := map[string]string{}
+	for k, v := range headers {
+		if d == functionURL {
+			k = strings.ToLower(k)
+		} else {
+			k = http.CanonicalHeaderKey(k)
+		}
+		hdrs[k] = v
+	}
+	ev := map[string]any{
+		"version":         "2.0",
+		"rawPath":         rawPath,
+		"rawQueryString":  query,
+		"headers":         hdrs,
+		"isBase64Encoded": b64,
+		"requestContext": map[string]any{
+			"accountId": "123456789012",
+			"requestId": "req-1",
+			"http": map[string]any{
+				"method": method, "path": rawPath, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test",
+			},
+		},
+	}
+	ctx := ev["requestContext"].(map[string]any)
+	if d == functionURL {
+		ev["routeKey"] = "$default"
+		ctx["domainName"] = "abc123.lambda-url.us-east-1.on.aws"
+		ctx["apiId"] = "abc123"
+	} else {
+		ev["routeKey"] = "ANY /{proxy+}"
+		ev["pathParameters"] = map[string]string{"proxy": strings.TrimPrefix(rawPath, "/")}
+		ctx["domainName"] = "localhost"
+		ctx["stage"] = "$default"
+		hdrs["Host"] = "localhost:3000"
+	}
+	if b64 {
+		ev["body"] = base64.StdEncoding.EncodeToString(body)
+	} else {
+		ev["body"] = string(body)
+	}
+	out, err := json.Marshal(ev)
+	require.NoError(t, err)
+	return out
+}
+
+type env struct {
+	adapter  *lambdahttp.Adapter
+	dir      string
+	spoolDir string
+	logs     *bytes.Buffer
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	e := &env{dir: filepath.Join(t.TempDir(), "store"), spoolDir: t.TempDir(), logs: &bytes.Buffer{}}
+	sp, err := spool.New(spool.Config{Dir: e.spoolDir, Threshold: spool.DefaultThreshold, MemoryBudget: spool.DefaultMemoryBudget})
+	require.NoError(t, err)
+	st, _, err := dirstore.Open(e.dir, dirstore.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	e.adapter = lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))}))
+	return e
+}
+
+func (e *env) invoke(t testing.TB, payload []byte) events.LambdaFunctionURLResponse {
+	t.Helper()
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "aws-req-7"})
+	out, err := e.adapter.Invoke(ctx, payload)
+	require.NoError(t, err)
+	var resp events.LambdaFunctionURLResponse
+	require.NoError(t, json.Unmarshal(out, &resp))
+	return resp
+}
+
+func requireAPIError(t *testing.T, resp events.LambdaFunctionURLResponse, status int, code string) {
+	t.Helper()
+	require.Equal(t, status, resp.StatusCode, resp.Body)
+	assert.False(t, resp.IsBase64Encoded, "JSON must be plain text")
+	assert.Equal(t, "application/json", resp.Headers["content-type"])
+	var e struct {
+		Error api.Error `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(resp.Body), &e))
+	assert.Equal(t, code, e.Error.Code, resp.Body)
+}
+
+// TestThresholdTable runs the shared table through Lambda events: every
+// case that fits in an event, in both dialects, base64 and plain.
+func TestThresholdTable(t *testing.T) {
+	e := newEnv(t)
+	for _, d := range []dialect{functionURL, startAPI} {
+		for _, b64 := range []bool{true, false} {
+			for _, c := range uploadtest.Cases(spool.DefaultThreshold, maxEventPayload) {
+				if c.Mode == uploadtest.RawChunked {
+					continue // an event body always has a known length
+				}
+				name := string(d) + "/" + map[bool]string{true: "base64", false: "plain"}[b64] + "/" + c.Name
+				t.Run(name, func(t *testing.T) {
+					files := make([]uploadtest.File, len(c.Files))
+					for i, f := range c.Files {
+						f.Name = name + "/" + f.Name
+						if c.Mode != uploadtest.RawLength {
+							f.Name = strings.ReplaceAll(f.Name, "/", "_")
+						}
+						f.Text = !b64 // a plain event body carries text only
+						files[i] = f
+					}
+					var payload []byte
+					if c.Mode == uploadtest.RawLength {
+						f := files[0]
+						payload = eventJSON(t, d, http.MethodPut, "/files/"+f.Name, "", map[string]string{
+							"content-type": "application/octet-stream", "content-length": strconv.FormatInt(f.Size, 10),
+						}, f.Bytes(), b64)
+					} else {
+						ct, body, _ := uploadtest.Multipart(files)
+						raw, err := io.ReadAll(body)
+						require.NoError(t, err)
+						payload = eventJSON(t, d, http.MethodPost, "/files", "", map[string]string{"content-type": ct}, raw, b64)
+					}
+					require.Less(t, len(payload), 6_291_456, "the event must fit a Function URL request")
+
+					resp := e.invoke(t, payload)
+					require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+					assert.False(t, resp.IsBase64Encoded)
+					var got api.UploadResponse
+					require.NoError(t, json.Unmarshal([]byte(resp.Body), &got))
+					require.Len(t, got.Files, len(files))
+					for i, f := range files {
+						assert.Equal(t, f.Name, got.Files[i].Name)
+						assert.Equal(t, f.Size, got.Files[i].Size)
+						assert.Equal(t, f.SHA256(), got.Files[i].SHA256)
+						assert.Equal(t, uploadtest.WantSpool(f, spool.DefaultThreshold), got.Files[i].Spool, f.Name)
+						uploadtest.RequireFile(t, f, filepath.Join(e.dir, f.Name))
+					}
+					uploadtest.RequireEmptyDir(t, e.spoolDir)
+				})
+			}
+		}
+	}
+	assert.Contains(t, e.logs.String(), `"request_id":"aws-req-7"`)
+}
+
+func TestInvalidBase64StoresNothing(t *testing.T) {
+	e := newEnv(t)
+	big := base64.StdEncoding.EncodeToString(uploadtest.File{Size: 3 << 20}.Bytes())
+	for name, body := range map[string]string{
+		"length not a multiple of 4": "abcde",
+		"bad character":              "ab!d",
+		"bad character on disk path": big[:len(big)/2] + "*" + big[len(big)/2+1:],
+		"padding in the middle":      "ab==cdef",
+	} {
+		t.Run(name, func(t *testing.T) {
+			ev := map[string]any{
+				"version": "2.0", "rawPath": "/files/x.bin", "isBase64Encoded": true, "body": body,
+				"headers":        map[string]string{"content-type": "application/octet-stream"},
+				"requestContext": map[string]any{"http": map[string]any{"method": "PUT"}},
+			}
+			payload, err := json.Marshal(ev)
+			require.NoError(t, err)
+			requireAPIError(t, e.invoke(t, payload), http.StatusBadRequest, "bad_request")
+			uploadtest.RequireEmptyDir(t, e.spoolDir)
+			uploadtest.RequireEmptyDir(t, e.dir)
+		})
+	}
+}
+
+func TestBadEvents(t *testing.T) {
+	e := newEnv(t)
+	requireAPIError(t, e.invoke(t, []byte(`{"version":`)), http.StatusBadRequest, "bad_request")
+	requireAPIError(t, e.invoke(t, []byte(`{"version":"2.0","rawPath":"/files"}`)), http.StatusBadRequest, "bad_request")
+	requireAPIError(t, e.invoke(t, eventJSON(t, functionURL, http.MethodDelete, "/files/a", "", nil, nil, false)), http.StatusMethodNotAllowed, "method_not_allowed")
+	requireAPIError(t, e.invoke(t, eventJSON(t, functionURL, http.MethodGet, "/nowhere", "", nil, nil, false)), http.StatusNotFound, "not_found")
+	// An encoded traversal reaches the handler as it was sent, and is refused.
+	requireAPIError(t, e.invoke(t, eventJSON(t, startAPI, http.MethodPut, "/files/..%2Fx", "", nil, []byte("x"), false)), http.StatusBadRequest, "invalid_name")
+	uploadtest.RequireEmptyDir(t, e.dir)
+}
+
+func TestDownloadIsBase64AndListIsText(t *testing.T) {
+	e := newEnv(t)
+	f := uploadtest.File{Name: "pic.png", Seed: 4, Size: 5000}
+	resp := e.invoke(t, eventJSON(t, functionURL, http.MethodPut, "/files/pic.png", "", nil, f.Bytes(), true))
+	require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+	assert.Equal(t, "/files/pic.png", resp.Headers["location"])
+
+	resp = e.invoke(t, eventJSON(t, startAPI, http.MethodGet, "/files/pic.png", "", map[string]string{"Range": "bytes=0-99"}, nil, false))
+	require.Equal(t, http.StatusPartialContent, resp.StatusCode)
+	require.True(t, resp.IsBase64Encoded)
+	got, err := base64.StdEncoding.DecodeString(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, f.Bytes()[:100], got)
+	assert.Equal(t, "image/png", resp.Headers["content-type"])
+
+	resp = e.invoke(t, eventJSON(t, functionURL, http.MethodGet, "/files", "", nil, nil, false))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.False(t, resp.IsBase64Encoded)
+	assert.Contains(t, resp.Body, `"name":"pic.png"`)
+}
+
+func TestRequestMapping(t *testing.T) {
+	var seen *http.Request
+	var body []byte
+	a := lambdahttp.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r
+		body, _ = io.ReadAll(r.Body)
+		http.SetCookie(w, &http.Cookie{Name: "a", Value: "1"})
+		http.SetCookie(w, &http.Cookie{Name: "b", Value: "2"})
+		w.Header().Add("X-Multi", "x")
+		w.Header().Add("X-Multi", "y")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "hi")
+	}))
+	raw := map[string]any{
+		"version": "2.0", "rawPath": "/files/a%20b/c", "rawQueryString": "x=1&y=%2F",
+		"cookies":         []string{"s=1", "t=2"},
+		"headers":         map[string]string{"X-Custom": "v1,v2", "content-length": "999", "host": "h.example"},
+		"isBase64Encoded": true, "body": base64.StdEncoding.EncodeToString([]byte("hello")),
+		"requestContext": map[string]any{"http": map[string]any{"method": "POST", "sourceIp": "203.0.113.9"}},
+	}
+	payload, err := json.Marshal(raw)
+	require.NoError(t, err)
+	out, err := a.Invoke(context.Background(), payload)
+	require.NoError(t, err)
+	var resp events.LambdaFunctionURLResponse
+	require.NoError(t, json.Unmarshal(out, &resp))
+
+	require.NotNil(t, seen)
+	assert.Equal(t, "/files/a%20b/c", seen.URL.EscapedPath())
+	assert.Equal(t, "/files/a b/c", seen.URL.Path)
+	assert.Equal(t, "1", seen.URL.Query().Get("x"))
+	assert.Equal(t, "/", seen.URL.Query().Get("y"))
+	assert.Equal(t, "v1,v2", seen.Header.Get("x-custom"))
+	assert.Equal(t, "s=1; t=2", seen.Header.Get("Cookie"))
+	assert.Equal(t, int64(5), seen.ContentLength, "the decoded length, not the event's header")
+	assert.Equal(t, "h.example", seen.Host)
+	assert.Equal(t, "203.0.113.9", seen.RemoteAddr)
+	assert.Equal(t, "hello", string(body))
+
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "hi", resp.Body)
+	assert.False(t, resp.IsBase64Encoded)
+	assert.Equal(t, []string{"a=1", "b=2"}, resp.Cookies)
+	assert.Equal(t, "x,y", resp.Headers["x-multi"])
+}
+
+func TestDecodedLen(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 4, 5, 100, 1 << 20} {
+		s := base64.StdEncoding.EncodeToString(make([]byte, n))
+		got, err := lambdahttp.DecodedLen(s)
+		require.NoError(t, err)
+		assert.Equal(t, int64(n), got)
+	}
+	_, err := lambdahttp.DecodedLen("abc")
+	require.ErrorIs(t, err, api.ErrBadRequest)
+}
+
+// TestBase64EventAllocatesLittle checks that a 4 MB base64 event is decoded
+// as a stream: the handler allocates far less than the body's size.
+func TestBase64EventAllocatesLittle(t *testing.T) {
+	e := newEnv(t)
+	f := uploadtest.File{Seed: 8, Size: 4 << 20}
+	var ev events.LambdaFunctionURLRequest
+	build := func(i int) {
+		payload := eventJSON(t, functionURL, http.MethodPut, "/files/alloc-"+strconv.Itoa(i)+".bin", "", nil, f.Bytes(), true)
+		ev = events.LambdaFunctionURLRequest{}
+		require.NoError(t, json.Unmarshal(payload, &ev))
+	}
+	build(0)
+	require.Equal(t, http.StatusCreated, e.adapter.Serve(context.Background(), &ev).StatusCode) // warm pools
+
+	build(1)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	resp := e.adapter.Serve(context.Background(), &ev)
+	runtime.ReadMemStats(&after)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("handler allocated %d bytes for a %d-byte body (%d-byte base64 event body)", alloc, f.Size, len(ev.Body))
+	assert.Less(t, alloc, uint64(1<<20), "allocations must stay far below the body size")
+	uploadtest.RequireEmptyDir(t, e.spoolDir)
+}

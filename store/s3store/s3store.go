@@ -1,0 +1,376 @@
+// Package s3store stores uploads as S3 objects. A spooled body is seekable
+// and its length is known, so it goes up in one PutObject carrying the
+// SHA-256 that the spool computed, which S3 verifies; bodies over the part
+// size go up as a multipart upload that is aborted on any failure.
+package s3store
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"spillway/spool"
+	"spillway/store"
+)
+
+// Defaults for Options.
+const (
+	DefaultPartSize      = 64 << 20
+	DefaultPresignExpiry = 15 * time.Minute
+)
+
+// Options configure a Store.
+type Options struct {
+	// Prefix is prepended to every name to make its key.
+	Prefix string
+	// Overwrite lets an upload replace an object. Off, every write carries
+	// If-None-Match: *, so of two racing uploads exactly one wins.
+	Overwrite bool
+	// PartSize is the largest body sent in one PutObject, and the part size
+	// of larger ones. Zero means DefaultPartSize; S3 needs at least 5 MiB.
+	PartSize int64
+	// PresignExpiry is how long a download URL stays valid.
+	PresignExpiry time.Duration
+}
+
+// Store is a store.Store over one bucket.
+type Store struct {
+	client  *s3.Client
+	presign *s3.PresignClient
+	bucket  string
+	opts    Options
+}
+
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.Presigner = (*Store)(nil)
+)
+
+// New returns a Store writing to bucket through client.
+func New(client *s3.Client, bucket string, opts Options) *Store {
+	if opts.PartSize <= 0 {
+		opts.PartSize = DefaultPartSize
+	}
+	if opts.PresignExpiry <= 0 {
+		opts.PresignExpiry = DefaultPresignExpiry
+	}
+	return &Store{client: client, presign: s3.NewPresignClient(client), bucket: bucket, opts: opts}
+}
+
+func (s *Store) key(name string) string { return s.opts.Prefix + name }
+
+// Check implements store.Store.
+func (s *Store) Check(ctx context.Context, name string, _ int64) error {
+	if err := store.ValidateName(name); err != nil {
+		return err
+	}
+	if s.opts.Overwrite {
+		return nil
+	}
+	_, err := s.head(ctx, name)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: %q", store.ErrExists, name)
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	}
+	return err
+}
+
+// Put implements store.Store. S3 has no multi-object transaction: files are
+// written in turn, and when one fails the ones already written are deleted.
+func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
+	for _, f := range files {
+		if err := store.ValidateName(f.Name); err != nil {
+			return err
+		}
+	}
+	var written []string
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Roll back even when the request's context is gone.
+		cleanup := context.WithoutCancel(ctx)
+		for _, name := range written {
+			if _, derr := s.client.DeleteObject(cleanup, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(name))}); derr != nil {
+				err = errors.Join(err, fmt.Errorf("s3store: roll back %q: %w", name, derr))
+			}
+		}
+	}()
+	for _, f := range files {
+		if slices.Contains(written, f.Name) && !s.opts.Overwrite {
+			return fmt.Errorf("%w: %q appears twice", store.ErrExists, f.Name)
+		}
+		var err error
+		if f.Body.Size() <= s.opts.PartSize {
+			err = s.putObject(ctx, f.Name, f.Body)
+		} else {
+			err = s.putMultipart(ctx, f.Name, f.Body)
+		}
+		if err != nil {
+			return err
+		}
+		written = append(written, f.Name)
+	}
+	return nil
+}
+
+func (s *Store) putObject(ctx context.Context, name string, b *spool.Body) error {
+	sum := b.SHA256()
+	in := &s3.PutObjectInput{
+		Bucket:         &s.bucket,
+		Key:            aws.String(s.key(name)),
+		Body:           b.Reader(),
+		ContentLength:  aws.Int64(b.Size()),
+		ContentType:    aws.String(contentType(name)),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+	}
+	if !s.opts.Overwrite {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if _, err := s.client.PutObject(ctx, in); err != nil {
+		return mapError("put", name, err)
+	}
+	return nil
+}
+
+func (s *Store) putMultipart(ctx context.Context, name string, b *spool.Body) (err error) {
+	key := s.key(name)
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:            &s.bucket,
+		Key:               &key,
+		ContentType:       aws.String(contentType(name)),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+	})
+	if err != nil {
+		return mapError("create multipart upload", name, err)
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		_, aerr := s.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
+			Bucket: &s.bucket, Key: &key, UploadId: created.UploadId,
+		})
+		if aerr != nil {
+			err = errors.Join(err, fmt.Errorf("s3store: abort multipart upload of %q: %w", name, aerr))
+		}
+	}()
+
+	r := b.Reader()
+	var parts []types.CompletedPart
+	for off, num := int64(0), int32(1); off < b.Size(); off, num = off+s.opts.PartSize, num+1 {
+		n := min(s.opts.PartSize, b.Size()-off)
+		// Each part is its own seekable section, which the SDK checksums
+		// (SHA-256) and can retry.
+		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket:            &s.bucket,
+			Key:               &key,
+			UploadId:          created.UploadId,
+			PartNumber:        aws.Int32(num),
+			Body:              io.NewSectionReader(r, off, n),
+			ContentLength:     aws.Int64(n),
+			ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		})
+		if err != nil {
+			return mapError("upload part", name, err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumSHA256: out.ChecksumSHA256})
+	}
+	in := &s3.CompleteMultipartUploadInput{
+		Bucket:          &s.bucket,
+		Key:             &key,
+		UploadId:        created.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}
+	if !s.opts.Overwrite {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if _, err := s.client.CompleteMultipartUpload(ctx, in); err != nil {
+		return mapError("complete multipart upload", name, err)
+	}
+	return nil
+}
+
+// List implements store.Store.
+func (s *Store) List(ctx context.Context) ([]store.Info, error) {
+	var infos []store.Info
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.opts.Prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, mapError("list", "", err)
+		}
+		for _, o := range page.Contents {
+			name := strings.TrimPrefix(aws.ToString(o.Key), s.opts.Prefix)
+			if store.ValidateName(name) != nil {
+				continue
+			}
+			infos = append(infos, store.Info{
+				Name:     name,
+				Size:     aws.ToInt64(o.Size),
+				Modified: aws.ToTime(o.LastModified),
+				ETag:     aws.ToString(o.ETag),
+			})
+		}
+	}
+	slices.SortFunc(infos, func(a, b store.Info) int { return strings.Compare(a.Name, b.Name) })
+	return infos, nil
+}
+
+// Open implements store.Store. The reader fetches byte ranges on demand, so
+// seeking (for Range requests) costs nothing until the next Read.
+func (s *Store) Open(ctx context.Context, name string) (store.Info, io.ReadSeekCloser, error) {
+	if err := store.ValidateName(name); err != nil {
+		return store.Info{}, nil, err
+	}
+	info, err := s.head(ctx, name)
+	if err != nil {
+		return store.Info{}, nil, err
+	}
+	return info, &objectReader{ctx: ctx, s: s, name: name, size: info.Size}, nil
+}
+
+// PresignGet implements store.Presigner: a GET URL for an existing object.
+func (s *Store) PresignGet(ctx context.Context, name string) (string, error) {
+	if err := store.ValidateName(name); err != nil {
+		return "", err
+	}
+	if _, err := s.head(ctx, name); err != nil {
+		return "", err
+	}
+	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(name))},
+		s3.WithPresignExpires(s.opts.PresignExpiry))
+	if err != nil {
+		return "", mapError("presign", name, err)
+	}
+	return req.URL, nil
+}
+
+func (s *Store) head(ctx context.Context, name string) (store.Info, error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(name))})
+	if err != nil {
+		return store.Info{}, mapError("head", name, err)
+	}
+	return store.Info{Name: name, Size: aws.ToInt64(out.ContentLength), Modified: aws.ToTime(out.LastModified), ETag: aws.ToString(out.ETag)}, nil
+}
+
+type objectReader struct {
+	ctx  context.Context
+	s    *Store
+	name string
+	size int64
+	off  int64
+	body io.ReadCloser
+}
+
+func (o *objectReader) Read(p []byte) (int, error) {
+	if o.off >= o.size {
+		return 0, io.EOF
+	}
+	if o.body == nil {
+		out, err := o.s.client.GetObject(o.ctx, &s3.GetObjectInput{
+			Bucket: &o.s.bucket,
+			Key:    aws.String(o.s.key(o.name)),
+			Range:  aws.String(fmt.Sprintf("bytes=%d-", o.off)),
+		})
+		if err != nil {
+			return 0, mapError("get", o.name, err)
+		}
+		o.body = out.Body
+	}
+	n, err := o.body.Read(p)
+	o.off += int64(n)
+	if err == io.EOF && o.off < o.size {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (o *objectReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += o.off
+	case io.SeekEnd:
+		offset += o.size
+	}
+	if offset < 0 {
+		return 0, errors.New("s3store: seek before start")
+	}
+	if offset != o.off {
+		o.Close()
+		o.off = offset
+	}
+	return offset, nil
+}
+
+func (o *objectReader) Close() error {
+	if o.body == nil {
+		return nil
+	}
+	err := o.body.Close()
+	o.body = nil
+	return err
+}
+
+func contentType(name string) string {
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// mapError turns SDK errors into the store's errors, keeping the original
+// in the chain for the log.
+func mapError(op, name string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("s3store: %s %q: %w", op, name, err)
+	}
+	kind := store.ErrBackend
+	var ae smithy.APIError
+	var re *awshttp.ResponseError
+	switch {
+	case errors.As(err, &ae) && apiErrorKind(ae.ErrorCode()) != nil:
+		kind = apiErrorKind(ae.ErrorCode())
+	case errors.As(err, &re):
+		switch re.HTTPStatusCode() {
+		case http.StatusNotFound:
+			kind = store.ErrNotFound
+		case http.StatusPreconditionFailed:
+			kind = store.ErrExists
+		case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+			kind = store.ErrThrottled
+		}
+	}
+	return fmt.Errorf("%w: s3store: %s %q: %w", kind, op, name, err)
+}
+
+func apiErrorKind(code string) error {
+	switch code {
+	case "NoSuchKey", "NotFound":
+		return store.ErrNotFound
+	case "PreconditionFailed", "ConditionalRequestConflict":
+		return store.ErrExists
+	case "BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum":
+		return store.ErrChecksum
+	case "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+		"TooManyRequests", "ServiceUnavailable", "RequestThrottled":
+		return store.ErrThrottled
+	}
+	return nil
+}
