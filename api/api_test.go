@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,7 +36,7 @@ type server struct {
 	spoolDir string
 	spooler  *spool.Spooler
 	client   *http.Client
-	logs     *syncBuffer
+	logs     *uploadtest.SyncBuffer
 	served   chan int // one status per finished request
 }
 
@@ -52,7 +51,7 @@ func newServer(t *testing.T, o options) *server {
 	s := &server{
 		dir:      filepath.Join(t.TempDir(), "uploads"),
 		spoolDir: t.TempDir(),
-		logs:     &syncBuffer{},
+		logs:     &uploadtest.SyncBuffer{},
 		served:   make(chan int, 1024),
 	}
 	cfg := spool.DefaultConfig()
@@ -116,23 +115,6 @@ func (s *server) waitServed(t *testing.T) int {
 		require.FailNow(t, "handler did not finish")
 		return 0
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 type errorBody struct {

@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,31 +82,14 @@ type running struct {
 	addr     string
 	dir      string
 	spoolDir string
-	logs     *lockedBuffer
+	logs     *uploadtest.SyncBuffer
 	stop     context.CancelFunc
 	done     chan error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func start(t *testing.T, extra ...string) *running {
 	t.Helper()
-	r := &running{dir: filepath.Join(t.TempDir(), "uploads"), spoolDir: t.TempDir(), logs: &lockedBuffer{}, done: make(chan error, 1)}
+	r := &running{dir: filepath.Join(t.TempDir(), "uploads"), spoolDir: t.TempDir(), logs: &uploadtest.SyncBuffer{}, done: make(chan error, 1)}
 	ctx, stop := context.WithCancel(context.Background())
 	r.stop = stop
 	ready := make(chan string, 1)
@@ -216,7 +197,7 @@ func TestStartupSweepsOrphans(t *testing.T) {
 	require.NoError(t, writeFile(orphan))
 	ctx, stop := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
-	logs := &lockedBuffer{}
+	logs := &uploadtest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--directory", t.TempDir(), "--spool-dir", spoolDir}, env(nil), logs, ready)

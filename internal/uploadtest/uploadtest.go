@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"mime/multipart"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -242,4 +243,23 @@ func (s *stream) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers, for capturing a
+// server's log in a test.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
