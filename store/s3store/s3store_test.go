@@ -1,0 +1,171 @@
+package s3store
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/internal/testservers"
+	"spillway/internal/uploadtest"
+	"spillway/spool"
+	"spillway/store"
+	"spillway/store/storetest"
+)
+
+const threshold = 64 << 10
+
+type env struct {
+	gw       *testservers.S3
+	store    *Store
+	spooler  *spool.Spooler
+	spoolDir string
+}
+
+func newEnv(t *testing.T, opts Options) *env {
+	t.Helper()
+	e := &env{gw: testservers.StartS3(t), spoolDir: t.TempDir()}
+	var err error
+	e.spooler, err = spool.New(spool.Config{Dir: e.spoolDir, Threshold: threshold, MemoryBudget: 1 << 30})
+	require.NoError(t, err)
+	e.store = New(e.gw.Client(), e.gw.Bucket, opts)
+	t.Cleanup(func() {
+		uploadtest.RequireEmptyDir(t, e.spoolDir)
+		if t.Failed() {
+			return
+		}
+		select {
+		case <-e.gw.Stopped():
+		default:
+			e.gw.RequireNoMultipartUploads(t)
+		}
+	})
+	return e
+}
+
+// TestConformance runs the suite every store passes against a real S3
+// gateway, with and without a key prefix.
+func TestConformance(t *testing.T) {
+	for _, prefix := range []string{"", "tenant/a/"} {
+		t.Run("prefix="+prefix, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) (store.Store, *spool.Spooler) {
+				e := newEnv(t, Options{Prefix: prefix})
+				return e.store, e.spooler
+			})
+		})
+	}
+}
+
+func put(t *testing.T, e *env, files ...uploadtest.File) error {
+	t.Helper()
+	var puts []store.File
+	for _, f := range files {
+		puts = append(puts, store.File{Name: f.Name, Body: storetest.Body(t, e.spooler, f)})
+	}
+	return e.store.Put(t.Context(), puts)
+}
+
+func TestObjectsLandUnderPrefixWithChecksum(t *testing.T) {
+	e := newEnv(t, Options{Prefix: "p/"})
+	f := uploadtest.File{Name: "dir/doc.pdf", Seed: 1, Size: threshold + 1}
+	require.NoError(t, put(t, e, f))
+	uploadtest.RequireFile(t, f, e.gw.ObjectPath("p/dir/doc.pdf"))
+
+	out, err := e.gw.Client().HeadObject(t.Context(), &s3.HeadObjectInput{
+		Bucket: aws.String(e.gw.Bucket), Key: aws.String("p/dir/doc.pdf"), ChecksumMode: "ENABLED",
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "application/pdf", aws.ToString(out.ContentType))
+	b := storetest.Body(t, e.spooler, f)
+	sum := b.SHA256()
+	assert.Equal(t, base64.StdEncoding.EncodeToString(sum[:]), aws.ToString(out.ChecksumSHA256), "S3 must hold the spool's SHA-256")
+}
+
+func TestMultipartPath(t *testing.T) {
+	e := newEnv(t, Options{PartSize: 5 << 20})
+	f := uploadtest.File{Name: "big.bin", Seed: 2, Size: 12<<20 + 3}
+	require.NoError(t, put(t, e, f))
+	storetest.RequireStored(t, e.store, f)
+	e.gw.RequireNoMultipartUploads(t)
+
+	// A second upload of the name fails at CompleteMultipartUpload
+	// (If-None-Match), and its upload is aborted, not left behind.
+	again := uploadtest.File{Name: "big.bin", Seed: 3, Size: 11 << 20}
+	require.ErrorIs(t, put(t, e, again), store.ErrExists)
+	e.gw.RequireNoMultipartUploads(t)
+	storetest.RequireStored(t, e.store, f)
+}
+
+func TestChecksumMismatchMapsToErrChecksum(t *testing.T) {
+	e := newEnv(t, Options{})
+	_, err := e.gw.Client().PutObject(t.Context(), &s3.PutObjectInput{
+		Bucket: aws.String(e.gw.Bucket), Key: aws.String("bad.bin"),
+		Body: strings.NewReader("hello"), ContentLength: aws.Int64(5),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(make([]byte, 32))),
+	})
+	require.Error(t, err)
+	require.ErrorIs(t, mapError("put", "bad.bin", err), store.ErrChecksum)
+	storetest.RequireAbsent(t, e.store, "bad.bin")
+}
+
+func TestWrongCredentialsAreABackendError(t *testing.T) {
+	e := newEnv(t, Options{})
+	bad := New(s3.New(s3.Options{
+		Region: e.gw.Region, BaseEndpoint: aws.String(e.gw.Endpoint), UsePathStyle: true,
+		Credentials: aws.AnonymousCredentials{},
+	}), e.gw.Bucket, Options{})
+	err := bad.Check(t.Context(), "x.bin", 1)
+	require.ErrorIs(t, err, store.ErrBackend)
+}
+
+func TestS3DownIsABackendError(t *testing.T) {
+	e := newEnv(t, Options{})
+	b := storetest.Body(t, e.spooler, uploadtest.File{Size: 10})
+	e.gw.Stop()
+	err := e.store.Put(t.Context(), []store.File{{Name: "x.bin", Body: b}})
+	require.ErrorIs(t, err, store.ErrBackend)
+	_, err = e.store.List(t.Context())
+	require.ErrorIs(t, err, store.ErrBackend)
+}
+
+func TestPresignedDownload(t *testing.T) {
+	e := newEnv(t, Options{})
+	f := uploadtest.File{Name: "a b/ü.txt", Seed: 5, Size: 1000}
+	require.NoError(t, put(t, e, f))
+	u, err := e.store.PresignGet(t.Context(), f.Name)
+	require.NoError(t, err)
+	assert.Contains(t, u, "X-Amz-Expires=900")
+	resp, err := http.Get(u)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	uploadtest.RequireContent(t, f, resp.Body)
+
+	_, err = e.store.PresignGet(t.Context(), "missing.txt")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func TestObjectReaderSeeks(t *testing.T) {
+	e := newEnv(t, Options{})
+	f := uploadtest.File{Name: "seek.bin", Seed: 6, Size: 100_000}
+	require.NoError(t, put(t, e, f))
+	_, rc, err := e.store.Open(context.Background(), f.Name)
+	require.NoError(t, err)
+	defer rc.Close()
+	end, err := rc.Seek(0, io.SeekEnd)
+	require.NoError(t, err)
+	assert.Equal(t, f.Size, end)
+	_, err = rc.Seek(50_000, io.SeekStart)
+	require.NoError(t, err)
+	got := make([]byte, 10)
+	_, err = io.ReadFull(rc, got)
+	require.NoError(t, err)
+	assert.Equal(t, f.Bytes()[50_000:50_010], got)
+}
