@@ -26,65 +26,6 @@ import (
 	"spillway/store/dirstore"
 )
 
-// maxEventPayload is the raw bytes that fit in a 6 MB Function URL event
-// once base64-encoded, with room for the rest of the event.
-const maxEventPayload = 4_700_000
-
-type dialect string
-
-const (
-	functionURL dialect = "function-url" // lower-case headers, $default, no pathParameters
-	startAPI    dialect = "start-api"    // Title-Case headers, ANY /{proxy+}, pathParameters
-)
-
-// eventJSON builds the event a client's request becomes in the dialect.
-func eventJSON(t testing.TB, d dialect, method, rawPath, query string, headers map[string]string, body []byte, b64 bool) []byte {
-	t.Helper()
-	hdrs := map[string]string{}
-	for k, v := range headers {
-		if d == functionURL {
-			k = strings.ToLower(k)
-		} else {
-			k = http.CanonicalHeaderKey(k)
-		}
-		hdrs[k] = v
-	}
-	ev := map[string]any{
-		"version":         "2.0",
-		"rawPath":         rawPath,
-		"rawQueryString":  query,
-		"headers":         hdrs,
-		"isBase64Encoded": b64,
-		"requestContext": map[string]any{
-			"accountId": "123456789012",
-			"requestId": "req-1",
-			"http": map[string]any{
-				"method": method, "path": rawPath, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test",
-			},
-		},
-	}
-	ctx := ev["requestContext"].(map[string]any)
-	if d == functionURL {
-		ev["routeKey"] = "$default"
-		ctx["domainName"] = "abc123.lambda-url.us-east-1.on.aws"
-		ctx["apiId"] = "abc123"
-	} else {
-		ev["routeKey"] = "ANY /{proxy+}"
-		ev["pathParameters"] = map[string]string{"proxy": strings.TrimPrefix(rawPath, "/")}
-		ctx["domainName"] = "localhost"
-		ctx["stage"] = "$default"
-		hdrs["Host"] = "localhost:3000"
-	}
-	if b64 {
-		ev["body"] = base64.StdEncoding.EncodeToString(body)
-	} else {
-		ev["body"] = string(body)
-	}
-	out, err := json.Marshal(ev)
-	require.NoError(t, err)
-	return out
-}
-
 type env struct {
 	adapter  *lambdahttp.Adapter
 	dir      string
@@ -130,9 +71,9 @@ func requireAPIError(t *testing.T, resp events.LambdaFunctionURLResponse, status
 // case that fits in an event, in both dialects, base64 and plain.
 func TestThresholdTable(t *testing.T) {
 	e := newEnv(t)
-	for _, d := range []dialect{functionURL, startAPI} {
+	for _, d := range []uploadtest.Dialect{uploadtest.FunctionURL, uploadtest.StartAPI} {
 		for _, b64 := range []bool{true, false} {
-			for _, c := range uploadtest.Cases(spool.DefaultThreshold, maxEventPayload) {
+			for _, c := range uploadtest.Cases(spool.DefaultThreshold, uploadtest.MaxEventPayload) {
 				if c.Mode == uploadtest.RawChunked {
 					continue // an event body always has a known length
 				}
@@ -150,14 +91,14 @@ func TestThresholdTable(t *testing.T) {
 					var payload []byte
 					if c.Mode == uploadtest.RawLength {
 						f := files[0]
-						payload = eventJSON(t, d, http.MethodPut, "/files/"+f.Name, "", map[string]string{
+						payload = uploadtest.Event(t, d, http.MethodPut, "/files/"+f.Name, map[string]string{
 							"content-type": "application/octet-stream", "content-length": strconv.FormatInt(f.Size, 10),
 						}, f.Bytes(), b64)
 					} else {
 						ct, body, _ := uploadtest.Multipart(files)
 						raw, err := io.ReadAll(body)
 						require.NoError(t, err)
-						payload = eventJSON(t, d, http.MethodPost, "/files", "", map[string]string{"content-type": ct}, raw, b64)
+						payload = uploadtest.Event(t, d, http.MethodPost, "/files", map[string]string{"content-type": ct}, raw, b64)
 					}
 					require.Less(t, len(payload), 6_291_456, "the event must fit a Function URL request")
 
@@ -210,21 +151,21 @@ func TestBadEvents(t *testing.T) {
 	e := newEnv(t)
 	requireAPIError(t, e.invoke(t, []byte(`{"version":`)), http.StatusBadRequest, "bad_request")
 	requireAPIError(t, e.invoke(t, []byte(`{"version":"2.0","rawPath":"/files"}`)), http.StatusBadRequest, "bad_request")
-	requireAPIError(t, e.invoke(t, eventJSON(t, functionURL, http.MethodDelete, "/files/a", "", nil, nil, false)), http.StatusMethodNotAllowed, "method_not_allowed")
-	requireAPIError(t, e.invoke(t, eventJSON(t, functionURL, http.MethodGet, "/nowhere", "", nil, nil, false)), http.StatusNotFound, "not_found")
+	requireAPIError(t, e.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodDelete, "/files/a", nil, nil, false)), http.StatusMethodNotAllowed, "method_not_allowed")
+	requireAPIError(t, e.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodGet, "/nowhere", nil, nil, false)), http.StatusNotFound, "not_found")
 	// An encoded traversal reaches the handler as it was sent, and is refused.
-	requireAPIError(t, e.invoke(t, eventJSON(t, startAPI, http.MethodPut, "/files/..%2Fx", "", nil, []byte("x"), false)), http.StatusBadRequest, "invalid_name")
+	requireAPIError(t, e.invoke(t, uploadtest.Event(t, uploadtest.StartAPI, http.MethodPut, "/files/..%2Fx", nil, []byte("x"), false)), http.StatusBadRequest, "invalid_name")
 	uploadtest.RequireEmptyDir(t, e.dir)
 }
 
 func TestDownloadIsBase64AndListIsText(t *testing.T) {
 	e := newEnv(t)
 	f := uploadtest.File{Name: "pic.png", Seed: 4, Size: 5000}
-	resp := e.invoke(t, eventJSON(t, functionURL, http.MethodPut, "/files/pic.png", "", nil, f.Bytes(), true))
+	resp := e.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/pic.png", nil, f.Bytes(), true))
 	require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
 	assert.Equal(t, "/files/pic.png", resp.Headers["location"])
 
-	resp = e.invoke(t, eventJSON(t, startAPI, http.MethodGet, "/files/pic.png", "", map[string]string{"Range": "bytes=0-99"}, nil, false))
+	resp = e.invoke(t, uploadtest.Event(t, uploadtest.StartAPI, http.MethodGet, "/files/pic.png", map[string]string{"Range": "bytes=0-99"}, nil, false))
 	require.Equal(t, http.StatusPartialContent, resp.StatusCode)
 	require.True(t, resp.IsBase64Encoded)
 	got, err := base64.StdEncoding.DecodeString(resp.Body)
@@ -232,7 +173,7 @@ func TestDownloadIsBase64AndListIsText(t *testing.T) {
 	assert.Equal(t, f.Bytes()[:100], got)
 	assert.Equal(t, "image/png", resp.Headers["content-type"])
 
-	resp = e.invoke(t, eventJSON(t, functionURL, http.MethodGet, "/files", "", nil, nil, false))
+	resp = e.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodGet, "/files", nil, nil, false))
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.False(t, resp.IsBase64Encoded)
 	assert.Contains(t, resp.Body, `"name":"pic.png"`)
@@ -302,7 +243,7 @@ func TestBase64EventAllocatesLittle(t *testing.T) {
 	f := uploadtest.File{Seed: 8, Size: 4 << 20}
 	var ev events.LambdaFunctionURLRequest
 	build := func(i int) {
-		payload := eventJSON(t, functionURL, http.MethodPut, "/files/alloc-"+strconv.Itoa(i)+".bin", "", nil, f.Bytes(), true)
+		payload := uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/alloc-"+strconv.Itoa(i)+".bin", nil, f.Bytes(), true)
 		ev = events.LambdaFunctionURLRequest{}
 		require.NoError(t, json.Unmarshal(payload, &ev))
 	}
