@@ -5,7 +5,22 @@ GO      ?= go
 BIN     ?= bin
 GOFLAGS ?=
 
-.PHONY: run test build lint clean build-UploadFunction
+# Local S3 (versitygw) and the function under the Lambda Runtime Interface
+# Emulator, both pinned and built from the Go module proxy, on loopback.
+VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
+RIE       := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
+S3_ADDR   ?= 127.0.0.1:7070
+S3_DIR    ?= .s3
+S3_BUCKET ?= spillway
+S3_KEY    ?= spillwaydev
+S3_SECRET ?= spillwaydevsecret
+RIE_ADDR  ?= 127.0.0.1:9000
+RIE_API   ?= 127.0.0.1:9001
+EVENT     ?= infra/events/function-url-text.json
+S3_ENV    := AWS_ENDPOINT_URL_S3=http://$(S3_ADDR) AWS_ACCESS_KEY_ID=$(S3_KEY) \
+	AWS_SECRET_ACCESS_KEY=$(S3_SECRET) AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+
+.PHONY: run test build lint clean build-UploadFunction s3 run-s3 emulator invoke
 
 run:
 	$(GO) run ./localserver
@@ -29,3 +44,24 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+# A local S3 server with one bucket, storing objects under $(S3_DIR).
+s3:
+	mkdir -p $(S3_DIR)/$(S3_BUCKET)
+	$(GO) run $(VERSITYGW) -p $(S3_ADDR) -a $(S3_KEY) -s $(S3_SECRET) posix $(S3_DIR)
+
+# The local server storing into the `make s3` bucket.
+run-s3:
+	$(S3_ENV) $(GO) run ./localserver --bucket $(S3_BUCKET)
+
+# The function binary under the Runtime Interface Emulator, against `make s3`.
+emulator:
+	CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -o $(BIN)/bootstrap ./functions/upload
+	GOBIN=$(abspath $(BIN)) CGO_ENABLED=0 $(GO) install $(RIE)
+	$(S3_ENV) SPILLWAY_BUCKET=$(S3_BUCKET) \
+		$(BIN)/aws-lambda-rie --runtime-interface-emulator-address $(RIE_ADDR) \
+		--runtime-api-address $(RIE_API) $(abspath $(BIN))/bootstrap
+
+# Send one event to `make emulator`.
+invoke:
+	curl -sS -XPOST http://$(RIE_ADDR)/2015-03-31/functions/function/invocations -d @$(EVENT); echo

@@ -17,6 +17,8 @@ import (
 type config struct {
 	Addr            string
 	Directory       string
+	Bucket          string
+	Prefix          string
 	SpoolDir        string
 	Threshold       int64
 	MaxUploadSize   int64
@@ -70,6 +72,10 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	def("addr", "SPILLWAY_ADDR")
 	fs.StringVar(&c.Directory, "directory", c.Directory, "upload directory, created if missing (env SPILLWAY_DIRECTORY)")
 	def("directory", "SPILLWAY_DIRECTORY")
+	fs.StringVar(&c.Bucket, "bucket", c.Bucket, "store in this S3 bucket instead of --directory (env SPILLWAY_BUCKET)")
+	def("bucket", "SPILLWAY_BUCKET")
+	fs.StringVar(&c.Prefix, "prefix", c.Prefix, "S3 key prefix, with --bucket (env SPILLWAY_PREFIX)")
+	def("prefix", "SPILLWAY_PREFIX")
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory for spool files (env SPILLWAY_SPOOL_DIR)")
 	def("spool-dir", "SPILLWAY_SPOOL_DIR")
 	fs.Var(sizeValue{&c.Threshold}, "threshold", "largest body kept in memory, e.g. 2MiB (env SPILLWAY_THRESHOLD)")
@@ -119,7 +125,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 func (c config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
-		slog.String("directory", c.Directory),
+		slog.String("store", c.storeName()),
 		slog.String("spool_dir", c.SpoolDir),
 		slog.String("threshold", bytesize.Format(c.Threshold)),
 		slog.String("max_upload_size", maxSize(c.MaxUploadSize)),
@@ -137,4 +143,11 @@ func maxSize(n int64) string {
 		return "unlimited"
 	}
 	return bytesize.Format(n)
+}
+
+func (c config) storeName() string {
+	if c.Bucket != "" {
+		return "s3://" + c.Bucket + "/" + c.Prefix
+	}
+	return c.Directory
 }

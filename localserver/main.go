@@ -20,7 +20,9 @@ import (
 
 	"spillway/api"
 	"spillway/spool"
+	"spillway/store"
 	"spillway/store/dirstore"
+	"spillway/store/s3store"
 )
 
 func main() {
@@ -61,11 +63,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync})
+	st, staged, err := openStore(ctx, cfg, getenv)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -111,6 +112,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("stopped", "spool_files_open", stats.OpenFiles, "memory_bodies", stats.MemoryBodies,
 		"disk_bodies", stats.DiskBodies, "spool_errors", stats.Errors, "cleanup_failures", stats.CleanupFailures)
 	return nil
+}
+
+// openStore opens the directory store, or the S3 store with --bucket. It
+// returns how many orphaned staging files it removed.
+func openStore(ctx context.Context, cfg config, getenv func(string) string) (store.Store, int, error) {
+	if cfg.Bucket == "" {
+		st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync})
+		if err != nil {
+			return nil, 0, err
+		}
+		// The root stays open for the life of the process.
+		return st, staged, nil
+	}
+	client, err := s3store.NewClient(ctx, s3store.EndpointSet(getenv))
+	if err != nil {
+		return nil, 0, err
+	}
+	return s3store.New(client, cfg.Bucket, s3store.Options{Prefix: cfg.Prefix, Overwrite: cfg.Overwrite}), 0, nil
 }
 
 // tracker counts running handlers so that shutdown can wait for their

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 )
 
@@ -211,4 +213,37 @@ func TestStartupSweepsOrphans(t *testing.T) {
 
 func writeFile(path string) error {
 	return os.WriteFile(path, []byte("left by a crash"), 0o600)
+}
+
+func TestServeToS3Bucket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs versitygw")
+	}
+	gw := testservers.StartS3(t)
+	for _, kv := range gw.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v) // the SDK reads its configuration from the process
+	}
+	r := start(t, "--bucket", gw.Bucket, "--prefix", "dev/")
+	f := uploadtest.File{Name: "to-s3.bin", Seed: 3, Size: 3 << 20}
+	req, err := http.NewRequest(http.MethodPut, "http://"+r.addr+"/files/"+f.Name, f.Reader())
+	require.NoError(t, err)
+	req.ContentLength = f.Size
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	uploadtest.RequireFile(t, f, gw.ObjectPath("dev/"+f.Name))
+
+	// Downloads are redirected to the bucket, as on the deployed function.
+	resp, err = client.Get("http://" + r.addr + "/files/" + f.Name)
+	require.NoError(t, err)
+	uploadtest.RequireContent(t, f, resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, gw.Endpoint[len("http://"):], resp.Request.URL.Host)
+	r.wait(t)
+	assert.Contains(t, r.logs.String(), "config.store=s3://spillway-test/dev/")
 }

@@ -12,8 +12,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"spillway/api"
 	"spillway/internal/bytesize"
@@ -99,7 +97,7 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	client, err := newS3Client(ctx, getenv)
+	client, err := s3store.NewClient(ctx, s3store.EndpointSet(getenv))
 	if err != nil {
 		return nil, err
 	}
@@ -108,16 +106,4 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 		"threshold", bytesize.Format(cfg.Threshold), "max_upload_size", cfg.MaxUploadSize,
 		"memory_budget", bytesize.Format(cfg.MemoryBudget), "orphans_swept", swept)
 	return lambdahttp.New(api.New(api.Config{Spooler: spooler, Store: st, Logger: log})), nil
-}
-
-// newS3Client loads the SDK's standard configuration, which honours
-// AWS_ENDPOINT_URL_S3 (and AWS_ENDPOINT_URL) by itself. An explicit endpoint
-// means a local or S3-compatible server, which wants path-style addressing.
-func newS3Client(ctx context.Context, getenv func(string) string) (*s3.Client, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
-	}
-	pathStyle := getenv("AWS_ENDPOINT_URL_S3") != "" || getenv("AWS_ENDPOINT_URL") != ""
-	return s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }), nil
 }

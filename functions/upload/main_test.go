@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/api"
+	"spillway/internal/testservers"
+	"spillway/internal/uploadtest"
+	"spillway/spool"
+)
+
+func TestLoadConfig(t *testing.T) {
+	_, err := loadConfig(func(string) string { return "" })
+	require.ErrorContains(t, err, "SPILLWAY_BUCKET")
+
+	vars := map[string]string{"SPILLWAY_BUCKET": "b", "SPILLWAY_THRESHOLD": "1MiB", "SPILLWAY_MAX_UPLOAD_SIZE": "10MB"}
+	c, err := loadConfig(func(k string) string { return vars[k] })
+	require.NoError(t, err)
+	assert.Equal(t, "/tmp", c.SpoolDir)
+	assert.Equal(t, int64(1<<20), c.Threshold)
+	assert.Equal(t, int64(10e6), c.MaxUploadSize)
+	assert.Equal(t, int64(spool.DefaultMemoryBudget), c.MemoryBudget)
+
+	vars["SPILLWAY_MEMORY_BUDGET"] = "plenty"
+	_, err = loadConfig(func(k string) string { return vars[k] })
+	require.ErrorContains(t, err, "SPILLWAY_MEMORY_BUDGET")
+}
+
+// buildBootstrap builds the function for this host, as `sam build` builds
+// it for Lambda: static, with the lambda.norpc tag.
+func buildBootstrap(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bootstrap")
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+func TestMissingBucketFailsColdStart(t *testing.T) {
+	bin := buildBootstrap(t)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 1, exit.ExitCode())
+	var line map[string]any
+	require.NoError(t, json.Unmarshal(bytes.TrimSpace(out), &line), string(out))
+	assert.Equal(t, "ERROR", line["level"])
+	assert.Equal(t, "cold start failed", line["msg"])
+	assert.Contains(t, line["error"], "SPILLWAY_BUCKET is not set")
+}
+
+// emulator is the function binary running under the Runtime Interface
+// Emulator, pointed at versitygw.
+type emulator struct {
+	url      string
+	spoolDir string
+	stdout   *uploadtest.SyncBuffer
+	stderr   *uploadtest.SyncBuffer
+	cmd      *exec.Cmd
+	exited   chan struct{}
+}
+
+func startEmulator(t *testing.T, gw *testservers.S3) *emulator {
+	t.Helper()
+	bootstrap := buildBootstrap(t)
+	rie := testservers.Tool(t, testservers.RIE)
+	e := &emulator{spoolDir: t.TempDir(), stdout: &uploadtest.SyncBuffer{}, stderr: &uploadtest.SyncBuffer{}, exited: make(chan struct{})}
+	// /tmp outlives invocations; a crash left this behind.
+	require.NoError(t, os.WriteFile(filepath.Join(e.spoolDir, spool.FilePrefix+"ORPHAN.spool"), []byte("x"), 0o600))
+
+	addr := testservers.FreePort(t)
+	// The emulator's runtime API port must be explicit: with port 0 it
+	// tells the bootstrap ":0".
+	runtimeAPI := testservers.FreePort(t)
+	e.url = "http://" + addr + "/2015-03-31/functions/function/invocations"
+	e.cmd = exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", runtimeAPI, bootstrap)
+	e.cmd.Env = append(os.Environ(), gw.Env()...)
+	e.cmd.Env = append(e.cmd.Env, "SPILLWAY_BUCKET="+gw.Bucket, "SPILLWAY_SPOOL_DIR="+e.spoolDir, "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
+	e.cmd.Stdout, e.cmd.Stderr = e.stdout, e.stderr
+	require.NoError(t, e.cmd.Start())
+	go func() { e.cmd.Wait(); close(e.exited) }()
+	t.Cleanup(func() {
+		e.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-e.exited:
+		case <-time.After(10 * time.Second):
+			e.cmd.Process.Kill()
+			<-e.exited
+		}
+		if t.Failed() {
+			t.Logf("emulator stdout:\n%s\nstderr:\n%s", e.stdout, e.stderr)
+		}
+	})
+	testservers.WaitListening(t, addr, e.exited)
+	return e
+}
+
+// invoke sends one event and decodes the function's response. The emulator
+// serves one invocation at a time, so callers never overlap.
+func (e *emulator) invoke(t *testing.T, payload []byte) events.LambdaFunctionURLResponse {
+	t.Helper()
+	resp, err := http.Post(e.url, "application/json", bytes.NewReader(payload))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var out events.LambdaFunctionURLResponse
+	require.NoError(t, json.Unmarshal(body, &out), string(body))
+	require.NotZero(t, out.StatusCode, "not a function response: %s", body)
+	return out
+}
+
+func (e *emulator) initDurationMs(t *testing.T) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`).FindStringSubmatch(e.stderr.String())
+	require.NotNil(t, m, "no INIT REPORT from the emulator")
+	ms, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	return ms
+}
+
+func decode[T any](t *testing.T, body string) T {
+	t.Helper()
+	var v T
+	require.NoError(t, json.Unmarshal([]byte(body), &v), body)
+	return v
+}
+
+// TestEndToEnd runs the real bootstrap under the real emulator against a
+// real S3 gateway.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the emulator and versitygw")
+	}
+	gw := testservers.StartS3(t)
+	em := startEmulator(t, gw)
+	th := int64(spool.DefaultThreshold)
+
+	sizes := []int64{0, 1 << 10, th - 1, th, th + 1, 3 << 20, uploadtest.MaxEventPayload}
+	for i, size := range sizes {
+		f := uploadtest.File{Name: "e2e/raw-" + strconv.FormatInt(size, 10) + ".bin", Seed: uint64(i), Size: size}
+		payload := uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/"+f.Name,
+			map[string]string{"content-type": "application/octet-stream"}, f.Bytes(), true)
+		resp := em.invoke(t, payload)
+		require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+		got := decode[api.UploadResponse](t, resp.Body)
+		require.Len(t, got.Files, 1)
+		assert.Equal(t, f.Size, got.Files[0].Size)
+		assert.Equal(t, f.SHA256(), got.Files[0].SHA256)
+		assert.Equal(t, uploadtest.WantSpool(f, th), got.Files[0].Spool, "size %d", size)
+		uploadtest.RequireFile(t, f, gw.ObjectPath(f.Name))
+		uploadtest.RequireEmptyDir(t, em.spoolDir) // the cold start swept the orphan too
+	}
+	t.Logf("cold start (INIT REPORT under the emulator): %.1f ms", em.initDurationMs(t))
+
+	// Multipart through the start-api dialect, files on both sides of the
+	// threshold, plain text and base64.
+	files := []uploadtest.File{{Name: "m1.txt", Seed: 20, Size: 100, Text: true}, {Name: "m2.txt", Seed: 21, Size: th + 1, Text: true}}
+	ct, body, _ := uploadtest.Multipart(files)
+	raw, err := io.ReadAll(body)
+	require.NoError(t, err)
+	for i, b64 := range []bool{false, true} {
+		if i == 1 {
+			for j := range files {
+				files[j].Name = "b64-" + files[j].Name
+			}
+			ct, body, _ = uploadtest.Multipart(files)
+			raw, err = io.ReadAll(body)
+			require.NoError(t, err)
+		}
+		resp := em.invoke(t, uploadtest.Event(t, uploadtest.StartAPI, http.MethodPost, "/files", map[string]string{"Content-Type": ct}, raw, b64))
+		require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+		got := decode[api.UploadResponse](t, resp.Body)
+		require.Len(t, got.Files, 2)
+		assert.Equal(t, "memory", got.Files[0].Spool)
+		assert.Equal(t, "disk", got.Files[1].Spool)
+		for _, f := range files {
+			uploadtest.RequireFile(t, f, gw.ObjectPath(f.Name))
+		}
+		uploadtest.RequireEmptyDir(t, em.spoolDir)
+	}
+
+	// The same name again: 409, and the first object is untouched.
+	first := uploadtest.File{Name: "e2e/raw-1024.bin", Seed: 1, Size: 1 << 10}
+	again := uploadtest.File{Seed: 99, Size: th + 10}
+	resp := em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/"+first.Name, nil, again.Bytes(), true))
+	require.Equal(t, http.StatusConflict, resp.StatusCode, resp.Body)
+	assert.Equal(t, "exists", decode[struct{ Error api.Error }](t, resp.Body).Error.Code)
+	uploadtest.RequireFile(t, first, gw.ObjectPath(first.Name))
+	uploadtest.RequireEmptyDir(t, em.spoolDir)
+
+	// Downloads redirect to a presigned URL that serves the object.
+	resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodGet, "/files/"+first.Name, nil, nil, false))
+	require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode, resp.Body)
+	loc := resp.Headers["location"]
+	require.True(t, strings.HasPrefix(loc, gw.Endpoint+"/"), loc)
+	dl, err := http.Get(loc)
+	require.NoError(t, err)
+	uploadtest.RequireContent(t, first, dl.Body)
+	dl.Body.Close()
+
+	resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodGet, "/files", nil, nil, false))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	list := decode[api.ListResponse](t, resp.Body)
+	assert.Len(t, list.Files, len(sizes)+4)
+
+	// Invalid base64 is refused, and nothing is stored.
+	bad := uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/bad.bin", nil, []byte("x"), false)
+	bad = bytes.Replace(bad, []byte(`"isBase64Encoded":false`), []byte(`"isBase64Encoded":true`), 1)
+	resp = em.invoke(t, bad)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, resp.Body)
+	assert.NoFileExists(t, gw.ObjectPath("bad.bin"))
+
+	// Logs are JSON, one line per request, with the Lambda request ID.
+	var requests int
+	lines := bufio.NewScanner(strings.NewReader(em.stdout.String()))
+	lines.Buffer(nil, 1<<20)
+	for lines.Scan() {
+		var l map[string]any
+		if json.Unmarshal(lines.Bytes(), &l) != nil || l["msg"] != "request" {
+			continue
+		}
+		requests++
+		assert.NotEmpty(t, l["request_id"], lines.Text())
+	}
+	assert.GreaterOrEqual(t, requests, len(sizes)+5)
+
+	// S3 goes away: a clean 502, and the spool is still empty.
+	gw.Stop()
+	big := uploadtest.File{Seed: 7, Size: th + 1}
+	resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/down.bin", nil, big.Bytes(), true))
+	require.Equal(t, http.StatusBadGateway, resp.StatusCode, resp.Body)
+	assert.Equal(t, "storage_error", decode[struct{ Error api.Error }](t, resp.Body).Error.Code)
+	uploadtest.RequireEmptyDir(t, em.spoolDir)
+}
