@@ -96,7 +96,8 @@ type exchange struct {
 	w      *responseWriter
 	body   *requestBody
 	spool  string
-	errMsg string
+	code   string // the error code of a refused request
+	errMsg string // the detail of a 5xx, which the client does not see
 }
 
 // ServeHTTP implements http.Handler.
@@ -112,6 +113,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if err := h.route(x.w, r, x); err != nil {
 		e := ErrorFor(err)
+		x.code = e.Code
 		if e.Status >= 500 {
 			x.errMsg = err.Error()
 		}
@@ -132,6 +134,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if id := RequestID(r.Context()); id != "" {
 		attrs = append(attrs, slog.String("request_id", id))
+	}
+	if x.code != "" {
+		attrs = append(attrs, slog.String("code", x.code))
 	}
 	if x.errMsg != "" {
 		attrs = append(attrs, slog.String("error", x.errMsg))
@@ -222,7 +227,7 @@ func (h *Handler) putRaw(w http.ResponseWriter, r *http.Request, x *exchange, na
 }
 
 // postMultipart spools every file part, then publishes them together.
-func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *exchange) (err error) {
+func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	ctx := r.Context()
 	mt, params, perr := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if perr != nil || mt != "multipart/form-data" {

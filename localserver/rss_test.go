@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 )
 
@@ -89,6 +90,7 @@ func startBinary(t *testing.T, args ...string) *binaryServer {
 	s := &binaryServer{dir: filepath.Join(t.TempDir(), "uploads"), spoolDir: t.TempDir(), exited: make(chan error, 1)}
 	s.cmd = exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--directory", s.dir, "--spool-dir", s.spoolDir}, args...)...)
 	s.cmd.Env = os.Environ()
+	s.cmd.SysProcAttr = testservers.DieWithParent()
 	stderr, err := s.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, s.cmd.Start())

@@ -98,6 +98,7 @@ func startEmulator(t *testing.T, gw *testservers.S3) *emulator {
 	e.cmd.Env = append(os.Environ(), gw.Env()...)
 	e.cmd.Env = append(e.cmd.Env, "SPILLWAY_BUCKET="+gw.Bucket, "SPILLWAY_SPOOL_DIR="+e.spoolDir, "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
 	e.cmd.Stdout, e.cmd.Stderr = e.stdout, e.stderr
+	e.cmd.SysProcAttr = testservers.DieWithParent()
 	require.NoError(t, e.cmd.Start())
 	go func() { e.cmd.Wait(); close(e.exited) }()
 	t.Cleanup(func() {

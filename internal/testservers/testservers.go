@@ -122,6 +122,7 @@ func StartS3(t testing.TB) *S3 {
 	s.Endpoint = "http://" + addr
 	s.cmd = exec.Command(bin, "-q", "-p", addr, "-a", s.AccessKey, "-s", s.SecretKey, "posix", s.Dir)
 	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	s.cmd.SysProcAttr = DieWithParent()
 	require.NoError(t, s.cmd.Start())
 	go func() { s.cmd.Wait(); close(s.exited) }()
 	t.Cleanup(s.Stop)
