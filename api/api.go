@@ -261,7 +261,10 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		if parts == h.maxParts {
 			return fmt.Errorf("%w: more than %d parts", errBadMultipart, h.maxParts)
 		}
-		name := part.FileName()
+		name, err := partFileName(part)
+		if err != nil {
+			return err
+		}
 		if name == "" {
 			continue // a plain form field; NextPart skips its bytes
 		}
@@ -293,6 +296,25 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	}
 	writeJSON(w, http.StatusCreated, resp)
 	return nil
+}
+
+// partFileName returns the base name a file part is stored under, or ""
+// for a part that is not a file. Unlike Part.FileName, it first checks the
+// filename as sent: a base name is taken from a plain relative path, but a
+// traversal, an absolute path or a backslash is refused, not quietly cut.
+func partFileName(part *multipart.Part) (string, error) {
+	_, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+	if err != nil {
+		return "", fmt.Errorf("%w: bad Content-Disposition: %v", errBadMultipart, err)
+	}
+	raw, ok := params["filename"]
+	if !ok || raw == "" {
+		return "", nil
+	}
+	if err := store.ValidateName(raw); err != nil {
+		return "", err
+	}
+	return path.Base(raw), nil
 }
 
 // multipartCause calls a part that ends early malformed: the transport's own

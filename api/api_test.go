@@ -401,6 +401,9 @@ func TestMalformedMultipart(t *testing.T) {
 		{"only the closing delimiter", "multipart/form-data; boundary=b", "--b--\r\n", http.StatusBadRequest, "no_files"},
 		{"bad filename", "multipart/form-data; boundary=b", part("b", ".htaccess") + "--b--\r\n", http.StatusBadRequest, "invalid_name"},
 		{"dot-dot filename", "multipart/form-data; boundary=b", part("b", "..") + "--b--\r\n", http.StatusBadRequest, "invalid_name"},
+		{"traversal filename", "multipart/form-data; boundary=b", part("b", "../../etc/passwd") + "--b--\r\n", http.StatusBadRequest, "invalid_name"},
+		{"absolute filename", "multipart/form-data; boundary=b", part("b", "/etc/passwd") + "--b--\r\n", http.StatusBadRequest, "invalid_name"},
+		{"windows path filename", "multipart/form-data; boundary=b", part("b", `C:\\Users\\me\\a.txt`) + "--b--\r\n", http.StatusBadRequest, "invalid_name"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -434,9 +437,10 @@ func TestMultipartTooManyParts(t *testing.T) {
 func TestMultipartBasenameAndBoundaryInData(t *testing.T) {
 	s := newServer(t, options{})
 	// Boundary-like bytes that are not a delimiter line must be stored
-	// intact, and a path in the filename is reduced to its base name.
+	// intact, and a relative path in the filename is reduced to its base
+	// name.
 	data := "x--b at the start\r\n--bz\r\n--b-x\r\nx--b--\r\n\x00\xff--b"
-	body := "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../../etc/passwd\"\r\n\r\n" + data + "\r\n--b--\r\n"
+	body := "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"etc/passwd\"\r\n\r\n" + data + "\r\n--b--\r\n"
 	req := s.request(t, http.MethodPost, "/files", strings.NewReader(body), int64(len(body)))
 	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
 	resp, respBody := s.do(t, req)
