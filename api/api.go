@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,6 +38,14 @@ type Config struct {
 	ReadTimeout time.Duration
 	// MaxParts caps the parts of a multipart request. Zero: DefaultMaxParts.
 	MaxParts int
+	// MaxConcurrentUploads caps uploads in progress at once; past it, an
+	// upload is refused with 503 busy before its body is read. Zero means
+	// no cap.
+	MaxConcurrentUploads int
+	// Token, when set, is a shared secret every request but /healthz must
+	// carry as "Authorization: Bearer <token>". It is checked before the
+	// body is read.
+	Token string
 }
 
 // Handler serves the upload API.
@@ -46,6 +55,8 @@ type Handler struct {
 	log         *slog.Logger
 	readTimeout time.Duration
 	maxParts    int
+	token       []byte
+	slots       chan struct{} // nil: uploads are not capped
 }
 
 // New returns the API handler.
@@ -56,6 +67,12 @@ func New(cfg Config) *Handler {
 		log:         cfg.Logger,
 		readTimeout: cfg.ReadTimeout,
 		maxParts:    cfg.MaxParts,
+	}
+	if cfg.Token != "" {
+		h.token = []byte(cfg.Token)
+	}
+	if cfg.MaxConcurrentUploads > 0 {
+		h.slots = make(chan struct{}, cfg.MaxConcurrentUploads)
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -148,6 +165,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // once, here, and a hostile name gets a 400 rather than a redirect.
 func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	p := r.URL.EscapedPath()
+	if p != "/healthz" && !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)
+		return errUnauthorized
+	}
+	if isUpload(r.Method, p) && h.slots != nil {
+		select {
+		case h.slots <- struct{}{}:
+			defer func() { <-h.slots }()
+		default:
+			return fmt.Errorf("%w: %d uploads already in progress", errBusy, cap(h.slots))
+		}
+	}
 	switch {
 	case p == "/healthz":
 		if !allow(w, r, http.MethodGet, http.MethodHead) {
@@ -179,6 +208,21 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) err
 		return errMethod
 	}
 	return fmt.Errorf("%w: %s", errRouteNotFound, p)
+}
+
+func isUpload(method, p string) bool {
+	return method == http.MethodPut && strings.HasPrefix(p, "/files/") ||
+		method == http.MethodPost && (p == "/files" || p == "/files/")
+}
+
+// authorized checks the bearer token in constant time.
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.token == nil {
+		return true
+	}
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), h.token) == 1
 }
 
 func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {

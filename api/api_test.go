@@ -44,6 +44,8 @@ type options struct {
 	spool       func(*spool.Config)
 	store       dirstore.Options
 	readTimeout time.Duration
+	token       string
+	maxUploads  int
 }
 
 func newServer(t *testing.T, o options) *server {
@@ -66,10 +68,12 @@ func newServer(t *testing.T, o options) *server {
 	st, _, err := dirstore.Open(s.dir, o.store)
 	require.NoError(t, err)
 	h := api.New(api.Config{
-		Spooler:     s.spooler,
-		Store:       st,
-		Logger:      slog.New(slog.NewJSONHandler(s.logs, nil)),
-		ReadTimeout: o.readTimeout,
+		Spooler:              s.spooler,
+		Store:                st,
+		Logger:               slog.New(slog.NewJSONHandler(s.logs, nil)),
+		ReadTimeout:          o.readTimeout,
+		Token:                o.token,
+		MaxConcurrentUploads: o.maxUploads,
 	})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}

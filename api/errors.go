@@ -29,6 +29,8 @@ var (
 	errUnsupportedMT = errors.New("Content-Type must be multipart/form-data")
 	errMethod        = errors.New("method not allowed")
 	errRouteNotFound = errors.New("no such route")
+	errUnauthorized  = errors.New("a valid bearer token is required")
+	errBusy          = errors.New("too many uploads in progress; retry later")
 )
 
 // Errors that entrypoints wrap to choose a response.
@@ -44,6 +46,8 @@ var mapping = []struct {
 	code   string
 }{
 	{spool.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{errUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{errBusy, http.StatusServiceUnavailable, "busy"},
 	{store.ErrInvalidName, http.StatusBadRequest, "invalid_name"},
 	{errBadMultipart, http.StatusBadRequest, "bad_multipart"},
 	{errNoFiles, http.StatusBadRequest, "no_files"},

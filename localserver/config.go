@@ -28,6 +28,9 @@ type config struct {
 	LogLevel        slog.Level
 	ReadTimeout     time.Duration
 	ShutdownTimeout time.Duration
+	MaxUploads      int
+	Token           string
+	CORSOrigins     string
 }
 
 // sizeValue is a flag.Value for byte counts with units.
@@ -62,6 +65,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		LogLevel:        slog.LevelInfo,
 		ReadTimeout:     60 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
+		MaxUploads:      64,
 	}
 	fs := flag.NewFlagSet("localserver", flag.ContinueOnError)
 	fs.SetOutput(usage)
@@ -95,6 +99,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "grace period for in-flight uploads on SIGINT/SIGTERM (env SPILLWAY_SHUTDOWN_TIMEOUT)")
 	def("shutdown-timeout", "SPILLWAY_SHUTDOWN_TIMEOUT")
 
+	fs.IntVar(&c.MaxUploads, "max-concurrent-uploads", c.MaxUploads, "uploads in progress at once; more get 503 busy, 0 for no cap (env SPILLWAY_MAX_CONCURRENT_UPLOADS)")
+	def("max-concurrent-uploads", "SPILLWAY_MAX_CONCURRENT_UPLOADS")
+	fs.StringVar(&c.Token, "token", c.Token, "require \"Authorization: Bearer TOKEN\" on every route but /healthz (env SPILLWAY_TOKEN)")
+	def("token", "SPILLWAY_TOKEN")
+	fs.StringVar(&c.CORSOrigins, "cors-origin", c.CORSOrigins, "comma-separated origins allowed by CORS, or *; empty turns CORS off (env SPILLWAY_CORS_ORIGIN)")
+	def("cors-origin", "SPILLWAY_CORS_ORIGIN")
+
 	// The environment sets defaults first, so that flags override it.
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -118,6 +129,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if c.ReadTimeout < 0 || c.ShutdownTimeout < 0 {
 		return c, fmt.Errorf("timeouts must not be negative")
 	}
+	if c.MaxUploads < 0 {
+		return c, fmt.Errorf("--max-concurrent-uploads must not be negative")
+	}
 	return c, nil
 }
 
@@ -135,6 +149,9 @@ func (c config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Duration("read_timeout", c.ReadTimeout),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Int("max_concurrent_uploads", c.MaxUploads),
+		slog.Bool("token", c.Token != ""),
+		slog.String("cors_origin", c.CORSOrigins),
 	)
 }
 

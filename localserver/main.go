@@ -75,8 +75,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("spillway local server listening", "url", "http://"+ln.Addr().String(),
 		"config", cfg, "orphans_swept", swept+staged)
 
-	handler := api.New(api.Config{Spooler: spooler, Store: st, Logger: log, ReadTimeout: cfg.ReadTimeout})
-	inflight := &tracker{h: handler}
+	if cfg.Token == "" && !isLoopback(ln.Addr()) {
+		log.Warn("listening beyond loopback without --token: anyone who can reach this address can upload and download")
+	}
+	handler := api.New(api.Config{
+		Spooler:              spooler,
+		Store:                st,
+		Logger:               log,
+		ReadTimeout:          cfg.ReadTimeout,
+		MaxConcurrentUploads: cfg.MaxUploads,
+		Token:                cfg.Token,
+	})
+	inflight := &tracker{h: withCORS(handler, cfg.CORSOrigins)}
 	baseCtx, abort := context.WithCancel(context.Background())
 	defer abort()
 	srv := &http.Server{
@@ -112,6 +122,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("stopped", "spool_files_open", stats.OpenFiles, "memory_bodies", stats.MemoryBodies,
 		"disk_bodies", stats.DiskBodies, "spool_errors", stats.Errors, "cleanup_failures", stats.CleanupFailures)
 	return nil
+}
+
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // openStore opens the directory store, or the S3 store with --bucket. It

@@ -39,20 +39,25 @@ func TestParseConfigDefaults(t *testing.T) {
 	assert.True(t, c.Fsync)
 	assert.Equal(t, slog.LevelInfo, c.LogLevel)
 	assert.Equal(t, 60*time.Second, c.ReadTimeout)
+	assert.Equal(t, 64, c.MaxUploads)
+	assert.Empty(t, c.Token)
 }
 
 func TestParseConfigEnvAndFlags(t *testing.T) {
 	vars := env(map[string]string{
-		"SPILLWAY_ADDR":            "127.0.0.1:9000",
-		"SPILLWAY_THRESHOLD":       "512k",
-		"SPILLWAY_MAX_UPLOAD_SIZE": "10GB",
-		"SPILLWAY_MEMORY_BUDGET":   "16MiB",
-		"SPILLWAY_OVERWRITE":       "true",
-		"SPILLWAY_FSYNC":           "false",
-		"SPILLWAY_LOG_LEVEL":       "debug",
-		"SPILLWAY_DIRECTORY":       "/srv/up",
-		"SPILLWAY_SPOOL_DIR":       "/var/tmp",
-		"SPILLWAY_READ_TIMEOUT":    "5s",
+		"SPILLWAY_ADDR":                   "127.0.0.1:9000",
+		"SPILLWAY_THRESHOLD":              "512k",
+		"SPILLWAY_MAX_UPLOAD_SIZE":        "10GB",
+		"SPILLWAY_MEMORY_BUDGET":          "16MiB",
+		"SPILLWAY_OVERWRITE":              "true",
+		"SPILLWAY_FSYNC":                  "false",
+		"SPILLWAY_LOG_LEVEL":              "debug",
+		"SPILLWAY_DIRECTORY":              "/srv/up",
+		"SPILLWAY_SPOOL_DIR":              "/var/tmp",
+		"SPILLWAY_READ_TIMEOUT":           "5s",
+		"SPILLWAY_TOKEN":                  "t0k",
+		"SPILLWAY_CORS_ORIGIN":            "*",
+		"SPILLWAY_MAX_CONCURRENT_UPLOADS": "8",
 	})
 	c, err := parseConfig([]string{"--threshold", "1MiB", "--overwrite=false", "--addr=[::1]:0"}, vars, io.Discard)
 	require.NoError(t, err)
@@ -66,6 +71,9 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, "/srv/up", c.Directory)
 	assert.Equal(t, "/var/tmp", c.SpoolDir)
 	assert.Equal(t, 5*time.Second, c.ReadTimeout)
+	assert.Equal(t, "t0k", c.Token)
+	assert.Equal(t, "*", c.CORSOrigins)
+	assert.Equal(t, 8, c.MaxUploads)
 }
 
 func TestParseConfigErrorsNameTheSetting(t *testing.T) {

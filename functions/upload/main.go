@@ -38,6 +38,7 @@ type config struct {
 	Threshold     int64
 	MaxUploadSize int64
 	MemoryBudget  int64
+	Token         string
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -45,6 +46,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Bucket:       getenv("SPILLWAY_BUCKET"),
 		Prefix:       getenv("SPILLWAY_PREFIX"),
 		SpoolDir:     getenv("SPILLWAY_SPOOL_DIR"),
+		Token:        getenv("SPILLWAY_TOKEN"),
 		Threshold:    spool.DefaultThreshold,
 		MemoryBudget: spool.DefaultMemoryBudget,
 	}
@@ -104,6 +106,6 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 	st := s3store.New(client, cfg.Bucket, s3store.Options{Prefix: cfg.Prefix})
 	log.Info("cold start", "bucket", cfg.Bucket, "prefix", cfg.Prefix, "spool_dir", cfg.SpoolDir,
 		"threshold", bytesize.Format(cfg.Threshold), "max_upload_size", cfg.MaxUploadSize,
-		"memory_budget", bytesize.Format(cfg.MemoryBudget), "orphans_swept", swept)
-	return lambdahttp.New(api.New(api.Config{Spooler: spooler, Store: st, Logger: log})), nil
+		"memory_budget", bytesize.Format(cfg.MemoryBudget), "token", cfg.Token != "", "orphans_swept", swept)
+	return lambdahttp.New(api.New(api.Config{Spooler: spooler, Store: st, Logger: log, Token: cfg.Token})), nil
 }

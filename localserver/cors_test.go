@@ -1,0 +1,60 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestCORS(t *testing.T) {
+	var reached int
+	h := withCORS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached++
+		w.WriteHeader(http.StatusCreated)
+	}), "https://app.example, https://admin.example")
+
+	pre := httptest.NewRequest(http.MethodOptions, "/files/a.bin", nil)
+	pre.Header.Set("Origin", "https://app.example")
+	pre.Header.Set("Access-Control-Request-Method", "PUT")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, pre)
+	assert.Equal(t, http.StatusNoContent, rec.Code)
+	assert.Equal(t, "https://app.example", rec.Header().Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, rec.Header().Get("Access-Control-Allow-Methods"), "PUT")
+	assert.Contains(t, rec.Header().Get("Access-Control-Allow-Headers"), "authorization")
+	assert.Zero(t, reached, "a preflight never reaches the API")
+
+	put := httptest.NewRequest(http.MethodPut, "/files/a.bin", nil)
+	put.Header.Set("Origin", "https://admin.example")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, put)
+	assert.Equal(t, http.StatusCreated, rec.Code)
+	assert.Equal(t, "https://admin.example", rec.Header().Get("Access-Control-Allow-Origin"))
+	assert.Equal(t, "location, etag", rec.Header().Get("Access-Control-Expose-Headers"))
+
+	other := httptest.NewRequest(http.MethodPut, "/files/a.bin", nil)
+	other.Header.Set("Origin", "https://evil.example")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, other)
+	assert.Empty(t, rec.Header().Get("Access-Control-Allow-Origin"))
+
+	star := withCORS(http.NotFoundHandler(), "*")
+	rec = httptest.NewRecorder()
+	star.ServeHTTP(rec, put)
+	assert.Equal(t, "*", rec.Header().Get("Access-Control-Allow-Origin"))
+
+	off := withCORS(http.NotFoundHandler(), "")
+	rec = httptest.NewRecorder()
+	off.ServeHTTP(rec, put)
+	assert.Empty(t, rec.Header().Get("Access-Control-Allow-Origin"))
+}
+
+func TestIsLoopback(t *testing.T) {
+	assert.True(t, isLoopback(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}))
+	assert.True(t, isLoopback(&net.TCPAddr{IP: net.IPv6loopback}))
+	assert.False(t, isLoopback(&net.TCPAddr{IP: net.IPv4zero}))
+	assert.False(t, isLoopback(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1)}))
+}
