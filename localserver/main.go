@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -46,6 +47,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if getenv("GOMEMLIMIT") == "" {
+		// Bodies held in memory are capped by the budget; a soft limit a
+		// little above it makes the GC return their memory promptly, so
+		// the process stays near budget + a fixed overhead under load.
+		debug.SetMemoryLimit(cfg.MemoryBudget + memoryOverhead)
+	}
 
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return fmt.Errorf("spool dir: %w", err)
@@ -123,6 +130,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		"disk_bodies", stats.DiskBodies, "spool_errors", stats.Errors, "cleanup_failures", stats.CleanupFailures)
 	return nil
 }
+
+// memoryOverhead is what the server needs beyond the memory budget at its
+// upload cap: the runtime, connection buffers and one copy buffer per
+// upload spooling to disk.
+const memoryOverhead = 48 << 20
 
 func isLoopback(addr net.Addr) bool {
 	tcp, ok := addr.(*net.TCPAddr)

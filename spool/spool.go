@@ -32,7 +32,7 @@ const (
 	// copyBufferSize is the unit of disk writes. It is deliberately not the
 	// threshold: writes in the 256 KiB–1 MiB range are several times faster
 	// than 2 MiB writes on the disks this runs on.
-	copyBufferSize = 512 << 10
+	copyBufferSize = 256 << 10
 )
 
 var (

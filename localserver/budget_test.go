@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/api"
+	"spillway/internal/uploadtest"
+)
+
+// TestMemoryBudgetHoldsUnderLoad sends 64 concurrent small uploads whose
+// sum is half again the memory budget. Each is under the threshold, so each
+// would stay in memory if it could; the budget must push the excess to disk
+// and keep the server's peak RSS within budget plus a fixed overhead.
+func TestMemoryBudgetHoldsUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	const budget = 64 << 20
+	const size = 1536 << 10 // 1.5 MiB: under the 2 MiB threshold
+	const clients = 64
+	srv := startBinary(t, "--memory-budget", fmt.Sprint(budget), "--fsync=false")
+
+	// Every client gets its "100 Continue" (so its handler has reserved
+	// memory or opened a spool file) and sends all but its last byte before
+	// any of them finishes: all 64 bodies are held at once.
+	u, err := url.Parse(srv.url)
+	require.NoError(t, err)
+	var ready, done sync.WaitGroup
+	release := make(chan struct{})
+	spools := make([]string, clients)
+	for i := range clients {
+		ready.Add(1)
+		done.Go(func() {
+			readyOnce := sync.OnceFunc(ready.Done)
+			defer readyOnce()
+			f := uploadtest.File{Seed: uint64(i), Size: size}
+			conn, err := net.Dial("tcp", u.Host)
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer conn.Close()
+			br := bufio.NewReader(conn)
+			fmt.Fprintf(conn, "PUT /files/load-%02d.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", i, size)
+			line, err := br.ReadString('\n')
+			if !assert.NoError(t, err) || !assert.Equal(t, "HTTP/1.1 100 Continue\r\n", line) {
+				return
+			}
+			br.ReadString('\n')
+			body := f.Bytes()
+			if _, err := conn.Write(body[:size-1]); !assert.NoError(t, err) {
+				return
+			}
+			readyOnce()
+			<-release
+			if _, err := conn.Write(body[size-1:]); !assert.NoError(t, err) {
+				return
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer resp.Body.Close()
+			var got api.UploadResponse
+			raw, _ := io.ReadAll(resp.Body)
+			if assert.Equal(t, http.StatusCreated, resp.StatusCode, string(raw)) && assert.NoError(t, json.Unmarshal(raw, &got)) {
+				assert.Equal(t, f.SHA256(), got.Files[0].SHA256)
+				spools[i] = got.Files[0].Spool
+			}
+		})
+	}
+	ready.Wait()
+	close(release)
+	done.Wait()
+
+	counts := map[string]int{}
+	for _, s := range spools {
+		counts[s]++
+	}
+	hwm := vmHWM(t, srv.cmd.Process.Pid)
+	t.Logf("64 concurrent 1.5 MiB uploads, 64 MiB budget: spool %v, peak RSS %.1f MiB", counts, float64(hwm)/(1<<20))
+	assert.Positive(t, counts["memory"])
+	assert.Positive(t, counts["disk"], "the budget must send some small bodies to disk")
+	assert.LessOrEqual(t, hwm, int64(budget+memoryOverhead), "peak RSS over budget + overhead")
+	srv.stop(t)
+}
