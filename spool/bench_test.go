@@ -1,0 +1,57 @@
+package spool_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"testing"
+
+	"spillway/internal/uploadtest"
+	"spillway/spool"
+)
+
+// BenchmarkSpool measures the spooler alone, from an in-memory reader, on
+// both sides of the threshold, with the length known and unknown. The
+// baseline is the SHA-256 of the same bytes, the work no spooler avoids.
+func BenchmarkSpool(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		size int64
+	}{
+		{"1KiB", 1 << 10},
+		{"1MiB", 1 << 20},
+		{"8MiB", 8 << 20},
+	} {
+		data := uploadtest.File{Seed: 1, Size: tc.size}.Bytes()
+		b.Run(tc.name+"/baseline-sha256", func(b *testing.B) {
+			b.SetBytes(tc.size)
+			for b.Loop() {
+				sha256.Sum256(data)
+			}
+		})
+		for _, known := range []bool{true, false} {
+			name := tc.name + "/known"
+			if !known {
+				name = tc.name + "/unknown"
+			}
+			b.Run(name, func(b *testing.B) {
+				s, err := spool.New(spool.Config{Dir: b.TempDir(), Threshold: spool.DefaultThreshold, MemoryBudget: spool.DefaultMemoryBudget})
+				if err != nil {
+					b.Fatal(err)
+				}
+				size := tc.size
+				if !known {
+					size = -1
+				}
+				b.SetBytes(tc.size)
+				b.ReportAllocs()
+				for b.Loop() {
+					body, err := s.Spool(b.Context(), bytes.NewReader(data), size)
+					if err != nil {
+						b.Fatal(err)
+					}
+					body.Close()
+				}
+			})
+		}
+	}
+}
