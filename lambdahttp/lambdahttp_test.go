@@ -262,3 +262,27 @@ func TestBase64EventAllocatesLittle(t *testing.T) {
 	assert.Less(t, alloc, uint64(1<<20), "allocations must stay far below the body size")
 	uploadtest.RequireEmptyDir(t, e.spoolDir)
 }
+
+// TestSizeLimitAppliesBeforeDecoding: the decoded length is known from the
+// encoded one, so an event over the limit is refused without decoding it.
+func TestSizeLimitAppliesBeforeDecoding(t *testing.T) {
+	spoolDir, dir := t.TempDir(), t.TempDir()
+	sp, err := spool.New(spool.Config{Dir: spoolDir, Threshold: spool.DefaultThreshold, MemoryBudget: spool.DefaultMemoryBudget, MaxSize: 1 << 20})
+	require.NoError(t, err)
+	st, _, err := dirstore.Open(dir, dirstore.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	a := lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.DiscardHandler)}))
+
+	f := uploadtest.File{Size: 1<<20 + 1}
+	var ev events.LambdaFunctionURLRequest
+	require.NoError(t, json.Unmarshal(uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/big.bin", nil, f.Bytes(), true), &ev))
+	resp := a.Serve(context.Background(), &ev)
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, resp.Body)
+	assert.Contains(t, resp.Body, `"too_large"`)
+	assert.Contains(t, resp.Body, "1048577 bytes", "the decoded size is reported")
+	st0 := sp.Stats()
+	assert.Zero(t, st0.DiskBodies+st0.MemoryBodies)
+	uploadtest.RequireEmptyDir(t, spoolDir)
+	uploadtest.RequireEmptyDir(t, dir)
+}
