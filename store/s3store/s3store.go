@@ -32,6 +32,8 @@ import (
 const (
 	DefaultPartSize      = 64 << 20
 	DefaultPresignExpiry = 15 * time.Minute
+	// DefaultRegion signs requests when the environment names no region.
+	DefaultRegion = "us-east-1"
 )
 
 // Options configure a Store.
@@ -384,6 +386,11 @@ func NewClient(ctx context.Context, pathStyle bool) (*s3.Client, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("s3store: aws config: %w", err)
+	}
+	if cfg.Region == "" {
+		// Lambda always sets AWS_REGION; a local S3 server rarely cares,
+		// but SigV4 needs some region to sign with.
+		cfg.Region = DefaultRegion
 	}
 	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }), nil
 }
