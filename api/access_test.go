@@ -86,3 +86,18 @@ func TestBusyBeyondMaxConcurrentUploads(t *testing.T) {
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(respBody))
 	s.waitServed(t)
 }
+
+func TestRequestIDInHeaderErrorAndLog(t *testing.T) {
+	s := newServer(t, options{})
+	resp, body := s.do(t, s.request(t, http.MethodGet, "/files/missing.bin", nil, 0))
+	requireError(t, resp, body, http.StatusNotFound, "not_found")
+	id := resp.Header.Get("X-Request-Id")
+	require.NotEmpty(t, id)
+	assert.Contains(t, string(body), `"request_id":"`+id+`"`)
+	s.waitServed(t)
+	assert.Contains(t, s.logs.String(), `"request_id":"`+id+`"`)
+
+	resp, _ = s.do(t, s.request(t, http.MethodGet, "/healthz", nil, 0))
+	assert.NotEqual(t, id, resp.Header.Get("X-Request-Id"), "each request gets its own ID")
+	s.waitServed(t)
+}

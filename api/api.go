@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -122,19 +123,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	x := &exchange{w: &responseWriter{ResponseWriter: w}}
 	x.body = &requestBody{r: r.Body, rc: http.NewResponseController(x.w), timeout: h.readTimeout}
+	// Every request has an ID a user can quote: the Lambda request ID when
+	// the entrypoint set one, a fresh one otherwise.
+	id := RequestID(r.Context())
+	if id == "" {
+		id = rand.Text()
+	}
 	// A copy of the request carries the wrapped body: net/http inspects the
 	// original's Body after the handler (an unread Expect: 100-continue body
 	// must close the connection, not be read), so that one stays as it was.
-	r = r.WithContext(r.Context())
+	r = r.WithContext(WithRequestID(r.Context(), id))
 	r.Body = x.body
+	x.w.Header().Set("X-Request-Id", id)
 
 	if err := h.route(x.w, r, x); err != nil {
-		e := ErrorFor(err)
+		e := *ErrorFor(err)
+		e.RequestID = id
 		x.code = e.Code
 		if e.Status >= 500 {
 			x.errMsg = err.Error()
 		}
-		writeError(x.w, e)
+		writeError(x.w, &e)
 	}
 
 	level := slog.LevelInfo
@@ -148,9 +157,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int64("bytes", x.body.n),
 		slog.String("spool", x.spool),
 		slog.Duration("duration", time.Since(start)),
-	}
-	if id := RequestID(r.Context()); id != "" {
-		attrs = append(attrs, slog.String("request_id", id))
+		slog.String("request_id", id),
 	}
 	if x.code != "" {
 		attrs = append(attrs, slog.String("code", x.code))

@@ -15,9 +15,10 @@ import (
 // a message for people. It is what clients see as
 // {"error":{"code":"…","message":"…"}}.
 type Error struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Status    int    `json:"-"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
