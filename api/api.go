@@ -15,10 +15,12 @@ import (
 	"log/slog"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 
 	"spillway/spool"
@@ -289,8 +291,15 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		return fmt.Errorf("%w: Content-Type has no boundary", errBadMultipart)
 	}
 	if r.ContentLength > 0 {
+		// The parts' sizes are unknown, but together they are under the
+		// body's: if the body does not fit, neither will its files.
 		if err := h.spool.CheckSpace(r.ContentLength); err != nil {
 			return err
+		}
+		if sc, ok := h.store.(store.SpaceChecker); ok {
+			if err := sc.CheckSpace(ctx, r.ContentLength); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -481,12 +490,20 @@ func (b *requestBody) cause(err error) error {
 	switch {
 	case b.err == nil:
 		return err
-	case errors.Is(b.err, io.ErrUnexpectedEOF):
+	case clientGone(b.err):
 		return fmt.Errorf("%w: %w", spool.ErrIncomplete, b.err)
 	case errors.Is(err, spool.ErrTooLarge):
 		return err
 	}
 	return b.err
+}
+
+// clientGone reports the read errors of a client that went away mid-body:
+// a clean close (unexpected EOF) or a reset (a killed client, a browser
+// abort).
+func clientGone(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // responseWriter records the status for the log line. Unwrap keeps

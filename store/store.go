@@ -62,6 +62,13 @@ type Store interface {
 	Open(ctx context.Context, name string) (Info, io.ReadSeekCloser, error)
 }
 
+// SpaceChecker is implemented by stores with finite space, so that a
+// request whose files' sizes are not known one by one (multipart) can still
+// be refused before its body is read when its total cannot fit.
+type SpaceChecker interface {
+	CheckSpace(ctx context.Context, size int64) error
+}
+
 // Presigner is implemented by stores whose files are better downloaded
 // straight from the backend, with a URL that expires.
 type Presigner interface {

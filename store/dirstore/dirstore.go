@@ -45,7 +45,10 @@ type Store struct {
 	opts Options
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store        = (*Store)(nil)
+	_ store.SpaceChecker = (*Store)(nil)
+)
 
 const (
 	stagePrefix  = ".spillway-"
@@ -80,7 +83,7 @@ func (s *Store) Close() error { return s.root.Close() }
 func (s *Store) Dir() string { return s.dir }
 
 // Check implements store.Store.
-func (s *Store) Check(_ context.Context, name string, size int64) error {
+func (s *Store) Check(ctx context.Context, name string, size int64) error {
 	if err := store.ValidateName(name); err != nil {
 		return err
 	}
@@ -93,12 +96,19 @@ func (s *Store) Check(_ context.Context, name string, size int64) error {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return mapError(name, err)
 	}
-	if size > 0 {
-		var st unix.Statfs_t
-		if err := unix.Statfs(s.dir, &st); err == nil {
-			if free := int64(st.Bavail) * int64(st.Bsize); free < size {
-				return fmt.Errorf("%w: %d bytes needed, %d available", store.ErrInsufficientStorage, size, free)
-			}
+	return s.CheckSpace(ctx, size)
+}
+
+// CheckSpace implements store.SpaceChecker. A failure to ask the filesystem
+// is not reported: the write itself will tell.
+func (s *Store) CheckSpace(_ context.Context, size int64) error {
+	if size <= 0 {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.dir, &st); err == nil {
+		if free := int64(st.Bavail) * int64(st.Bsize); free < size {
+			return fmt.Errorf("%w: %d bytes needed, %d available", store.ErrInsufficientStorage, size, free)
 		}
 	}
 	return nil
