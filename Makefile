@@ -45,6 +45,15 @@ lint:
 clean:
 	rm -rf $(BIN)
 
+FUZZTIME ?= 10s
+
+# Each fuzz target for $(FUZZTIME); a failing input lands in the package's
+# testdata/fuzz, where `make test` replays it from then on.
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzValidateName$$' -fuzztime=$(FUZZTIME) ./store
+	$(GO) test -run='^$$' -fuzz='^FuzzMultipart$$' -fuzztime=$(FUZZTIME) ./api
+	$(GO) test -run='^$$' -fuzz='^FuzzEvent$$' -fuzztime=$(FUZZTIME) ./lambdahttp
+
 # The full load test: 64 clients for 30 s against the real binary, every
 # 201 verified, zero 5xx, zero leaks, peak RSS within budget + overhead.
 loadtest:

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -18,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -309,9 +311,15 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 			f.Body.Close()
 		}
 	}()
-	mr := multipart.NewReader(r.Body, boundary)
+	body := newCloseWatcher(r.Body, boundary)
+	mr := multipart.NewReader(body, boundary)
 	for parts := 0; ; parts++ {
 		part, err := mr.NextPart()
+		if err == io.EOF && !body.seen {
+			// mime/multipart also reports a body that ends inside a
+			// delimiter or a part's headers as a plain EOF.
+			return x.body.cause(fmt.Errorf("%w: the body ends before the closing delimiter", errBadMultipart))
+		}
 		if err == io.EOF {
 			break
 		}
@@ -358,6 +366,45 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	return nil
 }
 
+// closeWatcher notes whether the multipart closing delimiter,
+// "--boundary--" at the start of a line, went through it.
+type closeWatcher struct {
+	r       io.Reader
+	pattern []byte // "\n--boundary--"
+	tail    []byte // the last len(pattern)-1 bytes read, to match across reads
+	scratch []byte
+	seen    bool
+}
+
+func newCloseWatcher(r io.Reader, boundary string) *closeWatcher {
+	pattern := []byte("\n--" + boundary + "--")
+	return &closeWatcher{
+		r:       r,
+		pattern: pattern,
+		tail:    []byte("\n"), // the body's start counts as a line start
+		scratch: make([]byte, 0, 2*len(pattern)),
+	}
+}
+
+func (c *closeWatcher) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n == 0 || c.seen {
+		return n, err
+	}
+	data := p[:n]
+	k := len(c.pattern) - 1
+	// A match across the previous read and this one lies within the tail
+	// and this read's first k bytes.
+	joined := append(append(c.scratch[:0], c.tail...), data[:min(n, k)]...)
+	c.seen = bytes.Contains(joined, c.pattern) || bytes.Contains(data, c.pattern)
+	if n >= k {
+		c.tail = append(c.tail[:0], data[n-k:]...)
+	} else {
+		c.tail = append(c.tail[:0], joined[max(0, len(joined)-k):]...)
+	}
+	return n, err
+}
+
 // partFileName returns the base name a file part is stored under, or ""
 // for a part that is not a file. Unlike Part.FileName, it first checks the
 // filename as sent: a base name is taken from a plain relative path, but a
@@ -377,11 +424,16 @@ func partFileName(part *multipart.Part) (string, error) {
 	return path.Base(raw), nil
 }
 
-// multipartCause calls a part that ends early malformed: the transport's own
-// failures, a client gone among them, are recovered by requestBody.cause.
+// multipartCause calls a part that ends early, or that its transfer
+// encoding cannot decode, malformed: the transport's own failures, a client
+// gone among them, are recovered by requestBody.cause.
 func multipartCause(err error) error {
-	if errors.Is(err, spool.ErrIncomplete) {
+	switch {
+	case errors.Is(err, spool.ErrIncomplete):
 		return fmt.Errorf("%w: a part ends without its closing boundary", errBadMultipart)
+	case errors.Is(err, spool.ErrRead):
+		// A part's own decoding failed (quoted-printable, say).
+		return fmt.Errorf("%w: %w", errBadMultipart, err)
 	}
 	return err
 }
@@ -487,6 +539,7 @@ func (b *requestBody) Close() error { return b.r.Close() }
 // cause prefers the transport's failure (a client gone, a read timeout) over
 // what a parser made of it, so that a disconnect is not called malformed.
 func (b *requestBody) cause(err error) error {
+	var netErr net.Error
 	switch {
 	case b.err == nil:
 		return err
@@ -494,8 +547,15 @@ func (b *requestBody) cause(err error) error {
 		return fmt.Errorf("%w: %w", spool.ErrIncomplete, b.err)
 	case errors.Is(err, spool.ErrTooLarge):
 		return err
+	case errors.Is(b.err, os.ErrDeadlineExceeded), errors.Is(b.err, ErrBadRequest):
+		return b.err
+	case errors.As(b.err, &netErr):
+		// The connection failed under the body: the client is gone.
+		return fmt.Errorf("%w: %w", spool.ErrIncomplete, b.err)
 	}
-	return b.err
+	// What is left is the framing itself: a malformed chunk, an oversized
+	// trailer. net/http's errors for those are not exported.
+	return fmt.Errorf("%w: malformed body: %w", ErrBadRequest, b.err)
 }
 
 // clientGone reports the read errors of a client that went away mid-body:

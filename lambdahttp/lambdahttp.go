@@ -74,6 +74,10 @@ func NewRequest(ctx context.Context, ev *events.LambdaFunctionURLRequest) (*http
 	if rawPath == "" {
 		rawPath = ev.RequestContext.HTTP.Path
 	}
+	if !strings.HasPrefix(rawPath, "/") {
+		// An absolute URL or a relative path is no origin-form path.
+		return nil, fmt.Errorf("%w: rawPath %q does not begin with /", api.ErrBadRequest, rawPath)
+	}
 	target := rawPath
 	if ev.RawQueryString != "" {
 		target += "?" + ev.RawQueryString

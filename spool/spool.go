@@ -45,6 +45,9 @@ var (
 	ErrTooLong = errors.New("spool: body longer than its declared length")
 	// ErrNoSpace means the spool directory cannot hold the body.
 	ErrNoSpace = errors.New("spool: not enough free space")
+	// ErrRead wraps any other failure of the body's reader, so that callers
+	// can tell a bad body from a failure of the spool itself.
+	ErrRead = errors.New("spool: read body")
 )
 
 // TooLargeError reports a body over the configured maximum size.
@@ -328,7 +331,7 @@ func readError(err error, known bool) error {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("spool: %w", err)
 	}
-	return fmt.Errorf("spool: read body: %w", err)
+	return fmt.Errorf("%w: %w", ErrRead, err)
 }
 
 // fill reads until buf is full or r fails. Unlike io.ReadFull it reports a

@@ -37,10 +37,17 @@ func ValidateName(name string) error {
 			return invalid(name, "contains NUL")
 		case unicode.IsControl(r):
 			return invalid(name, "contains a control character")
+		case r == '\u2028' || r == '\u2029':
+			// Line and paragraph separators break lines as a newline does.
+			return invalid(name, fmt.Sprintf("contains the line break %U", r))
 		case unicode.Is(unicode.Cf, r):
 			// Bidi overrides, zero-width joiners and the like disguise
 			// what a name really is.
 			return invalid(name, fmt.Sprintf("contains the invisible format character %U", r))
+		case unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
+			// Invisible too, though not format characters: Hangul fillers,
+			// the combining grapheme joiner.
+			return invalid(name, fmt.Sprintf("contains the invisible character %U", r))
 		case isLookalike(r):
 			return invalid(name, fmt.Sprintf("contains %U, which looks like a path separator or dot", r))
 		}
@@ -73,9 +80,11 @@ func invalid(name, why string) error {
 
 func isLookalike(r rune) bool {
 	switch r {
-	case '\u2215', '\u2044', '\uFF0F', '\u29F8', '\u2571', // slashes
-		'\uFF3C', '\uFE68', '\u2216', '\u29F5', '\u29F9', // backslashes
-		'\u2024', '\uFF0E', '\uFE52', '\u3002': // full stops
+	case '\u2215', '\u2044', '\uFF0F', '\u29F8', '\u2571', '\u27CB', '\u2F03', // slashes
+		'\u0337', '\u0338', // combining solidus overlays
+		'\uFF3C', '\uFE68', '\u2216', '\u29F5', '\u29F9', '\u2572', '\u27CD', '\u20E5', // backslashes
+		'\u2024', '\uFF0E', '\uFE52', '\u3002', '\uFF61', // full stops (IDNA maps the last four to ".")
+		'\u2025', '\u2026': // two-dot leader and ellipsis: ".." and "..."
 		return true
 	}
 	return false
@@ -87,16 +96,24 @@ func isDrive(seg string) bool {
 }
 
 // isReservedDevice reports Windows device names, with or without extension.
+// As Windows (and Go's filepath.IsLocal) does, it ignores whatever follows a
+// dot or a colon ("NUL:x" is NUL), and takes superscript ¹, ² and ³ for
+// digits ("COM¹" is a port).
 func isReservedDevice(seg string) bool {
-	base, _, _ := strings.Cut(seg, ".")
+	base := seg
+	if i := strings.IndexAny(seg, ".:"); i >= 0 {
+		base = seg[:i]
+	}
 	base = strings.ToUpper(strings.TrimRight(base, " "))
 	switch base {
 	case "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$":
 		return true
 	}
-	if len(base) == 4 && (strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT")) {
-		c := base[3]
-		return '1' <= c && c <= '9'
+	if strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT") {
+		switch base[3:] {
+		case "1", "2", "3", "4", "5", "6", "7", "8", "9", "\u00b9", "\u00b2", "\u00b3":
+			return true
+		}
 	}
 	return false
 }
