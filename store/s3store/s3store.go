@@ -15,6 +15,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -56,6 +57,16 @@ type Store struct {
 	presign *s3.PresignClient
 	bucket  string
 	opts    Options
+
+	mu      sync.Mutex
+	pending []pendingAbort // multipart uploads whose abort failed
+}
+
+// pendingAbort is a multipart upload that could not be aborted when it
+// failed (S3 unreachable, say). The next Put tries again, so an outage does
+// not leave parts behind until the bucket's lifecycle rule.
+type pendingAbort struct {
+	key, uploadID string
 }
 
 var (
@@ -102,6 +113,7 @@ func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 			return err
 		}
 	}
+	s.retryAborts(ctx)
 	var written []string
 	defer func() {
 		if err == nil {
@@ -167,11 +179,11 @@ func (s *Store) putMultipart(ctx context.Context, name string, b *spool.Body) (e
 		if err == nil {
 			return
 		}
-		_, aerr := s.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
-			Bucket: &s.bucket, Key: &key, UploadId: created.UploadId,
-		})
-		if aerr != nil {
-			err = errors.Join(err, fmt.Errorf("s3store: abort multipart upload of %q: %w", name, aerr))
+		if aerr := s.abort(context.WithoutCancel(ctx), key, aws.ToString(created.UploadId)); aerr != nil {
+			s.mu.Lock()
+			s.pending = append(s.pending, pendingAbort{key, aws.ToString(created.UploadId)})
+			s.mu.Unlock()
+			err = errors.Join(err, fmt.Errorf("s3store: abort multipart upload of %q (will retry): %w", name, aerr))
 		}
 	}()
 
@@ -208,6 +220,35 @@ func (s *Store) putMultipart(ctx context.Context, name string, b *spool.Body) (e
 		return mapError("complete multipart upload", name, err)
 	}
 	return nil
+}
+
+func (s *Store) abort(ctx context.Context, key, uploadID string) error {
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &uploadID})
+	var gone *types.NoSuchUpload
+	if errors.As(err, &gone) {
+		return nil
+	}
+	return err
+}
+
+// retryAborts aborts the multipart uploads whose abort failed before,
+// keeping those that fail again.
+func (s *Store) retryAborts(ctx context.Context) {
+	s.mu.Lock()
+	pending := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	var failed []pendingAbort
+	for _, p := range pending {
+		if s.abort(context.WithoutCancel(ctx), p.key, p.uploadID) != nil {
+			failed = append(failed, p)
+		}
+	}
+	if len(failed) > 0 {
+		s.mu.Lock()
+		s.pending = append(s.pending, failed...)
+		s.mu.Unlock()
+	}
 }
 
 // List implements store.Store.
