@@ -27,6 +27,7 @@ import (
 
 	"spillway/spool"
 	"spillway/store"
+	"spillway/web"
 )
 
 // DefaultMaxParts caps the parts of one multipart request, as mime/multipart
@@ -51,6 +52,38 @@ type Config struct {
 	// carry as "Authorization: Bearer <token>". It is checked before the
 	// body is read.
 	Token string
+	// Observer, when set, is told about every request (for metrics).
+	Observer Observer
+	// ProgressInterval is how often a body still arriving is logged. Zero
+	// means DefaultProgressInterval; short uploads log nothing.
+	ProgressInterval time.Duration
+}
+
+// DefaultProgressInterval spaces the progress lines of long uploads.
+const DefaultProgressInterval = 5 * time.Second
+
+// Observer is told what the handler does. Its methods must be quick and
+// safe for concurrent use.
+type Observer interface {
+	// UploadStarted and UploadDone bracket the handling of every upload
+	// request that passed the token and the upload cap.
+	UploadStarted()
+	UploadDone()
+	// RequestDone is called once per request, after the response.
+	RequestDone(Outcome)
+}
+
+// Outcome describes one finished request.
+type Outcome struct {
+	Method        string
+	Upload        bool   // PUT /files/{name} or POST /files
+	Status        int    // the status written
+	Code          string // the error code, "" on success
+	Spool         string // "memory", "disk", "mixed", or "" when nothing was spooled
+	Files         int    // files stored
+	BytesReceived int64  // body bytes read
+	BytesStored   int64  // bytes of the files stored
+	Duration      time.Duration
 }
 
 // Handler serves the upload API.
@@ -62,6 +95,8 @@ type Handler struct {
 	maxParts    int
 	token       []byte
 	slots       chan struct{} // nil: uploads are not capped
+	observer    Observer
+	progress    time.Duration
 }
 
 // New returns the API handler.
@@ -75,6 +110,11 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.Token != "" {
 		h.token = []byte(cfg.Token)
+	}
+	h.observer = cfg.Observer
+	h.progress = cfg.ProgressInterval
+	if h.progress <= 0 {
+		h.progress = DefaultProgressInterval
 	}
 	if cfg.MaxConcurrentUploads > 0 {
 		h.slots = make(chan struct{}, cfg.MaxConcurrentUploads)
@@ -120,13 +160,19 @@ type exchange struct {
 	spool  string
 	code   string // the error code of a refused request
 	errMsg string // the detail of a 5xx, which the client does not see
+	files  int    // files stored
+	stored int64  // their bytes
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	x := &exchange{w: &responseWriter{ResponseWriter: w}}
-	x.body = &requestBody{r: r.Body, rc: http.NewResponseController(x.w), timeout: h.readTimeout}
+	x.body = &requestBody{
+		r: r.Body, rc: http.NewResponseController(x.w), timeout: h.readTimeout,
+		log: h.log, every: h.progress, start: start, lastLog: start,
+		method: r.Method, path: r.URL.EscapedPath(), total: r.ContentLength,
+	}
 	// Every request has an ID a user can quote: the Lambda request ID when
 	// the entrypoint set one, a fresh one otherwise.
 	id := RequestID(r.Context())
@@ -170,15 +216,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, slog.String("error", x.errMsg))
 	}
 	h.log.LogAttrs(r.Context(), level, "request", attrs...)
+	if h.observer != nil {
+		h.observer.RequestDone(Outcome{
+			Method:        r.Method,
+			Upload:        isUpload(r.Method, r.URL.EscapedPath()),
+			Status:        x.w.status,
+			Code:          x.code,
+			Spool:         x.spool,
+			Files:         x.files,
+			BytesReceived: x.body.n,
+			BytesStored:   x.stored,
+			Duration:      time.Since(start),
+		})
+	}
 }
 
 // route dispatches on the escaped path, so that names are decoded exactly
 // once, here, and a hostile name gets a 400 rather than a redirect.
 func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	p := r.URL.EscapedPath()
-	if p != "/healthz" && !h.authorized(r) {
+	// The page and the health check are public: the page asks for the
+	// token itself.
+	if p != "/healthz" && p != "/" && !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)
-		return errUnauthorized
+		return ErrUnauthorized
 	}
 	if isUpload(r.Method, p) && h.slots != nil {
 		select {
@@ -188,7 +249,17 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) err
 			return fmt.Errorf("%w: %d uploads already in progress", errBusy, cap(h.slots))
 		}
 	}
+	if isUpload(r.Method, p) && h.observer != nil {
+		h.observer.UploadStarted()
+		defer h.observer.UploadDone()
+	}
 	switch {
+	case p == "/":
+		if !allow(w, r, http.MethodGet, http.MethodHead) {
+			return errMethod
+		}
+		web.ServePage(w, r)
+		return nil
 	case p == "/healthz":
 		if !allow(w, r, http.MethodGet, http.MethodHead) {
 			return errMethod
@@ -225,6 +296,10 @@ func isUpload(method, p string) bool {
 	return method == http.MethodPut && strings.HasPrefix(p, "/files/") ||
 		method == http.MethodPost && (p == "/files" || p == "/files/")
 }
+
+// Authorized reports whether r carries the configured bearer token (or no
+// token is configured), for routes an entrypoint serves beside the API.
+func (h *Handler) Authorized(r *http.Request) bool { return h.authorized(r) }
 
 // authorized checks the bearer token in constant time.
 func (h *Handler) authorized(r *http.Request) bool {
@@ -271,6 +346,7 @@ func (h *Handler) putRaw(w http.ResponseWriter, r *http.Request, x *exchange, na
 		return err
 	}
 	resp := UploadResponse{Files: []FileResult{result(name, b)}}
+	x.files, x.stored = 1, b.Size()
 	// Release the spool before answering: a client that sees the 201 sees
 	// a clean spool directory too.
 	if err := b.Close(); err != nil {
@@ -355,6 +431,8 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	resp := UploadResponse{Files: make([]FileResult, 0, len(files))}
 	for _, f := range files {
 		resp.Files = append(resp.Files, result(f.Name, f.Body))
+		x.files++
+		x.stored += f.Body.Size()
 		if err := f.Body.Close(); err != nil {
 			h.log.Warn("spool cleanup failed", "error", err)
 		}
@@ -518,13 +596,26 @@ type requestBody struct {
 	timeout time.Duration
 	n       int64
 	err     error
+
+	// Progress logging for long uploads.
+	log          *slog.Logger
+	every        time.Duration
+	start        time.Time
+	lastLog      time.Time
+	method, path string
+	total        int64 // -1 when unknown
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
+	now := time.Now()
 	if b.timeout > 0 {
 		// ErrNotSupported (Lambda events, tests' recorders) leaves the
 		// body without an idle limit, which is all those transports need.
-		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+		_ = b.rc.SetReadDeadline(now.Add(b.timeout))
+	}
+	if now.Sub(b.lastLog) >= b.every {
+		b.lastLog = now
+		b.logProgress(now)
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
@@ -535,6 +626,21 @@ func (b *requestBody) Read(p []byte) (int, error) {
 }
 
 func (b *requestBody) Close() error { return b.r.Close() }
+
+func (b *requestBody) logProgress(now time.Time) {
+	elapsed := now.Sub(b.start)
+	attrs := []slog.Attr{
+		slog.String("method", b.method),
+		slog.String("path", b.path),
+		slog.Int64("bytes", b.n),
+		slog.Float64("mb_per_s", float64(b.n)/1e6/elapsed.Seconds()),
+		slog.Duration("elapsed", elapsed),
+	}
+	if b.total >= 0 {
+		attrs = append(attrs, slog.Int64("expected", b.total))
+	}
+	b.log.LogAttrs(context.Background(), slog.LevelInfo, "upload progress", attrs...)
+}
 
 // cause prefers the transport's failure (a client gone, a read timeout) over
 // what a parser made of it, so that a disconnect is not called malformed.

@@ -46,6 +46,8 @@ type options struct {
 	readTimeout time.Duration
 	token       string
 	maxUploads  int
+	observer    api.Observer
+	progress    time.Duration
 }
 
 func newServer(t *testing.T, o options) *server {
@@ -74,6 +76,8 @@ func newServer(t *testing.T, o options) *server {
 		ReadTimeout:          o.readTimeout,
 		Token:                o.token,
 		MaxConcurrentUploads: o.maxUploads,
+		Observer:             o.observer,
+		ProgressInterval:     o.progress,
 	})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}

@@ -30,14 +30,14 @@ var (
 	errUnsupportedMT = errors.New("Content-Type must be multipart/form-data")
 	errMethod        = errors.New("method not allowed")
 	errRouteNotFound = errors.New("no such route")
-	errUnauthorized  = errors.New("a valid bearer token is required")
 	errBusy          = errors.New("too many uploads in progress; retry later")
 )
 
 // Errors that entrypoints wrap to choose a response.
 var (
-	ErrBadRequest  = errors.New("bad request")                 // 400 bad_request
-	ErrUnavailable = errors.New("the server is shutting down") // 503 unavailable
+	ErrUnauthorized = errors.New("a valid bearer token is required") // 401 unauthorized
+	ErrBadRequest   = errors.New("bad request")                      // 400 bad_request
+	ErrUnavailable  = errors.New("the server is shutting down")      // 503 unavailable
 )
 
 // mapping is the one table from errors to responses. The first match wins.
@@ -47,7 +47,7 @@ var mapping = []struct {
 	code   string
 }{
 	{spool.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
-	{errUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{errBusy, http.StatusServiceUnavailable, "busy"},
 	{store.ErrInvalidName, http.StatusBadRequest, "invalid_name"},
 	{errBadMultipart, http.StatusBadRequest, "bad_multipart"},

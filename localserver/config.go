@@ -31,6 +31,7 @@ type config struct {
 	MaxUploads      int
 	Token           string
 	CORSOrigins     string
+	MetricsPublic   bool
 }
 
 // sizeValue is a flag.Value for byte counts with units.
@@ -105,6 +106,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	def("token", "SPILLWAY_TOKEN")
 	fs.StringVar(&c.CORSOrigins, "cors-origin", c.CORSOrigins, "comma-separated origins allowed by CORS, or *; empty turns CORS off (env SPILLWAY_CORS_ORIGIN)")
 	def("cors-origin", "SPILLWAY_CORS_ORIGIN")
+
+	fs.BoolVar(&c.MetricsPublic, "metrics-public", c.MetricsPublic, "serve /metrics without the --token (env SPILLWAY_METRICS_PUBLIC)")
+	def("metrics-public", "SPILLWAY_METRICS_PUBLIC")
 
 	// The environment sets defaults first, so that flags override it.
 	var err error

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"spillway/api"
+	"spillway/metrics"
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.Token == "" && !isLoopback(ln.Addr()) {
 		log.Warn("listening beyond loopback without --token: anyone who can reach this address can upload and download")
 	}
+	prom := metrics.NewPrometheus(spooler)
+	prom.Swept(swept + staged)
 	handler := api.New(api.Config{
 		Spooler:              spooler,
 		Store:                st,
@@ -92,8 +95,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ReadTimeout:          cfg.ReadTimeout,
 		MaxConcurrentUploads: cfg.MaxUploads,
 		Token:                cfg.Token,
+		Observer:             prom,
 	})
-	inflight := &tracker{h: withCORS(handler, cfg.CORSOrigins)}
+	inflight := &tracker{h: withCORS(withMetrics(handler, prom, cfg.MetricsPublic), cfg.CORSOrigins)}
 	baseCtx, abort := context.WithCancel(context.Background())
 	defer abort()
 	srv := &http.Server{
@@ -135,6 +139,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // upload cap: the runtime, connection buffers and one copy buffer per
 // upload spooling to disk.
 const memoryOverhead = 48 << 20
+
+// withMetrics serves GET /metrics beside the API. It follows the token rule
+// unless public is set.
+func withMetrics(h *api.Handler, prom *metrics.Prometheus, public bool) http.Handler {
+	metricsHandler := prom.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if !public && !h.Authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)
+			api.WriteError(w, api.ErrUnauthorized)
+			return
+		}
+		metricsHandler.ServeHTTP(w, r)
+	})
+}
 
 func isLoopback(addr net.Addr) bool {
 	tcp, ok := addr.(*net.TCPAddr)

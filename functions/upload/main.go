@@ -16,6 +16,7 @@ import (
 	"spillway/api"
 	"spillway/internal/bytesize"
 	"spillway/lambdahttp"
+	"spillway/metrics"
 	"spillway/spool"
 	"spillway/store/s3store"
 )
@@ -107,5 +108,8 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 	log.Info("cold start", "bucket", cfg.Bucket, "prefix", cfg.Prefix, "spool_dir", cfg.SpoolDir,
 		"threshold", bytesize.Format(cfg.Threshold), "max_upload_size", cfg.MaxUploadSize,
 		"memory_budget", bytesize.Format(cfg.MemoryBudget), "token", cfg.Token != "", "orphans_swept", swept)
-	return lambdahttp.New(api.New(api.Config{Spooler: spooler, Store: st, Logger: log, Token: cfg.Token})), nil
+	// CloudWatch turns these stdout lines into metrics.
+	emf := metrics.NewEMF(os.Stdout, "Spillway", spooler)
+	emf.ColdStart(swept)
+	return lambdahttp.New(api.New(api.Config{Spooler: spooler, Store: st, Logger: log, Token: cfg.Token, Observer: emf})), nil
 }

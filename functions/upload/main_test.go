@@ -235,18 +235,35 @@ func TestEndToEnd(t *testing.T) {
 	assert.NoFileExists(t, gw.ObjectPath("bad.bin"))
 
 	// Logs are JSON, one line per request, with the Lambda request ID.
-	var requests int
+	// Each request also emits an Embedded Metric Format line, and the cold
+	// start one more.
+	var requests, emfUploads, emfColdStarts int
 	lines := bufio.NewScanner(strings.NewReader(em.stdout.String()))
 	lines.Buffer(nil, 1<<20)
 	for lines.Scan() {
 		var l map[string]any
-		if json.Unmarshal(lines.Bytes(), &l) != nil || l["msg"] != "request" {
+		if json.Unmarshal(lines.Bytes(), &l) != nil {
+			continue
+		}
+		if _, ok := l["_aws"]; ok {
+			if l["Route"] == "upload" && l["Result"] == "ok" {
+				emfUploads++
+			}
+			if l["Event"] == "cold_start" {
+				emfColdStarts++
+				assert.EqualValues(t, 1, l["OrphansSwept"])
+			}
+			continue
+		}
+		if l["msg"] != "request" {
 			continue
 		}
 		requests++
 		assert.NotEmpty(t, l["request_id"], lines.Text())
 	}
 	assert.GreaterOrEqual(t, requests, len(sizes)+5)
+	assert.Equal(t, len(sizes)+2, emfUploads)
+	assert.Equal(t, 1, emfColdStarts)
 
 	// S3 goes away: a clean 502, and the spool is still empty.
 	gw.Stop()

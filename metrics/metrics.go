@@ -1,0 +1,136 @@
+// Package metrics turns what the API handler and the spooler do into
+// numbers: Prometheus collectors for the local server, and CloudWatch
+// Embedded Metric Format lines for the Lambda function. Both implement
+// api.Observer.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"spillway/api"
+	"spillway/spool"
+)
+
+// Prometheus collects the server's metrics in its own registry.
+type Prometheus struct {
+	registry *prometheus.Registry
+
+	uploads  *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	received prometheus.Counter
+	stored   prometheus.Counter
+	duration prometheus.Histogram
+	inFlight prometheus.Gauge
+	swept    prometheus.Counter
+}
+
+var _ api.Observer = (*Prometheus)(nil)
+
+// NewPrometheus returns the collectors, with the Go and process collectors
+// and gauges that read the spooler's counters when scraped.
+func NewPrometheus(sp *spool.Spooler) *Prometheus {
+	reg := prometheus.NewRegistry()
+	p := &Prometheus{
+		registry: reg,
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_uploads_total",
+			Help: "Upload requests by result (created or the error code) and by where their bodies were spooled.",
+		}, []string{"result", "spool"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_rejected_requests_total",
+			Help: "Requests answered with an error, by error code.",
+		}, []string{"code"}),
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_received_bytes_total",
+			Help: "Request body bytes read.",
+		}),
+		stored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_stored_bytes_total",
+			Help: "Bytes of files stored.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "spillway_upload_duration_seconds",
+			Help:    "Time from an upload request's start to its response.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1 ms to about 4.4 min
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spillway_uploads_in_flight",
+			Help: "Uploads being handled now.",
+		}),
+		swept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_orphans_swept_total",
+			Help: "Orphaned spool and staging files removed at start-up.",
+		}),
+	}
+	stat := func(f func(spool.Stats) int64) func() float64 {
+		return func() float64 { return float64(f(sp.Stats())) }
+	}
+	reg.MustRegister(
+		p.uploads, p.rejected, p.received, p.stored, p.duration, p.inFlight, p.swept,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "spillway_memory_budget_in_use_bytes",
+			Help: "Bytes of the memory budget held by bodies now.",
+		}, stat(func(s spool.Stats) int64 { return s.MemoryInUse })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "spillway_spool_files_open",
+			Help: "Spool files open now.",
+		}, stat(func(s spool.Stats) int64 { return s.OpenFiles })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "spillway_spool_cleanup_failures_total",
+			Help: "Spool files that could not be closed or removed.",
+		}, stat(func(s spool.Stats) int64 { return s.CleanupFailures })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "spillway_spooled_bodies_total",
+			Help:        "Bodies spooled, to memory and to disk.",
+			ConstLabels: prometheus.Labels{"spool": "memory"},
+		}, stat(func(s spool.Stats) int64 { return s.MemoryBodies })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "spillway_spooled_bodies_total",
+			Help:        "Bodies spooled, to memory and to disk.",
+			ConstLabels: prometheus.Labels{"spool": "disk"},
+		}, stat(func(s spool.Stats) int64 { return s.DiskBodies })),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return p
+}
+
+// Swept records the orphans removed at start-up.
+func (p *Prometheus) Swept(n int) { p.swept.Add(float64(n)) }
+
+// UploadStarted implements api.Observer.
+func (p *Prometheus) UploadStarted() { p.inFlight.Inc() }
+
+// UploadDone implements api.Observer.
+func (p *Prometheus) UploadDone() { p.inFlight.Dec() }
+
+// RequestDone implements api.Observer.
+func (p *Prometheus) RequestDone(o api.Outcome) {
+	p.received.Add(float64(o.BytesReceived))
+	p.stored.Add(float64(o.BytesStored))
+	if o.Code != "" {
+		p.rejected.WithLabelValues(o.Code).Inc()
+	}
+	if !o.Upload {
+		return
+	}
+	result := o.Code
+	if result == "" {
+		result = "created"
+	}
+	spooled := o.Spool
+	if spooled == "" {
+		spooled = "none"
+	}
+	p.uploads.WithLabelValues(result, spooled).Inc()
+	p.duration.Observe(o.Duration.Seconds())
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (p *Prometheus) Handler() http.Handler {
+	return promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{})
+}
