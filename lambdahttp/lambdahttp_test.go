@@ -286,3 +286,30 @@ func TestSizeLimitAppliesBeforeDecoding(t *testing.T) {
 	uploadtest.RequireEmptyDir(t, spoolDir)
 	uploadtest.RequireEmptyDir(t, dir)
 }
+
+// TestTokenThroughEvents: the bearer token works the same through Lambda
+// events, in both header dialects.
+func TestTokenThroughEvents(t *testing.T) {
+	spoolDir, dir := t.TempDir(), t.TempDir()
+	sp, err := spool.New(spool.Config{Dir: spoolDir, Threshold: spool.DefaultThreshold, MemoryBudget: spool.DefaultMemoryBudget})
+	require.NoError(t, err)
+	st, _, err := dirstore.Open(dir, dirstore.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	a := lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.DiscardHandler), Token: "t0k"}))
+	invoke := func(payload []byte) events.LambdaFunctionURLResponse {
+		out, err := a.Invoke(context.Background(), payload)
+		require.NoError(t, err)
+		var resp events.LambdaFunctionURLResponse
+		require.NoError(t, json.Unmarshal(out, &resp))
+		return resp
+	}
+	resp := invoke(uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/t.txt", nil, []byte("hi"), false))
+	requireAPIError(t, resp, http.StatusUnauthorized, "unauthorized")
+	uploadtest.RequireEmptyDir(t, dir)
+	for i, d := range []uploadtest.Dialect{uploadtest.FunctionURL, uploadtest.StartAPI} {
+		name := "/files/t" + strconv.Itoa(i) + ".txt"
+		resp = invoke(uploadtest.Event(t, d, http.MethodPut, name, map[string]string{"authorization": "Bearer t0k"}, []byte("hi"), false))
+		require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+	}
+}
