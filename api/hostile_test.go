@@ -20,30 +20,6 @@ import (
 	"spillway/store/dirstore"
 )
 
-// hostileName is one entry of testdata/hostile_names.json at the repository
-// root. A name with Repeat > 0 is Name repeated that many times.
-type hostileName struct {
-	Name   string `json:"name"`
-	Why    string `json:"why"`
-	Repeat int    `json:"repeat"`
-}
-
-func loadHostileNames(t testing.TB) []hostileName {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "hostile_names.json"))
-	require.NoError(t, err)
-	var names []hostileName
-	require.NoError(t, json.Unmarshal(raw, &names))
-	require.GreaterOrEqual(t, len(names), 40, "the corpus shrank")
-	for i := range names {
-		if names[i].Repeat > 0 {
-			names[i].Name = strings.Repeat(names[i].Name, names[i].Repeat)
-		}
-		require.NotEmpty(t, names[i].Name, "entry %d", i)
-	}
-	return names
-}
-
 // hostileEscapeSegments percent-encodes each segment of name, keeping its slashes,
 // as a careful client builds a URL: the handler's one decoding gives back
 // the name exactly.
@@ -111,7 +87,7 @@ func requireHostileNameIntact(t *testing.T, body []byte, name string) {
 func TestHostileNamesPut(t *testing.T) {
 	s := newServer(t, options{})
 	rawSent := 0
-	for _, h := range loadHostileNames(t) {
+	for _, h := range uploadtest.HostileNames(t) {
 		t.Run(h.Why, func(t *testing.T) {
 			type form struct{ label, target string }
 			forms := []form{
@@ -168,7 +144,7 @@ func TestHostileWireForms(t *testing.T) {
 func TestHostileNamesMultipart(t *testing.T) {
 	s := newServer(t, options{})
 	const head = "--b\r\nContent-Disposition: form-data; name=\"f\"; "
-	for _, h := range loadHostileNames(t) {
+	for _, h := range uploadtest.HostileNames(t) {
 		t.Run(h.Why, func(t *testing.T) {
 			var bodies []string
 			if q, ok := hostileQuotedFilename(h.Name); ok {

@@ -207,7 +207,7 @@ func TestBadEventMethodsAndPaths(t *testing.T) {
 // events, escaped per segment, in both dialects.
 func TestBadEventHostileNames(t *testing.T) {
 	e := newEnv(t)
-	for i, h := range loadEventHostileNames(t) {
+	for i, h := range uploadtest.HostileNames(t) {
 		segs := strings.Split(h.Name, "/")
 		for j, s := range segs {
 			segs[j] = url.PathEscape(s)
@@ -217,25 +217,4 @@ func TestBadEventHostileNames(t *testing.T) {
 		requireAPIError(t, resp, http.StatusBadRequest, "invalid_name")
 	}
 	e.requireNothingLeft(t)
-}
-
-type eventHostileName struct {
-	Name   string `json:"name"`
-	Why    string `json:"why"`
-	Repeat int    `json:"repeat"`
-}
-
-func loadEventHostileNames(t testing.TB) []eventHostileName {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "hostile_names.json"))
-	require.NoError(t, err)
-	var names []eventHostileName
-	require.NoError(t, json.Unmarshal(raw, &names))
-	require.GreaterOrEqual(t, len(names), 40)
-	for i := range names {
-		if names[i].Repeat > 0 {
-			names[i].Name = strings.Repeat(names[i].Name, names[i].Repeat)
-		}
-	}
-	return names
 }

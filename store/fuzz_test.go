@@ -10,13 +10,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"spillway/internal/uploadtest"
 	"spillway/store"
 )
 
 // FuzzValidateName checks that ValidateName never panics and that anything
 // it accepts is a clean, local, portable path.
 func FuzzValidateName(f *testing.F) {
-	for _, h := range loadHostileNames(f) {
+	for _, h := range uploadtest.HostileNames(f) {
 		f.Add(h.Name)
 	}
 	for _, s := range []string{"a", "file.txt", "a/b/c.bin", "ünïcødé.txt", "a..b", "COM10", "10:30 notes.txt"} {
