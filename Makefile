@@ -20,7 +20,7 @@ EVENT     ?= infra/events/function-url-text.json
 S3_ENV    := AWS_ENDPOINT_URL_S3=http://$(S3_ADDR) AWS_ACCESS_KEY_ID=$(S3_KEY) \
 	AWS_SECRET_ACCESS_KEY=$(S3_SECRET) AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
-.PHONY: run test build lint clean build-UploadFunction s3 run-s3 emulator invoke loadtest fuzz
+.PHONY: run test build lint clean build-UploadFunction s3 run-s3 emulator invoke loadtest fuzz bench
 
 run:
 	$(GO) run ./localserver
@@ -53,6 +53,13 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzValidateName$$' -fuzztime=$(FUZZTIME) ./store
 	$(GO) test -run='^$$' -fuzz='^FuzzMultipart$$' -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run='^$$' -fuzz='^FuzzEvent$$' -fuzztime=$(FUZZTIME) ./lambdahttp
+
+# Benchmarks against the real binary on loopback (1 GiB and 4 GiB raw and
+# multipart uploads, small PUTs at 32 connections, each beside reference
+# servers), the Lambda allocation check and the Go benchmarks; rewrites
+# docs/BENCHMARKS.md. About 8-10 minutes; needs 6 GiB free in $$TMPDIR.
+bench:
+	$(GO) run ./bench
 
 # The full load test: 64 clients for 30 s against the real binary, every
 # 201 verified, zero 5xx, zero leaks, peak RSS within budget + overhead.

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary serve as a reference server too, as the
+// bench binary does: the harness starts those as copies of itself.
+func TestMain(m *testing.M) {
+	if isChild() {
+		os.Exit(childMain())
+	}
+	os.Exit(m.Run())
+}
+
+// TestQuick runs the whole harness in --quick mode, in process, against a
+// freshly built localserver, so that `make bench` keeps working: every case
+// on every server must succeed and the report must show every row. It
+// checks no figure; those are the report's business.
+func TestQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds localserver and uploads about 1 GiB; skipped in -short mode")
+	}
+	o, err := parseFlags([]string{"--quick", "--small-duration", "500ms", "--conns", "8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.out = filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	o.tmp = t.TempDir()
+	o.log = testWriter{t}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rep.errors {
+		t.Error(e)
+	}
+	if len(rep.cases) != 2*len(o.large)+len(o.small) {
+		t.Errorf("ran %d cases", len(rep.cases))
+	}
+	for _, c := range rep.cases {
+		if got := len(rep.results[c.id]); got != len(servers)*o.reps {
+			t.Errorf("%s: %d runs, want %d", c.id, got, len(servers)*o.reps)
+		}
+	}
+	md, err := os.ReadFile(o.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"do not edit by hand", "## Targets", "raw 32 MiB", "multipart 128 MiB",
+		"PUT 1 KiB ×8 conns", "spillway-fsync", "## Lambda", "Machine: "} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if entries, _ := os.ReadDir(o.tmp); len(entries) > 0 {
+		t.Errorf("left behind in the temp dir: %v", entries)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+func TestParseFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--quick"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.reps != 1 || o.goBench || o.large[1] != 128<<20 || o.smallFor != time.Second {
+		t.Errorf("--quick gave %+v", o)
+	}
+	o, err = parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.reps != 3 || !o.goBench || o.large[0] != 1<<30 || o.large[1] != 4<<30 || o.conns != 32 || o.smallFor != 5*time.Second {
+		t.Errorf("defaults gave %+v", o)
+	}
+	for _, bad := range [][]string{{"--reps", "0"}, {"--conns", "1000"}, {"extra"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// machineInfo is what the report says about where it ran.
+type machineInfo struct {
+	nproc      int
+	cpu        string
+	kernel     string
+	goVersion  string
+	memTotal   string
+	fs         string        // filesystem of the temporary directory
+	createCost time.Duration // create + write 1 KiB + close, per file
+	// createCostAfter is the same after the uploads.
+	createCostAfter time.Duration
+	commit          string
+}
+
+func probeMachine(dir string) machineInfo {
+	m := machineInfo{
+		nproc:     runtime.NumCPU(),
+		cpu:       procField("/proc/cpuinfo", "model name"),
+		goVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
+		memTotal:  memTotal(),
+		fs:        filesystemOf(dir),
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.kernel = strings.TrimSpace(string(b))
+	}
+	m.createCost = fileCreateCost(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if root, err := moduleRoot(ctx); err == nil {
+		if out, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--always", "--dirty").Output(); err == nil {
+			m.commit = strings.TrimSpace(string(out))
+		}
+	}
+	return m
+}
+
+// loadAvg is /proc/loadavg's 1-, 5- and 15-minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// procField returns the value of the first "key : value" line of a /proc
+// file.
+func procField(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return "unknown"
+}
+
+func memTotal() string {
+	kb, err := strconv.ParseInt(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB"), 10, 64)
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+}
+
+// filesystemOf names the mount holding dir, from /proc/self/mountinfo.
+func filesystemOf(dir string) string {
+	abs, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "unknown"
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	best, bestLen := "unknown", -1
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		// id parent major:minor root mountpoint options ... - fstype source superopts
+		pre, post, ok := strings.Cut(s.Text(), " - ")
+		fields, tail := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(fields) < 5 || len(tail) < 2 {
+			continue
+		}
+		mp := fields[4]
+		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > bestLen {
+			best, bestLen = fmt.Sprintf("%s on %s, mounted at %s (%s)", tail[0], tail[1], mp, fields[5]), len(mp)
+		}
+	}
+	return best
+}
+
+// fileCreateCost times creating, writing 1 KiB to and closing new files,
+// the floor of a small upload on this filesystem.
+func fileCreateCost(dir string) time.Duration {
+	d, err := os.MkdirTemp(dir, "create-")
+	if err != nil {
+		return 0
+	}
+	defer os.RemoveAll(d)
+	const n = 500
+	buf := make([]byte, 1<<10)
+	start := time.Now()
+	for i := range n {
+		f, err := os.OpenFile(filepath.Join(d, strconv.Itoa(i)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return 0
+		}
+		f.Write(buf)
+		f.Close()
+	}
+	return time.Since(start) / n
+}
+
+// freeBytes returns the space available to an unprivileged writer at path.
+func freeBytes(path string) (int64, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, false
+	}
+	return int64(st.Bavail) * int64(st.Bsize), true
+}
+
+// procStatus returns a "kB" field of /proc/PID/status in bytes, 0 if none.
+func procStatus(pid int, field string) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// procHWM is a process's peak resident set size.
+func procHWM(pid int) int64 { return procStatus(pid, "VmHWM:") }
+
+// procCPU is a process's user + system CPU time so far.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: fields count from
+	// after its closing one. utime and stime are fields 14 and 15.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const userHZ = 100 // USER_HZ, 100 on every Linux architecture Go supports
+	return time.Duration(ut+st) * time.Second / userHZ
+}
+
+// selfCPU is this process's user + system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,825 @@
+// Command bench is Spillway's benchmark harness, behind `make bench`. It
+// measures the real localserver binary against reference servers kept here,
+// on loopback, and writes docs/BENCHMARKS.md.
+//
+// For each case it starts a fresh server process (so that its peak RSS,
+// VmHWM, belongs to that case alone) with its own temporary upload and spool
+// directories on one filesystem, sends the uploads, reads the server's peak
+// RSS and CPU time from /proc, stops it with SIGTERM and deletes what was
+// stored. The servers are
+//
+//   - baseline-256k: a net/http handler that io.CopyBuffers the body into a
+//     new file with a pooled 256 KiB buffer, the figure Spillway is held to;
+//   - baseline-32k: the same with plain io.Copy (32 KiB), for reference;
+//   - spillway: localserver --fsync=false;
+//   - spillway-fsync: localserver with its durable default, --fsync=true;
+//   - discard: a handler that reads the body into io.Discard, the ceiling
+//     of the client and loopback.
+//
+// The cases are 1 GiB and 4 GiB uploads, raw (PUT with Content-Length) and
+// multipart (one file), from a client that repeats a 1 MiB pattern (it holds
+// no body and costs next to no CPU), and 1 KiB and 64 KiB PUTs from 32
+// connections for a fixed time, each under a new name. Every case runs
+// --reps times, the servers interleaved within each repetition; the report
+// gives medians and min–max. It also measures the client alone, the
+// allocations of a 4 MB base64 Lambda event through the real adapter, and
+// runs the Go benchmarks of spool, api and lambdahttp.
+//
+// Every loop is bounded by a count and by time (--timeout for the whole
+// run). --quick runs small sizes once, as a smoke test.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if isChild() {
+		os.Exit(childMain())
+	}
+	opts, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opts.timeout)
+	defer cancel()
+	rep, err := run(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if len(rep.errors) > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %d runs failed; see the report\n", len(rep.errors))
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	server   string        // localserver binary; "" builds one
+	out      string        // where the markdown goes; "" for none
+	quick    bool          // small sizes, one repetition
+	reps     int           // repetitions of each case
+	large    []int64       // the two large upload sizes
+	small    []int64       // the small PUT sizes
+	smallFor time.Duration // how long each small-upload run lasts
+	conns    int           // connections for small uploads
+	tmp      string        // parent of every temporary directory
+	goBench  bool          // run the Go benchmarks and include their output
+	timeout  time.Duration // for the whole run
+	command  string        // the command line shown in the report
+	log      io.Writer     // progress lines
+}
+
+func parseFlags(args []string) (options, error) {
+	o := options{log: os.Stderr}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.server, "server", "", "localserver binary (default: build ./localserver into a temporary directory)")
+	fs.StringVar(&o.out, "out", "docs/BENCHMARKS.md", "write the report here (\"\" for none)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke test: 32 MiB and 128 MiB uploads, 1 s of small uploads, one repetition, no Go benchmarks")
+	fs.IntVar(&o.reps, "reps", 3, "repetitions of each case")
+	fs.DurationVar(&o.smallFor, "small-duration", 5*time.Second, "duration of each small-upload run")
+	fs.IntVar(&o.conns, "conns", 32, "connections for small uploads")
+	fs.StringVar(&o.tmp, "tmp", os.TempDir(), "directory for the servers' upload and spool directories")
+	fs.BoolVar(&o.goBench, "gobench", true, "run the Go benchmarks (spool, api, lambdahttp) and include their output")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.large = []int64{1 << 30, 4 << 30}
+	o.small = []int64{1 << 10, 64 << 10}
+	if o.quick {
+		o.large = []int64{32 << 20, 128 << 20}
+		if !set["reps"] {
+			o.reps = 1
+		}
+		if !set["small-duration"] {
+			o.smallFor = time.Second
+		}
+		if !set["gobench"] {
+			o.goBench = false
+		}
+	}
+	if o.reps < 1 || o.reps > 20 {
+		return o, errors.New("--reps must be 1 to 20")
+	}
+	if o.conns < 1 || o.conns > 256 {
+		return o, errors.New("--conns must be 1 to 256")
+	}
+	if o.smallFor <= 0 || o.smallFor > time.Minute {
+		return o, errors.New("--small-duration must be positive and at most 1m")
+	}
+	o.command = "go run ./bench " + strings.Join(args, " ")
+	return o, nil
+}
+
+// Servers, in the order each repetition runs them: baselines and Spillway
+// alternate.
+const (
+	srvBaseline = "baseline-256k"
+	srvSpillway = "spillway"
+	srvCopy     = "baseline-32k"
+	srvFsync    = "spillway-fsync"
+	srvDiscard  = "discard"
+)
+
+type serverSpec struct {
+	name  string
+	mode  string // reference server mode; "" for localserver
+	fsync bool
+}
+
+var servers = []serverSpec{
+	{name: srvBaseline, mode: modeCopyBuffer},
+	{name: srvSpillway},
+	{name: srvCopy, mode: modeCopy},
+	{name: srvFsync, fsync: true},
+	{name: srvDiscard, mode: modeDiscard},
+}
+
+// Case kinds.
+const (
+	kindRaw       = "raw"
+	kindMultipart = "multipart"
+	kindSmall     = "small"
+)
+
+type caseSpec struct {
+	id   string // "raw 1 GiB"
+	kind string
+	size int64
+}
+
+// runResult is one case on one server, once.
+type runResult struct {
+	server    string
+	elapsed   time.Duration
+	bytes     int64 // body bytes sent in successful requests
+	ok        int64 // 201s
+	failed    int64
+	err       string // the first failure
+	hwm       int64  // the server's peak RSS, bytes
+	startRSS  int64  // its RSS once listening
+	serverCPU time.Duration
+	clientCPU time.Duration
+}
+
+// rate is MB/s (10^6 bytes) for large uploads and requests/s for small ones.
+func (r runResult) rate(kind string) float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	if kind == kindSmall {
+		return float64(r.ok) / r.elapsed.Seconds()
+	}
+	return float64(r.bytes) / 1e6 / r.elapsed.Seconds()
+}
+
+type report struct {
+	opts       options
+	started    time.Time
+	duration   time.Duration
+	machine    machineInfo
+	cases      []caseSpec
+	results    map[string][]runResult // by case id, in run order
+	clientGBps map[string]float64     // generator alone, by label
+	loadStart  string                 // load averages before and after the run: other
+	loadEnd    string                 // work on the machine skews every figure
+	lambda     lambdaResult
+	goBench    string
+	errors     []string
+}
+
+// run is the whole harness. It returns an error only when it cannot run at
+// all; failed uploads are recorded in the report.
+func run(ctx context.Context, o options) (*report, error) {
+	rep := &report{opts: o, started: time.Now(), results: map[string][]runResult{}, clientGBps: map[string]float64{}}
+	if err := os.MkdirAll(o.tmp, 0o755); err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp(o.tmp, "spillway-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+
+	need := o.large[len(o.large)-1] + 2<<30
+	if free, ok := freeBytes(work); ok && free < need {
+		return nil, fmt.Errorf("%s has %d MiB free; the largest case needs %d MiB", work, free>>20, need>>20)
+	}
+	if o.server == "" {
+		o.server = filepath.Join(work, "localserver")
+		logf(o, "building localserver into %s", o.server)
+		if err := buildServer(ctx, o.server); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(o.server); err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	rep.opts = o
+	rep.machine = probeMachine(work)
+	rep.loadStart = loadAvg()
+
+	pattern := makePattern()
+	for _, size := range o.large {
+		rep.clientGBps["raw "+sizeLabel(size)] = clientAlone(size, pattern)
+	}
+	logf(o, "client alone: %v GB/s", rep.clientGBps)
+	sums := map[int64]string{}
+	for _, size := range o.large {
+		sums[size] = patternSHA256(pattern, size)
+	}
+
+	logf(o, "lambda: 4 MB base64 event through lambdahttp + api")
+	rep.lambda = measureLambda(ctx, work)
+	if rep.lambda.err != "" {
+		rep.errors = append(rep.errors, "lambda: "+rep.lambda.err)
+	}
+
+	for _, kind := range []string{kindRaw, kindMultipart} {
+		for _, size := range o.large {
+			rep.cases = append(rep.cases, caseSpec{id: kind + " " + sizeLabel(size), kind: kind, size: size})
+		}
+	}
+	for _, size := range o.small {
+		rep.cases = append(rep.cases, caseSpec{id: fmt.Sprintf("PUT %s ×%d conns", sizeLabel(size), o.conns), kind: kindSmall, size: size})
+	}
+	for i, c := range rep.cases {
+		// One pair of directories per case, emptied after every run: each
+		// server starts from the same directory, on the same part of the
+		// disk (where a new file's inode comes from changes its cost a lot
+		// on some filesystems).
+		caseDir := filepath.Join(work, fmt.Sprintf("case-%d", i))
+		if err := os.Mkdir(caseDir, 0o755); err != nil {
+			return nil, err
+		}
+		for r := range o.reps {
+			for _, s := range servers {
+				if err := ctx.Err(); err != nil {
+					rep.errors = append(rep.errors, "stopped: "+err.Error())
+					return finish(rep)
+				}
+				res := runCase(ctx, o, caseDir, c, s, pattern, sums[c.size])
+				rep.results[c.id] = append(rep.results[c.id], res)
+				if res.err != "" {
+					rep.errors = append(rep.errors, fmt.Sprintf("%s on %s (rep %d): %s", c.id, s.name, r+1, res.err))
+				}
+				logf(o, "%-24s rep %d/%d %-15s %s", c.id, r+1, o.reps, s.name, res.summary(c.kind))
+			}
+		}
+		if err := os.RemoveAll(caseDir); err != nil {
+			rep.errors = append(rep.errors, "cleanup: "+err.Error())
+		}
+	}
+	rep.machine.createCostAfter = fileCreateCost(work)
+
+	if o.goBench {
+		logf(o, "go test -bench for spool, api, lambdahttp")
+		out, err := runGoBench(ctx)
+		rep.goBench = out
+		if err != nil {
+			rep.errors = append(rep.errors, "go benchmarks: "+err.Error())
+		}
+	}
+	return finish(rep)
+}
+
+func finish(rep *report) (*report, error) {
+	rep.duration = time.Since(rep.started)
+	rep.loadEnd = loadAvg()
+	md := rep.markdown()
+	if rep.opts.out != "" {
+		if err := writeFileAtomic(rep.opts.out, []byte(md)); err != nil {
+			return rep, err
+		}
+		logf(rep.opts, "wrote %s (%s)", rep.opts.out, rep.duration.Round(time.Second))
+	} else {
+		fmt.Fprint(rep.opts.log, md)
+	}
+	return rep, nil
+}
+
+func (r runResult) summary(kind string) string {
+	s := fmt.Sprintf("%9.1f %s  peak RSS %5.1f MiB  server CPU %6.2fs  client CPU %6.2fs",
+		r.rate(kind), map[bool]string{true: "req/s", false: "MB/s "}[kind == kindSmall],
+		mib(r.hwm), r.serverCPU.Seconds(), r.clientCPU.Seconds())
+	if r.err != "" {
+		s += "  ERROR: " + r.err
+	}
+	return s
+}
+
+func logf(o options, format string, args ...any) {
+	if o.log != nil {
+		fmt.Fprintf(o.log, "bench: "+format+"\n", args...)
+	}
+}
+
+// runCase starts a fresh server on the case's directories, runs one case
+// against it, stops it, and empties the directories.
+func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpec, pattern []byte, sum string) (res runResult) {
+	res.server = s.name
+	defer func() {
+		for _, d := range []string{"uploads", "spool"} {
+			if err := emptyDir(filepath.Join(dir, d)); err != nil && res.err == "" {
+				res.err = "cleanup: " + err.Error()
+			}
+		}
+		// Leave no dirty pages from this case to be written back during
+		// the next one.
+		syscall.Sync()
+	}()
+	p, err := startServer(ctx, o, s, dir)
+	if err != nil {
+		res.err = err.Error()
+		return res
+	}
+	defer func() {
+		if err := p.stop(); err != nil && res.err == "" {
+			res.err = err.Error()
+		}
+		if s.mode == "" {
+			if names, _ := dirNames(p.spoolDir); len(names) > 0 && res.err == "" {
+				res.err = fmt.Sprintf("spool dir not empty after stop: %v", names)
+			}
+		}
+	}()
+	res.startRSS = p.startRSS
+	cpu0 := procCPU(p.pid())
+	self0 := selfCPU()
+	if c.kind == kindSmall {
+		runSmall(ctx, o, p, c, pattern, &res)
+	} else {
+		runLarge(ctx, p, s, c, pattern, sum, &res)
+	}
+	res.clientCPU = selfCPU() - self0
+	res.serverCPU = procCPU(p.pid()) - cpu0
+	res.hwm = procHWM(p.pid())
+	return res
+}
+
+// server is a started server process.
+type server struct {
+	cmd      *exec.Cmd
+	url      string
+	dir      string // uploads
+	spoolDir string
+	startRSS int64
+	exited   chan error
+}
+
+func (p *server) pid() int { return p.cmd.Process.Pid }
+
+// startServer starts s on 127.0.0.1:0 with its directories under dir and
+// waits for its "url=http://…" line.
+func startServer(ctx context.Context, o options, s serverSpec, dir string) (*server, error) {
+	p := &server{dir: filepath.Join(dir, "uploads"), spoolDir: filepath.Join(dir, "spool"), exited: make(chan error, 1)}
+	for _, d := range []string{p.dir, p.spoolDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if s.mode == "" {
+		p.cmd = exec.Command(o.server, "--addr", "127.0.0.1:0", "--directory", p.dir, "--spool-dir", p.spoolDir,
+			"--fsync="+strconv.FormatBool(s.fsync))
+		p.cmd.Env = withoutSpillwayEnv(os.Environ())
+	} else {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		p.cmd = exec.Command(self)
+		p.cmd.Env = append(os.Environ(), roleEnv+"=reference", modeEnv+"="+s.mode, dirEnv+"="+p.dir)
+	}
+	p.cmd.SysProcAttr = childAttr()
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	found := make(chan string, 1)
+	var lastLines []string
+	go func() {
+		lines := bufio.NewScanner(stderr)
+		urlRE := regexp.MustCompile(`url=(http://\S+)`)
+		sent := false
+		for lines.Scan() {
+			if !sent {
+				if m := urlRE.FindStringSubmatch(lines.Text()); m != nil {
+					found <- m[1]
+					sent = true
+					break
+				}
+				lastLines = append(lastLines, lines.Text())
+			}
+		}
+		if !sent {
+			close(found)
+		}
+		// Keep draining: a server blocked on a full stderr pipe would
+		// measure the pipe.
+		io.Copy(io.Discard, stderr)
+		p.exited <- p.cmd.Wait()
+	}()
+	select {
+	case u, ok := <-found:
+		if !ok {
+			err := <-p.exited
+			return nil, fmt.Errorf("%s exited before listening (%v): %s", s.name, err, strings.Join(lastLines, " | "))
+		}
+		p.url = u
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+		return nil, fmt.Errorf("%s did not print its url within 30s", s.name)
+	case <-ctx.Done():
+		p.cmd.Process.Kill()
+		<-p.exited
+		return nil, ctx.Err()
+	}
+	p.startRSS = procStatus(p.pid(), "VmRSS:")
+	return p, nil
+}
+
+// withoutSpillwayEnv keeps the caller's SPILLWAY_* settings from changing
+// the server under test; the flags say everything.
+func withoutSpillwayEnv(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		return strings.HasPrefix(kv, "SPILLWAY_") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GOGC=")
+	})
+}
+
+// stop sends SIGTERM and waits up to a minute, then kills.
+func (p *server) stop() error {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			return fmt.Errorf("server exit: %w", err)
+		}
+		return nil
+	case <-time.After(time.Minute):
+		p.cmd.Process.Kill()
+		<-p.exited
+		return errors.New("server did not exit within 1m of SIGTERM")
+	}
+}
+
+func newClient(conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		DisableCompression:  true,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		IdleConnTimeout:     30 * time.Second,
+	}}
+}
+
+// runLarge sends one upload of c.size bytes and checks what was stored.
+func runLarge(ctx context.Context, p *server, s serverSpec, c caseSpec, pattern []byte, sum string, res *runResult) {
+	if free, ok := freeBytes(p.dir); ok && free < c.size+1<<30 {
+		res.err = fmt.Sprintf("only %d MiB free for a %d MiB upload", free>>20, c.size>>20)
+		res.failed = 1
+		return
+	}
+	client := newClient(1)
+	defer client.CloseIdleConnections()
+	// At least 20 MB/s, or the run is broken anyway.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(c.size/20e6)*time.Second)
+	defer cancel()
+	name := "large.bin"
+	var req *http.Request
+	var err error
+	body := &patternReader{p: pattern, n: c.size}
+	if c.kind == kindRaw {
+		req, err = http.NewRequestWithContext(ctx, http.MethodPut, p.url+"/files/"+name, body)
+		if err == nil {
+			req.ContentLength = c.size
+		}
+	} else {
+		ct, mp, n := multipartBody(name, body)
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/files", mp)
+		if err == nil {
+			req.ContentLength = n
+			req.Header.Set("Content-Type", ct)
+		}
+	}
+	if err != nil {
+		res.err = err.Error()
+		return
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	var respBody []byte
+	if err == nil {
+		respBody, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+	}
+	res.elapsed = time.Since(start)
+	if err == nil && resp.StatusCode != http.StatusCreated {
+		err = fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(respBody))
+	}
+	if err == nil {
+		err = verifyLarge(p, s, c, name, sum, respBody)
+	}
+	if err != nil {
+		res.err = err.Error()
+		res.failed = 1
+		return
+	}
+	res.ok, res.bytes = 1, c.size
+}
+
+// verifyLarge checks the answer and the stored file's size; for Spillway,
+// the SHA-256 it answered too.
+func verifyLarge(p *server, s serverSpec, c caseSpec, name, sum string, body []byte) error {
+	if s.mode == modeDiscard {
+		return nil
+	}
+	if s.mode == "" {
+		var got struct {
+			Files []struct {
+				Name   string `json:"name"`
+				Size   int64  `json:"size"`
+				SHA256 string `json:"sha256"`
+				Spool  string `json:"spool"`
+			} `json:"files"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil {
+			return fmt.Errorf("answer: %w", err)
+		}
+		if len(got.Files) != 1 || got.Files[0].Size != c.size || got.Files[0].SHA256 != sum {
+			return fmt.Errorf("answer %s does not match %d bytes with sha256 %s", body, c.size, sum)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(p.dir, name))
+	if err != nil {
+		return err
+	}
+	if fi.Size() != c.size {
+		return fmt.Errorf("stored %d bytes, sent %d", fi.Size(), c.size)
+	}
+	return nil
+}
+
+// runSmall PUTs c.size-byte bodies from o.conns connections, each under a
+// new name, for o.smallFor (and at most maxSmall requests).
+func runSmall(ctx context.Context, o options, p *server, c caseSpec, pattern []byte, res *runResult) {
+	const maxSmall = 2_000_000
+	client := newClient(o.conns)
+	defer client.CloseIdleConnections()
+	body := pattern[:c.size]
+	var ok, failed, issued atomic.Int64
+	var firstErr sync.Once
+	start := time.Now()
+	deadline := start.Add(o.smallFor)
+	var wg sync.WaitGroup
+	for g := range o.conns {
+		wg.Go(func() {
+			for i := 0; i < maxSmall && time.Now().Before(deadline) && issued.Add(1) <= maxSmall; i++ {
+				err := putSmall(ctx, client, fmt.Sprintf("%s/files/s%03d-%07d.bin", p.url, g, i), body)
+				if err != nil {
+					failed.Add(1)
+					firstErr.Do(func() { res.err = err.Error() })
+					if ctx.Err() != nil {
+						return
+					}
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.ok, res.failed = ok.Load(), failed.Load()
+	res.bytes = res.ok * c.size
+	if res.failed > 0 {
+		res.err = fmt.Sprintf("%d of %d requests failed; first: %s", res.failed, res.failed+res.ok, res.err)
+	}
+}
+
+func putSmall(ctx context.Context, client *http.Client, url string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// makePattern returns the 1 MiB of ChaCha8 bytes every upload repeats.
+func makePattern() []byte {
+	p := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{'s', 'p', 'i', 'l', 'l', 'w', 'a', 'y'}).Read(p)
+	return p
+}
+
+// patternReader yields n bytes repeating p: the client holds no body and
+// spends next to no CPU making one.
+type patternReader struct {
+	p   []byte
+	off int
+	n   int64
+}
+
+func (r *patternReader) Read(b []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > r.n {
+		b = b[:r.n]
+	}
+	total := 0
+	for len(b) > 0 {
+		k := copy(b, r.p[r.off:])
+		r.off = (r.off + k) % len(r.p)
+		b = b[k:]
+		total += k
+	}
+	r.n -= int64(total)
+	return total, nil
+}
+
+// multipartBody is a one-file multipart/form-data body streamed from r.
+func multipartBody(name string, r *patternReader) (contentType string, body io.Reader, length int64) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if _, err := mw.CreateFormFile("file", name); err != nil {
+		panic(err)
+	}
+	head := bytes.Clone(buf.Bytes())
+	buf.Reset()
+	if err := mw.Close(); err != nil {
+		panic(err)
+	}
+	tail := buf.Bytes()
+	length = int64(len(head)) + r.n + int64(len(tail))
+	return mw.FormDataContentType(), io.MultiReader(bytes.NewReader(head), r, bytes.NewReader(tail)), length
+}
+
+// clientAlone is the generator's speed into io.Discard, in GB/s, with the
+// 32 KiB copies net/http's transport makes of a request body.
+func clientAlone(size int64, pattern []byte) float64 {
+	start := time.Now()
+	// A plain Writer, so that io.CopyBuffer uses this buffer rather than
+	// io.Discard's own ReadFrom.
+	n, _ := io.CopyBuffer(struct{ io.Writer }{io.Discard}, io.LimitReader(&patternReader{p: pattern, n: size}, size), make([]byte, 32<<10))
+	return float64(n) / 1e9 / time.Since(start).Seconds()
+}
+
+func patternSHA256(pattern []byte, size int64) string {
+	h := sha256.New()
+	io.CopyBuffer(h, &patternReader{p: pattern, n: size}, make([]byte, 1<<20))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func sizeLabel(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+func dirNames(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, err
+}
+
+// emptyDir removes everything inside dir, which may not exist.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// moduleRoot is the directory of spillway's go.mod.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, goTool(), "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the spillway module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
+}
+
+func buildServer(ctx context.Context, out string) error {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-o", out, "./localserver")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./localserver: %w: %s", err, msg)
+	}
+	return nil
+}
+
+// runGoBench runs the packages' Go benchmarks and returns their output.
+func runGoBench(ctx context.Context) (string, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goTool(), "test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1",
+		"-timeout", "10m", "./spool", "./api", "./lambdahttp")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
