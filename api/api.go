@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -22,6 +23,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +31,9 @@ import (
 	"spillway/store"
 	"spillway/web"
 )
+
+// multipartReadSize is the read buffer under mime/multipart's own.
+const multipartReadSize = 256 << 10
 
 // DefaultMaxParts caps the parts of one multipart request, as mime/multipart
 // does for ParseMultipartForm since CVE-2023-24536.
@@ -97,6 +102,7 @@ type Handler struct {
 	slots       chan struct{} // nil: uploads are not capped
 	observer    Observer
 	progress    time.Duration
+	readers     sync.Pool // *bufio.Reader for multipart bodies
 }
 
 // New returns the API handler.
@@ -111,6 +117,7 @@ func New(cfg Config) *Handler {
 	if cfg.Token != "" {
 		h.token = []byte(cfg.Token)
 	}
+	h.readers.New = func() any { return bufio.NewReaderSize(nil, multipartReadSize) }
 	h.observer = cfg.Observer
 	h.progress = cfg.ProgressInterval
 	if h.progress <= 0 {
@@ -388,7 +395,16 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		}
 	}()
 	body := newCloseWatcher(r.Body, boundary)
-	mr := multipart.NewReader(body, boundary)
+	// mime/multipart reads through a 4 KiB buffer; a large one below it
+	// turns the socket reads (and this package's own per-read work) into
+	// few large ones.
+	br := h.readers.Get().(*bufio.Reader)
+	br.Reset(body)
+	defer func() {
+		br.Reset(nil)
+		h.readers.Put(br)
+	}()
+	mr := multipart.NewReader(br, boundary)
 	for parts := 0; ; parts++ {
 		part, err := mr.NextPart()
 		if err == io.EOF && !body.seen {

@@ -162,9 +162,11 @@ type base64Body struct{ r io.Reader }
 
 func (b *base64Body) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
-	var corrupt base64.CorruptInputError
-	if errors.As(err, &corrupt) {
-		err = fmt.Errorf("%w: invalid base64 body: %v", api.ErrBadRequest, err)
+	if err != nil && err != io.EOF {
+		var corrupt base64.CorruptInputError
+		if errors.As(err, &corrupt) {
+			err = fmt.Errorf("%w: invalid base64 body: %v", api.ErrBadRequest, err)
+		}
 	}
 	return n, err
 }
