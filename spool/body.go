@@ -50,6 +50,21 @@ func (b *Body) Reader() *io.SectionReader {
 	return io.NewSectionReader(bytes.NewReader(b.mem), 0, b.size)
 }
 
+// WriteTo writes the whole body to w: a memory body in one Write, a disk
+// body through a pooled buffer. It does not move any reader's offset.
+func (b *Body) WriteTo(w io.Writer) (int64, error) {
+	if b.f == nil {
+		n, err := w.Write(b.mem)
+		return int64(n), err
+	}
+	bufp := b.s.bufs.Get().(*[]byte)
+	defer b.s.bufs.Put(bufp)
+	return io.CopyBuffer(onlyWriter{w}, io.NewSectionReader(b.f, 0, b.size), *bufp)
+}
+
+// onlyWriter hides a ReaderFrom, so that io.CopyBuffer uses the buffer.
+type onlyWriter struct{ io.Writer }
+
 // File returns the temp file holding a disk body, or nil for a memory body.
 // It lets a store publish the bytes by linking or by copy_file_range instead
 // of copying them through user space. The file stays owned by the Body.
