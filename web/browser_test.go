@@ -289,6 +289,12 @@ func newBrowser(t *testing.T) context.Context {
 	// the user's home. Cleanups run last-in first-out, so root is removed
 	// after the browser is gone.
 	root := t.TempDir()
+	// Chromium also makes org.chromium.Chromium.* directories in TMPDIR
+	// and leaves them there.
+	tmp := filepath.Join(root, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(filepath.Join(root, "profile")),
@@ -296,6 +302,7 @@ func newBrowser(t *testing.T) context.Context {
 			"HOME="+filepath.Join(root, "home"),
 			"XDG_CONFIG_HOME="+filepath.Join(root, "config"),
 			"XDG_CACHE_HOME="+filepath.Join(root, "cache"),
+			"TMPDIR="+tmp,
 		),
 		chromedp.Headless,
 		chromedp.NoSandbox,
