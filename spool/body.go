@@ -66,8 +66,8 @@ func (b *Body) WriteTo(w io.Writer) (int64, error) {
 type onlyWriter struct{ io.Writer }
 
 // File returns the temp file holding a disk body, or nil for a memory body.
-// It lets a store publish the bytes by linking or by copy_file_range instead
-// of copying them through user space. The file stays owned by the Body.
+// It lets a store publish the bytes by hard-linking the file instead of
+// writing them again. The file stays owned by the Body.
 func (b *Body) File() *os.File { return b.f }
 
 // Path returns the temp file's name, or "" for a memory body. The name can
