@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -123,7 +121,7 @@ func TestFaultClientDisconnects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			abandon(t, s, tc)
 			stored = append(stored, requireNextUploadWorks(t, s, i))
-			requireOnlyFiles(t, s.dir, stored)
+			uploadtest.RequireDirHolds(t, s.dir, stored...)
 		})
 	}
 }
@@ -149,7 +147,7 @@ func TestFaultClientResets(t *testing.T) {
 			tc.rst, tc.status, tc.code = true, http.StatusBadRequest, "incomplete_body"
 			abandon(t, s, tc)
 			stored = append(stored, requireNextUploadWorks(t, s, i))
-			requireOnlyFiles(t, s.dir, stored)
+			uploadtest.RequireDirHolds(t, s.dir, stored...)
 		})
 	}
 }
@@ -189,7 +187,7 @@ func TestFaultDisconnectBetweenParts(t *testing.T) {
 					abandon(t, s, tc)
 					stored = append(stored, requireNextUploadWorks(t, s, i))
 					i++
-					requireOnlyFiles(t, s.dir, stored)
+					uploadtest.RequireDirHolds(t, s.dir, stored...)
 				})
 			}
 		}
@@ -234,29 +232,6 @@ func requireNextUploadWorks(t *testing.T, s *server, i int) string {
 	uploadtest.RequireFile(t, ok, filepath.Join(s.dir, ok.Name))
 	uploadtest.RequireEmptyDir(t, s.spoolDir)
 	return ok.Name
-}
-
-// requireOnlyFiles fails t unless dir holds exactly the files named, and
-// nothing else: no partial upload, no hidden staging file.
-func requireOnlyFiles(t *testing.T, dir string, names []string) {
-	t.Helper()
-	var got []string
-	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			rel, err := filepath.Rel(dir, p)
-			if err != nil {
-				return err
-			}
-			got = append(got, filepath.ToSlash(rel))
-		}
-		return nil
-	}))
-	want := slices.Sorted(slices.Values(names))
-	slices.Sort(got)
-	require.Equal(t, want, got, "files in %s", dir)
 }
 
 // lastLogLine returns the handler's last JSON log line.

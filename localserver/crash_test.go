@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -242,30 +240,6 @@ func readAnswer(t *testing.T, conn net.Conn, br *bufio.Reader) (int, []byte) {
 	return resp.StatusCode, body
 }
 
-// requireDirHolds fails t unless dir holds exactly the regular files named
-// (relative, slash-separated), and nothing else: no partial file, no hidden
-// staging file, no spool file.
-func requireDirHolds(t *testing.T, dir string, names ...string) {
-	t.Helper()
-	var got []string
-	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			rel, err := filepath.Rel(dir, p)
-			if err != nil {
-				return err
-			}
-			got = append(got, filepath.ToSlash(rel))
-		}
-		return nil
-	}))
-	slices.Sort(got)
-	want := slices.Sorted(slices.Values(names))
-	require.Equal(t, want, got, "files in %s", dir)
-}
-
 func spoolFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	m, err := filepath.Glob(filepath.Join(dir, "spillway-*.spool"))
@@ -338,7 +312,7 @@ func TestCrashKill9DuringUploadsThenRestart(t *testing.T) {
 	assert.Equal(t, uploads+1, p2.swept, "four spool files and one staging file")
 	assert.GreaterOrEqual(t, p2.swept, 1)
 	uploadtest.RequireEmptyDir(t, spoolDir)
-	requireDirHolds(t, dir, before.Name)
+	uploadtest.RequireDirHolds(t, dir, before.Name)
 	uploadtest.RequireFile(t, before, filepath.Join(dir, before.Name))
 
 	// The new server serves, and the names the crashed uploads had are free.
@@ -348,7 +322,7 @@ func TestCrashKill9DuringUploadsThenRestart(t *testing.T) {
 	requirePut(t, p2, small)
 	p2.term(t, 30*time.Second)
 	uploadtest.RequireEmptyDir(t, spoolDir)
-	requireDirHolds(t, dir, before.Name, again.Name, small.Name)
+	uploadtest.RequireDirHolds(t, dir, before.Name, again.Name, small.Name)
 }
 
 // mountTmpfs mounts a tmpfs of size bytes and unmounts it when the test
@@ -525,14 +499,14 @@ func TestDiskFull(t *testing.T) {
 				stored = append(stored, fmt.Sprintf("race-%d.bin", i))
 			}
 		}
-		requireDirHolds(t, p.dir, stored...)
+		uploadtest.RequireDirHolds(t, p.dir, stored...)
 
 		// On disk (over the threshold), so it needs the space given back.
 		next := uploadtest.File{Name: "next.bin", Seed: 64, Size: 5 << 20}
 		requirePut(t, p, next)
 		p.term(t, 30*time.Second)
 		uploadtest.RequireEmptyDir(t, small)
-		requireDirHolds(t, p.dir, append(stored, next.Name)...)
+		uploadtest.RequireDirHolds(t, p.dir, append(stored, next.Name)...)
 		assert.Contains(t, p.logs.String(), "status=507")
 	})
 
@@ -558,7 +532,7 @@ func TestDiskFull(t *testing.T) {
 				stored = append(stored, fmt.Sprintf("race-%d.bin", i))
 			}
 		}
-		requireDirHolds(t, small, stored...)
+		uploadtest.RequireDirHolds(t, small, stored...)
 		if len(stored) == 0 {
 			assert.Equal(t, free, freeBytes(t, small), "no space is kept by a failed upload")
 		}
@@ -567,7 +541,7 @@ func TestDiskFull(t *testing.T) {
 		requirePut(t, p, next)
 		p.term(t, 30*time.Second)
 		uploadtest.RequireEmptyDir(t, p.spoolDir)
-		requireDirHolds(t, small, append(stored, next.Name)...)
+		uploadtest.RequireDirHolds(t, small, append(stored, next.Name)...)
 	})
 }
 
@@ -582,7 +556,7 @@ func TestDiskFullMultipartKnownLengthInUploadDir(t *testing.T) {
 	ct, _, n := uploadtest.Multipart([]uploadtest.File{{Name: "known-mp.bin", Size: 16 << 20}})
 	expectRefused(t, p.addr, multipartHeadFor(ct, n), http.StatusInsufficientStorage, "insufficient_storage")
 	p.term(t, 30*time.Second)
-	requireDirHolds(t, small)
+	uploadtest.RequireDirHolds(t, small)
 }
 
 // TestDiskFullMultipartIntoUploadDir sends multipart bodies that cannot fit
@@ -611,13 +585,13 @@ func TestDiskFullMultipartIntoUploadDir(t *testing.T) {
 		}
 		requireAPIError(t, status, resp, http.StatusInsufficientStorage, "insufficient_storage")
 		// The first file fitted and was staged: all or nothing takes it back.
-		requireDirHolds(t, small)
+		uploadtest.RequireDirHolds(t, small)
 		uploadtest.RequireEmptyDir(t, p.spoolDir)
 		assert.Equal(t, free, freeBytes(t, small))
 	}
 	requirePut(t, p, uploadtest.File{Name: "next.txt", Seed: 68, Size: 1000})
 	p.term(t, 30*time.Second)
-	requireDirHolds(t, small, "next.txt")
+	uploadtest.RequireDirHolds(t, small, "next.txt")
 }
 
 // TestSlowloris holds 50 connections that sent part of a request header
@@ -701,7 +675,7 @@ func TestSlowloris(t *testing.T) {
 	stop = make(chan struct{}) // for the cleanup
 	p.term(t, 30*time.Second)
 	uploadtest.RequireEmptyDir(t, p.spoolDir)
-	requireDirHolds(t, p.dir, "during-stalled.bin", "during-trickle.bin", "during-trickle-small.txt")
+	uploadtest.RequireDirHolds(t, p.dir, "during-stalled.bin", "during-trickle.bin", "during-trickle-small.txt")
 }
 
 // TestSlowBodiesHoldUploadSlots is the slowloris that completes its
@@ -746,5 +720,5 @@ func TestSlowBodiesHoldUploadSlots(t *testing.T) {
 	uploadtest.RequireEmptyDir(t, p.spoolDir)
 	requirePut(t, p, uploadtest.File{Name: "after.txt", Seed: 71, Size: 100})
 	p.term(t, 30*time.Second)
-	requireDirHolds(t, p.dir, "after.txt")
+	uploadtest.RequireDirHolds(t, p.dir, "after.txt")
 }

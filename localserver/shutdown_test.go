@@ -85,7 +85,7 @@ func TestSigtermGraceLetsConcurrentUploadsFinish(t *testing.T) {
 	for _, f := range files {
 		uploadtest.RequireFile(t, f, filepath.Join(p.dir, f.Name))
 	}
-	requireDirHolds(t, p.dir, files[0].Name, files[1].Name, files[2].Name)
+	uploadtest.RequireDirHolds(t, p.dir, files[0].Name, files[1].Name, files[2].Name)
 	uploadtest.RequireEmptyDir(t, p.spoolDir)
 	logs := p.logs.String()
 	assert.Contains(t, logs, "spool_files_open=0")
@@ -118,7 +118,7 @@ func TestSigtermAfterTinyGraceAbortsConcurrentUploads(t *testing.T) {
 		}
 	}
 	uploadtest.RequireEmptyDir(t, p.spoolDir)
-	requireDirHolds(t, p.dir)
+	uploadtest.RequireDirHolds(t, p.dir)
 	logs := p.logs.String()
 	assert.Contains(t, logs, "aborting in-flight uploads")
 	assert.Contains(t, logs, "spool_files_open=0")

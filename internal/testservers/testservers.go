@@ -7,7 +7,6 @@ package testservers
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -175,9 +174,6 @@ func (s *S3) RequireNoMultipartUploads(t testing.TB) {
 func (s *S3) ObjectPath(key string) string {
 	return filepath.Join(s.Dir, s.Bucket, filepath.FromSlash(key))
 }
-
-// String names the gateway in test output.
-func (s *S3) String() string { return fmt.Sprintf("versitygw at %s", s.Endpoint) }
 
 // Stopped is closed once the gateway has exited.
 func (s *S3) Stopped() <-chan struct{} { return s.exited }

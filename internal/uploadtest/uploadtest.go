@@ -10,9 +10,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"mime/multipart"
 	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -188,6 +191,24 @@ func RequireEmptyDir(t testing.TB, dir string) {
 		names = append(names, e.Name())
 	}
 	require.Empty(t, names, "files left behind in %s", dir)
+}
+
+// RequireDirHolds fails t unless dir and its subdirectories hold exactly
+// the regular files named (relative, slash-separated), and nothing else: no
+// partial file, no hidden staging file, no spool file.
+func RequireDirHolds(t testing.TB, dir string, names ...string) {
+	t.Helper()
+	var got []string
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		got = append(got, filepath.ToSlash(rel))
+		return err
+	}))
+	slices.Sort(got)
+	require.Equal(t, slices.Sorted(slices.Values(names)), got, "files in %s", dir)
 }
 
 // Boundary is the multipart boundary Multipart uses.
