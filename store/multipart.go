@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"spillway/spool"
+)
+
+// Multipart uploads exist because a deployed Function URL takes about
+// 4.7 MB of binary per request: larger files go to the backend in parts,
+// and the handler, which still decides names, limits and auth, commits
+// them. The part URLs come from the backend when it can presign them
+// (PartPresigner, S3) and from the handler otherwise (PartWriter, the
+// directory store).
+
+var (
+	// ErrUploadNotFound: no upload has this ID (never created, aborted,
+	// completed, or swept after its TTL).
+	ErrUploadNotFound = errors.New("store: upload not found")
+	// ErrUploadMismatch: the parts named at completion, or the bytes they
+	// hold, do not match the upload's declaration (a missing or unknown
+	// part, a stale ETag, a wrong part or total size).
+	ErrUploadMismatch = errors.New("store: upload does not match its declaration")
+)
+
+// Limits on multipart uploads; S3's own.
+const (
+	MinPartSize     = 5 << 20
+	MaxPartSize     = 5 << 30
+	MaxPartCount    = 10000
+	DefaultPartSize = 16 << 20
+)
+
+// PartSizeFor returns the part size for a file of size bytes: the default,
+// or, for files that would need more than MaxPartCount parts, the smallest
+// multiple of 1 MiB that fits them in MaxPartCount.
+func PartSizeFor(size int64) int64 {
+	p := int64(DefaultPartSize)
+	if need := (size + MaxPartCount - 1) / MaxPartCount; need > p {
+		p = (need + 1<<20 - 1) &^ (1<<20 - 1)
+	}
+	return p
+}
+
+// Upload is a multipart upload in progress: what was declared when it was
+// created, and how it is cut into parts.
+type Upload struct {
+	ID       string    // opaque, URL-safe and unguessable; set by the store
+	Name     string    // a name ValidateName accepted
+	Size     int64     // the exact total size, at least 1
+	SHA256   string    // lower-case hex digest of the whole file; "" when none was declared
+	PartSize int64     // every part but the last holds exactly PartSize bytes
+	Created  time.Time // set by the store
+}
+
+// PartCount returns how many parts the upload has.
+func (u Upload) PartCount() int {
+	if u.PartSize <= 0 || u.Size <= 0 {
+		return 0
+	}
+	return int((u.Size + u.PartSize - 1) / u.PartSize)
+}
+
+// PartSizeOf returns the size of part n (1-based), or -1 when the upload
+// has no part n.
+func (u Upload) PartSizeOf(n int) int64 {
+	count := u.PartCount()
+	switch {
+	case n < 1 || n > count:
+		return -1
+	case n < count:
+		return u.PartSize
+	}
+	return u.Size - int64(count-1)*u.PartSize
+}
+
+// Part is a part the store has received.
+type Part struct {
+	Number int    `json:"n"`
+	Size   int64  `json:"size"`
+	ETag   string `json:"etag"` // quoted and opaque; it changes when the part's bytes do
+}
+
+// Completed is the file a completed upload became.
+type Completed struct {
+	Info
+	SHA256 string // lower-case hex digest of the stored bytes
+}
+
+// Multipart is implemented by stores that take files in parts. Every
+// method that takes an ID returns an error matching ErrUploadNotFound for
+// an unknown one.
+type Multipart interface {
+	// CreateUpload records a new upload of u (its ID and Created are set by
+	// the store and returned). The caller has already validated the name,
+	// the size and PartSize, and called Check.
+	CreateUpload(ctx context.Context, u Upload) (Upload, error)
+	// Upload returns the upload with this ID.
+	Upload(ctx context.Context, id string) (Upload, error)
+	// ListParts returns the parts received so far, by number.
+	ListParts(ctx context.Context, id string) ([]Part, error)
+	// Complete publishes the upload from parts, which must be exactly
+	// 1..PartCount with the ETags ListParts reports. It verifies every
+	// part's size, the total size and, when one was declared, the SHA-256
+	// of the whole file, then publishes under the upload's name with the
+	// same no-overwrite and all-or-nothing rules as Put, and forgets the
+	// upload.
+	//
+	// A parts list that does not match leaves the upload as it was, so the
+	// client can send the missing parts and try again (ErrUploadMismatch).
+	// Bytes whose SHA-256 differs from the declaration are discarded with
+	// the whole upload (ErrChecksum): nothing is stored. A name taken in
+	// the meantime gives ErrExists and also discards the upload.
+	Complete(ctx context.Context, id string, parts []Part) (Completed, error)
+	// Abort discards the upload and every part it received.
+	Abort(ctx context.Context, id string) error
+}
+
+// PartURL is where a client sends one part.
+type PartURL struct {
+	Number  int               `json:"n"`
+	Size    int64             `json:"size"`
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Header  map[string]string `json:"headers,omitempty"` // headers the request must carry
+	Expires time.Time         `json:"expires"`
+}
+
+// PartPresigner is implemented by multipart stores whose backend takes the
+// parts itself, at URLs the store presigns (S3).
+type PartPresigner interface {
+	PresignPart(ctx context.Context, u Upload, n int, ttl time.Duration) (PartURL, error)
+}
+
+// PartWriter is implemented by multipart stores that take parts through
+// the handler, which then serves the part URLs itself (the directory
+// store). A part sent again replaces the earlier one.
+type PartWriter interface {
+	// PutPart stores body as part n of the upload. The body's size must be
+	// u.PartSizeOf(n) (ErrUploadMismatch otherwise).
+	PutPart(ctx context.Context, id string, n int, body *spool.Body) (Part, error)
+}
