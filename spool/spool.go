@@ -25,10 +25,6 @@ const (
 )
 
 const (
-	// firstChunk is how much memory an unknown-length body gets before its
-	// buffer starts doubling towards the threshold, so a 1 KiB chunked body
-	// does not cost a threshold-sized allocation.
-	firstChunk = 32 << 10
 	// copyBufferSize is the unit of disk writes. It is deliberately not the
 	// threshold: writes in the 256 KiB–1 MiB range are several times faster
 	// than 2 MiB writes on the disks this runs on.
@@ -204,7 +200,7 @@ func (s *Spooler) Spool(ctx context.Context, r io.Reader, size int64) (b *Body, 
 	if size <= s.threshold && s.reserve(size) {
 		return s.spoolMemory(br, size)
 	}
-	return s.spoolDisk(br, size)
+	return s.spoolDisk(br, size, nil, nil)
 }
 
 func (s *Spooler) spoolMemory(br *bodyReader, size int64) (*Body, error) {
@@ -220,60 +216,90 @@ func (s *Spooler) spoolMemory(br *bodyReader, size int64) (*Body, error) {
 	return &Body{s: s, mem: buf, reserved: size, size: size, sum: br.sum()}, nil
 }
 
-// spoolUnknown keeps an unknown-length body in a buffer that doubles up to
-// the threshold, reserving each growth against the memory budget. When the
-// buffer is full, one more byte decides: none means the body is exactly
-// threshold bytes and stays; any means it spills to disk. It also spills as
-// soon as the budget refuses a growth.
+// spoolUnknown reads an unknown-length body into pooled chunks of
+// copyBufferSize, reserving each against the memory budget, up to the
+// threshold. When they are full, one more byte decides: none means the body
+// is exactly threshold bytes and stays; any means it spills to disk, as it
+// also does as soon as the budget refuses a chunk. A body that stays is
+// copied once into a buffer of its exact size. Pooled chunks, rather than a
+// buffer that doubles, keep a spilled body from leaving megabytes of
+// garbage behind: the chunks go back to the pool and become the disk
+// path's write buffers.
 func (s *Spooler) spoolUnknown(br *bodyReader) (*Body, error) {
-	size := min(s.threshold, firstChunk)
-	if !s.reserve(size) {
-		return s.spoolDisk(br, -1)
+	var (
+		chunks   []*[]byte
+		fills    [][]byte // the filled part of each chunk
+		n        int64
+		reserved int64
+		extra    []byte // the byte past the threshold
+	)
+	putBack := func() {
+		for _, c := range chunks {
+			s.bufs.Put(c)
+		}
 	}
-	buf := make([]byte, size)
-	n := 0
-	var extra []byte // the byte past the threshold
-	for {
-		m, err := fill(br, buf[n:])
-		n += m
+	keep := func() *Body {
+		buf := make([]byte, n)
+		off := 0
+		for _, f := range fills {
+			off += copy(buf[off:], f)
+		}
+		putBack()
+		s.release(reserved - n)
+		return &Body{s: s, mem: buf, reserved: n, size: n, sum: br.sum()}
+	}
+	for n < s.threshold {
+		want := min(copyBufferSize, s.threshold-n)
+		if !s.reserve(want) {
+			break
+		}
+		reserved += want
+		c := s.bufs.Get().(*[]byte)
+		chunks = append(chunks, c)
+		m, err := fill(br, (*c)[:want])
+		fills = append(fills, (*c)[:m])
+		n += int64(m)
 		if err == io.EOF {
-			return &Body{s: s, mem: buf[:n], reserved: size, size: int64(n), sum: br.sum()}, nil
+			return keep(), nil
 		}
 		if err != nil {
-			s.release(size)
+			putBack()
+			s.release(reserved)
 			return nil, readError(err, false)
 		}
-		if int64(n) == s.threshold {
-			var one [1]byte
-			k, err := fill(br, one[:])
-			if k == 0 && err == io.EOF {
-				return &Body{s: s, mem: buf[:n], reserved: size, size: int64(n), sum: br.sum()}, nil
-			}
-			if k == 0 {
-				s.release(size)
-				return nil, readError(err, false)
-			}
-			extra = one[:k]
-			break
-		}
-		grown := min(2*size, s.threshold)
-		if !s.reserve(grown - size) {
-			break
-		}
-		nb := make([]byte, grown)
-		copy(nb, buf[:n])
-		buf, size = nb, grown
 	}
-	// The reservation covers buf until spoolDisk has written it out.
-	b, err := s.spoolDisk(br, -1, buf[:n], extra)
-	s.release(size)
-	return b, err
+	if n == s.threshold {
+		var one [1]byte
+		k, err := fill(br, one[:])
+		if k == 0 && err == io.EOF {
+			return keep(), nil
+		}
+		if k == 0 {
+			putBack()
+			s.release(reserved)
+			return nil, readError(err, false)
+		}
+		extra = one[:k]
+	}
+	// The reservation covers the chunks until spoolDisk has written them;
+	// then they are free for its write buffers.
+	return s.spoolDisk(br, -1, append(fills, extra), func() {
+		putBack()
+		s.release(reserved)
+	})
 }
 
 // spoolDisk writes the prefixes (bytes already read and hashed) and then the
 // rest of br to a new temp file. size is the total declared length
-// including the prefixes, or -1.
-func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes ...[]byte) (_ *Body, err error) {
+// including the prefixes, or -1. freePrefixes, when not nil, is called
+// exactly once, as soon as the prefixes are no longer needed.
+func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes [][]byte, freePrefixes func()) (_ *Body, err error) {
+	if freePrefixes != nil {
+		var once sync.Once
+		free := freePrefixes
+		freePrefixes = func() { once.Do(free) }
+		defer freePrefixes()
+	}
 	f, path, err := s.createTemp()
 	if err != nil {
 		return nil, err
@@ -290,6 +316,9 @@ func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes ...[]byte) (_ *
 			return nil, err
 		}
 		written += int64(len(p))
+	}
+	if freePrefixes != nil {
+		freePrefixes()
 	}
 	// SHA-256 is the costliest step (about 1 GB/s on one core), so it runs
 	// on its own goroutine, one buffer behind the reads and writes.
