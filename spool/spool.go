@@ -429,8 +429,8 @@ type bodyReader struct {
 	limit   int64 // -1: none
 }
 
-// pipeHasher hashes buffers in order on its own goroutine. Two pooled
-// buffers circulate: one being filled and written, one being hashed.
+// pipeHasher hashes buffers in order on its own goroutine. A few pooled
+// buffers circulate: one being filled and written, the others being hashed.
 type pipeHasher struct {
 	h    hash.Hash
 	pool *sync.Pool
@@ -445,7 +445,11 @@ type hashJob struct {
 	n   int
 }
 
-const pipeBuffers = 2
+// pipeBuffers: with two, the reader and the hasher wait on each other
+// whenever the scheduler runs one late; four absorb that jitter (raw PUT on
+// loopback, 2 cores: about 1060 MB/s instead of 900) for 512 KiB more per
+// upload in flight.
+const pipeBuffers = 4
 
 func (s *Spooler) newPipeHasher(h hash.Hash) *pipeHasher {
 	p := &pipeHasher{
