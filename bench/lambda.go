@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -92,8 +93,11 @@ func measureLambda(ctx context.Context, work string) (res lambdaResult) {
 	res.eventBody = len(ev.Body)
 
 	// One collection up front, none between runs: like testing.B, this
-	// measures a warm process, whose spool keeps its copy buffer pooled.
+	// measures a warm process, whose spool keeps its copy buffers pooled
+	// (a collection would empty the pools, and refilling them would be
+	// counted against the handler).
 	runtime.GC()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	var total, mallocs uint64
 	for i := range lambdaRuns + 1 {
 		if err := ctx.Err(); err != nil {
