@@ -22,7 +22,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -35,8 +37,12 @@ type Options struct {
 	// exists is refused with store.ErrExists, race-free.
 	Overwrite bool
 	// Fsync makes Put fsync each file and its directories before returning,
-	// so a returned Put survives a power cut.
+	// so a returned Put survives a power cut. It covers multipart uploads'
+	// parts, manifests and completed files too.
 	Fsync bool
+	// UploadTTL is how long a multipart upload may go without a part
+	// before the sweep removes it. Zero means DefaultUploadTTL.
+	UploadTTL time.Duration
 }
 
 // Store is a store.Store over one directory.
@@ -48,6 +54,9 @@ type Store struct {
 	// /proc/self/fd: one directory operation per file instead of three,
 	// and nothing for a crash to leave behind.
 	unnamed bool
+	// sweeping keeps CreateUploads that arrive together from sweeping the
+	// same uploads at once.
+	sweeping atomic.Bool
 }
 
 var (
@@ -62,8 +71,8 @@ const (
 )
 
 // Open creates dir if needed, opens it as the store's root, and removes
-// staging files that a crashed process left behind. It returns how many it
-// removed.
+// staging files that a crashed process left behind, and multipart uploads
+// idle for longer than Options.UploadTTL. It returns how many it removed.
 func Open(dir string, opts Options) (*Store, int, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, 0, fmt.Errorf("dirstore: %w", err)
@@ -81,7 +90,7 @@ func Open(dir string, opts Options) (*Store, int, error) {
 		root.Close()
 		return nil, 0, err
 	}
-	return s, n, nil
+	return s, n + s.sweepUploads(), nil
 }
 
 // Close releases the root directory.
@@ -168,21 +177,10 @@ type staged struct {
 }
 
 func (s *Store) stage(f store.File) (_ *staged, err error) {
-	if err := store.ValidateName(f.Name); err != nil {
+	st, err := s.newStaged(f.Name)
+	if err != nil {
 		return nil, err
 	}
-	dirName, base := path.Split(f.Name)
-	dirName = strings.TrimSuffix(dirName, "/")
-	if dirName == "" {
-		dirName = "."
-	} else if err := s.root.MkdirAll(dirName, 0o755); err != nil {
-		return nil, mapError(f.Name, err)
-	}
-	dir, err := s.root.Open(dirName)
-	if err != nil {
-		return nil, mapError(f.Name, err)
-	}
-	st := &staged{name: f.Name, dir: dir, base: base, tmp: stagePrefix + rand.Text() + stageSuffix}
 	defer func() {
 		if err != nil {
 			st.close()
@@ -198,7 +196,30 @@ func (s *Store) stage(f store.File) (_ *staged, err error) {
 			return st, nil
 		}
 	}
-	return st, s.stageCopy(st, f)
+	return st, s.stageCopy(st, func(w io.Writer) error {
+		_, err := f.Body.WriteTo(w)
+		return err
+	})
+}
+
+// newStaged opens name's directory, creating it if needed, for a staged
+// file that has no bytes yet.
+func (s *Store) newStaged(name string) (*staged, error) {
+	if err := store.ValidateName(name); err != nil {
+		return nil, err
+	}
+	dirName, base := path.Split(name)
+	dirName = strings.TrimSuffix(dirName, "/")
+	if dirName == "" {
+		dirName = "."
+	} else if err := s.root.MkdirAll(dirName, 0o755); err != nil {
+		return nil, mapError(name, err)
+	}
+	dir, err := s.root.Open(dirName)
+	if err != nil {
+		return nil, mapError(name, err)
+	}
+	return &staged{name: name, dir: dir, base: base, tmp: stagePrefix + rand.Text() + stageSuffix}, nil
 }
 
 // stageLink hard-links the spool file into place: the bytes are written once.
@@ -224,7 +245,9 @@ func (s *Store) stageLink(st *staged, src *os.File, srcPath string) (bool, error
 	return true, nil
 }
 
-func (s *Store) stageCopy(st *staged, f store.File) error {
+// stageCopy stages the bytes that write writes, for bodies that cannot be
+// linked and for files assembled from parts.
+func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 	if s.unnamed {
 		fd, err := unix.Openat(int(st.dir.Fd()), ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 		if err == nil {
@@ -232,38 +255,38 @@ func (s *Store) stageCopy(st *staged, f store.File) error {
 			// Locked like a named staging file, for the moment it has a
 			// staging name in overwrite mode.
 			if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-				return fmt.Errorf("dirstore: lock %q: %w", f.Name, err)
+				return fmt.Errorf("dirstore: lock %q: %w", st.name, err)
 			}
-			if _, err := f.Body.WriteTo(st.f); err != nil {
-				return mapError(f.Name, err)
+			if err := write(st.f); err != nil {
+				return mapError(st.name, err)
 			}
 			if s.opts.Fsync {
 				if err := st.f.Sync(); err != nil {
-					return mapError(f.Name, err)
+					return mapError(st.name, err)
 				}
 			}
 			return nil
 		}
 		// Not every filesystem has O_TMPFILE: fall back to a named file.
 	}
-	dst, err := s.root.OpenFile(path.Join(path.Dir(f.Name), st.tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	dst, err := s.root.OpenFile(path.Join(path.Dir(st.name), st.tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return mapError(f.Name, err)
+		return mapError(st.name, err)
 	}
 	st.f = dst
 	// The lock tells a sweeping process that this staging file is live.
 	if err := unix.Flock(int(dst.Fd()), unix.LOCK_EX); err != nil {
 		st.unlinkTmp()
-		return fmt.Errorf("dirstore: lock %q: %w", f.Name, err)
+		return fmt.Errorf("dirstore: lock %q: %w", st.name, err)
 	}
-	if _, err := f.Body.WriteTo(dst); err != nil {
+	if err := write(dst); err != nil {
 		st.unlinkTmp()
-		return mapError(f.Name, err)
+		return mapError(st.name, err)
 	}
 	if s.opts.Fsync {
 		if err := dst.Sync(); err != nil {
 			st.unlinkTmp()
-			return mapError(f.Name, err)
+			return mapError(st.name, err)
 		}
 	}
 	return nil

@@ -42,10 +42,17 @@ func newEnv(t *testing.T, opts dirstore.Options) *env {
 	return e
 }
 
+// requireNoStaging fails t if a staging file is left anywhere in dir, or an
+// upload (or a part, or a half-created upload) in the multipart area.
 func requireNoStaging(t *testing.T, dir string) {
 	t.Helper()
+	uploads := filepath.Join(dir, ".spillway-uploads")
 	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		require.NoError(t, err)
+		if path == uploads && d.IsDir() {
+			uploadtest.RequireEmptyDir(t, path)
+			return filepath.SkipDir
+		}
 		assert.NotRegexp(t, `^\.spillway-`, d.Name(), "staging file left at %s", path)
 		return nil
 	})
@@ -56,6 +63,17 @@ func TestConformance(t *testing.T) {
 		t.Run(map[bool]string{true: "fsync", false: "nofsync"}[fsync], func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) (store.Store, *spool.Spooler) {
 				e := newEnv(t, dirstore.Options{Fsync: fsync})
+				return e.store, e.spooler
+			})
+		})
+	}
+}
+
+func TestMultipartConformance(t *testing.T) {
+	for _, opts := range []dirstore.Options{{Fsync: true}, {}} {
+		t.Run(map[bool]string{true: "fsync", false: "nofsync"}[opts.Fsync], func(t *testing.T) {
+			storetest.RunMultipart(t, func(t *testing.T) (store.Store, *spool.Spooler) {
+				e := newEnv(t, opts)
 				return e.store, e.spooler
 			})
 		})

@@ -60,6 +60,14 @@ type Store struct {
 
 	mu      sync.Mutex
 	pending []pendingAbort // multipart uploads whose abort failed
+
+	// copyPartSize is the range each UploadPartCopy publishes from a
+	// staging object: S3's largest, so that a file takes as few requests
+	// as possible. Tests lower it to cover several ranges with little data.
+	copyPartSize int64
+
+	idsMu     sync.Mutex
+	uploadIDs map[string]string // upload ID -> S3 upload ID; see s3UploadID
 }
 
 // pendingAbort is a multipart upload that could not be aborted when it
@@ -70,8 +78,10 @@ type pendingAbort struct {
 }
 
 var (
-	_ store.Store     = (*Store)(nil)
-	_ store.Presigner = (*Store)(nil)
+	_ store.Store         = (*Store)(nil)
+	_ store.Presigner     = (*Store)(nil)
+	_ store.Multipart     = (*Store)(nil)
+	_ store.PartPresigner = (*Store)(nil)
 )
 
 // New returns a Store writing to bucket through client.
@@ -82,7 +92,10 @@ func New(client *s3.Client, bucket string, opts Options) *Store {
 	if opts.PresignExpiry <= 0 {
 		opts.PresignExpiry = DefaultPresignExpiry
 	}
-	return &Store{client: client, presign: s3.NewPresignClient(client), bucket: bucket, opts: opts}
+	return &Store{
+		client: client, presign: s3.NewPresignClient(client), bucket: bucket, opts: opts,
+		copyPartSize: store.MaxPartSize, uploadIDs: make(map[string]string),
+	}
 }
 
 func (s *Store) key(name string) string { return s.opts.Prefix + name }
@@ -176,14 +189,8 @@ func (s *Store) putMultipart(ctx context.Context, name string, b *spool.Body) (e
 		return mapError("create multipart upload", name, err)
 	}
 	defer func() {
-		if err == nil {
-			return
-		}
-		if aerr := s.abort(context.WithoutCancel(ctx), key, aws.ToString(created.UploadId)); aerr != nil {
-			s.mu.Lock()
-			s.pending = append(s.pending, pendingAbort{key, aws.ToString(created.UploadId)})
-			s.mu.Unlock()
-			err = errors.Join(err, fmt.Errorf("s3store: abort multipart upload of %q (will retry): %w", name, aerr))
+		if err != nil {
+			err = errors.Join(err, s.abortOrDefer(ctx, key, aws.ToString(created.UploadId)))
 		}
 	}()
 
@@ -231,6 +238,20 @@ func (s *Store) abort(ctx context.Context, key, uploadID string) error {
 	return err
 }
 
+// abortOrDefer aborts a failed multipart upload, even when the request's
+// context is gone. When S3 cannot be reached it keeps the upload for
+// retryAborts and returns why.
+func (s *Store) abortOrDefer(ctx context.Context, key, uploadID string) error {
+	aerr := s.abort(context.WithoutCancel(ctx), key, uploadID)
+	if aerr == nil {
+		return nil
+	}
+	s.mu.Lock()
+	s.pending = append(s.pending, pendingAbort{key, uploadID})
+	s.mu.Unlock()
+	return fmt.Errorf("s3store: abort multipart upload of %q (will retry): %w", key, aerr)
+}
+
 // retryAborts aborts the multipart uploads whose abort failed before,
 // keeping those that fail again.
 func (s *Store) retryAborts(ctx context.Context) {
@@ -262,7 +283,10 @@ func (s *Store) List(ctx context.Context) ([]store.Info, error) {
 		}
 		for _, o := range page.Contents {
 			name := strings.TrimPrefix(aws.ToString(o.Key), s.opts.Prefix)
-			if store.ValidateName(name) != nil {
+			// Upload records and staging objects are not files. Their
+			// names would fail validation anyway; skipping them by prefix
+			// says so, and keeps them out should the rules ever relax.
+			if strings.HasPrefix(name, internalDir) || store.ValidateName(name) != nil {
 				continue
 			}
 			infos = append(infos, store.Info{

@@ -63,6 +63,25 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// TestMultipartConformance runs the multipart suite against a real S3
+// gateway, with and without a key prefix. Every suite test finishes or
+// aborts its uploads, so none may leave state under .spillway/.
+func TestMultipartConformance(t *testing.T) {
+	for _, prefix := range []string{"", "tenant/a/"} {
+		t.Run("prefix="+prefix, func(t *testing.T) {
+			storetest.RunMultipart(t, func(t *testing.T) (store.Store, *spool.Spooler) {
+				e := newEnv(t, Options{Prefix: prefix})
+				t.Cleanup(func() {
+					if !t.Failed() {
+						assert.Empty(t, internalKeys(t, e, prefix), "upload state left behind")
+					}
+				})
+				return e.store, e.spooler
+			})
+		})
+	}
+}
+
 func put(t *testing.T, e *env, files ...uploadtest.File) error {
 	t.Helper()
 	var puts []store.File
