@@ -62,6 +62,14 @@ type Config struct {
 	// ProgressInterval is how often a body still arriving is logged. Zero
 	// means DefaultProgressInterval; short uploads log nothing.
 	ProgressInterval time.Duration
+	// UploadSecret is the HMAC-SHA256 key of the part URLs the handler
+	// signs itself, for a store that takes parts through the handler
+	// (store.PartWriter). Empty means a random key, so those URLs stop
+	// working when the process ends.
+	UploadSecret []byte
+	// PartURLTTL is how long a part URL stays valid. Zero means
+	// DefaultPartURLTTL.
+	PartURLTTL time.Duration
 }
 
 // DefaultProgressInterval spaces the progress lines of long uploads.
@@ -81,10 +89,10 @@ type Observer interface {
 // Outcome describes one finished request.
 type Outcome struct {
 	Method        string
-	Upload        bool   // PUT /files/{name} or POST /files
+	Upload        bool   // PUT /files/{name}, POST /files, a part PUT, or POST /uploads/{id}/complete
 	Status        int    // the status written
 	Code          string // the error code, "" on success
-	Spool         string // "memory", "disk", "mixed", or "" when nothing was spooled
+	Spool         string // "memory", "disk", "mixed", "parts" (a completion), or "" when nothing was spooled
 	Files         int    // files stored
 	BytesReceived int64  // body bytes read
 	BytesStored   int64  // bytes of the files stored
@@ -103,6 +111,14 @@ type Handler struct {
 	observer    Observer
 	progress    time.Duration
 	readers     sync.Pool // *bufio.Reader for multipart bodies
+
+	// Multipart uploads: multipart is nil when the store cannot take them;
+	// exactly one of presigner and partWriter is set when it can.
+	multipart  store.Multipart
+	presigner  store.PartPresigner
+	partWriter store.PartWriter
+	uploadKey  []byte
+	partTTL    time.Duration
 }
 
 // New returns the API handler.
@@ -132,7 +148,34 @@ func New(cfg Config) *Handler {
 	if h.maxParts <= 0 {
 		h.maxParts = DefaultMaxParts
 	}
+	h.setupMultipart(cfg)
 	return h
+}
+
+func (h *Handler) setupMultipart(cfg Config) {
+	mp, ok := cfg.Store.(store.Multipart)
+	if !ok {
+		return
+	}
+	// A presigning store takes the parts itself, so the handler serves no
+	// part PUT even when the store could also write parts.
+	if ps, ok := cfg.Store.(store.PartPresigner); ok {
+		h.presigner = ps
+	} else if pw, ok := cfg.Store.(store.PartWriter); ok {
+		h.partWriter = pw
+	} else {
+		return
+	}
+	h.multipart = mp
+	h.uploadKey = bytes.Clone(cfg.UploadSecret)
+	if len(h.uploadKey) == 0 {
+		h.uploadKey = make([]byte, 32)
+		rand.Read(h.uploadKey)
+	}
+	h.partTTL = cfg.PartURLTTL
+	if h.partTTL <= 0 {
+		h.partTTL = DefaultPartURLTTL
+	}
 }
 
 // FileResult is one stored file in a 201 response.
@@ -242,9 +285,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // once, here, and a hostile name gets a 400 rather than a redirect.
 func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	p := r.URL.EscapedPath()
-	// The page and the health check are public: the page asks for the
-	// token itself.
-	if p != "/healthz" && p != "/" && !h.authorized(r) {
+	switch {
+	case p == "/healthz" || p == "/":
+		// The page and the health check are public: the page asks for the
+		// token itself.
+	case h.isPartPut(r.Method, p):
+		// A part URL is its own credential, handed out to token holders;
+		// it is checked where the token would be.
+		if err := h.verifyPartURL(r, p); err != nil {
+			return err
+		}
+	case !h.authorized(r):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)
 		return ErrUnauthorized
 	}
@@ -295,13 +346,28 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) err
 		}
 		allow(w, r, http.MethodGet, http.MethodHead, http.MethodPut)
 		return errMethod
+	case p == "/uploads" || strings.HasPrefix(p, "/uploads/"):
+		return h.routeUploads(w, r, x, p)
 	}
 	return fmt.Errorf("%w: %s", errRouteNotFound, p)
 }
 
+// isUpload reports the requests that carry or publish a file's bytes: they
+// take an upload slot and count as uploads in metrics. A part PUT spools a
+// body like a raw upload, and a completion publishes a whole file.
 func isUpload(method, p string) bool {
-	return method == http.MethodPut && strings.HasPrefix(p, "/files/") ||
-		method == http.MethodPost && (p == "/files" || p == "/files/")
+	switch method {
+	case http.MethodPut:
+		if strings.HasPrefix(p, "/files/") {
+			return true
+		}
+		_, _, ok := partPath(p)
+		return ok
+	case http.MethodPost:
+		return p == "/files" || p == "/files/" ||
+			strings.HasPrefix(p, "/uploads/") && strings.HasSuffix(p, "/complete") && strings.Count(p, "/") == 3
+	}
+	return false
 }
 
 // Authorized reports whether r carries the configured bearer token (or no

@@ -31,6 +31,8 @@ var (
 	errMethod        = errors.New("method not allowed")
 	errRouteNotFound = errors.New("no such route")
 	errBusy          = errors.New("too many uploads in progress; retry later")
+	errBadSignature  = errors.New("the part URL is not valid")
+	errNoMultipart   = errors.New("this server's store does not take uploads in parts")
 )
 
 // Errors that entrypoints wrap to choose a response.
@@ -48,6 +50,7 @@ var mapping = []struct {
 }{
 	{spool.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{errBadSignature, http.StatusForbidden, "bad_signature"},
 	{errBusy, http.StatusServiceUnavailable, "busy"},
 	{store.ErrInvalidName, http.StatusBadRequest, "invalid_name"},
 	{errBadMultipart, http.StatusBadRequest, "bad_multipart"},
@@ -56,13 +59,16 @@ var mapping = []struct {
 	{spool.ErrTooLong, http.StatusBadRequest, "bad_request"},
 	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
 	{store.ErrChecksum, http.StatusBadRequest, "bad_checksum"},
+	{store.ErrUploadMismatch, http.StatusBadRequest, "upload_mismatch"},
 	{errUnsupportedMT, http.StatusUnsupportedMediaType, "unsupported_media_type"},
 	{store.ErrExists, http.StatusConflict, "exists"},
 	{store.ErrInsufficientStorage, http.StatusInsufficientStorage, "insufficient_storage"},
 	{spool.ErrNoSpace, http.StatusInsufficientStorage, "insufficient_storage"},
+	{store.ErrUploadNotFound, http.StatusNotFound, "upload_not_found"},
 	{store.ErrNotFound, http.StatusNotFound, "not_found"},
 	{errRouteNotFound, http.StatusNotFound, "not_found"},
 	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed"},
+	{errNoMultipart, http.StatusNotImplemented, "multipart_unsupported"},
 	{os.ErrDeadlineExceeded, http.StatusRequestTimeout, "timeout"},
 	{store.ErrBackend, http.StatusBadGateway, "storage_error"},
 	{store.ErrThrottled, http.StatusServiceUnavailable, "throttled"},

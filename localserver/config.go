@@ -30,6 +30,7 @@ type config struct {
 	ShutdownTimeout time.Duration
 	MaxUploads      int
 	Token           string
+	UploadSecret    string
 	CORSOrigins     string
 	MetricsPublic   bool
 }
@@ -104,6 +105,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	def("max-concurrent-uploads", "SPILLWAY_MAX_CONCURRENT_UPLOADS")
 	fs.StringVar(&c.Token, "token", c.Token, "require \"Authorization: Bearer TOKEN\" on every route but /healthz (env SPILLWAY_TOKEN)")
 	def("token", "SPILLWAY_TOKEN")
+	fs.StringVar(&c.UploadSecret, "upload-secret", c.UploadSecret, "HMAC key for the part URLs of multipart uploads to --directory, at least 16 bytes; unset, a random one that dies with the process (env SPILLWAY_UPLOAD_SECRET)")
+	def("upload-secret", "SPILLWAY_UPLOAD_SECRET")
 	fs.StringVar(&c.CORSOrigins, "cors-origin", c.CORSOrigins, "comma-separated origins allowed by CORS, or *; empty turns CORS off (env SPILLWAY_CORS_ORIGIN)")
 	def("cors-origin", "SPILLWAY_CORS_ORIGIN")
 
@@ -136,6 +139,10 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if c.MaxUploads < 0 {
 		return c, fmt.Errorf("--max-concurrent-uploads must not be negative")
 	}
+	if c.UploadSecret != "" && len(c.UploadSecret) < minUploadSecret {
+		// A short key could be found by trying signatures offline.
+		return c, fmt.Errorf("--upload-secret (SPILLWAY_UPLOAD_SECRET) must be at least %d bytes", minUploadSecret)
+	}
 	return c, nil
 }
 
@@ -155,9 +162,13 @@ func (c config) LogValue() slog.Value {
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Int("max_concurrent_uploads", c.MaxUploads),
 		slog.Bool("token", c.Token != ""),
+		slog.Bool("upload_secret", c.UploadSecret != ""),
 		slog.String("cors_origin", c.CORSOrigins),
 	)
 }
+
+// minUploadSecret is the shortest --upload-secret accepted.
+const minUploadSecret = 16
 
 func maxSize(n int64) string {
 	if n == 0 {

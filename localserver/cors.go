@@ -9,7 +9,7 @@ import (
 // The CORS policy mirrors the Function URL's in template.yaml, so a browser
 // upload behaves the same against the local server and the deployed one.
 const (
-	corsMethods       = "GET, HEAD, PUT, POST"
+	corsMethods       = "GET, HEAD, PUT, POST, DELETE"
 	corsHeaders       = "content-type, authorization, x-amz-date, x-amz-security-token, x-amz-content-sha256"
 	corsExposeHeaders = "location, etag"
 	corsMaxAge        = "3600"

@@ -41,6 +41,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	assert.Equal(t, 60*time.Second, c.ReadTimeout)
 	assert.Equal(t, 64, c.MaxUploads)
 	assert.Empty(t, c.Token)
+	assert.Empty(t, c.UploadSecret)
 }
 
 func TestParseConfigEnvAndFlags(t *testing.T) {
@@ -58,6 +59,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		"SPILLWAY_TOKEN":                  "t0k",
 		"SPILLWAY_CORS_ORIGIN":            "*",
 		"SPILLWAY_MAX_CONCURRENT_UPLOADS": "8",
+		"SPILLWAY_UPLOAD_SECRET":          "from-the-environment",
 	})
 	c, err := parseConfig([]string{"--threshold", "1MiB", "--overwrite=false", "--addr=[::1]:0"}, vars, io.Discard)
 	require.NoError(t, err)
@@ -74,6 +76,11 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, "t0k", c.Token)
 	assert.Equal(t, "*", c.CORSOrigins)
 	assert.Equal(t, 8, c.MaxUploads)
+	assert.Equal(t, "from-the-environment", c.UploadSecret)
+
+	c, err = parseConfig([]string{"--upload-secret", "from-the-command-line"}, vars, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "from-the-command-line", c.UploadSecret, "a flag overrides its variable")
 }
 
 func TestParseConfigErrorsNameTheSetting(t *testing.T) {
@@ -86,6 +93,9 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 	require.ErrorContains(t, err, "SPILLWAY_FSYNC")
 	_, err = parseConfig([]string{"stray"}, env(nil), io.Discard)
 	require.Error(t, err)
+	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_UPLOAD_SECRET": "short"}), io.Discard)
+	require.ErrorContains(t, err, "SPILLWAY_UPLOAD_SECRET")
+	require.ErrorContains(t, err, "--upload-secret")
 }
 
 type running struct {
