@@ -34,6 +34,7 @@ test:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/localserver ./localserver
 	CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -o $(BIN)/bootstrap ./functions/upload
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/spillway ./cmd/spillway
 
 # Run by `sam build` (BuildMethod: makefile) for the UploadFunction resource.
 build-UploadFunction:

@@ -1,0 +1,641 @@
+package client_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/client"
+)
+
+// testCtx bounds every push, so that a bug hangs no test for long.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// writeFile writes size random bytes to a file in a new temp directory.
+func writeFile(t *testing.T, name string, size int) (string, []byte) {
+	t.Helper()
+	data := make([]byte, size)
+	_, _ = rand.Read(data)
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, data, 0o600))
+	return p, data
+}
+
+func sumOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// newClient returns a client of f with fast retries and its own state
+// directory, and the directory.
+func newClient(t *testing.T, f *fake, opts client.Options) (*client.Client, string) {
+	t.Helper()
+	if opts.StateDir == "" && !opts.NoResume {
+		opts.StateDir = t.TempDir()
+	}
+	if opts.RetryWait == 0 {
+		opts.RetryWait = time.Millisecond
+	}
+	if opts.DirectMax == 0 {
+		opts.DirectMax = 2048
+	}
+	if opts.Token == "" && f.token != "" {
+		opts.Token = f.token
+	}
+	c, err := client.New(f.srv.URL, opts)
+	require.NoError(t, err)
+	return c, opts.StateDir
+}
+
+func stateFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	require.NoError(t, err)
+	return m
+}
+
+// progressLog records Progress calls and fails the test if two overlap.
+type progressLog struct {
+	mu    sync.Mutex
+	busy  bool
+	calls []client.Progress
+	t     *testing.T
+}
+
+func (p *progressLog) record(pr client.Progress) {
+	p.mu.Lock()
+	if p.busy {
+		p.t.Error("Progress called concurrently")
+	}
+	p.busy = true
+	p.calls = append(p.calls, pr)
+	p.busy = false
+	p.mu.Unlock()
+}
+
+func (p *progressLog) last() client.Progress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[len(p.calls)-1]
+}
+
+func TestPushDirect(t *testing.T) {
+	f := newFake(t)
+	f.token = "s3cret"
+	path, data := writeFile(t, "report.pdf", 3000)
+	pl := &progressLog{t: t}
+	c, stateDir := newClient(t, f, client.Options{Progress: pl.record, DirectMax: 3000})
+
+	res, err := c.Push(testCtx(t), path, "2026/report.pdf")
+	require.NoError(t, err)
+	assert.Equal(t, "2026/report.pdf", res.Name)
+	assert.Equal(t, int64(3000), res.Size)
+	assert.Equal(t, sumOf(data), res.SHA256)
+	assert.Equal(t, "memory", res.Spool)
+	assert.False(t, res.Multipart)
+	assert.Equal(t, int64(3000), res.Sent)
+	got, ok := f.file("2026/report.pdf")
+	require.True(t, ok)
+	assert.Equal(t, data, got)
+	assert.Equal(t, client.Progress{Path: path, Name: "2026/report.pdf", Size: 3000, Stage: client.StageDone, Bytes: 3000}, pl.last())
+	assert.Empty(t, stateFiles(t, stateDir), "a direct PUT keeps no state")
+	f.locked(func() { assert.Zero(t, f.creates) })
+}
+
+func TestPushDirectEmptyAndBaseName(t *testing.T) {
+	f := newFake(t)
+	path, _ := writeFile(t, "empty.txt", 0)
+	c, _ := newClient(t, f, client.Options{DirectMax: -1})
+
+	res, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err, "an empty file goes with one PUT even when every other goes in parts")
+	assert.Equal(t, "empty.txt", res.Name)
+	assert.Equal(t, sumOf(nil), res.SHA256)
+	got, ok := f.file("empty.txt")
+	require.True(t, ok)
+	assert.Empty(t, got)
+}
+
+func TestPushMultipart(t *testing.T) {
+	f := newFake(t)
+	f.token = "s3cret"
+	f.pageSize = 2
+	const parts = 7
+	size := parts*1024 - 100
+	path, data := writeFile(t, "big.iso", size)
+
+	// Parallel: part 1 is not answered before another part has arrived.
+	second := make(chan struct{})
+	var once sync.Once
+	f.partHook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		if n == 1 {
+			select {
+			case <-second:
+			case <-r.Context().Done():
+			}
+			return false
+		}
+		once.Do(func() { close(second) })
+		return false
+	}
+	pl := &progressLog{t: t}
+	c, stateDir := newClient(t, f, client.Options{Parallel: 4, Progress: pl.record})
+
+	res, err := c.Push(testCtx(t), path, "isos/big.iso")
+	require.NoError(t, err)
+	assert.True(t, res.Multipart)
+	assert.False(t, res.Resumed)
+	assert.Equal(t, "isos/big.iso", res.Name)
+	assert.Equal(t, sumOf(data), res.SHA256)
+	assert.Equal(t, "parts", res.Spool)
+	assert.Equal(t, int64(size), res.Sent)
+	assert.NotEmpty(t, res.UploadID)
+	got, ok := f.file("isos/big.iso")
+	require.True(t, ok)
+	assert.Equal(t, data, got)
+
+	puts := f.putsOf(res.UploadID)
+	slices.Sort(puts)
+	assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7}, puts, "each part once")
+	// The create response held parts 1 and 2; the rest came in pages of two,
+	// each from where the one before said the next starts.
+	f.locked(func() {
+		assert.ElementsMatch(t, []int{3, 5, 7}, f.pages)
+		assert.Empty(t, f.partAuth)
+	})
+	assert.Equal(t, client.Progress{Path: path, Name: "isos/big.iso", Size: int64(size), Stage: client.StageDone, Bytes: int64(size)}, pl.last())
+	assert.Empty(t, stateFiles(t, stateDir), "the state goes once the upload is complete")
+}
+
+func TestPushMultipartRelativePartURLs(t *testing.T) {
+	f := newFake(t)
+	f.relative = true
+	path, data := writeFile(t, "a.bin", 5000)
+	c, _ := newClient(t, f, client.Options{})
+
+	_, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	got, _ := f.file("a.bin")
+	assert.Equal(t, data, got)
+}
+
+func TestPartRetries(t *testing.T) {
+	f := newFake(t)
+	path, data := writeFile(t, "a.bin", 6*1024)
+	failures := map[int]int{3: 2, 5: 1} // part: how often it fails
+	var mu sync.Mutex
+	f.partHook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if failures[n] == 0 {
+			return false
+		}
+		failures[n]--
+		if n == 5 {
+			// A connection that breaks mid-part.
+			conn, _, err := http.NewResponseController(w).Hijack()
+			require.NoError(t, err)
+			conn.Close()
+			return true
+		}
+		writeErr(w, http.StatusServiceUnavailable, "throttled", "slow down")
+		return true
+	}
+	pl := &progressLog{t: t}
+	c, _ := newClient(t, f, client.Options{Progress: pl.record})
+
+	res, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	got, _ := f.file("a.bin")
+	assert.Equal(t, data, got)
+	puts := f.putsOf(res.UploadID)
+	assert.Equal(t, 3, count(puts, 3))
+	assert.Equal(t, 2, count(puts, 5))
+	assert.Equal(t, int64(len(data)), pl.last().Bytes, "failed attempts are taken back from the progress")
+}
+
+func count(s []int, v int) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
+func TestPartRetriesAreBounded(t *testing.T) {
+	f := newFake(t)
+	path, _ := writeFile(t, "a.bin", 3*1024)
+	f.partHook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		if n != 2 {
+			return false
+		}
+		writeErr(w, http.StatusInternalServerError, "internal", "broken")
+		return true
+	}
+	c, stateDir := newClient(t, f, client.Options{Attempts: 3})
+
+	_, err := c.Push(testCtx(t), path, "")
+	var apiErr *client.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusInternalServerError, apiErr.Status)
+	assert.Equal(t, "internal", apiErr.Code)
+	assert.Equal(t, "req-internal", apiErr.RequestID)
+	assert.Equal(t, 3, count(f.putsOf("up1"), 2))
+	assert.Len(t, stateFiles(t, stateDir), 1, "a failed push can be resumed")
+}
+
+func TestRefusedPartIsNotRetried(t *testing.T) {
+	f := newFake(t)
+	path, _ := writeFile(t, "a.bin", 3*1024)
+	f.partHook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		writeErr(w, http.StatusBadRequest, "upload_mismatch", "no")
+		return true
+	}
+	c, _ := newClient(t, f, client.Options{Parallel: 1})
+
+	_, err := c.Push(testCtx(t), path, "")
+	require.Error(t, err)
+	assert.Equal(t, []int{1}, f.putsOf("up1"))
+}
+
+func TestExpiredURLsAreRefreshed(t *testing.T) {
+	f := newFake(t)
+	f.staleFirst = true
+	path, data := writeFile(t, "a.bin", 4*1024)
+	c, _ := newClient(t, f, client.Options{Attempts: 1})
+
+	_, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err, "a 403 is an expired URL: fetch another, without spending an attempt")
+	got, _ := f.file("a.bin")
+	assert.Equal(t, data, got)
+	f.locked(func() {
+		assert.Positive(t, f.refused)
+		assert.NotEmpty(t, f.pages)
+	})
+}
+
+func TestShortLivedURLsAreUsed(t *testing.T) {
+	f := newFake(t)
+	f.ttl = time.Minute
+	path, _ := writeFile(t, "a.bin", 3*1024)
+	c, _ := newClient(t, f, client.Options{})
+
+	_, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	f.locked(func() { assert.Empty(t, f.pages, "URLs good for a minute need no refresh for a part of a second") })
+}
+
+func TestStorageErrorsAreParsed(t *testing.T) {
+	f := newFake(t)
+	path, _ := writeFile(t, "a.bin", 3*1024)
+	f.partHook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>BadDigest</Code><Message>The Content-MD5 you specified did not match what we received.</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>`))
+		return true
+	}
+	c, _ := newClient(t, f, client.Options{Parallel: 1})
+
+	_, err := c.Push(testCtx(t), path, "")
+	var apiErr *client.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, client.Error{Status: 400, Code: "BadDigest", Message: "The Content-MD5 you specified did not match what we received.",
+		RequestID: "4442587FB7D0A2F9"}, *apiErr)
+	assert.Equal(t, []int{1}, f.putsOf("up1"), "a refusal is not retried")
+}
+
+func TestResumeAfterCancel(t *testing.T) {
+	f := newFake(t)
+	f.token = "s3cret"
+	const parts = 12
+	path, data := writeFile(t, "big.bin", parts*1024)
+	stateDir := t.TempDir()
+
+	// The server stores three parts of the first run, then nothing more of
+	// it: the client is cut off halfway. Parts of the first run may still
+	// reach the server after that run has given up, so the second run
+	// tags its own.
+	halfway := make(chan struct{})
+	stored := 0
+	f.gate = func(id string, n int, run string) bool {
+		if run == "2" {
+			return true
+		}
+		if stored == 3 {
+			return false
+		}
+		if stored++; stored == 3 {
+			close(halfway)
+		}
+		return true
+	}
+	c, _ := newClient(t, f, client.Options{StateDir: stateDir, Parallel: 3})
+	ctx, cancel := context.WithCancel(testCtx(t))
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Push(ctx, path, "big.bin")
+		done <- err
+	}()
+	<-halfway
+	cancel()
+	err := <-done
+	require.ErrorIs(t, err, context.Canceled)
+	require.Len(t, stateFiles(t, stateDir), 1, "an interrupted push keeps its state")
+	_, ok := f.file("big.bin")
+	require.False(t, ok)
+
+	var first []int
+	f.locked(func() { first = slices.Sorted(maps.Keys(f.uploads["up1"].parts)) })
+	require.Len(t, first, 3)
+
+	pl := &progressLog{t: t}
+	c, _ = newClient(t, f, client.Options{StateDir: stateDir, Parallel: 3, Progress: pl.record,
+		PartHTTPClient: &http.Client{Transport: tagRun("2")}})
+	res, err := c.Push(testCtx(t), path, "big.bin")
+	require.NoError(t, err)
+	assert.True(t, res.Resumed)
+	assert.Equal(t, "up1", res.UploadID)
+	f.locked(func() { assert.Equal(t, 1, f.creates, "the upload was resumed, not created again") })
+	assert.Equal(t, int64((parts-3)*1024), res.Sent)
+
+	again := slices.Sorted(slices.Values(f.putsOf("up1", "2")))
+	var want []int
+	for n := 1; n <= parts; n++ {
+		if !slices.Contains(first, n) {
+			want = append(want, n)
+		}
+	}
+	assert.Equal(t, want, again, "only the missing parts are sent again")
+	got, _ := f.file("big.bin")
+	assert.Equal(t, data, got)
+	assert.Empty(t, stateFiles(t, stateDir))
+	assert.Equal(t, int64(parts*1024), pl.last().Bytes)
+	f.locked(func() { assert.Empty(t, f.partAuth) })
+}
+
+// tagRun marks the requests it sends as the run's.
+type tagRun string
+
+func (r tagRun) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("X-Test-Run", string(r))
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func TestResumeOfAVanishedUploadStartsOver(t *testing.T) {
+	f := newFake(t)
+	path, data := writeFile(t, "big.bin", 4*1024)
+	f.gate = func(id string, n int, run string) bool { return false }
+	c, stateDir := newClient(t, f, client.Options{Attempts: 1})
+	ctx, cancel := context.WithCancel(testCtx(t))
+	f.partHook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		cancel()
+		return false
+	}
+	_, err := c.Push(ctx, path, "")
+	require.ErrorIs(t, err, context.Canceled)
+	require.Len(t, stateFiles(t, stateDir), 1)
+
+	f.locked(func() {
+		delete(f.uploads, "up1") // swept
+		f.gate, f.partHook = nil, nil
+	})
+	res, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	assert.Equal(t, "up2", res.UploadID)
+	assert.False(t, res.Resumed)
+	got, _ := f.file("big.bin")
+	assert.Equal(t, data, got)
+	assert.Empty(t, stateFiles(t, stateDir))
+}
+
+func TestNoResume(t *testing.T) {
+	f := newFake(t)
+	path, _ := writeFile(t, "big.bin", 4*1024)
+	f.partHook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		writeErr(w, http.StatusBadRequest, "upload_mismatch", "no")
+		return true
+	}
+	stateDir := t.TempDir()
+	c, _ := newClient(t, f, client.Options{NoResume: true, StateDir: stateDir})
+	_, err := c.Push(testCtx(t), path, "")
+	require.Error(t, err)
+	assert.Empty(t, stateFiles(t, stateDir))
+}
+
+func TestCompleteMismatchSendsMissingParts(t *testing.T) {
+	f := newFake(t)
+	path, data := writeFile(t, "a.bin", 3*1024)
+	lost := false
+	f.completeHook = func(u *fakeUpload) {
+		if !lost {
+			lost = true
+			delete(u.parts, 2)
+		}
+	}
+	c, _ := newClient(t, f, client.Options{})
+
+	res, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	got, _ := f.file("a.bin")
+	assert.Equal(t, data, got)
+	assert.Equal(t, 2, count(f.putsOf(res.UploadID), 2))
+}
+
+func TestBusyCompleteIsRetriedAfterRetryAfter(t *testing.T) {
+	f := newFake(t)
+	f.busyCompletes = 1
+	path, data := writeFile(t, "a.bin", 3*1024)
+	c, _ := newClient(t, f, client.Options{})
+
+	start := time.Now()
+	_, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "Retry-After: 1 is honoured")
+	got, _ := f.file("a.bin")
+	assert.Equal(t, data, got)
+}
+
+func TestServerSHAMismatch(t *testing.T) {
+	for _, size := range []int{100, 3 * 1024} {
+		f := newFake(t)
+		f.lieSHA = true
+		path, _ := writeFile(t, "a.bin", size)
+		c, _ := newClient(t, f, client.Options{})
+
+		_, err := c.Push(testCtx(t), path, "")
+		require.ErrorIs(t, err, client.ErrMismatch, "size %d", size)
+	}
+}
+
+func TestBadChecksumDropsState(t *testing.T) {
+	f := newFake(t)
+	f.corruptPart = 2
+	path, _ := writeFile(t, "a.bin", 3*1024)
+	c, stateDir := newClient(t, f, client.Options{})
+
+	_, err := c.Push(testCtx(t), path, "")
+	var apiErr *client.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusBadRequest, apiErr.Status)
+	assert.Equal(t, "bad_checksum", apiErr.Code)
+	assert.Empty(t, stateFiles(t, stateDir), "the server discarded the upload: nothing to resume")
+	_, ok := f.file("a.bin")
+	assert.False(t, ok)
+}
+
+func TestExistsIsAnAPIError(t *testing.T) {
+	for _, size := range []int{100, 3 * 1024} {
+		f := newFake(t)
+		path, _ := writeFile(t, "a.bin", size)
+		f.files["a.bin"] = []byte("taken")
+		c, stateDir := newClient(t, f, client.Options{})
+
+		_, err := c.Push(testCtx(t), path, "")
+		var apiErr *client.Error
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, http.StatusConflict, apiErr.Status)
+		assert.Equal(t, "exists", apiErr.Code)
+		f.locked(func() { assert.Equal(t, 1, f.apiSeen, "refusals are not retried") })
+		assert.Empty(t, stateFiles(t, stateDir))
+	}
+}
+
+func TestTokenGoesToAPIRoutesOnly(t *testing.T) {
+	f := newFake(t)
+	f.token = "s3cret"
+	f.pageSize = 1
+	f.staleFirst = true
+	small, _ := writeFile(t, "small.txt", 10)
+	big, _ := writeFile(t, "big.bin", 5*1024)
+
+	c, _ := newClient(t, f, client.Options{Token: "wrong"})
+	_, err := c.Push(testCtx(t), small, "")
+	var apiErr *client.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, "unauthorized", apiErr.Code)
+
+	c, _ = newClient(t, f, client.Options{})
+	_, err = c.Push(testCtx(t), small, "")
+	require.NoError(t, err)
+	_, err = c.Push(testCtx(t), big, "")
+	require.NoError(t, err)
+	f.locked(func() { assert.Empty(t, f.partAuth, "part URLs carry their own credential") })
+}
+
+func TestSigV4GoesToAPIRoutesOnly(t *testing.T) {
+	f := newFake(t)
+	f.sigv4 = true
+	f.pageSize = 2
+	small, _ := writeFile(t, "small.txt", 10)
+	big, data := writeFile(t, "big.bin", 5*1024)
+	creds := credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "session")
+	c, _ := newClient(t, f, client.Options{Signer: client.NewSigV4(aws.NewCredentialsCache(creds), "eu-west-1")})
+
+	_, err := c.Push(testCtx(t), small, "")
+	require.NoError(t, err)
+	_, err = c.Push(testCtx(t), big, "")
+	require.NoError(t, err)
+	got, _ := f.file("big.bin")
+	assert.Equal(t, data, got)
+	f.locked(func() { assert.Empty(t, f.partAuth, "no signature, date or session token on part URLs") })
+}
+
+func TestPushDirectory(t *testing.T) {
+	root := t.TempDir()
+	for name, size := range map[string]int{"a.txt": 10, "sub/b.txt": 20, "sub/deep/c.bin": 3000} {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, make([]byte, size), 0o600))
+	}
+	require.NoError(t, os.Symlink(filepath.Join(root, "a.txt"), filepath.Join(root, "sub", "link.txt")))
+
+	files, skipped, err := client.Walk(root, "/backup/2026/")
+	require.NoError(t, err)
+	assert.Equal(t, []string{filepath.Join(root, "sub", "link.txt")}, skipped)
+	var names []string
+	for _, fl := range files {
+		names = append(names, fl.Name)
+	}
+	assert.Equal(t, []string{"backup/2026/a.txt", "backup/2026/sub/b.txt", "backup/2026/sub/deep/c.bin"}, names)
+
+	f := newFake(t)
+	c, _ := newClient(t, f, client.Options{DirectMax: 1024})
+	for _, fl := range files {
+		res, err := c.Push(testCtx(t), fl.Path, fl.Name)
+		require.NoError(t, err)
+		assert.Equal(t, fl.Size, res.Size)
+	}
+	for _, n := range names {
+		_, ok := f.file(n)
+		assert.True(t, ok, n)
+	}
+
+	// A root that is a file, or a symbolic link to a directory.
+	files, _, err = client.Walk(filepath.Join(root, "sub", "b.txt"), "")
+	require.NoError(t, err)
+	assert.Equal(t, []client.File{{Path: filepath.Join(root, "sub", "b.txt"), Name: "b.txt", Size: 20}}, files)
+	link := filepath.Join(t.TempDir(), "l")
+	require.NoError(t, os.Symlink(filepath.Join(root, "sub"), link))
+	files, _, err = client.Walk(link, "")
+	require.NoError(t, err)
+	require.Len(t, files, 2)
+	assert.Equal(t, client.File{Path: filepath.Join(link, "b.txt"), Name: "b.txt", Size: 20}, files[0])
+	assert.Equal(t, "deep/c.bin", files[1].Name)
+}
+
+func TestNew(t *testing.T) {
+	for _, u := range []string{"ftp://x", "http://", "127.0.0.1:8080", "http://u:p@host", "http://h/?q=1"} {
+		_, err := client.New(u, client.Options{NoResume: true})
+		assert.Error(t, err, u)
+	}
+	creds := credentials.NewStaticCredentialsProvider("a", "b", "")
+	_, err := client.New("http://h", client.Options{Token: "t", Signer: client.NewSigV4(creds, "us-east-1")})
+	assert.Error(t, err)
+}
+
+func TestBasePathIsKept(t *testing.T) {
+	f := newFake(t)
+	srv := httptest.NewServer(http.StripPrefix("/spillway", f.srv.Config.Handler))
+	t.Cleanup(srv.Close)
+	path, data := writeFile(t, "a b#?.txt", 10)
+	c, err := client.New(srv.URL+"/spillway/", client.Options{NoResume: true})
+	require.NoError(t, err)
+
+	res, err := c.Push(testCtx(t), path, "dir/a b#?.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "dir/a b#?.txt", res.Name)
+	got, _ := f.file("dir/a b#?.txt")
+	assert.Equal(t, data, got)
+}
+
+func TestErrorString(t *testing.T) {
+	err := error(&client.Error{Status: 409, Code: "exists", Message: "the name is taken", RequestID: "r1"})
+	assert.Equal(t, "409 Conflict (exists): the name is taken [request r1]", err.Error())
+	wrapped := errors.Join(errors.New("x"), err)
+	var e *client.Error
+	assert.ErrorAs(t, wrapped, &e)
+}

@@ -1,0 +1,293 @@
+// Command spillway is Spillway's command-line client.
+//
+//	spillway push [flags] FILE|DIR... URL
+//
+// pushes files to a Spillway server: files up to --direct-max with one PUT,
+// larger ones in parallel parts sent straight to storage, resumable: run an
+// interrupted push again and it sends only the parts the server lacks.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"golang.org/x/term"
+
+	"spillway/client"
+	"spillway/internal/bytesize"
+)
+
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // some file was not pushed
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	isTerm := term.IsTerminal(int(os.Stderr.Fd()))
+	os.Exit(run(ctx, os.Args[1:], os.Stderr, os.Getenv, isTerm))
+}
+
+const usage = `usage: spillway push [flags] FILE|DIR... URL
+
+Pushes files to the Spillway server at URL. A directory is pushed whole,
+each file named by its slash-separated path below it. Files up to
+--direct-max go with one PUT; larger ones in parallel parts, and an
+interrupted push resumes where it stopped when run again.
+
+flags:
+`
+
+// pushConfig is the push command's command line.
+type pushConfig struct {
+	name, prefix  string
+	token         string
+	awsIAM        bool
+	region        string
+	parallel      int
+	directMax     int64
+	noResume      bool
+	quiet         bool
+	sources       []string
+	url           string
+	progressEvery time.Duration
+}
+
+// run is the whole command, apart from the process: it returns the exit
+// status.
+func run(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string, isTerm bool) int {
+	if len(args) == 0 || args[0] != "push" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprint(stderr, usage)
+			return exitOK
+		}
+		fmt.Fprint(stderr, "spillway: unknown command; the one command is push\n\n"+usage)
+		return exitUsage
+	}
+	cfg, err := parsePush(args[1:], stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "spillway push: %v\n", err)
+		return exitUsage
+	}
+	return push(ctx, cfg, stderr, isTerm)
+}
+
+func parsePush(args []string, stderr io.Writer, getenv func(string) string) (pushConfig, error) {
+	cfg := pushConfig{parallel: client.DefaultParallel, directMax: client.DefaultDirectMax, progressEvery: 5 * time.Second}
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.name, "name", "", "the name on the server, for a single FILE (default: its base name)")
+	fs.StringVar(&cfg.prefix, "prefix", "", "put every name below this folder on the server")
+	// The token's default is read after parsing, so that -help never
+	// prints it.
+	fs.StringVar(&cfg.token, "token", "", "bearer token for the server (default: env SPILLWAY_TOKEN)")
+	fs.BoolVar(&cfg.awsIAM, "aws-iam", false, "sign requests with SigV4, for a Function URL with auth type AWS_IAM (credentials from the AWS SDK's usual sources)")
+	fs.StringVar(&cfg.region, "region", "", "AWS region for --aws-iam (default: from a *.lambda-url.REGION.on.aws URL, else the SDK's)")
+	fs.IntVar(&cfg.parallel, "parallel", cfg.parallel, "parts sent at once")
+	fs.Func("direct-max", "largest file sent with one PUT, such as 4MiB; 0: every non-empty file in parts (default 4MiB)", func(s string) error {
+		n, err := bytesize.Parse(s)
+		cfg.directMax = n
+		return err
+	})
+	fs.BoolVar(&cfg.noResume, "no-resume", false, "neither resume earlier uploads nor keep state to resume this one")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "print only errors")
+
+	// Flags may come after the files too, as people type them.
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return cfg, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	if len(pos) < 2 {
+		fs.Usage()
+		return cfg, errors.New("want at least one FILE or DIR and the server URL")
+	}
+	cfg.sources, cfg.url = pos[:len(pos)-1], pos[len(pos)-1]
+	if cfg.token == "" {
+		cfg.token = getenv("SPILLWAY_TOKEN")
+	}
+	switch {
+	case cfg.parallel < 1:
+		return cfg, errors.New("--parallel must be at least 1")
+	case cfg.awsIAM && cfg.token != "":
+		return cfg, errors.New("--aws-iam and a token both need the Authorization header; unset one (SPILLWAY_TOKEN too)")
+	case cfg.name != "" && len(cfg.sources) != 1:
+		return cfg, errors.New("--name needs exactly one FILE")
+	}
+	return cfg, nil
+}
+
+func push(ctx context.Context, cfg pushConfig, stderr io.Writer, isTerm bool) int {
+	opts := client.Options{
+		Token:     cfg.token,
+		Parallel:  cfg.parallel,
+		DirectMax: cfg.directMax,
+		NoResume:  cfg.noResume,
+	}
+	if opts.DirectMax == 0 {
+		opts.DirectMax = -1
+	}
+	if cfg.awsIAM {
+		signer, err := sigV4(ctx, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "spillway push: --aws-iam: %v\n", err)
+			return exitUsage
+		}
+		opts.Signer = signer
+	}
+
+	// Every source is listed before anything is sent, so that the total is
+	// known and a typo fails at once.
+	var files []client.File
+	failed := 0 // sources that could not be listed, then files not pushed
+	for _, src := range cfg.sources {
+		found, skipped, err := client.Walk(src, cfg.prefix)
+		if err != nil {
+			fmt.Fprintf(stderr, "spillway push: %v\n", err)
+			failed++
+			continue
+		}
+		for _, s := range skipped {
+			if !cfg.quiet {
+				fmt.Fprintf(stderr, "skip %s: not a regular file\n", s)
+			}
+		}
+		if cfg.name != "" {
+			if len(found) != 1 || found[0].Path != src {
+				fmt.Fprintf(stderr, "spillway push: --name needs a FILE, and %s is not one\n", src)
+				return exitUsage
+			}
+			found[0].Name = cfg.name
+		}
+		files = append(files, found...)
+	}
+
+	out := newUI(stderr, cfg.quiet, isTerm, cfg.progressEvery, files)
+	opts.Progress = out.progress
+	c, err := client.New(cfg.url, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "spillway push: %v\n", err)
+		return exitUsage
+	}
+
+	start := time.Now()
+	var pushed int
+	var bytes int64
+	for _, f := range files {
+		if ctx.Err() != nil {
+			break
+		}
+		res, err := c.Push(ctx, f.Path, f.Name)
+		out.fileDone(f, res, err, err != nil && ctx.Err() != nil)
+		switch {
+		case err == nil:
+			pushed++
+			bytes += res.Size
+		case ctx.Err() == nil:
+			failed++
+		}
+	}
+	out.finish()
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "interrupted after %d of %d files; run the same command again to resume\n", pushed, len(files))
+		return exitInterrupted
+	}
+	if !cfg.quiet || failed > 0 {
+		summary := fmt.Sprintf("pushed %d of %d files (%s) in %s", pushed, pushed+failed,
+			formatBytes(bytes), time.Since(start).Round(time.Millisecond))
+		if failed > 0 {
+			summary += fmt.Sprintf("; %d failed", failed)
+		}
+		fmt.Fprintln(stderr, summary)
+	}
+	if failed > 0 {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// sigV4 returns a signer with the AWS SDK's default credentials and the
+// region the command line names, or the Function URL's, or the SDK's.
+func sigV4(ctx context.Context, cfg pushConfig) (*client.SigV4, error) {
+	region := cfg.region
+	if region == "" {
+		region = client.RegionFromURL(cfg.url)
+	}
+	var loadOpts []func(*config.LoadOptions) error
+	if region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(region))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, err
+	}
+	if awsCfg.Region == "" {
+		return nil, errors.New("no region: give --region, or a *.lambda-url.REGION.on.aws URL")
+	}
+	if awsCfg.Credentials == nil {
+		return nil, errors.New("no AWS credentials found")
+	}
+	return client.NewSigV4(awsCfg.Credentials, awsCfg.Region), nil
+}
+
+// formatBytes prints n in IEC units with one decimal, as people read sizes.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// rate prints bytes over d in MB/s (powers of 1000, as networks are rated).
+func rate(bytes int64, d time.Duration) string {
+	if d <= 0 {
+		return "- MB/s"
+	}
+	return fmt.Sprintf("%.1f MB/s", float64(bytes)/1e6/d.Seconds())
+}
+
+// shorten keeps a name to at most n runes for a progress line, keeping its
+// end, which tells files apart.
+func shorten(name string, n int) string {
+	r := []rune(name)
+	if len(r) <= n {
+		return name
+	}
+	return "…" + strings.TrimLeft(string(r[len(r)-n+1:]), "/")
+}

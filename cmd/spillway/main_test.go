@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/client"
+)
+
+// server takes direct PUTs, as the README's API does, refusing names
+// already taken. The client package's tests cover the multipart contract.
+type server struct {
+	mu    sync.Mutex
+	files map[string][]byte
+	auth  []string
+}
+
+func newServer(t *testing.T) (*server, string) {
+	s := &server{files: map[string][]byte{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := cutPrefix(r.URL.Path, "/files/")
+		if r.Method != http.MethodPut || !ok {
+			http.NotFound(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.auth = append(s.auth, r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		if _, taken := s.files[name]; taken {
+			w.WriteHeader(http.StatusConflict)
+			_, _ = io.WriteString(w, `{"error":{"code":"exists","message":"the name is taken","request_id":"r1"}}`)
+			return
+		}
+		s.files[name] = body
+		sum := sha256.Sum256(body)
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]any{"files": []map[string]any{
+			{"name": name, "size": len(body), "sha256": hex.EncodeToString(sum[:]), "spool": "memory"}}})
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	return s, srv.URL
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
+		return "", false
+	}
+	return s[len(prefix):], true
+}
+
+func (s *server) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n []string
+	for k := range s.files {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+func tree(t *testing.T) string {
+	root := t.TempDir()
+	for name, body := range map[string]string{"a.txt": "a", "sub/b.txt": "bb", "sub/deep/c.txt": "ccc"} {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	}
+	return root
+}
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestPushDirectory(t *testing.T) {
+	s, url := newServer(t)
+	root := tree(t)
+	var out bytes.Buffer
+
+	// Flags after the files, as people type them.
+	code := run(t.Context(), []string{"push", root, url, "--prefix", "backup/"}, &out,
+		env(map[string]string{"SPILLWAY_TOKEN": "s3cret"}), false)
+	require.Equal(t, exitOK, code, out.String())
+	assert.Equal(t, []string{"backup/a.txt", "backup/sub/b.txt", "backup/sub/deep/c.txt"}, s.names())
+	assert.Contains(t, out.String(), "pushed backup/sub/deep/c.txt: 3 B in")
+	assert.Contains(t, out.String(), "pushed 3 of 3 files (6 B)")
+	s.mu.Lock()
+	assert.Equal(t, []string{"Bearer s3cret", "Bearer s3cret", "Bearer s3cret"}, s.auth)
+	s.mu.Unlock()
+}
+
+func TestPushNameAndFailure(t *testing.T) {
+	s, url := newServer(t)
+	root := tree(t)
+	var out bytes.Buffer
+
+	code := run(t.Context(), []string{"push", "--name", "x/y.txt", filepath.Join(root, "a.txt"), url}, &out, env(nil), false)
+	require.Equal(t, exitOK, code, out.String())
+	assert.Equal(t, []string{"x/y.txt"}, s.names())
+
+	out.Reset()
+	code = run(t.Context(), []string{"push", "--quiet", "--", filepath.Join(root, "a.txt"), filepath.Join(root, "sub"), url}, &out, env(nil), true)
+	assert.Equal(t, exitOK, code, out.String())
+	assert.Empty(t, out.String(), "--quiet prints nothing when all goes well")
+
+	out.Reset()
+	code = run(t.Context(), []string{"push", filepath.Join(root, "a.txt"), filepath.Join(root, "missing"), url}, &out, env(nil), false)
+	assert.Equal(t, exitFailed, code)
+	assert.Contains(t, out.String(), "409 Conflict (exists): the name is taken [request r1]")
+	assert.Contains(t, out.String(), "missing")
+	assert.Contains(t, out.String(), "pushed 0 of 2 files (0 B)")
+	assert.Contains(t, out.String(), "2 failed")
+}
+
+func TestPushOnATerminal(t *testing.T) {
+	s, url := newServer(t)
+	root := tree(t)
+	var out bytes.Buffer
+
+	code := run(t.Context(), []string{"push", root, url}, &out, env(nil), true)
+	require.Equal(t, exitOK, code, out.String())
+	assert.Len(t, s.names(), 3)
+	assert.Contains(t, out.String(), "pushed sub/b.txt: 2 B")
+	assert.Contains(t, out.String(), "100%")
+}
+
+func TestInterrupted(t *testing.T) {
+	_, url := newServer(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var out bytes.Buffer
+	code := run(ctx, []string{"push", tree(t), url}, &out, env(nil), false)
+	assert.Equal(t, exitInterrupted, code)
+	assert.Contains(t, out.String(), "run the same command again to resume")
+}
+
+func TestUsage(t *testing.T) {
+	root := tree(t)
+	for _, args := range [][]string{
+		{},
+		{"pull"},
+		{"push"},
+		{"push", "http://127.0.0.1:1"},
+		{"push", "--parallel", "0", root, "http://127.0.0.1:1"},
+		{"push", "--direct-max", "lots", root, "http://127.0.0.1:1"},
+		{"push", "--name", "n", root, root, "http://127.0.0.1:1"},
+		{"push", "--name", "n", root, "http://127.0.0.1:1"}, // a directory
+		{"push", "--aws-iam", "--token", "t", root, "http://127.0.0.1:1"},
+		{"push", root, "ftp://127.0.0.1:1"},
+	} {
+		var out bytes.Buffer
+		assert.Equal(t, exitUsage, run(t.Context(), args, &out, env(nil), false), "%q: %s", args, out.String())
+	}
+	var out bytes.Buffer
+	assert.Equal(t, exitOK, run(t.Context(), []string{"push", "-h"}, &out, env(map[string]string{"SPILLWAY_TOKEN": "s3cret"}), false))
+	assert.Contains(t, out.String(), "--direct-max")
+	assert.NotContains(t, out.String(), "s3cret", "help never shows the token")
+}
+
+func TestSigV4Region(t *testing.T) {
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_PROFILE", "")
+
+	s, err := sigV4(t.Context(), pushConfig{url: "https://abc.lambda-url.ap-southeast-2.on.aws/"})
+	require.NoError(t, err)
+	assert.Equal(t, "ap-southeast-2", s.Region)
+	s, err = sigV4(t.Context(), pushConfig{url: "https://abc.lambda-url.ap-southeast-2.on.aws/", region: "eu-central-1"})
+	require.NoError(t, err)
+	assert.Equal(t, "eu-central-1", s.Region)
+	_, err = sigV4(t.Context(), pushConfig{url: "https://uploads.example.com/"})
+	assert.ErrorContains(t, err, "no region")
+}
+
+func TestFormat(t *testing.T) {
+	assert.Equal(t, "0 B", formatBytes(0))
+	assert.Equal(t, "1023 B", formatBytes(1023))
+	assert.Equal(t, "1.0 KiB", formatBytes(1024))
+	assert.Equal(t, "1.5 GiB", formatBytes(3<<29))
+	assert.Equal(t, "…deep/c.txt", shorten("a/very/long/path/deep/c.txt", 11))
+	assert.Equal(t, "short", shorten("short", 11))
+}
+
+func TestLogLines(t *testing.T) {
+	var out bytes.Buffer
+	u := newUI(&out, false, false, 0, nil)
+	u.progress(client.Progress{Name: "big.iso", Size: 3 << 20, Stage: client.StageHash, Bytes: 1 << 20})
+	u.progress(client.Progress{Name: "big.iso", Size: 3 << 20, Stage: client.StageSend, Bytes: 2 << 20})
+	u.progress(client.Progress{Name: "big.iso", Size: 3 << 20, Stage: client.StageDone, Bytes: 3 << 20})
+	assert.Regexp(t, `^hashing big.iso: 1.0 MiB of 3.0 MiB \(.* MB/s\)\nsending big.iso: 2.0 MiB of 3.0 MiB \(.* MB/s\)\n$`, out.String())
+
+	out.Reset()
+	u = newUI(&out, false, false, time.Hour, nil)
+	u.progress(client.Progress{Name: "big.iso", Size: 3 << 20, Stage: client.StageSend, Bytes: 1 << 20})
+	u.progress(client.Progress{Name: "big.iso", Size: 3 << 20, Stage: client.StageSend, Bytes: 2 << 20})
+	assert.Empty(t, out.String(), "at most one line per interval")
+}
