@@ -33,6 +33,8 @@ type config struct {
 	UploadSecret    string
 	CORSOrigins     string
 	MetricsPublic   bool
+	Function        string
+	RIE             string
 }
 
 // sizeValue is a flag.Value for byte counts with units.
@@ -68,6 +70,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		ReadTimeout:     60 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
 		MaxUploads:      64,
+		RIE:             "aws-lambda-rie",
 	}
 	fs := flag.NewFlagSet("localserver", flag.ContinueOnError)
 	fs.SetOutput(usage)
@@ -112,6 +115,10 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 
 	fs.BoolVar(&c.MetricsPublic, "metrics-public", c.MetricsPublic, "serve /metrics without the --token (env SPILLWAY_METRICS_PUBLIC)")
 	def("metrics-public", "SPILLWAY_METRICS_PUBLIC")
+	fs.StringVar(&c.Function, "function", c.Function, "serve this Lambda function binary (bootstrap) behind a local Function URL emulator instead of the API; needs --bucket (env SPILLWAY_FUNCTION)")
+	def("function", "SPILLWAY_FUNCTION")
+	fs.StringVar(&c.RIE, "rie", c.RIE, "the aws-lambda-rie binary that runs --function, a path or a name in PATH (env SPILLWAY_RIE)")
+	def("rie", "SPILLWAY_RIE")
 
 	// The environment sets defaults first, so that flags override it.
 	var err error
@@ -164,6 +171,7 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("token", c.Token != ""),
 		slog.Bool("upload_secret", c.UploadSecret != ""),
 		slog.String("cors_origin", c.CORSOrigins),
+		slog.String("function", c.Function),
 	)
 }
 

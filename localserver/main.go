@@ -67,11 +67,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Dir:          cfg.SpoolDir,
 		Threshold:    cfg.Threshold,
 		MemoryBudget: cfg.MemoryBudget,
-		MaxSize:      cfg.MaxUploadSize,
+		MaxSize:      spoolLimit(cfg),
 	})
 	if err != nil {
 		return err
 	}
+	fn, err := startFunction(ctx, cfg, spooler, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer fn.Close()
 	st, staged, err := openStore(ctx, cfg, getenv)
 	if err != nil {
 		return err
@@ -107,9 +112,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Observer:             prom,
 		UploadSecret:         uploadSecret,
 	})
-	inflight := &tracker{h: withCORS(withMetrics(handler, prom, cfg.MetricsPublic), cfg.CORSOrigins)}
+	var app http.Handler = withMetrics(handler, prom, cfg.MetricsPublic)
+	if fn != nil {
+		app = fn
+	}
+	inflight := &tracker{h: withCORS(app, cfg.CORSOrigins)}
 	baseCtx, abort := context.WithCancel(context.Background())
 	defer abort()
+	if fn != nil {
+		// Invocations do not end with their clients (see funcurl); once
+		// the grace period is over, stopping the emulator ends them.
+		context.AfterFunc(baseCtx, func() { fn.Close() })
+	}
 	srv := &http.Server{
 		Handler:           inflight,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"spillway/api"
+	"spillway/internal/testservers"
+	"spillway/internal/uploadtest"
+)
+
+func TestParseConfigFunction(t *testing.T) {
+	c, err := parseConfig(nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Empty(t, c.Function)
+	assert.Equal(t, "aws-lambda-rie", c.RIE, "looked up in PATH")
+
+	vars := env(map[string]string{"SPILLWAY_FUNCTION": "bin/bootstrap", "SPILLWAY_RIE": "/opt/rie"})
+	c, err = parseConfig(nil, vars, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "bin/bootstrap", c.Function)
+	assert.Equal(t, "/opt/rie", c.RIE)
+
+	c, err = parseConfig([]string{"--function", "other/bootstrap", "--rie", "bin/aws-lambda-rie"}, vars, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "other/bootstrap", c.Function, "a flag overrides its variable")
+	assert.Equal(t, "bin/aws-lambda-rie", c.RIE)
+}
+
+func TestFunctionEnvCarriesTheServersSettings(t *testing.T) {
+	cfg := config{Bucket: "b", Threshold: 1 << 20, MemoryBudget: 8 << 20}
+	got := functionEnv([]string{"PATH=/bin", "AWS_REGION=us-east-1", "SPILLWAY_BUCKET=stale", "SPILLWAY_TOKEN=stale", "SPILLWAY_ADDR=x"}, cfg, "/spool")
+	assert.ElementsMatch(t, []string{
+		"PATH=/bin", "AWS_REGION=us-east-1", "SPILLWAY_ADDR=x",
+		"SPILLWAY_BUCKET=b", "SPILLWAY_SPOOL_DIR=/spool", "SPILLWAY_THRESHOLD=1048576",
+		"SPILLWAY_MAX_UPLOAD_SIZE=0", "SPILLWAY_MEMORY_BUDGET=8388608",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT=900",
+	}, got, "the server's settings win, and an unset token is unset")
+
+	got = functionEnv([]string{"AWS_LAMBDA_FUNCTION_TIMEOUT=30"}, cfg, "/spool")
+	assert.Contains(t, got, "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "a timeout the user set is kept")
+	assert.NotContains(t, got, "AWS_LAMBDA_FUNCTION_TIMEOUT=900")
+}
+
+func TestFunctionModeRefusesToStartWithout(t *testing.T) {
+	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
+	require.NoError(t, os.WriteFile(bootstrap, []byte("#!/bin/sh\n"), 0o755))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--function", bootstrap}, "needs --bucket"},
+		{[]string{"--function", bootstrap + ".missing", "--bucket", "b"}, "no such file"},
+		{[]string{"--function", bootstrap, "--bucket", "b", "--rie", "no-such-aws-lambda-rie"}, "make emulate"},
+	} {
+		args := append([]string{"--addr", "127.0.0.1:0", "--spool-dir", t.TempDir()}, c.args...)
+		err := run(t.Context(), args, env(nil), io.Discard, nil)
+		require.ErrorContains(t, err, c.want, "%q", c.args)
+	}
+}
+
+// functionSetup builds the real function and the pinned emulator, starts a
+// real S3 gateway, and points this process's environment (which the
+// emulator passes on to the function) at it.
+func functionSetup(t *testing.T) (bootstrap, rie string, gw *testservers.S3) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the function and runs the emulator and versitygw")
+	}
+	bootstrap = filepath.Join(t.TempDir(), "bootstrap")
+	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bootstrap, "../functions/upload")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+	rie = testservers.Tool(t, testservers.RIE)
+	gw = testservers.StartS3(t)
+	for _, kv := range gw.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return bootstrap, rie, gw
+}
+
+var riePidRE = regexp.MustCompile(`msg="function URL emulator started" .* rie_pid=(\d+)`)
+
+// TestFunctionURLEndToEnd serves the real upload function through
+// --function: the real bootstrap under the real emulator, storing into a
+// real S3 gateway, with every body going through the event a deployed
+// Function URL would send.
+func TestFunctionURLEndToEnd(t *testing.T) {
+	bootstrap, rie, gw := functionSetup(t)
+	r := start(t, "--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket)
+	m := riePidRE.FindStringSubmatch(r.logs.String())
+	require.NotNil(t, m, r.logs.String())
+	riePid, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	emulator := pidfd(t, riePid)
+	base := "http://" + r.addr
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 60 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	send := func(req *http.Request) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp, body
+	}
+	requireCreated := func(resp *http.Response, body []byte, files ...uploadtest.File) {
+		t.Helper()
+		require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+		var got api.UploadResponse
+		require.NoError(t, json.Unmarshal(body, &got), string(body))
+		require.Len(t, got.Files, len(files))
+		for i, f := range files {
+			assert.Equal(t, filepath.Base(f.Name), filepath.Base(got.Files[i].Name))
+			assert.Equal(t, f.Size, got.Files[i].Size)
+			assert.Equal(t, f.SHA256(), got.Files[i].SHA256)
+			uploadtest.RequireFile(t, f, gw.ObjectPath(f.Name))
+		}
+		// The function's request ID is the Function URL's.
+		assert.Equal(t, resp.Header.Get("X-Amzn-Requestid"), resp.Header.Get("X-Request-Id"))
+		uploadtest.RequireEmptyDir(t, r.spoolDir)
+	}
+
+	t.Run("binary PUT", func(t *testing.T) {
+		f := uploadtest.File{Name: "bin/x.bin", Seed: 1, Size: 1 << 20}
+		req, err := http.NewRequest(http.MethodPut, base+"/files/"+f.Name, f.Reader())
+		require.NoError(t, err)
+		req.ContentLength = f.Size
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, body := send(req)
+		requireCreated(resp, body, f)
+	})
+
+	t.Run("text PUT", func(t *testing.T) {
+		f := uploadtest.File{Name: "notes.txt", Seed: 2, Size: 100 << 10, Text: true}
+		req, err := http.NewRequest(http.MethodPut, base+"/files/"+f.Name, f.Reader())
+		require.NoError(t, err)
+		req.ContentLength = f.Size
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		resp, body := send(req)
+		requireCreated(resp, body, f)
+	})
+
+	t.Run("multipart POST", func(t *testing.T) {
+		files := []uploadtest.File{{Name: "m1.bin", Seed: 3, Size: 10 << 10}, {Name: "m2.bin", Seed: 4, Size: 2<<20 + 1}}
+		ct, mp, n := uploadtest.Multipart(files)
+		req, err := http.NewRequest(http.MethodPost, base+"/files", mp)
+		require.NoError(t, err)
+		req.ContentLength = n
+		req.Header.Set("Content-Type", ct)
+		resp, body := send(req)
+		requireCreated(resp, body, files...)
+	})
+
+	t.Run("over the limit", func(t *testing.T) {
+		// 5 MB of binary is 6.7 MB of base64: no event can carry it.
+		f := uploadtest.File{Name: "too-big.bin", Seed: 5, Size: 5_000_000}
+		for _, chunked := range []bool{false, true} {
+			var body io.Reader = f.Reader()
+			if chunked {
+				body = io.MultiReader(body)
+			}
+			req, err := http.NewRequest(http.MethodPut, base+"/files/"+f.Name, body)
+			require.NoError(t, err)
+			if !chunked {
+				req.ContentLength = f.Size
+			}
+			resp, got := send(req)
+			assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+			assert.JSONEq(t, `{"message":"Request Entity Too Large"}`, string(got))
+			assert.NoFileExists(t, gw.ObjectPath(f.Name))
+			uploadtest.RequireEmptyDir(t, r.spoolDir)
+		}
+	})
+
+	t.Run("list", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodGet, base+"/files", nil)
+		require.NoError(t, err)
+		resp, body := send(req)
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+		var list api.ListResponse
+		require.NoError(t, json.Unmarshal(body, &list))
+		var names []string
+		for _, f := range list.Files {
+			names = append(names, f.Name)
+		}
+		assert.ElementsMatch(t, []string{"bin/x.bin", "notes.txt", "m1.bin", "m2.bin"}, names)
+	})
+
+	r.wait(t)
+	waitGone(t, emulator) // stopped with the server
+	logs := r.logs.String()
+	assert.Contains(t, logs, "config.function="+bootstrap)
+	assert.Contains(t, logs, `msg=request method=PUT path=/files/bin/x.bin status=201`)
+	assert.Contains(t, logs, `"msg":"request"`, "the function's own log lines come through")
+	assert.Contains(t, logs, "spool_files_open=0")
+}
+
+// TestFunctionDiesWithTheServer: a server killed with SIGKILL cannot stop
+// the emulator itself; the kernel does (the parent-death signal), and the
+// function follows.
+func TestFunctionDiesWithTheServer(t *testing.T) {
+	bootstrap, rie, gw := functionSetup(t)
+	bin := buildServer(t)
+	p := startProc(t, bin, filepath.Join(t.TempDir(), "uploads"), t.TempDir(),
+		"--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket)
+	m := riePidRE.FindStringSubmatch(p.logs.String())
+	require.NotNil(t, m, p.logs.String())
+	riePid, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+
+	// The emulator starts the function at the first invocation.
+	f := uploadtest.File{Name: "before-kill.bin", Seed: 6, Size: 1000}
+	status, body := putFile(t, p.url, f)
+	require.Equal(t, http.StatusCreated, status, string(body))
+	children := childrenOf(t, riePid)
+	require.NotEmpty(t, children, "the function runs under the emulator")
+
+	emulator := pidfd(t, riePid)
+	var functions []int
+	for _, c := range children {
+		functions = append(functions, pidfd(t, c))
+	}
+	p.kill9(t)
+	waitGone(t, emulator)
+	for _, fd := range functions {
+		waitGone(t, fd)
+	}
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	require.NoError(t, err)
+	var kids []int
+	for _, s := range stats {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		rest := b[bytes.LastIndexByte(b, ')')+1:]
+		fields := strings.Fields(string(rest))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(s)))
+			kids = append(kids, child)
+		}
+	}
+	return kids
+}
+
+// pidfd opens a handle on process pid that becomes readable when it exits,
+// or returns -1 if it is already gone.
+func pidfd(t *testing.T, pid int) int {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err == unix.ESRCH {
+		return -1
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// waitGone waits for the process behind fd to exit.
+func waitGone(t *testing.T, fd int) {
+	t.Helper()
+	if fd < 0 {
+		return
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int((10 * time.Second).Milliseconds()))
+		if err == unix.EINTR {
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "the process is still running after 10 s")
+		return
+	}
+}
