@@ -20,7 +20,7 @@ EVENT     ?= infra/events/function-url-text.json
 S3_ENV    := AWS_ENDPOINT_URL_S3=http://$(S3_ADDR) AWS_ACCESS_KEY_ID=$(S3_KEY) \
 	AWS_SECRET_ACCESS_KEY=$(S3_SECRET) AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
-.PHONY: run test build lint clean build-UploadFunction s3 run-s3 emulator invoke loadtest fuzz bench
+.PHONY: run test build lint clean build-UploadFunction s3 run-s3 emulator emulate invoke loadtest fuzz bench
 
 run:
 	$(GO) run ./localserver
@@ -57,6 +57,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzValidateName$$' -fuzztime=$(FUZZTIME) ./store
 	$(GO) test -run='^$$' -fuzz='^FuzzMultipart$$' -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run='^$$' -fuzz='^FuzzEvent$$' -fuzztime=$(FUZZTIME) ./lambdahttp
+	$(GO) test -run='^$$' -fuzz='^FuzzFormData$$' -fuzztime=$(FUZZTIME) ./internal/formdata
 
 # Benchmarks against the real binary on loopback (1 GiB and 4 GiB raw and
 # multipart uploads, small PUTs at 32 connections, each beside reference
@@ -87,6 +88,14 @@ emulator:
 	$(S3_ENV) SPILLWAY_BUCKET=$(S3_BUCKET) \
 		$(BIN)/aws-lambda-rie --runtime-interface-emulator-address $(RIE_ADDR) \
 		--runtime-api-address $(RIE_API) $(abspath $(BIN))/bootstrap
+
+# The function behind a local Function URL on 127.0.0.1:8080, against
+# `make s3`: the local server turns each request into a Function URL event
+# and runs bin/bootstrap under the emulator. No Docker.
+emulate: build
+	GOBIN=$(abspath $(BIN)) CGO_ENABLED=0 $(GO) install $(RIE)
+	$(S3_ENV) SPILLWAY_BUCKET=$(S3_BUCKET) \
+		$(BIN)/localserver --function $(BIN)/bootstrap --rie $(BIN)/aws-lambda-rie
 
 # Send one event to `make emulator`.
 invoke:

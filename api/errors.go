@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 
+	"spillway/internal/formdata"
 	"spillway/spool"
 	"spillway/store"
 )
@@ -54,6 +55,8 @@ var mapping = []struct {
 	{errBusy, http.StatusServiceUnavailable, "busy"},
 	{store.ErrInvalidName, http.StatusBadRequest, "invalid_name"},
 	{errBadMultipart, http.StatusBadRequest, "bad_multipart"},
+	{formdata.ErrMalformed, http.StatusBadRequest, "bad_multipart"},
+	{formdata.ErrHeaderTooLarge, http.StatusBadRequest, "bad_multipart"},
 	{errNoFiles, http.StatusBadRequest, "no_files"},
 	{spool.ErrIncomplete, http.StatusBadRequest, "incomplete_body"},
 	{spool.ErrTooLong, http.StatusBadRequest, "bad_request"},
