@@ -433,7 +433,17 @@ func (s *Store) assemble(ctx context.Context, id string, rec record, etag string
 // readBack streams the staging object through SHA-256 with one fixed
 // buffer, returning its size, hex digest and ETag.
 func (s *Store) readBack(ctx context.Context, id string, rec record) (int64, string, string, error) {
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &rec.Staging})
+	var opts []func(*s3.Options)
+	if rec.SHA256 != "" {
+		// The declared SHA-256 decides. The SDK's own response checksum
+		// (CRC64NVME) would otherwise fail first on corrupt bytes, as a
+		// read error that says nothing about which bytes are wrong, and
+		// the upload would be kept as if S3 had failed, not discarded.
+		opts = append(opts, func(o *s3.Options) {
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		})
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &rec.Staging}, opts...)
 	if err != nil {
 		return 0, "", "", stagingError("read back upload", id, err)
 	}
