@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -184,24 +183,6 @@ func localPort(r *http.Request) string {
 		return "443"
 	}
 	return "80"
-}
-
-// isText reports the content types a Function URL passes as plain text
-// (lambdahttp applies the same rule to responses). Everything else,
-// multipart and a missing Content-Type included, arrives base64-encoded.
-func isText(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return false
-	}
-	switch {
-	case strings.HasPrefix(mt, "text/"),
-		mt == "application/json", strings.HasSuffix(mt, "+json"),
-		mt == "application/xml", strings.HasSuffix(mt, "+xml"),
-		mt == "application/javascript":
-		return true
-	}
-	return false
 }
 
 // frame marshals ev and splits it where the body goes: head ends with `"body":"` and tail begins with the closing quote.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"spillway/lambdahttp"
 	"spillway/spool"
 )
 
@@ -145,7 +146,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *event, x *exchange) {
-	text := isText(r.Header.Get("Content-Type"))
+	text := lambdahttp.IsText(r.Header.Get("Content-Type"))
 	// A declared length that cannot fit is refused before the first read,
 	// so a client that waits for 100 Continue never sends its body. For a
 	// base64 body the size is exact; escaping only makes text longer.

@@ -8,12 +8,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 )
 
@@ -138,11 +137,11 @@ func TestRealEmulator(t *testing.T) {
 		var fnPid int
 		_, err := fmt.Sscan(string(body), &fnPid)
 		require.NoError(t, err)
-		fn := pidfd(t, fnPid)
+		fn := testservers.PidFD(t, fnPid)
 
 		require.NoError(t, rie.Close())
 		<-rie.Exited()
-		waitGone(t, fn)
+		testservers.WaitGone(t, fn)
 		resp, body = do(t, newRequest(t, http.MethodGet, e.url+"/echo", nil))
 		assert.Equal(t, http.StatusBadGateway, resp.StatusCode, string(body))
 	})
@@ -158,34 +157,3 @@ func TestRIEStartFailures(t *testing.T) {
 }
 
 var _ Invoker = (*RIE)(nil)
-
-// pidfd opens a handle on process pid that becomes readable when it exits,
-// or returns -1 if it is already gone.
-func pidfd(t *testing.T, pid int) int {
-	t.Helper()
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err == unix.ESRCH {
-		return -1
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { unix.Close(fd) })
-	return fd
-}
-
-// waitGone waits for the process behind fd to exit.
-func waitGone(t *testing.T, fd int) {
-	t.Helper()
-	if fd < 0 {
-		return
-	}
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, int((10 * time.Second).Milliseconds()))
-		if err == unix.EINTR {
-			continue
-		}
-		require.NoError(t, err)
-		require.Equal(t, 1, n, "the process is still running after 10 s")
-		return
-	}
-}

@@ -204,7 +204,7 @@ func (r *recorder) response() events.LambdaFunctionURLResponse {
 		resp.Headers[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
 	body := r.body.Bytes()
-	if isText(r.header.Get("Content-Type")) && utf8.Valid(body) {
+	if IsText(r.header.Get("Content-Type")) && utf8.Valid(body) {
 		resp.Body = string(body)
 	} else if len(body) > 0 {
 		resp.Body = base64.StdEncoding.EncodeToString(body)
@@ -213,8 +213,10 @@ func (r *recorder) response() events.LambdaFunctionURLResponse {
 	return resp
 }
 
-// isText reports the content types a Function URL passes as plain text.
-func isText(contentType string) bool {
+// IsText reports the content types a Function URL passes as plain text,
+// requests and responses alike. Everything else, multipart and a missing
+// Content-Type included, travels base64-encoded.
+func IsText(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return false

@@ -16,7 +16,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"spillway/api"
 	"spillway/internal/testservers"
@@ -108,7 +107,7 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 	require.NotNil(t, m, r.logs.String())
 	riePid, err := strconv.Atoi(m[1])
 	require.NoError(t, err)
-	emulator := pidfd(t, riePid)
+	emulator := testservers.PidFD(t, riePid)
 	base := "http://" + r.addr
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 60 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
@@ -205,7 +204,7 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 	})
 
 	r.wait(t)
-	waitGone(t, emulator) // stopped with the server
+	testservers.WaitGone(t, emulator) // stopped with the server
 	logs := r.logs.String()
 	assert.Contains(t, logs, "config.function="+bootstrap)
 	assert.Contains(t, logs, `msg=request method=PUT path=/files/bin/x.bin status=201`)
@@ -233,15 +232,15 @@ func TestFunctionDiesWithTheServer(t *testing.T) {
 	children := childrenOf(t, riePid)
 	require.NotEmpty(t, children, "the function runs under the emulator")
 
-	emulator := pidfd(t, riePid)
+	emulator := testservers.PidFD(t, riePid)
 	var functions []int
 	for _, c := range children {
-		functions = append(functions, pidfd(t, c))
+		functions = append(functions, testservers.PidFD(t, c))
 	}
 	p.kill9(t)
-	waitGone(t, emulator)
+	testservers.WaitGone(t, emulator)
 	for _, fd := range functions {
-		waitGone(t, fd)
+		testservers.WaitGone(t, fd)
 	}
 }
 
@@ -265,35 +264,4 @@ func childrenOf(t *testing.T, pid int) []int {
 		}
 	}
 	return kids
-}
-
-// pidfd opens a handle on process pid that becomes readable when it exits,
-// or returns -1 if it is already gone.
-func pidfd(t *testing.T, pid int) int {
-	t.Helper()
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err == unix.ESRCH {
-		return -1
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { unix.Close(fd) })
-	return fd
-}
-
-// waitGone waits for the process behind fd to exit.
-func waitGone(t *testing.T, fd int) {
-	t.Helper()
-	if fd < 0 {
-		return
-	}
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, int((10 * time.Second).Milliseconds()))
-		if err == unix.EINTR {
-			continue
-		}
-		require.NoError(t, err)
-		require.Equal(t, 1, n, "the process is still running after 10 s")
-		return
-	}
 }
