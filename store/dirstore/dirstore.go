@@ -7,7 +7,7 @@
 // both are on one filesystem, a copy otherwise. Commit then links (no
 // overwrite) or renames (overwrite) each staged file to its name. Readers
 // therefore see a file complete or not at all, and a request whose later
-// file fails takes back the earlier ones.
+// file fails takes back the earlier ones, and the directories it made.
 package dirstore
 
 import (
@@ -134,20 +134,25 @@ func (s *Store) CheckSpace(_ context.Context, size int64) error {
 // Put implements store.Store.
 func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 	staged := make([]*staged, 0, len(files))
+	var made madeDirs
 	defer func() {
-		// Take back what was published, newest first, then drop staging.
+		// Take back what was published, newest first, then drop staging,
+		// then the directories made for it.
 		for i := len(staged) - 1; i >= 0; i-- {
 			if err != nil {
 				staged[i].rollback()
 			}
 			staged[i].close()
 		}
+		if err != nil {
+			made.remove(s.root)
+		}
 	}()
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		st, err := s.stage(f)
+		st, err := s.stage(f, &made)
 		if err != nil {
 			return err
 		}
@@ -166,8 +171,11 @@ func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 
 // staged is one body under its staging name in its destination directory.
 type staged struct {
+	s         *Store
+	made      *madeDirs // the calling Put's or Complete's
 	name      string
-	dir       *os.File // the destination's parent, opened through the root
+	dirName   string   // the destination's parent, as a name under the root
+	dir       *os.File // dirName, opened through the root
 	base      string
 	tmp       string
 	f         *os.File // held open (and locked) for copied bodies
@@ -176,8 +184,8 @@ type staged struct {
 	backup    string // overwrite mode: a link to the file that was replaced
 }
 
-func (s *Store) stage(f store.File) (_ *staged, err error) {
-	st, err := s.newStaged(f.Name)
+func (s *Store) stage(f store.File, made *madeDirs) (_ *staged, err error) {
+	st, err := s.newStaged(f.Name, made)
 	if err != nil {
 		return nil, err
 	}
@@ -202,9 +210,11 @@ func (s *Store) stage(f store.File) (_ *staged, err error) {
 	})
 }
 
-// newStaged opens name's directory, creating it if needed, for a staged
-// file that has no bytes yet.
-func (s *Store) newStaged(name string) (*staged, error) {
+// newStaged opens name's directory, making it and its parents if needed,
+// for a staged file that has no bytes yet. The directories it makes are
+// added to made, for the caller to remove if it fails, even when
+// newStaged itself does.
+func (s *Store) newStaged(name string, made *madeDirs) (*staged, error) {
 	if err := store.ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -212,14 +222,146 @@ func (s *Store) newStaged(name string) (*staged, error) {
 	dirName = strings.TrimSuffix(dirName, "/")
 	if dirName == "" {
 		dirName = "."
-	} else if err := s.root.MkdirAll(dirName, 0o755); err != nil {
-		return nil, mapError(name, err)
 	}
-	dir, err := s.root.Open(dirName)
+	dir, err := s.openDir(dirName, made)
 	if err != nil {
 		return nil, mapError(name, err)
 	}
-	return &staged{name: name, dir: dir, base: base, tmp: stagePrefix + rand.Text() + stageSuffix}, nil
+	return &staged{
+		s: s, made: made, name: name, dirName: dirName, dir: dir, base: base,
+		tmp: stagePrefix + rand.Text() + stageSuffix,
+	}, nil
+}
+
+// testHookMkdir, if set, is called after each Mkdir that openDir makes.
+var testHookMkdir func(name string, err error)
+
+// maxDirAttempts bounds how many times a call makes a directory again that
+// other calls keep removing from under it.
+const maxDirAttempts = 16
+
+// openDir opens the directory dirName, making it and any missing parents,
+// and adds those it made to made, parents first.
+//
+// A directory this finds already there may be another call's, made a
+// moment ago, and removed again when that call fails: between finding a
+// parent and making its child, or between making a directory and opening
+// it. The step then fails with ENOENT and openDir starts again from the
+// top. The same can happen later, while the directory is still empty; see
+// staged.inDir.
+func (s *Store) openDir(dirName string, made *madeDirs) (*os.File, error) {
+	for attempt := 1; ; attempt++ {
+		dir, err := s.tryOpenDir(dirName, made)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == maxDirAttempts {
+			return dir, err
+		}
+	}
+}
+
+func (s *Store) tryOpenDir(dirName string, made *madeDirs) (*os.File, error) {
+	if dirName != "." {
+		for i := 0; i <= len(dirName); i++ {
+			if i < len(dirName) && dirName[i] != '/' {
+				continue
+			}
+			// One Mkdir per level, rather than MkdirAll, to know which
+			// directories this call made.
+			err := s.root.Mkdir(dirName[:i], 0o755)
+			if testHookMkdir != nil {
+				testHookMkdir(dirName[:i], err)
+			}
+			switch {
+			case err == nil:
+				*made = append(*made, dirName[:i])
+			case !errors.Is(err, fs.ErrExist):
+				// ENOTDIR (a file on the way) or an escaping symlink,
+				// both for mapError; ENOENT for a parent just removed.
+				return nil, err
+			}
+		}
+	}
+	dir, err := s.root.Open(dirName)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := dir.Stat(); err != nil || !fi.IsDir() {
+		dir.Close()
+		if err == nil {
+			err = &fs.PathError{Op: "open", Path: dirName, Err: syscall.ENOTDIR}
+		}
+		return nil, err
+	}
+	return dir, nil
+}
+
+// inDir runs op, which gives st's directory its first entry from this
+// call (the staging file, or the file itself when that has no staging
+// name), retrying it in the directory made again if another call removed
+// the directory meanwhile.
+//
+// Until op succeeds the directory may be empty, and a call that made it,
+// and then failed, removes it: a failed call cannot know that this one
+// found its directory and is about to use it. op then fails (linkat and
+// openat with ENOENT; O_TMPFILE with EPERM on ext4), st.dir is found
+// removed, and the directory is made again, this time by this call. Once
+// op succeeds, the entry keeps the directory, and each of its parents,
+// from being removed by anyone: rmdir refuses a directory that is not
+// empty.
+func (st *staged) inDir(op func(dirfd int) error) error {
+	for attempt := 1; ; attempt++ {
+		err := op(int(st.dir.Fd()))
+		if err == nil || attempt == maxDirAttempts || !st.dirGone() {
+			return err
+		}
+		dir, err := st.s.openDir(st.dirName, st.made)
+		if err != nil {
+			return err
+		}
+		st.dir.Close()
+		st.dir = dir
+	}
+}
+
+// dirGone reports whether st.dir was removed (or replaced) since it was
+// opened.
+func (st *staged) dirGone() bool {
+	fi, err := st.dir.Stat()
+	if err != nil {
+		return false
+	}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok && sys.Nlink == 0 {
+		return true
+	}
+	now, err := st.s.root.Stat(st.dirName)
+	return errors.Is(err, fs.ErrNotExist) || err == nil && !os.SameFile(fi, now)
+}
+
+// madeDirs lists the directories one Put or Complete made for its names,
+// so that a call that fails can leave the store as it found it.
+type madeDirs []string
+
+// remove removes the directories made, deepest first, each only if it is
+// still empty: another call may have published a file in one meanwhile. It
+// uses rmdir, which refuses a directory that is not empty, and removes
+// nothing but a directory; such a refusal is no error here. A directory
+// removed while another call is about to use it is made again by that
+// call (see staged.inDir).
+func (m madeDirs) remove(root *os.Root) {
+	dirs := slices.Clone(m)
+	slices.SortFunc(dirs, func(a, b string) int {
+		if d := strings.Count(b, "/") - strings.Count(a, "/"); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	for _, d := range slices.Compact(dirs) {
+		parent, err := root.Open(path.Dir(d))
+		if err != nil {
+			continue
+		}
+		unix.Unlinkat(int(parent.Fd()), path.Base(d), unix.AT_REMOVEDIR)
+		parent.Close()
+	}
 }
 
 // stageLink hard-links the spool file into place: the bytes are written once.
@@ -238,7 +380,9 @@ func (s *Store) stageLink(st *staged, src *os.File, srcPath string) (bool, error
 			return false, fmt.Errorf("dirstore: sync %q: %w", st.name, err)
 		}
 	}
-	err := unix.Linkat(unix.AT_FDCWD, srcPath, int(st.dir.Fd()), st.tmp, 0)
+	err := st.inDir(func(dirfd int) error {
+		return unix.Linkat(unix.AT_FDCWD, srcPath, dirfd, st.tmp, 0)
+	})
 	if err != nil {
 		return false, nil
 	}
@@ -249,7 +393,11 @@ func (s *Store) stageLink(st *staged, src *os.File, srcPath string) (bool, error
 // linked and for files assembled from parts.
 func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 	if s.unnamed {
-		fd, err := unix.Openat(int(st.dir.Fd()), ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		var fd int
+		err := st.inDir(func(dirfd int) (err error) {
+			fd, err = unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+			return err
+		})
 		if err == nil {
 			st.f, st.unnamed, st.tmp = os.NewFile(uintptr(fd), st.name), true, ""
 			// Locked like a named staging file, for the moment it has a
@@ -269,10 +417,17 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 		}
 		// Not every filesystem has O_TMPFILE: fall back to a named file.
 	}
-	dst, err := s.root.OpenFile(path.Join(path.Dir(st.name), st.tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	// Through st.dir, the directory that commit links from, not by name.
+	var fd int
+	err := st.inDir(func(dirfd int) (err error) {
+		fd, err = unix.Openat(dirfd, st.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		return err
+	})
 	if err != nil {
+		st.tmp = ""
 		return mapError(st.name, err)
 	}
+	dst := os.NewFile(uintptr(fd), st.name)
 	st.f = dst
 	// The lock tells a sweeping process that this staging file is live.
 	if err := unix.Flock(int(dst.Fd()), unix.LOCK_EX); err != nil {
@@ -293,16 +448,19 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 }
 
 func (st *staged) commit(overwrite bool) error {
-	fd := int(st.dir.Fd())
 	if st.unnamed {
 		// Give the unnamed file its name: the final one without overwrite
 		// (EEXIST is the race-free 409), a staging one to rename from with.
+		// Nothing of this call's is in the directory yet: it may have to
+		// be made again.
 		target := st.base
 		if overwrite {
 			target = stagePrefix + rand.Text() + stageSuffix
 		}
 		proc := "/proc/self/fd/" + strconv.Itoa(int(st.f.Fd()))
-		if err := unix.Linkat(unix.AT_FDCWD, proc, fd, target, unix.AT_SYMLINK_FOLLOW); err != nil {
+		if err := st.inDir(func(dirfd int) error {
+			return unix.Linkat(unix.AT_FDCWD, proc, dirfd, target, unix.AT_SYMLINK_FOLLOW)
+		}); err != nil {
 			return mapError(st.name, err)
 		}
 		st.unnamed = false
@@ -312,6 +470,8 @@ func (st *staged) commit(overwrite bool) error {
 		}
 		st.tmp = target
 	}
+	// The staging name keeps st.dir from being removed from here on.
+	fd := int(st.dir.Fd())
 	if !overwrite {
 		if err := unix.Linkat(fd, st.tmp, fd, st.base, 0); err != nil {
 			return mapError(st.name, err)

@@ -385,7 +385,17 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 		return store.Completed{}, err
 	}
 
-	st, err := s.newStaged(u.Name)
+	// Directories are made now, before the bytes are assembled and
+	// checked, since the file is staged in its destination directory. A
+	// failure from here on removes those this call made, after the file
+	// (deferred calls run last first).
+	var made madeDirs
+	defer func() {
+		if err != nil {
+			made.remove(s.root)
+		}
+	}()
+	st, err := s.newStaged(u.Name, &made)
 	if err != nil {
 		if errors.Is(err, store.ErrExists) {
 			h.discard()
