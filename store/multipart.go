@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"time"
 
@@ -42,6 +43,28 @@ func PartSizeFor(size int64) int64 {
 		p = (need + 1<<20 - 1) &^ (1<<20 - 1)
 	}
 	return p
+}
+
+// NewUploadID returns a fresh upload ID: 128 random bits in upper-case
+// base32, URL-safe and unguessable.
+func NewUploadID() string { return rand.Text() }
+
+// uploadIDLen is the length of NewUploadID's IDs, taken from rand.Text
+// itself so that IDs stay valid if it ever returns longer ones.
+var uploadIDLen = len(rand.Text())
+
+// ValidUploadID reports whether id has the form NewUploadID gives. Stores
+// refuse anything else before an ID gets near a key or a path.
+func ValidUploadID(id string) bool {
+	if len(id) != uploadIDLen {
+		return false
+	}
+	for i := range len(id) {
+		if c := id[i]; !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	return true
 }
 
 // Upload is a multipart upload in progress: what was declared when it was

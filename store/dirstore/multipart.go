@@ -66,27 +66,8 @@ const (
 // such an upload once it is old enough.
 var errDamaged = errors.New("damaged manifest")
 
-// idLen is the length of the IDs this build hands out. Taken from
-// rand.Text itself, so IDs stay valid if it ever returns longer ones.
-var idLen = len(rand.Text())
-
-// validID reports whether id could be one of ours: exactly idLen characters
-// of the base32 alphabet. Anything else is refused before it gets near a
-// path.
-func validID(id string) bool {
-	if len(id) != idLen {
-		return false
-	}
-	for i := range len(id) {
-		if c := id[i]; !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') {
-			return false
-		}
-	}
-	return true
-}
-
 func notFound(id string) error {
-	if !validID(id) {
+	if !store.ValidUploadID(id) {
 		// Hostile IDs are not echoed into logs.
 		return fmt.Errorf("%w: malformed ID", store.ErrUploadNotFound)
 	}
@@ -159,7 +140,7 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 	}
 	s.sweepUploads()
 
-	u.ID = rand.Text()
+	u.ID = store.NewUploadID()
 	// No monotonic reading, so the value returned equals the value read back.
 	u.Created = time.Now().UTC().Round(0)
 	data, err := json.Marshal(manifest{Name: u.Name, Size: u.Size, SHA256: u.SHA256, PartSize: u.PartSize, Created: u.Created})
@@ -463,7 +444,7 @@ type upload struct {
 // openUpload opens the upload with this ID and reads its declaration. An
 // ID that is not of our format never reaches the filesystem.
 func (s *Store) openUpload(id string) (*upload, error) {
-	if !validID(id) {
+	if !store.ValidUploadID(id) {
 		return nil, notFound(id)
 	}
 	dir, err := s.root.OpenRoot(uploadsDir + "/" + id)
@@ -741,7 +722,7 @@ func (s *Store) sweepUploads() int {
 	removed := 0
 	for _, e := range entries {
 		name := uploadsDir + "/" + e.Name()
-		if !validID(e.Name()) {
+		if !store.ValidUploadID(e.Name()) {
 			// A creation that died before its rename. A live one is a
 			// moment old, so the TTL is a safe margin.
 			if strings.HasPrefix(e.Name(), stagePrefix) && strings.HasSuffix(e.Name(), stageSuffix) {

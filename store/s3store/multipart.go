@@ -20,7 +20,6 @@ package s3store
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -83,20 +82,6 @@ func (r record) upload(id string) store.Upload {
 func (s *Store) recordKey(id string) string  { return s.opts.Prefix + uploadsDir + id + ".json" }
 func (s *Store) stagingKey(id string) string { return s.opts.Prefix + uploadsDir + id + ".object" }
 
-// validID reports whether id has the form rand.Text gives: 26 characters
-// of upper-case base32. Checked before an ID goes into any key.
-func validID(id string) bool {
-	if len(id) != 26 {
-		return false
-	}
-	for i := range len(id) {
-		if c := id[i]; !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') {
-			return false
-		}
-	}
-	return true
-}
-
 func notFound(id string) error {
 	return fmt.Errorf("%w: %q", store.ErrUploadNotFound, id)
 }
@@ -107,7 +92,7 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (store.Upload,
 		return store.Upload{}, err
 	}
 	s.retryAborts(ctx)
-	u.ID = rand.Text()
+	u.ID = store.NewUploadID()
 	u.SHA256 = strings.ToLower(u.SHA256)
 	u.Created = time.Now().UTC()
 	staging := s.stagingKey(u.ID)
@@ -248,7 +233,7 @@ func (s *Store) PresignPart(ctx context.Context, u store.Upload, n int, ttl time
 // upload ID never changes; a kept one may only outlive its upload (aborted
 // through another instance), and then S3 refuses the part.
 func (s *Store) s3UploadID(ctx context.Context, id string) (string, error) {
-	if !validID(id) {
+	if !store.ValidUploadID(id) {
 		return "", notFound(id)
 	}
 	s.idsMu.Lock()
@@ -612,7 +597,7 @@ func (s *Store) exists(ctx context.Context, key string) (bool, error) {
 
 // loadRecord reads an upload's record and the ETag it was read at.
 func (s *Store) loadRecord(ctx context.Context, id string) (record, string, error) {
-	if !validID(id) {
+	if !store.ValidUploadID(id) {
 		return record{}, "", notFound(id)
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.recordKey(id))})

@@ -31,7 +31,7 @@ func createUpload(t *testing.T, st *Store, f uploadtest.File, sha string) store.
 	t.Helper()
 	u, err := st.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: sha, PartSize: store.MinPartSize})
 	require.NoError(t, err)
-	require.True(t, validID(u.ID), u.ID)
+	require.True(t, store.ValidUploadID(u.ID), u.ID)
 	return u
 }
 
