@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
@@ -327,73 +328,205 @@ func TestStorageErrorsAreParsed(t *testing.T) {
 	assert.Equal(t, []int{1}, f.putsOf("up1"), "a refusal is not retried")
 }
 
+// interrupt runs a push of path that its context stops once the first
+// confirmed parts are stored and answered and the next inFlight parts (as
+// many as it sends at once) are in flight: kept by the fake as storage
+// keeps a body cut off by an interrupt (keep), or not stored. It returns
+// the state directory, which holds the interrupted run's state file, and
+// requires that file to be what it was while the parts were in flight, so
+// that the next run resumes from what a client killed then would leave.
+func interrupt(t *testing.T, f *fake, path string, confirmed, inFlight int, keep bool) string {
+	t.Helper()
+	held := make(chan struct{})
+	holding := 0
+	// Runs with the fake's lock held. The next run tags its part PUTs "2".
+	hold := func(id string, n int, run string) bool {
+		if run == "2" || n <= confirmed {
+			return false
+		}
+		if holding++; holding == inFlight {
+			close(held)
+		}
+		return true
+	}
+	if keep {
+		f.cutOff = hold
+	} else {
+		f.gate = func(id string, n int, run string) bool { return !hold(id, n, run) }
+	}
+	c, stateDir := newClient(t, f, client.Options{Parallel: inFlight})
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Push(ctx, path, "")
+		done <- err
+	}()
+	// Parts go out in order and a worker takes its next part only once
+	// its last is done, so with every worker held, the parts before are
+	// all answered.
+	select {
+	case <-held:
+	case err := <-done:
+		require.FailNow(t, "the push ended before its parts were held", "%v", err)
+	}
+	files := stateFiles(t, stateDir)
+	require.Len(t, files, 1)
+	during, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	after, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	require.JSONEq(t, string(during), string(after), "the run wrote nothing on its way out: a kill leaves the same state")
+	entries, err := os.ReadDir(stateDir)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "no temporary file is left in the state directory")
+	assert.Equal(t, seq(confirmed), confirmedIn(t, files[0]), "the parts the state confirms")
+	return stateDir
+}
+
+// confirmedIn returns the part numbers a state file confirms.
+func confirmedIn(t *testing.T, path string) []int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var st struct {
+		Confirmed []struct {
+			N    int    `json:"n"`
+			ETag string `json:"etag"`
+		} `json:"confirmed"`
+	}
+	require.NoError(t, json.Unmarshal(b, &st), "%s", b)
+	var ns []int
+	for _, p := range st.Confirmed {
+		assert.NotEmpty(t, p.ETag, "part %d", p.N)
+		ns = append(ns, p.N)
+	}
+	return ns
+}
+
+// seqFrom returns from, from+1, …, to.
+func seqFrom(from, to int) []int {
+	var s []int
+	for n := from; n <= to; n++ {
+		s = append(s, n)
+	}
+	return s
+}
+
+func seq(n int) []int { return seqFrom(1, n) }
+
+// resume pushes path again from stateDir, tagging its part PUTs "2", and
+// returns its result and the parts it sent, in order.
+func resume(t *testing.T, f *fake, stateDir, path string, opts client.Options) (client.Result, []int) {
+	t.Helper()
+	opts.StateDir = stateDir
+	opts.PartHTTPClient = &http.Client{Transport: tagRun("2")}
+	c, _ := newClient(t, f, opts)
+	res, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	return res, slices.Sorted(slices.Values(f.putsOf(res.UploadID, "2")))
+}
+
 func TestResumeAfterCancel(t *testing.T) {
 	f := newFake(t)
 	f.token = "s3cret"
 	const parts = 12
 	path, data := writeFile(t, "big.bin", parts*1024)
-	stateDir := t.TempDir()
 
-	// The server stores three parts of the first run, then nothing more of
-	// it: the client is cut off halfway. Parts of the first run may still
-	// reach the server after that run has given up, so the second run
-	// tags its own.
-	halfway := make(chan struct{})
-	stored := 0
-	f.gate = func(id string, n int, run string) bool {
-		if run == "2" {
-			return true
-		}
-		if stored == 3 {
-			return false
-		}
-		if stored++; stored == 3 {
-			close(halfway)
-		}
-		return true
-	}
-	c, _ := newClient(t, f, client.Options{StateDir: stateDir, Parallel: 3})
-	ctx, cancel := context.WithCancel(testCtx(t))
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Push(ctx, path, "big.bin")
-		done <- err
-	}()
-	<-halfway
-	cancel()
-	err := <-done
-	require.ErrorIs(t, err, context.Canceled)
-	require.Len(t, stateFiles(t, stateDir), 1, "an interrupted push keeps its state")
+	// Parts 1-3 are stored and answered; 4-6 are in flight when the push
+	// is stopped, and the fake keeps them anyway, zero-padded, as
+	// versitygw keeps a part whose body was cut off.
+	stateDir := interrupt(t, f, path, 3, 3, true)
 	_, ok := f.file("big.bin")
 	require.False(t, ok)
-
-	var first []int
-	f.locked(func() { first = slices.Sorted(maps.Keys(f.uploads["up1"].parts)) })
-	require.Len(t, first, 3)
+	f.locked(func() { require.Equal(t, seq(6), slices.Sorted(maps.Keys(f.uploads["up1"].parts))) })
 
 	pl := &progressLog{t: t}
-	c, _ = newClient(t, f, client.Options{StateDir: stateDir, Parallel: 3, Progress: pl.record,
-		PartHTTPClient: &http.Client{Transport: tagRun("2")}})
-	res, err := c.Push(testCtx(t), path, "big.bin")
-	require.NoError(t, err)
+	res, again := resume(t, f, stateDir, path, client.Options{Parallel: 3, Progress: pl.record})
 	assert.True(t, res.Resumed)
 	assert.Equal(t, "up1", res.UploadID)
 	f.locked(func() { assert.Equal(t, 1, f.creates, "the upload was resumed, not created again") })
+	assert.Equal(t, seqFrom(4, parts), again, "the parts in flight are sent again, the confirmed ones are not")
 	assert.Equal(t, int64((parts-3)*1024), res.Sent)
-
-	again := slices.Sorted(slices.Values(f.putsOf("up1", "2")))
-	var want []int
-	for n := 1; n <= parts; n++ {
-		if !slices.Contains(first, n) {
-			want = append(want, n)
-		}
-	}
-	assert.Equal(t, want, again, "only the missing parts are sent again")
 	got, _ := f.file("big.bin")
 	assert.Equal(t, data, got)
 	assert.Empty(t, stateFiles(t, stateDir))
 	assert.Equal(t, int64(parts*1024), pl.last().Bytes)
 	f.locked(func() { assert.Empty(t, f.partAuth) })
+}
+
+func TestResumeSendsAgainListedPartsItDidNotConfirm(t *testing.T) {
+	f := newFake(t)
+	const parts = 12
+	path, data := writeFile(t, "big.bin", parts*1024)
+	stateDir := interrupt(t, f, path, 3, 2, false)
+
+	// A part the server lists, of the right size, that this client never
+	// saw stored.
+	f.locked(func() {
+		junk := make([]byte, 1024)
+		f.uploads["up1"].parts[8] = fakePart{data: junk, etag: etagOf(junk)}
+	})
+	res, again := resume(t, f, stateDir, path, client.Options{})
+	assert.True(t, res.Resumed)
+	assert.Equal(t, seqFrom(4, parts), again)
+	got, _ := f.file("big.bin")
+	assert.Equal(t, data, got)
+}
+
+func TestResumeSendsAgainConfirmedPartsTheServerListsOtherwise(t *testing.T) {
+	f := newFake(t)
+	const parts = 12
+	path, data := writeFile(t, "big.bin", parts*1024)
+	stateDir := interrupt(t, f, path, 3, 2, false)
+
+	f.locked(func() {
+		// Quotes or not, an ETag is the same one (part 1 is kept).
+		f.bareETags = true
+		u := f.uploads["up1"]
+		// Part 2 under another ETag: replaced since it was confirmed.
+		junk := make([]byte, 1024)
+		u.parts[2] = fakePart{data: junk, etag: etagOf(junk)}
+		// Part 3 under its ETag, but short.
+		u.parts[3] = fakePart{data: u.parts[3].data[:512], etag: u.parts[3].etag}
+	})
+	res, again := resume(t, f, stateDir, path, client.Options{})
+	assert.True(t, res.Resumed)
+	assert.Equal(t, seqFrom(2, parts), again)
+	assert.Equal(t, int64((parts-1)*1024), res.Sent)
+	got, _ := f.file("big.bin")
+	assert.Equal(t, data, got)
+}
+
+func TestResumeOfAStateWithoutConfirmedPartsKeepsTheUpload(t *testing.T) {
+	f := newFake(t)
+	const parts = 6
+	path, data := writeFile(t, "big.bin", parts*1024)
+	stateDir := interrupt(t, f, path, 2, 2, true)
+
+	// As a client that kept no confirmed parts wrote it.
+	files := stateFiles(t, stateDir)
+	b, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	var st map[string]any
+	require.NoError(t, json.Unmarshal(b, &st))
+	require.Contains(t, st, "confirmed")
+	delete(st, "confirmed")
+	b, err = json.Marshal(st)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(files[0], b, 0o600))
+
+	res, again := resume(t, f, stateDir, path, client.Options{})
+	assert.Equal(t, "up1", res.UploadID, "the upload is kept")
+	f.locked(func() { assert.Equal(t, 1, f.creates) })
+	assert.False(t, res.Resumed, "no part was kept")
+	assert.Equal(t, seq(parts), again, "every part is sent again")
+	assert.Equal(t, int64(parts*1024), res.Sent)
+	got, _ := f.file("big.bin")
+	assert.Equal(t, data, got)
+	assert.Empty(t, stateFiles(t, stateDir))
 }
 
 // tagRun marks the requests it sends as the run's.

@@ -51,6 +51,13 @@ type fake struct {
 	// is stored; false drops the part without storing it (and without an
 	// answer until the client goes away).
 	gate func(id string, n int, run string) bool
+	// cutOff runs with mu held once a part's body has been read and
+	// checked; true stores the part as storage that keeps a body cut off
+	// by an interrupt does (versitygw v1.8.0: zero-padded to its size,
+	// listed as received), and answers nothing until the client goes away.
+	cutOff func(id string, n int, run string) bool
+	// bareETags lists the ETags of received parts without their quotes.
+	bareETags bool
 	// completeHook runs with mu held before a complete is checked.
 	completeHook  func(u *fakeUpload)
 	busyCompletes int  // answer this many completes with 503 busy
@@ -232,7 +239,11 @@ func (f *fake) status(w http.ResponseWriter, r *http.Request, _ []byte) {
 	}
 	received := []map[string]any{}
 	for _, n := range slices.Sorted(maps.Keys(u.parts)) {
-		received = append(received, map[string]any{"n": n, "size": len(u.parts[n].data), "etag": u.parts[n].etag})
+		etag := u.parts[n].etag
+		if f.bareETags {
+			etag = strings.Trim(etag, `"`)
+		}
+		received = append(received, map[string]any{"n": n, "size": len(u.parts[n].data), "etag": etag})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": u.id, "name": u.name, "size": u.size, "sha256": u.sha,
 		"part_size": u.partSize, "part_count": u.count, "received": received})
@@ -301,19 +312,32 @@ func (f *fake) putPart(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		return
 	}
-	defer f.mu.Unlock()
 	if n < 1 || n > u.count || int64(len(body)) != u.sizeOf(n) {
+		f.mu.Unlock()
 		writeErr(w, http.StatusBadRequest, "upload_mismatch", "wrong part size")
 		return
 	}
+	if f.cutOff != nil && f.cutOff(id, n, r.Header.Get("X-Test-Run")) {
+		clear(body[len(body)/2:])
+		u.parts[n] = fakePart{data: body, etag: etagOf(body)}
+		f.mu.Unlock()
+		<-r.Context().Done()
+		return
+	}
+	defer f.mu.Unlock()
 	if n == f.corruptPart {
 		body[0] ^= 0xff
 	}
-	sum := md5.Sum(body)
-	etag := `"` + hex.EncodeToString(sum[:]) + `"`
+	etag := etagOf(body)
 	u.parts[n] = fakePart{data: body, etag: etag}
 	w.Header().Set("ETag", etag)
 	writeJSON(w, http.StatusOK, map[string]any{"n": n, "size": len(body), "etag": etag})
+}
+
+// etagOf is the quoted MD5 of a part's bytes, as S3 and the fake name it.
+func etagOf(b []byte) string {
+	sum := md5.Sum(b)
+	return `"` + hex.EncodeToString(sum[:]) + `"`
 }
 
 func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -349,7 +373,8 @@ func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
 	var data []byte
 	for i, p := range in.Parts {
 		got, ok := u.parts[p.N]
-		if p.N != i+1 || !ok || got.etag != p.ETag {
+		// Quoted or not, as the stores compare them.
+		if p.N != i+1 || !ok || strings.Trim(got.etag, `"`) != strings.Trim(p.ETag, `"`) {
 			writeErr(w, http.StatusBadRequest, "upload_mismatch", fmt.Sprintf("part %d missing or stale", p.N))
 			return
 		}

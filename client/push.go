@@ -51,8 +51,9 @@ type Progress struct {
 	Size  int64
 	Stage Stage
 	// Bytes is how much of the file has been hashed (StageHash) or sent
-	// (StageSend, StageDone). Parts an earlier run sent count as sent, and
-	// bytes of a failed attempt are taken back, so it can go down.
+	// (StageSend, StageDone). Parts an earlier run sent, when kept, count
+	// as sent, and bytes of a failed attempt are taken back, so it can go
+	// down.
 	Bytes int64
 }
 
@@ -64,7 +65,7 @@ type Result struct {
 	Spool     string // where the server held the body: "memory", "disk", "parts"…
 	Multipart bool
 	UploadID  string // the multipart upload's ID; "" for a direct PUT
-	Resumed   bool   // an earlier run had sent some of the parts
+	Resumed   bool   // parts an earlier run saw stored were kept, not sent again
 	Sent      int64  // bytes this run sent, retries included
 	Elapsed   time.Duration
 }
@@ -327,10 +328,14 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 
 	var up *upload
 	var received []receivedPart
+	var stlog *stateLog
 	if st := loadState(statePath); st != nil {
 		up, received, err = c.resume(ctx, st, statePath, name, size, sum)
 		if err != nil {
 			return res, err
+		}
+		if up != nil {
+			stlog = newStateLog(statePath, *st)
 		}
 	}
 	if up == nil {
@@ -343,12 +348,11 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 			return res, err
 		}
 		up.urls.add(created.partsPage)
+		stlog = newStateLog(statePath, state{Server: c.base.String(), Name: name, Path: abs, Size: size,
+			ModTime: info.ModTime(), SHA256: sum, ID: up.id, Created: time.Now().UTC()})
 		// Best effort: a state directory that cannot be written costs the
 		// chance to resume, not the push.
-		_ = saveState(statePath, &state{Server: c.base.String(), Name: name, Path: abs, Size: size,
-			ModTime: info.ModTime(), SHA256: sum, ID: up.id, Created: time.Now().UTC()})
-	} else {
-		res.Resumed = len(received) > 0
+		_ = stlog.save()
 	}
 	res.UploadID = up.id
 
@@ -365,8 +369,11 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 			}
 			received = st.Received
 		}
-		etags, sent, err := c.sendParts(ctx, f, up, received, rep)
+		etags, kept, sent, err := c.sendParts(ctx, f, up, received, stlog, rep)
 		res.Sent += sent
+		if round == 1 {
+			res.Resumed = kept > 0
+		}
 		if err != nil {
 			return res, fmt.Errorf("upload %s: %w", up.id, err)
 		}
@@ -432,20 +439,34 @@ func (c *Client) status(ctx context.Context, id string) (statusResponse, error) 
 	return st, err
 }
 
-// sendParts sends every part the server has not received, Parallel at a
-// time, and returns the ETags of all parts by number and the bytes sent.
-// Listed parts of the right size are trusted as they are.
-func (c *Client) sendParts(ctx context.Context, f *os.File, up *upload, received []receivedPart, rep *reporter) (map[int]string, int64, error) {
+// sendParts sends every part that cannot be kept as the server holds it,
+// Parallel at a time, recording each one the storage confirms in stlog, and
+// returns the ETags of all parts by number, the bytes kept and the bytes
+// sent.
+//
+// A part the server lists is kept only if stlog has it confirmed (this
+// client saw its PUT answered 2xx) with the ETag the server lists, at the
+// size the upload's cut gives it. Any other listed part may be one whose
+// body was cut off by an interrupt and that the storage kept anyway (as
+// versitygw does, zero-padded), so it is sent again, which replaces it.
+func (c *Client) sendParts(ctx context.Context, f *os.File, up *upload, received []receivedPart, stlog *stateLog, rep *reporter) (map[int]string, int64, int64, error) {
+	listed := make(map[int]int, len(received))
+	for _, p := range received {
+		listed[p.N]++
+	}
 	etags := make(map[int]string, up.partCount)
 	var have int64
 	for _, p := range received {
-		if p.N >= 1 && p.N <= up.partCount && p.Size == up.sizeOf(p.N) && p.ETag != "" {
-			if _, dup := etags[p.N]; !dup {
-				etags[p.N] = p.ETag
-				have += p.Size
-			}
+		if p.N < 1 || p.N > up.partCount || p.Size != up.sizeOf(p.N) || p.ETag == "" || listed[p.N] != 1 {
+			continue
+		}
+		if mine, ok := stlog.confirmed(p.N); ok && sameETag(mine, p.ETag) {
+			etags[p.N] = p.ETag
+			have += p.Size
 		}
 	}
+	// The parts about to be sent are not confirmed until they are again.
+	stlog.keepOnly(func(n int) bool { _, ok := etags[n]; return ok })
 	var todo []int
 	for n := 1; n <= up.partCount; n++ {
 		if _, ok := etags[n]; !ok {
@@ -466,6 +487,9 @@ func (c *Client) sendParts(ctx context.Context, f *os.File, up *upload, received
 		wg.Go(func() {
 			for n := range jobs {
 				etag, n64, err := c.sendPart(ctx, f, up, n, rep)
+				if err == nil {
+					stlog.confirm(n, etag)
+				}
 				mu.Lock()
 				sent += n64
 				if err == nil {
@@ -490,9 +514,15 @@ feed:
 	close(jobs)
 	wg.Wait()
 	if ctx.Err() != nil {
-		return nil, sent, context.Cause(ctx)
+		return nil, have, sent, context.Cause(ctx)
 	}
-	return etags, sent, nil
+	return etags, have, sent, nil
+}
+
+// sameETag reports whether two ETags name the same part, quoted or not
+// (the servers compare them so too).
+func sameETag(a, b string) bool {
+	return strings.Trim(a, `"`) == strings.Trim(b, `"`)
 }
 
 // maxRefreshes bounds the fresh URLs fetched for one part after 403s: a

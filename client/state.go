@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -24,6 +27,101 @@ type state struct {
 	SHA256  string    `json:"sha256"`
 	ID      string    `json:"id"`
 	Created time.Time `json:"created"`
+	// Confirmed are the parts this client saw stored: their PUT answered
+	// 2xx with an ETag. Only those may be skipped on resume, and only
+	// while the server still lists them with that ETag: a store can list
+	// a part whose body was cut off (versitygw keeps it, zero-padded), and
+	// a part in flight when the client was stopped or killed is not here.
+	// A state written before this field existed confirms nothing.
+	Confirmed []confirmedPart `json:"confirmed,omitempty"`
+}
+
+// confirmedPart is a part the storage answered 2xx for, and its ETag.
+type confirmedPart struct {
+	N    int    `json:"n"`
+	ETag string `json:"etag"`
+}
+
+// stateLog keeps an upload's state file in step with the parts confirmed,
+// one small atomic write per change, so that a client killed at any point
+// leaves a file that confirms only parts it saw stored.
+type stateLog struct {
+	path string
+	mu   sync.Mutex
+	st   state
+	etag map[int]string // st.Confirmed, by part number
+}
+
+func newStateLog(path string, st state) *stateLog {
+	l := &stateLog{path: path, st: st, etag: map[int]string{}}
+	for _, p := range st.Confirmed {
+		if p.N >= 1 && p.ETag != "" {
+			l.etag[p.N] = p.ETag
+		}
+	}
+	l.st.Confirmed = nil
+	return l
+}
+
+// confirmed returns the ETag part n was confirmed with, if it was.
+func (l *stateLog) confirmed(n int) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.etag[n]
+	return e, ok
+}
+
+// confirm records that the storage stored part n with this ETag.
+func (l *stateLog) confirm(n int, etag string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.etag[n] == etag {
+		return
+	}
+	l.etag[n] = etag
+	// A write that fails leaves the older state, which confirms less.
+	_ = l.saveLocked()
+}
+
+// keepOnly drops every confirmation but those of the parts in keep, before
+// the others are sent (again): a part being replaced is not confirmed
+// until its new PUT is.
+func (l *stateLog) keepOnly(keep func(n int) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	dropped := false
+	for n := range l.etag {
+		if !keep(n) {
+			delete(l.etag, n)
+			dropped = true
+		}
+	}
+	if dropped && l.saveLocked() != nil {
+		// The file on disk may still confirm a part about to be replaced:
+		// better no state (the next run starts over) than that one.
+		_ = removeState(l.path)
+	}
+}
+
+// save writes the state as it is.
+func (l *stateLog) save() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.saveLocked()
+}
+
+// saveLocked writes the state; l.mu is held. Writes are serialised by
+// l.mu, so the file never goes back to an older set of confirmations than
+// one already written. Callers treat a failure as best effort: a state
+// that cannot be written costs the chance to resume (or to skip parts),
+// not the push.
+func (l *stateLog) saveLocked() error {
+	st := l.st
+	st.Confirmed = make([]confirmedPart, 0, len(l.etag))
+	for _, n := range slices.Sorted(maps.Keys(l.etag)) {
+		st.Confirmed = append(st.Confirmed, confirmedPart{N: n, ETag: l.etag[n]})
+	}
+	return saveState(l.path, &st)
 }
 
 // statePath returns where the state of pushing this file, as it is now, to

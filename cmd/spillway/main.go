@@ -4,7 +4,8 @@
 //
 // pushes files to a Spillway server: files up to --direct-max with one PUT,
 // larger ones in parallel parts sent straight to storage, resumable: run an
-// interrupted push again and it sends only the parts the server lacks.
+// interrupted push again and it sends only the parts it has not seen
+// confirmed.
 package main
 
 import (
