@@ -330,6 +330,7 @@ func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes [][]byte, freeP
 			ph.finish()
 		}
 	}()
+	var flushed int64 // writeback started up to here
 	for size < 0 || written < size {
 		bufp := ph.buffer()
 		chunk := *bufp
@@ -343,6 +344,10 @@ func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes [][]byte, freeP
 			return nil, werr
 		}
 		written += int64(n)
+		if written-flushed >= writeBehind {
+			startWriteback(f, flushed, written-flushed)
+			flushed = written
+		}
 		if rerr == io.EOF && size < 0 {
 			break
 		}
