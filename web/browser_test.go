@@ -6,16 +6,26 @@ package web_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,9 +37,12 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"spillway/api"
 	"spillway/spool"
+	"spillway/store"
 	"spillway/store/dirstore"
 )
 
@@ -37,6 +50,7 @@ const (
 	threshold = 1 << 20   // the server's: at most this many bytes stay in memory
 	smallSize = 100 << 10 // below the threshold: memory
 	largeSize = 3 << 20   // above it: disk
+	directMax = 4 << 20   // the page sends larger files in parts
 	// browserTimeout bounds everything one test does in the browser.
 	browserTimeout = 60 * time.Second
 )
@@ -165,16 +179,17 @@ func TestPageAsksForToken(t *testing.T) {
 }
 
 // TestPageCancels slows the upload down in the browser, cancels it with the
-// row's Cancel button, then retries it at full speed.
+// row's Cancel button, then retries it at full speed. The file is the
+// largest the page sends whole (TestPageMultipartCancel cancels parts).
 func TestPageCancels(t *testing.T) {
 	srv := startServer(t, "")
-	big := writeFile(t, t.TempDir(), "big.bin", 8<<20, 5)
+	big := writeFile(t, t.TempDir(), "big.bin", directMax, 5)
 
 	ctx := newBrowser(t)
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
-	throttle(t, ctx, 1<<20) // 8 s for the whole file
+	throttle(t, ctx, 1<<20) // 4 s for the whole file
 	if err := chromedp.Do(ctx,
 		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
 		// The rate shows once the upload has run for a moment.
@@ -244,15 +259,206 @@ func TestPageDropZone(t *testing.T) {
 	}
 }
 
+// TestPageMultipart sends a file of three parts. It goes through the
+// multipart flow: POST /uploads, the part PUTs, three at a time, with more
+// part URLs fetched when the first page runs out, a part that storage
+// refuses once sent again, and the completion. The page then shows the
+// stored file as it shows a direct upload.
+func TestPageMultipart(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, "", rec.wrap, firstPageOfOne(t), storageHiccup(2))
+	size := 2*store.DefaultPartSize + 5<<20 + 321
+	big := writeFile(t, t.TempDir(), "big.bin", size, 7)
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+	))
+	settle(t, ctx, "upload-1", "big.bin", "done")
+
+	sent, err := os.ReadFile(big)
+	require.NoError(t, err)
+	got, err := os.ReadFile(filepath.Join(srv.uploads, "big.bin"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(sent, got), "the stored file (%d bytes) differs from the one sent (%d bytes)", len(got), len(sent))
+	assert.Equal(t, fileSHA256(t, big), text(t, ctx, "#upload-1 .sha256"), "the SHA-256 shown")
+	assert.Equal(t, "parts", text(t, ctx, "#upload-1 .spool"))
+	assert.Equal(t, strconv.Itoa(size), attr(t, ctx, "#upload-1 .size", "data-bytes"))
+	assert.Equal(t, "Done", text(t, ctx, "#upload-1 .state"))
+	assert.True(t, eval[bool](t, ctx, `(p => p.value === p.max)(document.querySelector('#upload-1 progress'))`), "the progress bar is not full")
+
+	assert.Equal(t, map[string]int{
+		"POST /uploads":               1,
+		"GET /uploads/{id}/parts":     1,
+		"PUT part 1":                  1,
+		"PUT part 2":                  2, // refused once
+		"PUT part 3":                  1,
+		"POST /uploads/{id}/complete": 1,
+	}, rec.uploadRoutes())
+	for _, r := range rec.requests() {
+		if r.route() == "GET /uploads/{id}/parts" {
+			assert.Equal(t, "from=2", r.Query, "the page fetched part URLs from the wrong part")
+		}
+	}
+	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+	assertEmpty(t, srv.spool)
+	wait(t, ctx, `#stored tr[data-name="big.bin"]`)
+}
+
+// TestPageMultipartCancel cancels a file while its parts are on their way:
+// the server holds them until the page has cancelled, so the test knows
+// they are in flight. Nothing of the upload is left: the page deletes it.
+// Retry then starts over and sends the file.
+func TestPageMultipartCancel(t *testing.T) {
+	rec := &recorder{}
+	gate := &partGate{arrived: make(chan struct{}, 16), release: make(chan struct{})}
+	srv := startServer(t, "", rec.wrap, gate.wrap)
+	t.Cleanup(gate.open) // before the server closes, which waits for held requests
+	big := writeFile(t, t.TempDir(), "big.bin", store.DefaultPartSize+4<<20, 8)
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+	))
+	for range 2 { // both parts are on their way
+		receive(t, ctx, gate.arrived, "a part PUT")
+	}
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#upload-1[data-state="uploading"] .cancel`)),
+		chromedp.WaitVisible(chromedp.CSS(`#upload-1[data-state="cancelled"] .retry`)),
+	))
+	assert.Equal(t, "Cancelled", text(t, ctx, "#upload-1 .state"))
+	assert.True(t, eval[bool](t, ctx, `document.activeElement === document.querySelector('#upload-1 .retry')`),
+		"after Cancel, the keyboard focus is not on the row's Retry button")
+
+	del := rec.waitFor(t, ctx, "DELETE /uploads/{id}")
+	assert.Equal(t, http.StatusNoContent, del.Status, "the page's DELETE of the upload")
+	gate.open() // the held parts go on, to an upload that is gone
+	gate.held.Wait()
+	assert.NoFileExists(t, filepath.Join(srv.uploads, "big.bin"))
+	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+	assertEmpty(t, srv.spool)
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#upload-1 .retry"))))
+	settle(t, ctx, "upload-1", "big.bin", "done")
+	assert.Equal(t, fileSHA256(t, big), text(t, ctx, "#upload-1 .sha256"))
+	assert.Equal(t, fileSHA256(t, big), fileSHA256(t, filepath.Join(srv.uploads, "big.bin")))
+	assert.Equal(t, map[string]int{
+		"POST /uploads":               2, // Retry starts over
+		"DELETE /uploads/{id}":        1,
+		"PUT part 1":                  2,
+		"PUT part 2":                  2,
+		"POST /uploads/{id}/complete": 1,
+	}, rec.uploadRoutes())
+	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+}
+
+// TestPageMultipartToken runs the server with a token. A large file sent
+// without it fails with the 401 in words; with the token typed in, Retry
+// (from the keyboard) sends it in parts. The API requests carry the token;
+// the part PUTs, whose URLs are their credential, never do.
+func TestPageMultipartToken(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, "t0k", rec.wrap)
+	big := writeFile(t, t.TempDir(), "big.bin", store.DefaultPartSize+1<<20, 9)
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+	))
+	settle(t, ctx, "upload-1", "big.bin", "error")
+	assert.Equal(t, "unauthorized", attr(t, ctx, "#upload-1", "data-error-code"))
+	msg := text(t, ctx, "#upload-1 .error")
+	for _, want := range []string{"401", "unauthorized", "a valid bearer token is required", "request ID"} {
+		assert.Contains(t, msg, want, "the row's error")
+	}
+	wait(t, ctx, "#auth-message")
+	assert.Contains(t, text(t, ctx, "#auth-message"), "needs an access token")
+	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+	before := len(rec.requests())
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("token"), "t0k"),
+		chromedp.Focus(chromedp.CSS("#upload-1 .retry")),
+		chromedp.KeyEvent("\r"),
+	))
+	settle(t, ctx, "upload-1", "big.bin", "done")
+	assert.Equal(t, fileSHA256(t, big), text(t, ctx, "#upload-1 .sha256"))
+	assert.Equal(t, fileSHA256(t, big), fileSHA256(t, filepath.Join(srv.uploads, "big.bin")))
+	assert.Empty(t, text(t, ctx, "#auth-message"))
+
+	routes := map[string]int{}
+	for _, r := range rec.requests()[before:] {
+		route := r.route()
+		switch {
+		case strings.HasPrefix(route, "PUT part "):
+			assert.Empty(t, r.Auth, "%s carried an Authorization header", route)
+		case strings.HasPrefix(r.Path, "/uploads"):
+			assert.Equal(t, "Bearer t0k", r.Auth, "%s without the token", route)
+		default:
+			continue
+		}
+		routes[route]++
+	}
+	assert.Equal(t, map[string]int{
+		"POST /uploads":               1,
+		"PUT part 1":                  1,
+		"PUT part 2":                  1,
+		"POST /uploads/{id}/complete": 1,
+	}, routes)
+}
+
+// TestPageMultipartElsewhere gives the page part URLs on an origin its
+// Content-Security-Policy does not let it reach, as a local server storing
+// to an S3-compatible server on another port does. The page deletes the
+// upload and sends the file whole, which such a server takes.
+func TestPageMultipartElsewhere(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, "", rec.wrap, rewriteCreated(t, func(up map[string]any) {
+		for _, p := range up["parts"].([]any) {
+			u, err := url.Parse(p.(map[string]any)["url"].(string))
+			if !assert.NoError(t, err) {
+				return
+			}
+			u.Scheme, u.Host = "http", "192.0.2.1:7070" // TEST-NET-1: never reached
+			p.(map[string]any)["url"] = u.String()
+		}
+	}))
+	big := writeFile(t, t.TempDir(), "big.bin", 5<<20, 10)
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+	))
+	settle(t, ctx, "upload-1", "big.bin", "done")
+	assert.Equal(t, fileSHA256(t, big), text(t, ctx, "#upload-1 .sha256"))
+	assert.Equal(t, "disk", text(t, ctx, "#upload-1 .spool"))
+	del := rec.waitFor(t, ctx, "DELETE /uploads/{id}")
+	assert.Equal(t, http.StatusNoContent, del.Status, "the page's DELETE of the upload")
+	assert.Equal(t, map[string]int{
+		"POST /uploads":        1,
+		"DELETE /uploads/{id}": 1,
+		"PUT /files/big.bin":   1,
+	}, rec.uploadRoutes())
+	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+}
+
 type server struct {
 	URL     string
 	uploads string // the upload directory
+	spool   string // the spool directory
 }
 
-// startServer serves the API, page included, on 127.0.0.1.
-func startServer(t *testing.T, token string) server {
+// startServer serves the API, page included, on 127.0.0.1, through wrap
+// (the first wraps the others).
+func startServer(t *testing.T, token string, wrap ...func(http.Handler) http.Handler) server {
 	t.Helper()
-	sp, err := spool.New(spool.Config{Dir: t.TempDir(), Threshold: threshold, MemoryBudget: 64 << 20})
+	spoolDir := t.TempDir()
+	sp, err := spool.New(spool.Config{Dir: spoolDir, Threshold: threshold, MemoryBudget: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,12 +468,16 @@ func startServer(t *testing.T, token string) server {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
-	srv := httptest.NewServer(api.New(api.Config{
+	var h http.Handler = api.New(api.Config{
 		Spooler: sp,
 		Store:   st,
 		Token:   token,
 		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
-	}))
+	})
+	for _, w := range slices.Backward(wrap) {
+		h = w(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
 		st.Close()
@@ -275,7 +485,7 @@ func startServer(t *testing.T, token string) server {
 			t.Logf("server log:\n%s", l)
 		}
 	})
-	return server{URL: srv.URL, uploads: uploads}
+	return server{URL: srv.URL, uploads: uploads, spool: spoolDir}
 }
 
 // newBrowser starts a headless Chromium for t and returns its tab's context,
@@ -605,4 +815,230 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// request is what a test server saw of one request; Status is 0 until the
+// handler has answered it.
+type request struct {
+	Method, Path, Query, Auth string
+	Status                    int
+}
+
+var (
+	partURLPath = regexp.MustCompile(`^/uploads/[A-Za-z0-9._~-]+/parts/([0-9]+)$`)
+	uploadPath  = regexp.MustCompile(`^/uploads/[A-Za-z0-9._~-]+(/parts|/complete)?$`)
+)
+
+// route names r without its upload ID: "PUT part 2", "POST
+// /uploads/{id}/complete", "PUT /files/big.bin".
+func (r request) route() string {
+	if m := partURLPath.FindStringSubmatch(r.Path); m != nil && r.Method == http.MethodPut {
+		return "PUT part " + m[1]
+	}
+	if m := uploadPath.FindStringSubmatch(r.Path); m != nil {
+		return r.Method + " /uploads/{id}" + m[1]
+	}
+	return r.Method + " " + r.Path
+}
+
+// recorder notes every request as it arrives, and its status once served.
+type recorder struct {
+	mu      sync.Mutex
+	seen    []request
+	changed chan struct{} // closed, and replaced, at each answer
+}
+
+func (rec *recorder) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		i := len(rec.seen)
+		rec.seen = append(rec.seen, request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization")})
+		rec.mu.Unlock()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		rec.mu.Lock()
+		rec.seen[i].Status = cmp.Or(sw.status, http.StatusOK)
+		if rec.changed != nil {
+			close(rec.changed)
+			rec.changed = nil
+		}
+		rec.mu.Unlock()
+	})
+}
+
+func (rec *recorder) requests() []request {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return slices.Clone(rec.seen)
+}
+
+// uploadRoutes counts the requests that upload: the /uploads routes and
+// PUT /files/{name}.
+func (rec *recorder) uploadRoutes() map[string]int {
+	n := map[string]int{}
+	for _, r := range rec.requests() {
+		if strings.HasPrefix(r.Path, "/uploads") || r.Method == http.MethodPut && strings.HasPrefix(r.Path, "/files/") {
+			n[r.route()]++
+		}
+	}
+	return n
+}
+
+// waitFor waits until a request on route has been answered, and returns it.
+func (rec *recorder) waitFor(t *testing.T, ctx context.Context, route string) request {
+	t.Helper()
+	for {
+		rec.mu.Lock()
+		for _, r := range rec.seen {
+			if r.Status != 0 && r.route() == route {
+				rec.mu.Unlock()
+				return r
+			}
+		}
+		if rec.changed == nil {
+			rec.changed = make(chan struct{})
+		}
+		changed := rec.changed
+		rec.mu.Unlock()
+		receive(t, ctx, changed, route)
+	}
+}
+
+// statusWriter notes the status a handler answers with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// rewriteCreated lets edit change the body of POST /uploads's 201.
+func rewriteCreated(t *testing.T, edit func(up map[string]any)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost || r.URL.Path != "/uploads" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rw := httptest.NewRecorder()
+			next.ServeHTTP(rw, r)
+			body := rw.Body.Bytes()
+			if rw.Code == http.StatusCreated {
+				var up map[string]any
+				if assert.NoError(t, json.Unmarshal(body, &up)) {
+					edit(up)
+					var err error
+					body, err = json.Marshal(up)
+					assert.NoError(t, err)
+				}
+			}
+			maps.Copy(w.Header(), rw.Header())
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(rw.Code)
+			w.Write(body)
+		})
+	}
+}
+
+// firstPageOfOne leaves one part URL in POST /uploads's answer, with
+// next_from 2, so that the page fetches the others with GET
+// /uploads/{id}/parts, as it must for a file of over 500 parts.
+func firstPageOfOne(t *testing.T) func(http.Handler) http.Handler {
+	return rewriteCreated(t, func(up map[string]any) {
+		parts := up["parts"].([]any)
+		if assert.Greater(t, len(parts), 1, "the test needs a file of several parts") {
+			up["parts"], up["next_from"] = parts[:1], 2
+		}
+	})
+}
+
+// storageHiccup answers the first PUT of part n as S3 answers a client it
+// asks to slow down: 503, in XML.
+func storageHiccup(n int) func(http.Handler) http.Handler {
+	var once sync.Once
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m := partURLPath.FindStringSubmatch(r.URL.EscapedPath())
+			refuse := false
+			if m != nil && r.Method == http.MethodPut && m[1] == strconv.Itoa(n) {
+				once.Do(func() { refuse = true })
+			}
+			if !refuse {
+				next.ServeHTTP(w, r)
+				return
+			}
+			io.Copy(io.Discard, r.Body) // the browser sends it all before it reads the answer
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
+				`<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>TESTREQUESTID</RequestId></Error>`)
+		})
+	}
+}
+
+// partGate holds every part PUT until the test opens it, and tells the
+// test when each arrives.
+type partGate struct {
+	arrived chan struct{}
+	release chan struct{}
+	once    sync.Once
+	held    sync.WaitGroup // the part PUTs the gate has seen, until served
+}
+
+func (g *partGate) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && partURLPath.MatchString(r.URL.EscapedPath()) {
+			g.held.Add(1)
+			defer g.held.Done()
+			select {
+			case g.arrived <- struct{}{}:
+			default:
+			}
+			<-g.release
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (g *partGate) open() { g.once.Do(func() { close(g.release) }) }
+
+// receive waits for a value from ch, or fails t when ctx ends first.
+func receive[T any](t *testing.T, ctx context.Context, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-ctx.Done():
+		t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		panic("unreachable")
+	}
+}
+
+// assertEmpty checks that dir holds nothing (or is not there at all).
+func assertEmpty(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.Empty(t, names, "left in %s", dir)
 }
