@@ -2,13 +2,11 @@ package storetest
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -391,28 +389,11 @@ func testConcurrentComplete(t *testing.T, e *multipartEnv) {
 	u := e.create(t, f, f.SHA256())
 	parts := e.sendAll(t, u, f)
 
-	const racers = 4
-	errs := make([]error, racers)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range racers {
-		wg.Go(func() {
-			<-start
-			_, errs[i] = e.mp.Complete(t.Context(), u.ID, parts)
-		})
-	}
-	close(start)
-	wg.Wait()
-	succeeded := 0
-	for _, err := range errs {
-		if err == nil {
-			succeeded++
-			continue
-		}
-		require.True(t, errors.Is(err, store.ErrUploadNotFound) || errors.Is(err, store.ErrExists),
-			"a losing Complete must find the upload gone, or the name taken: %v", err)
-	}
-	require.Equal(t, 1, succeeded, "exactly one Complete must succeed: %v", errs)
+	// A losing Complete finds the upload gone, or the name taken.
+	race(t, 4, func(int) error {
+		_, err := e.mp.Complete(t.Context(), u.ID, parts)
+		return err
+	}, store.ErrUploadNotFound, store.ErrExists)
 	RequireStored(t, e.s, f)
 	e.requireListed(t, f.Name)
 	e.requireGone(t, u.ID, parts)
@@ -430,27 +411,10 @@ func testMultipartConcurrentSameName(t *testing.T, e *multipartEnv) {
 		uploads[i] = e.create(t, files[i], files[i].SHA256())
 		parts[i] = e.sendAll(t, uploads[i], files[i])
 	}
-	errs := make([]error, racers)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range racers {
-		wg.Go(func() {
-			<-start
-			_, errs[i] = e.mp.Complete(t.Context(), uploads[i].ID, parts[i])
-		})
-	}
-	close(start)
-	wg.Wait()
-	winner := -1
-	for i, err := range errs {
-		if err == nil {
-			require.Equal(t, -1, winner, "two uploads of one name both completed")
-			winner = i
-			continue
-		}
-		require.ErrorIs(t, err, store.ErrExists)
-	}
-	require.NotEqual(t, -1, winner, "no upload completed")
+	winner := race(t, racers, func(i int) error {
+		_, err := e.mp.Complete(t.Context(), uploads[i].ID, parts[i])
+		return err
+	}, store.ErrExists)
 	RequireStored(t, e.s, files[winner])
 	e.requireListed(t, "same.bin")
 	for i := range racers {

@@ -4,7 +4,9 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -147,13 +149,24 @@ func testConcurrentSameName(t *testing.T, newStore Factory) {
 		files[i] = uploadtest.File{Name: "race.bin", Seed: uint64(i), Size: size}
 		bodies[i] = Body(t, sp, files[i])
 	}
-	errs := make([]error, racers)
+	winner := race(t, racers, func(i int) error {
+		return s.Put(context.Background(), []store.File{{Name: "race.bin", Body: bodies[i]}})
+	}, store.ErrExists)
+	RequireStored(t, s, files[winner])
+}
+
+// race runs n calls of fn at once and requires exactly one of them to
+// succeed and every other to fail with one of losers. It returns the
+// winner.
+func race(t *testing.T, n int, fn func(i int) error, losers ...error) int {
+	t.Helper()
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
-	for i := range racers {
+	for i := range n {
 		wg.Go(func() {
 			<-start
-			errs[i] = s.Put(context.Background(), []store.File{{Name: "race.bin", Body: bodies[i]}})
+			errs[i] = fn(i)
 		})
 	}
 	close(start)
@@ -161,14 +174,15 @@ func testConcurrentSameName(t *testing.T, newStore Factory) {
 	winner := -1
 	for i, err := range errs {
 		if err == nil {
-			require.Equal(t, -1, winner, "two racers both succeeded")
+			require.Equal(t, -1, winner, "two racers both succeeded: %v", errs)
 			winner = i
 			continue
 		}
-		require.ErrorIs(t, err, store.ErrExists)
+		require.True(t, slices.ContainsFunc(losers, func(l error) bool { return errors.Is(err, l) }),
+			"a losing racer failed with %v, want one of %v", err, losers)
 	}
-	require.NotEqual(t, -1, winner, "no racer succeeded")
-	RequireStored(t, s, files[winner])
+	require.NotEqual(t, -1, winner, "no racer succeeded: %v", errs)
+	return winner
 }
 
 func testNotFoundAndInvalid(t *testing.T, newStore Factory) {
