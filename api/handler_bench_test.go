@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -162,12 +161,12 @@ func BenchmarkHandlerLarge(b *testing.B) {
 			for i := range b.N {
 				var req *http.Request
 				if tc.multipart {
-					ct, body, n := benchMultipart("large.bin", &patternReader{p: pattern, n: size})
+					ct, body, n := uploadtest.StreamedMultipart("large.bin", &uploadtest.PatternReader{P: pattern, N: size})
 					req = httptest.NewRequest(http.MethodPost, "/files", body)
 					req.ContentLength = n
 					req.Header.Set("Content-Type", ct)
 				} else {
-					req = httptest.NewRequest(http.MethodPut, "/files/large.bin", &patternReader{p: pattern, n: size})
+					req = httptest.NewRequest(http.MethodPut, "/files/large.bin", &uploadtest.PatternReader{P: pattern, N: size})
 					req.ContentLength = size
 				}
 				rec := httptest.NewRecorder()
@@ -181,49 +180,6 @@ func BenchmarkHandlerLarge(b *testing.B) {
 			}
 		})
 	}
-}
-
-// patternReader yields n bytes repeating p.
-type patternReader struct {
-	p   []byte
-	off int
-	n   int64
-}
-
-func (r *patternReader) Read(b []byte) (int, error) {
-	if r.n <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(b)) > r.n {
-		b = b[:r.n]
-	}
-	total := 0
-	for len(b) > 0 {
-		k := copy(b, r.p[r.off:])
-		r.off = (r.off + k) % len(r.p)
-		b = b[k:]
-		total += k
-	}
-	r.n -= int64(total)
-	return total, nil
-}
-
-// benchMultipart is a one-file multipart body streamed from r (n bytes),
-// without the form field uploadtest.Multipart adds.
-func benchMultipart(name string, r *patternReader) (string, io.Reader, int64) {
-	var head bytes.Buffer
-	mw := multipart.NewWriter(&head)
-	if _, err := mw.CreateFormFile("file", name); err != nil {
-		panic(err)
-	}
-	h := bytes.Clone(head.Bytes())
-	head.Reset()
-	if err := mw.Close(); err != nil {
-		panic(err)
-	}
-	tail := head.Bytes()
-	size := r.n
-	return mw.FormDataContentType(), io.MultiReader(bytes.NewReader(h), r, bytes.NewReader(tail)), int64(len(h)) + size + int64(len(tail))
 }
 
 // BenchmarkHandlerLoopback is BenchmarkHandlerLarge over a real loopback
@@ -257,14 +213,14 @@ func BenchmarkHandlerLoopback(b *testing.B) {
 				var req *http.Request
 				var err error
 				if tc.multipart {
-					ct, body, n := benchMultipart("large.bin", &patternReader{p: pattern, n: size})
+					ct, body, n := uploadtest.StreamedMultipart("large.bin", &uploadtest.PatternReader{P: pattern, N: size})
 					req, err = http.NewRequest(http.MethodPost, srv.URL+"/files", body)
 					if err == nil {
 						req.ContentLength = n
 						req.Header.Set("Content-Type", ct)
 					}
 				} else {
-					req, err = http.NewRequest(http.MethodPut, srv.URL+"/files/large.bin", &patternReader{p: pattern, n: size})
+					req, err = http.NewRequest(http.MethodPut, srv.URL+"/files/large.bin", &uploadtest.PatternReader{P: pattern, N: size})
 					if err == nil {
 						req.ContentLength = size
 					}

@@ -42,7 +42,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -56,6 +55,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"spillway/internal/uploadtest"
 )
 
 func main() {
@@ -530,14 +531,14 @@ func runLarge(ctx context.Context, p *server, s serverSpec, c caseSpec, pattern 
 	name := "large.bin"
 	var req *http.Request
 	var err error
-	body := &patternReader{p: pattern, n: c.size}
+	body := &uploadtest.PatternReader{P: pattern, N: c.size}
 	if c.kind == kindRaw {
 		req, err = http.NewRequestWithContext(ctx, http.MethodPut, p.url+"/files/"+name, body)
 		if err == nil {
 			req.ContentLength = c.size
 		}
 	} else {
-		ct, mp, n := multipartBody(name, body)
+		ct, mp, n := uploadtest.StreamedMultipart(name, body)
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/files", mp)
 		if err == nil {
 			req.ContentLength = n
@@ -665,62 +666,19 @@ func makePattern() []byte {
 	return p
 }
 
-// patternReader yields n bytes repeating p: the client holds no body and
-// spends next to no CPU making one.
-type patternReader struct {
-	p   []byte
-	off int
-	n   int64
-}
-
-func (r *patternReader) Read(b []byte) (int, error) {
-	if r.n <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(b)) > r.n {
-		b = b[:r.n]
-	}
-	total := 0
-	for len(b) > 0 {
-		k := copy(b, r.p[r.off:])
-		r.off = (r.off + k) % len(r.p)
-		b = b[k:]
-		total += k
-	}
-	r.n -= int64(total)
-	return total, nil
-}
-
-// multipartBody is a one-file multipart/form-data body streamed from r.
-func multipartBody(name string, r *patternReader) (contentType string, body io.Reader, length int64) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	if _, err := mw.CreateFormFile("file", name); err != nil {
-		panic(err)
-	}
-	head := bytes.Clone(buf.Bytes())
-	buf.Reset()
-	if err := mw.Close(); err != nil {
-		panic(err)
-	}
-	tail := buf.Bytes()
-	length = int64(len(head)) + r.n + int64(len(tail))
-	return mw.FormDataContentType(), io.MultiReader(bytes.NewReader(head), r, bytes.NewReader(tail)), length
-}
-
 // clientAlone is the generator's speed into io.Discard, in GB/s, with the
 // 32 KiB copies net/http's transport makes of a request body.
 func clientAlone(size int64, pattern []byte) float64 {
 	start := time.Now()
 	// A plain Writer, so that io.CopyBuffer uses this buffer rather than
 	// io.Discard's own ReadFrom.
-	n, _ := io.CopyBuffer(struct{ io.Writer }{io.Discard}, io.LimitReader(&patternReader{p: pattern, n: size}, size), make([]byte, 32<<10))
+	n, _ := io.CopyBuffer(struct{ io.Writer }{io.Discard}, io.LimitReader(&uploadtest.PatternReader{P: pattern, N: size}, size), make([]byte, 32<<10))
 	return float64(n) / 1e9 / time.Since(start).Seconds()
 }
 
 func patternSHA256(pattern []byte, size int64) string {
 	h := sha256.New()
-	io.CopyBuffer(h, &patternReader{p: pattern, n: size}, make([]byte, 1<<20))
+	io.CopyBuffer(h, &uploadtest.PatternReader{P: pattern, N: size}, make([]byte, 1<<20))
 	return hex.EncodeToString(h.Sum(nil))
 }
 
