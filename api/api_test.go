@@ -79,6 +79,15 @@ func newServer(t *testing.T, o options) *server {
 		Observer:             o.observer,
 		ProgressInterval:     o.progress,
 	})
+	t.Cleanup(func() { st.Close() }) // runs after start's cleanup
+	s.start(t, h)
+	return s
+}
+
+// start serves h on loopback, recording each finished request's status,
+// and checks when the test ends that the spool is empty and released.
+func (s *server) start(t *testing.T, h http.Handler) {
+	t.Helper()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
@@ -89,13 +98,11 @@ func newServer(t *testing.T, o options) *server {
 	t.Cleanup(func() {
 		s.client.CloseIdleConnections()
 		ts.Close()
-		st.Close()
 		uploadtest.RequireEmptyDir(t, s.spoolDir)
 		stats := s.spooler.Stats()
 		assert.Zero(t, stats.OpenFiles, "spool files still open")
 		assert.Zero(t, stats.MemoryInUse, "memory budget still held")
 	})
-	return s
 }
 
 type statusRecorder struct {

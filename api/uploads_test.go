@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -118,21 +117,7 @@ func newUploadServer(t *testing.T, b backend, o upOptions) *upServer {
 		Observer:             o.observer,
 		UploadSecret:         testSecret,
 	})
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
-		h.ServeHTTP(rec, r)
-		s.served <- rec.status
-	}))
-	s.URL, s.Addr = ts.URL, ts.Listener.Addr().String()
-	s.client = &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}
-	t.Cleanup(func() {
-		s.client.CloseIdleConnections()
-		ts.Close()
-		uploadtest.RequireEmptyDir(t, s.spoolDir)
-		stats := s.spooler.Stats()
-		assert.Zero(t, stats.OpenFiles, "spool files still open")
-		assert.Zero(t, stats.MemoryInUse, "memory budget still held")
-	})
+	s.start(t, h)
 	return &upServer{server: s, token: o.token, uploads: uploads}
 }
 
