@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -92,13 +91,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.Token == "" && !isLoopback(ln.Addr()) {
 		log.Warn("listening beyond loopback without --token: anyone who can reach this address can upload and download")
 	}
-	uploadSecret := []byte(cfg.UploadSecret)
-	if len(uploadSecret) == 0 {
-		uploadSecret = make([]byte, 32)
-		rand.Read(uploadSecret)
-		if _, ok := st.(store.PartWriter); ok {
-			log.Info("no --upload-secret: part URLs of multipart uploads are signed with a random key and stop working when the server restarts")
-		}
+	if _, ok := st.(store.PartWriter); ok && cfg.UploadSecret == "" {
+		// api.New makes the random key.
+		log.Info("no --upload-secret: part URLs of multipart uploads are signed with a random key and stop working when the server restarts")
 	}
 	prom := metrics.NewPrometheus(spooler)
 	prom.Swept(swept + staged)
@@ -110,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxConcurrentUploads: cfg.MaxUploads,
 		Token:                cfg.Token,
 		Observer:             prom,
-		UploadSecret:         uploadSecret,
+		UploadSecret:         []byte(cfg.UploadSecret),
 	})
 	var app http.Handler = withMetrics(handler, prom, cfg.MetricsPublic)
 	if fn != nil {
