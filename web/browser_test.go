@@ -29,13 +29,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/input"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -178,18 +178,19 @@ func TestPageAsksForToken(t *testing.T) {
 	}
 }
 
-// TestPageCancels slows the upload down in the browser, cancels it with the
-// row's Cancel button, then retries it at full speed. The file is the
+// TestPageCancels has the server take the upload slowly, cancels it with
+// the row's Cancel button, then retries it at full speed. The file is the
 // largest the page sends whole (TestPageMultipartCancel cancels parts).
 func TestPageCancels(t *testing.T) {
-	srv := startServer(t, "")
+	slow := &slowBodies{rate: 1 << 20} // 4 s for the whole file
+	slow.on.Store(true)
+	srv := startServer(t, "", slow.wrap)
 	big := writeFile(t, t.TempDir(), "big.bin", directMax, 5)
 
 	ctx := newBrowser(t)
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
-	throttle(t, ctx, 1<<20) // 4 s for the whole file
 	if err := chromedp.Do(ctx,
 		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
 		// The rate shows once the upload has run for a moment.
@@ -209,7 +210,7 @@ func TestPageCancels(t *testing.T) {
 		t.Fatalf("a cancelled upload was stored (stat: %v)", err)
 	}
 
-	throttle(t, ctx, -1)
+	slow.on.Store(false)
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#upload-1 .retry"))); err != nil {
 		t.Fatal(err)
 	}
@@ -712,14 +713,42 @@ func download(t *testing.T, ctx context.Context, css string) []byte {
 	panic("unreachable: the events end with an error")
 }
 
-// throttle caps the tab's upload rate in bytes per second; -1 lifts it.
-func throttle(t *testing.T, ctx context.Context, rate float64) {
-	t.Helper()
-	if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
-		MatchedNetworkConditions: []*network.Conditions{{DownloadThroughput: -1, UploadThroughput: rate}},
-	}); err != nil {
-		t.Fatalf("throttling: %v", err)
+// slowBodies makes the server read upload bodies at about rate bytes per
+// second while on, as a slow uplink would. Throttling in the test's own
+// server needs no DevTools network emulation, whose parameters change
+// between Chromium releases. The kernel's receive buffer stays small
+// because its autotuning follows how fast the server reads.
+type slowBodies struct {
+	on   atomic.Bool
+	rate int
+}
+
+func (s *slowBodies) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.on.Load() && r.Method == http.MethodPut {
+			r.Body = &slowReader{ReadCloser: r.Body, s: s}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// slowReader paces reads of an upload body, a tick's worth of bytes per
+// tick, until its slowBodies is switched off: then the rest of a cancelled
+// upload drains at once.
+type slowReader struct {
+	io.ReadCloser
+	s *slowBodies
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	const tick = 20 * time.Millisecond
+	if r.s.on.Load() {
+		time.Sleep(tick) // pacing, not synchronisation: the rate is the point
+		if n := r.s.rate * int(tick) / int(time.Second); len(p) > n {
+			p = p[:n]
+		}
 	}
+	return r.ReadCloser.Read(p)
 }
 
 func wait(t *testing.T, ctx context.Context, css string) {
