@@ -60,6 +60,9 @@ type Store interface {
 	List(ctx context.Context) ([]Info, error)
 	// Open returns a stored file's metadata and content.
 	Open(ctx context.Context, name string) (Info, io.ReadSeekCloser, error)
+	// Stat returns a stored file's metadata, the Info Open would, without
+	// opening it: ErrNotFound for a name that is not a file.
+	Stat(ctx context.Context, name string) (Info, error)
 }
 
 // SpaceChecker is implemented by stores with finite space, so that a

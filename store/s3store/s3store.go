@@ -314,6 +314,14 @@ func (s *Store) Open(ctx context.Context, name string) (store.Info, io.ReadSeekC
 	return info, &objectReader{ctx: ctx, s: s, name: name, size: info.Size}, nil
 }
 
+// Stat implements store.Store with a HeadObject.
+func (s *Store) Stat(ctx context.Context, name string) (store.Info, error) {
+	if err := store.ValidateName(name); err != nil {
+		return store.Info{}, err
+	}
+	return s.head(ctx, name)
+}
+
 // PresignGet implements store.Presigner: a GET URL for an existing object.
 func (s *Store) PresignGet(ctx context.Context, name string) (string, error) {
 	if err := store.ValidateName(name); err != nil {
