@@ -75,5 +75,14 @@ type SpaceChecker interface {
 // Presigner is implemented by stores whose files are better downloaded
 // straight from the backend, with a URL that expires.
 type Presigner interface {
-	PresignGet(ctx context.Context, name string) (string, error)
+	// PresignGet returns a GET URL for an existing file whose response
+	// carries hdr in place of whatever the backend has stored.
+	PresignGet(ctx context.Context, name string, hdr DownloadHeaders) (string, error)
+}
+
+// DownloadHeaders are the headers a file is downloaded with.
+type DownloadHeaders struct {
+	ContentType string
+	// ContentDisposition is empty when the file may be shown inline.
+	ContentDisposition string
 }
