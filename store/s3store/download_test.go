@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,6 +78,21 @@ func TestDownloadsThroughTheAPI(t *testing.T) {
 			assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
 			assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
 			assert.Contains(t, string(body), loc+"\n")
+			if d.Disposition != "" {
+				// The overrides are signed: without them the URL is refused,
+				// so it cannot be turned into an inline page.
+				u, err := url.Parse(loc)
+				require.NoError(t, err)
+				q := u.Query()
+				require.Equal(t, d.Disposition, q.Get("response-content-disposition"))
+				q.Del("response-content-disposition")
+				q.Del("response-content-type")
+				u.RawQuery = q.Encode()
+				resp, err := client.Get(u.String())
+				require.NoError(t, err)
+				resp.Body.Close()
+				assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+			}
 
 			// A client that follows it gets the bytes from the gateway,
 			// with the headers the local server sends.
