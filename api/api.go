@@ -566,18 +566,29 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// download serves GET and HEAD of a stored file. HEAD is answered from
+// the file's metadata, also where GET redirects: a URL presigned for GET is
+// refused for HEAD.
 func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) error {
 	ctx := r.Context()
 	if err := store.ValidateName(name); err != nil {
 		return err
 	}
-	if p, ok := h.store.(store.Presigner); ok {
-		u, err := p.PresignGet(ctx, name)
+	if r.Method == http.MethodHead {
+		info, err := h.store.Stat(ctx, name)
 		if err != nil {
 			return err
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+		setDownloadHeaders(w, name, info)
+		http.ServeContent(w, r, path.Base(name), info.Modified, io.NewSectionReader(noContent{}, 0, info.Size))
+		return nil
+	}
+	if p, ok := h.store.(store.Presigner); ok {
+		u, err := p.PresignGet(ctx, name, downloadHeaders(name))
+		if err != nil {
+			return err
+		}
+		redirect(w, u)
 		return nil
 	}
 	info, rc, err := h.store.Open(ctx, name)
@@ -585,22 +596,9 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 		return err
 	}
 	defer rc.Close()
-	hdr := w.Header()
-	hdr.Set("ETag", info.ETag)
-	hdr.Set("Content-Type", contentType(name))
-	// Stored files are whatever users sent: never let a browser run them
-	// as this origin's pages.
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Content-Security-Policy", "sandbox")
+	setDownloadHeaders(w, name, info)
 	http.ServeContent(w, r, path.Base(name), info.Modified, rc)
 	return nil
-}
-
-func contentType(name string) string {
-	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
-		return t
-	}
-	return "application/octet-stream"
 }
 
 func result(name string, b *spool.Body) FileResult {

@@ -802,6 +802,11 @@ func (f *fakeStore) Open(_ context.Context, name string) (store.Info, io.ReadSee
 	return store.Info{Name: name, Size: int64(len(b)), ETag: etagOf(b)}, nopSeekCloser{bytes.NewReader(b)}, nil
 }
 
+func (f *fakeStore) Stat(ctx context.Context, name string) (store.Info, error) {
+	info, _, err := f.Open(ctx, name)
+	return info, err
+}
+
 func (f *fakeStore) CreateUpload(_ context.Context, u store.Upload) (store.Upload, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

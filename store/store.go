@@ -60,6 +60,9 @@ type Store interface {
 	List(ctx context.Context) ([]Info, error)
 	// Open returns a stored file's metadata and content.
 	Open(ctx context.Context, name string) (Info, io.ReadSeekCloser, error)
+	// Stat returns a stored file's metadata, the Info Open would, without
+	// opening it: ErrNotFound for a name that is not a file.
+	Stat(ctx context.Context, name string) (Info, error)
 }
 
 // SpaceChecker is implemented by stores with finite space, so that a
@@ -72,5 +75,14 @@ type SpaceChecker interface {
 // Presigner is implemented by stores whose files are better downloaded
 // straight from the backend, with a URL that expires.
 type Presigner interface {
-	PresignGet(ctx context.Context, name string) (string, error)
+	// PresignGet returns a GET URL for an existing file whose response
+	// carries hdr in place of whatever the backend has stored.
+	PresignGet(ctx context.Context, name string, hdr DownloadHeaders) (string, error)
+}
+
+// DownloadHeaders are the headers a file is downloaded with.
+type DownloadHeaders struct {
+	ContentType string
+	// ContentDisposition is empty when the file may be shown inline.
+	ContentDisposition string
 }

@@ -217,15 +217,40 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode, resp.Body)
 	loc := resp.Headers["location"]
 	require.True(t, strings.HasPrefix(loc, gw.Endpoint+"/"), loc)
+	assert.Equal(t, "text/plain; charset=utf-8", resp.Headers["content-type"])
+	assert.Contains(t, resp.Body, loc, "the redirect's body says where the file is")
 	dl, err := http.Get(loc)
 	require.NoError(t, err)
 	uploadtest.RequireContent(t, first, dl.Body)
 	dl.Body.Close()
 
+	// HEAD is answered by the function from the object's metadata (a URL
+	// presigned for GET is refused for HEAD), without a body.
+	resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodHead, "/files/"+first.Name, nil, nil, false))
+	require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+	assert.Empty(t, resp.Body)
+	assert.Equal(t, strconv.FormatInt(first.Size, 10), resp.Headers["content-length"])
+	assert.NotEmpty(t, resp.Headers["etag"])
+	resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodHead, "/files/missing.bin", nil, nil, false))
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, resp.Body)
+
+	// An uploaded page downloads as an attachment from the bucket's
+	// origin, never renders there.
+	page := uploadtest.Downloads()[0]
+	resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/"+page.File.Name, nil, page.File.Bytes(), true))
+	require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+	resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodGet, "/files/"+page.File.Name, nil, nil, false))
+	require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode, resp.Body)
+	dl, err = http.Get(resp.Headers["location"])
+	require.NoError(t, err)
+	uploadtest.RequireDownloadHeaders(t, page, dl.Header)
+	uploadtest.RequireContent(t, page.File, dl.Body)
+	dl.Body.Close()
+
 	resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodGet, "/files", nil, nil, false))
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	list := decode[api.ListResponse](t, resp.Body)
-	assert.Len(t, list.Files, len(sizes)+4)
+	assert.Len(t, list.Files, len(sizes)+5)
 
 	// Invalid base64 is refused, and nothing is stored.
 	bad := uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/bad.bin", nil, []byte("x"), false)
@@ -262,7 +287,7 @@ func TestEndToEnd(t *testing.T) {
 		assert.NotEmpty(t, l["request_id"], lines.Text())
 	}
 	assert.GreaterOrEqual(t, requests, len(sizes)+5)
-	assert.Equal(t, len(sizes)+2, emfUploads)
+	assert.Equal(t, len(sizes)+3, emfUploads)
 	assert.Equal(t, 1, emfColdStarts)
 
 	// S3 goes away: a clean 502, and the spool is still empty.

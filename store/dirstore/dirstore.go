@@ -629,6 +629,21 @@ func (s *Store) Open(_ context.Context, name string) (store.Info, io.ReadSeekClo
 	return info(name, fi), f, nil
 }
 
+// Stat implements store.Store.
+func (s *Store) Stat(_ context.Context, name string) (store.Info, error) {
+	if err := store.ValidateName(name); err != nil {
+		return store.Info{}, err
+	}
+	fi, err := s.root.Stat(name)
+	if err != nil {
+		return store.Info{}, mapError(name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return store.Info{}, fmt.Errorf("%w: %q", store.ErrNotFound, name)
+	}
+	return info(name, fi), nil
+}
+
 func info(name string, fi fs.FileInfo) store.Info {
 	return store.Info{
 		Name:     name,

@@ -314,16 +314,32 @@ func (s *Store) Open(ctx context.Context, name string) (store.Info, io.ReadSeekC
 	return info, &objectReader{ctx: ctx, s: s, name: name, size: info.Size}, nil
 }
 
+// Stat implements store.Store with a HeadObject.
+func (s *Store) Stat(ctx context.Context, name string) (store.Info, error) {
+	if err := store.ValidateName(name); err != nil {
+		return store.Info{}, err
+	}
+	return s.head(ctx, name)
+}
+
 // PresignGet implements store.Presigner: a GET URL for an existing object.
-func (s *Store) PresignGet(ctx context.Context, name string) (string, error) {
+// The response overrides are part of the signature, so whoever holds the
+// URL cannot have the object served inline as some other type.
+func (s *Store) PresignGet(ctx context.Context, name string, hdr store.DownloadHeaders) (string, error) {
 	if err := store.ValidateName(name); err != nil {
 		return "", err
 	}
 	if _, err := s.head(ctx, name); err != nil {
 		return "", err
 	}
-	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(name))},
-		s3.WithPresignExpires(s.opts.PresignExpiry))
+	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(name))}
+	if hdr.ContentType != "" {
+		in.ResponseContentType = aws.String(hdr.ContentType)
+	}
+	if hdr.ContentDisposition != "" {
+		in.ResponseContentDisposition = aws.String(hdr.ContentDisposition)
+	}
+	req, err := s.presign.PresignGetObject(ctx, in, s3.WithPresignExpires(s.opts.PresignExpiry))
 	if err != nil {
 		return "", mapError("presign", name, err)
 	}

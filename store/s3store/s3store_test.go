@@ -158,7 +158,7 @@ func TestPresignedDownload(t *testing.T) {
 	e := newEnv(t, Options{})
 	f := uploadtest.File{Name: "a b/ü.txt", Seed: 5, Size: 1000}
 	require.NoError(t, put(t, e, f))
-	u, err := e.store.PresignGet(t.Context(), f.Name)
+	u, err := e.store.PresignGet(t.Context(), f.Name, store.DownloadHeaders{})
 	require.NoError(t, err)
 	assert.Contains(t, u, "X-Amz-Expires=900")
 	resp, err := http.Get(u)
@@ -167,7 +167,7 @@ func TestPresignedDownload(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	uploadtest.RequireContent(t, f, resp.Body)
 
-	_, err = e.store.PresignGet(t.Context(), "missing.txt")
+	_, err = e.store.PresignGet(t.Context(), "missing.txt", store.DownloadHeaders{})
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 

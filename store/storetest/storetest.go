@@ -52,6 +52,9 @@ func RequireStored(t *testing.T, s store.Store, f uploadtest.File) {
 	assert.NotEmpty(t, info.ETag)
 	assert.False(t, info.Modified.IsZero())
 	uploadtest.RequireContent(t, f, rc)
+	stat, err := s.Stat(t.Context(), f.Name)
+	require.NoError(t, err, f.Name)
+	assert.Equal(t, info, stat, "Stat and Open describe %q alike", f.Name)
 }
 
 // RequireAbsent fails t unless nothing is stored under name.
@@ -61,6 +64,8 @@ func RequireAbsent(t *testing.T, s store.Store, name string) {
 	if err == nil {
 		rc.Close()
 	}
+	require.ErrorIs(t, err, store.ErrNotFound, name)
+	_, err = s.Stat(t.Context(), name)
 	require.ErrorIs(t, err, store.ErrNotFound, name)
 }
 
@@ -90,6 +95,8 @@ func testPutListOpen(t *testing.T, newStore Factory) {
 	}
 	assert.Equal(t, []string{"a.txt", "a/deep/c.bin", "a/empty.txt", "b.bin"}, names)
 	assert.Equal(t, th+1, list[1].Size)
+	// A directory (or a key prefix) is not a file.
+	RequireAbsent(t, s, "a/deep")
 }
 
 func testNoOverwrite(t *testing.T, newStore Factory) {
@@ -190,6 +197,8 @@ func testNotFoundAndInvalid(t *testing.T, newStore Factory) {
 	RequireAbsent(t, s, "missing.bin")
 	for _, name := range []string{"", "../x", "/abs", "a//b", ".hidden", "a\\b", "a\x00b", strings.Repeat("a", 256)} {
 		_, _, err := s.Open(t.Context(), name)
+		require.ErrorIs(t, err, store.ErrInvalidName, "%q", name)
+		_, err = s.Stat(t.Context(), name)
 		require.ErrorIs(t, err, store.ErrInvalidName, "%q", name)
 		require.ErrorIs(t, s.Check(t.Context(), name, 1), store.ErrInvalidName, "%q", name)
 		f := uploadtest.File{Name: name, Size: 1}

@@ -1,0 +1,137 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"path"
+	"strings"
+
+	"spillway/store"
+)
+
+// inlineTypes are the only types a download is served as, by extension:
+// types a browser shows without running anything, even on an origin that
+// sends no X-Content-Type-Options (S3's, through a presigned URL), since a
+// browser sniffs text/plain only to tell binary from text and an image,
+// audio or video type only among the same kind. Anything else (HTML, XHTML,
+// SVG, XML, XSL, script, PDF, CSS, unknown) can render actively, or is not
+// worth the risk, and is sent as an attachment.
+//
+// The table is fixed rather than mime.TypeByExtension, which reads the
+// system's mime.types: the local server and the function must give the same
+// name the same headers.
+var inlineTypes = map[string]string{
+	".txt":  "text/plain; charset=utf-8",
+	".log":  "text/plain; charset=utf-8",
+	".md":   "text/plain; charset=utf-8",
+	".json": "application/json",
+	".png":  "image/png",
+	".jpg":  "image/jpeg",
+	".jpeg": "image/jpeg",
+	".gif":  "image/gif",
+	".webp": "image/webp",
+	".avif": "image/avif",
+	".bmp":  "image/bmp",
+	".ico":  "image/x-icon",
+	".mp3":  "audio/mpeg",
+	".m4a":  "audio/mp4",
+	".ogg":  "audio/ogg",
+	".oga":  "audio/ogg",
+	".opus": "audio/ogg",
+	".wav":  "audio/wav",
+	".flac": "audio/flac",
+	".mp4":  "video/mp4",
+	".m4v":  "video/mp4",
+	".webm": "video/webm",
+	".ogv":  "video/ogg",
+	".mov":  "video/quicktime",
+}
+
+// downloadHeaders is the one rule for the headers a stored file is
+// downloaded with, whether the handler serves it or a presigned URL does:
+// a type from inlineTypes, shown inline, or application/octet-stream as an
+// attachment under the file's base name.
+func downloadHeaders(name string) store.DownloadHeaders {
+	base := path.Base(name)
+	if t, ok := inlineTypes[strings.ToLower(path.Ext(base))]; ok {
+		return store.DownloadHeaders{ContentType: t}
+	}
+	return store.DownloadHeaders{
+		ContentType:        "application/octet-stream",
+		ContentDisposition: attachment(base),
+	}
+}
+
+// attachment is a Content-Disposition that saves the file under base: the
+// UTF-8 name in filename* (RFC 6266, RFC 8187), and an ASCII stand-in in
+// filename for clients that know only that.
+func attachment(base string) string {
+	var ascii, ext strings.Builder
+	for _, r := range base {
+		// '%' too: some clients percent-decode filename.
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' || r == '%' {
+			ascii.WriteByte('_')
+		} else {
+			ascii.WriteRune(r)
+		}
+	}
+	const hex = "0123456789ABCDEF"
+	for _, c := range []byte(base) {
+		if isAttrChar(c) {
+			ext.WriteByte(c)
+		} else {
+			ext.WriteByte('%')
+			ext.WriteByte(hex[c>>4])
+			ext.WriteByte(hex[c&0xf])
+		}
+	}
+	return `attachment; filename="` + ascii.String() + `"; filename*=UTF-8''` + ext.String()
+}
+
+// isAttrChar reports the bytes RFC 8187 lets a filename* value carry as
+// they are.
+func isAttrChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$&+-.^_`|~", c) >= 0
+}
+
+// setDownloadHeaders sets the headers both GET and HEAD of a stored file
+// carry before http.ServeContent adds the rest.
+func setDownloadHeaders(w http.ResponseWriter, name string, info store.Info) {
+	dh := downloadHeaders(name)
+	hdr := w.Header()
+	hdr.Set("ETag", info.ETag)
+	hdr.Set("Content-Type", dh.ContentType)
+	if dh.ContentDisposition != "" {
+		hdr.Set("Content-Disposition", dh.ContentDisposition)
+	}
+	// Stored files are whatever users sent: never let a browser run them
+	// as this origin's pages.
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Security-Policy", "sandbox")
+}
+
+// redirect sends a client to url with a body that says so in plain text, so
+// that a client that does not follow redirects (curl without -L) saves
+// something that explains itself rather than an HTML link.
+func redirect(w http.ResponseWriter, url string) {
+	hdr := w.Header()
+	hdr.Set("Location", url)
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	w.Write([]byte("The file is at the URL below, which expires; follow the redirect to download it (curl -L).\n" + url + "\n"))
+}
+
+// noContent stands in for a file's bytes where only its size is needed: a
+// HEAD answered from metadata, through http.ServeContent, which never reads
+// the content for HEAD.
+type noContent struct{}
+
+func (noContent) ReadAt([]byte, int64) (int, error) {
+	return 0, errors.New("api: a HEAD answer has no content")
+}
