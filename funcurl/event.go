@@ -84,8 +84,10 @@ func newEvent(r *http.Request, requestID, traceID string, now time.Time) *event 
 		case hopHeaders[k]:
 			continue
 		case k == "cookie":
-			// Payload 2.0 moves cookies out of the headers into their own
-			// list, one entry per cookie.
+			// Payload 2.0 lists the cookies one by one, and a Function URL
+			// keeps the header too (aws-lambda-go's lambdaurl/testdata,
+			// captured from AWS, has both). Several Cookie lines join as
+			// one, with the separator cookies take within a line.
 			for _, v := range vs {
 				for c := range strings.SplitSeq(v, ";") {
 					if c = strings.TrimSpace(c); c != "" {
@@ -93,6 +95,7 @@ func newEvent(r *http.Request, requestID, traceID string, now time.Time) *event 
 					}
 				}
 			}
+			headers[k] = strings.Join(vs, "; ")
 			continue
 		}
 		headers[k] = strings.Join(vs, ",")

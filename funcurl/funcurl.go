@@ -9,6 +9,10 @@
 // an event over MaxRequestSize is refused with 413 before the function is
 // invoked (the emulator would truncate it), and a response payload over
 // MaxResponseSize becomes a 502.
+//
+// AWS documents the 413's status but not its body, so the 413 carries
+// Spillway's own error JSON (code too_large): what every Spillway client
+// already reads, with a hint at the way around the limit.
 package funcurl
 
 import (
@@ -94,16 +98,18 @@ func New(cfg Config) *Handler {
 	return h
 }
 
-// The messages a Function URL answers with when it, not the function,
-// fails a request: 413 for an event over the limit, 502 for a function
-// that failed or answered badly (and 500 for the emulator's own failures).
-const (
-	msgTooLarge = "Request Entity Too Large"
-	msgInternal = "Internal Server Error"
-)
+// The message a Function URL answers with when it, not the function,
+// fails a request: 502 for a function that failed or answered badly (and
+// 500 for the emulator's own failures).
+const msgInternal = "Internal Server Error"
+
+// msgTooLarge is the fixed message of the 413 for an event over
+// MaxRequestSize.
+const msgTooLarge = "the request is over the 6,291,456 bytes a Function URL event can carry; send large files in parts (POST /uploads)"
 
 // exchange is what the log line says about one request.
 type exchange struct {
+	id       string // the request ID, for the error JSON
 	status   int
 	received int64
 	spool    string
@@ -120,7 +126,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	trace := traceID(r.Header.Get("X-Amzn-Trace-Id"), start)
 	w.Header().Set("X-Amzn-Requestid", id)
 	w.Header().Set("X-Amzn-Trace-Id", trace)
-	x := &exchange{}
+	x := &exchange{id: id}
 	h.serve(w, r, newEvent(r, id, trace, start), x)
 
 	level := slog.LevelInfo
@@ -161,7 +167,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *event, x *ex
 			least = int64(base64.StdEncoding.EncodedLen(int(min(r.ContentLength, MaxRequestSize+1))))
 		}
 		if size := int64(len(head)) + least + int64(len(tail)); size > MaxRequestSize {
-			h.fail(w, x, http.StatusRequestEntityTooLarge, msgTooLarge,
+			h.tooLarge(w, x,
 				fmt.Errorf("funcurl: a %d-byte body makes an event of at least %d bytes, over the %d-byte limit", r.ContentLength, size, MaxRequestSize))
 			return
 		}
@@ -217,7 +223,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *event, x *ex
 		inv.Size = int64(len(head)) + encoded + int64(len(tail))
 		if inv.Size > MaxRequestSize {
 			x.event = inv.Size
-			h.fail(w, x, http.StatusRequestEntityTooLarge, msgTooLarge,
+			h.tooLarge(w, x,
 				fmt.Errorf("funcurl: the event would be %d bytes, over the %d-byte limit", inv.Size, MaxRequestSize))
 			return
 		}
@@ -398,7 +404,7 @@ func (h *Handler) failSpool(w http.ResponseWriter, x *exchange, err error) {
 	var maxBytes *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxBytes), errors.Is(err, spool.ErrTooLarge):
-		h.fail(w, x, http.StatusRequestEntityTooLarge, msgTooLarge, err)
+		h.tooLarge(w, x, err)
 	case errors.Is(err, spool.ErrIncomplete), errors.Is(err, spool.ErrTooLong), errors.Is(err, spool.ErrRead),
 		errors.Is(err, context.Canceled), errors.Is(err, os.ErrDeadlineExceeded):
 		// The client's doing: it went away, stalled or lied about the length.
@@ -410,15 +416,33 @@ func (h *Handler) failSpool(w http.ResponseWriter, x *exchange, err error) {
 
 // fail answers as the Function URL itself does, with a JSON message.
 func (h *Handler) fail(w http.ResponseWriter, x *exchange, status int, message string, err error) {
-	x.status, x.err = status, err
-	body, _ := json.Marshal(struct {
+	h.writeJSON(w, x, status, struct {
 		Message string `json:"message"`
-	}{message})
+	}{message}, err)
+}
+
+// writeJSON answers for the Function URL itself, not the function.
+func (h *Handler) writeJSON(w http.ResponseWriter, x *exchange, status int, v any, err error) {
+	x.status, x.err = status, err
+	body, _ := json.Marshal(v)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// tooLarge refuses an event over MaxRequestSize, before the function runs.
+// Its body has the shape of the API's errors (see api.Error).
+func (h *Handler) tooLarge(w http.ResponseWriter, x *exchange, err error) {
+	type apiError struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
+	}
+	h.writeJSON(w, x, http.StatusRequestEntityTooLarge, struct {
+		Error apiError `json:"error"`
+	}{apiError{"too_large", msgTooLarge, x.id}}, err)
 }
 
 // bodyReader counts the bytes of a request body and pushes the read

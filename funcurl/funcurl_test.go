@@ -11,6 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -61,7 +64,7 @@ func TestEventIsAFunctionURLEvent(t *testing.T) {
 	for k := range ev.Headers {
 		assert.Equal(t, strings.ToLower(k), k, "header names are lower-case")
 	}
-	assert.NotContains(t, ev.Headers, "cookie", "cookies move to their own list")
+	assert.Equal(t, "c1=v1; c2=v2; c3=v3", ev.Headers["cookie"], "the header stays beside the list")
 	assert.Equal(t, "one,two", ev.Headers["x-custom"])
 	assert.Equal(t, "test-agent/1.0", ev.Headers["user-agent"])
 	assert.Equal(t, u.Host, ev.Headers["host"])
@@ -99,6 +102,64 @@ func TestEventIsAFunctionURLEvent(t *testing.T) {
 	resp2, _ := do(t, newRequest(t, http.MethodGet, e.url+"/", nil))
 	assert.NotEqual(t, resp.Header.Get("X-Amzn-Requestid"), resp2.Header.Get("X-Amzn-Requestid"))
 	assert.Contains(t, e.logs.String(), `msg=request method=GET path=/files/a%20b/c%2Fd status=200`)
+}
+
+// TestEventMatchesCapturedAWSEvent replays the request behind an event
+// that aws-lambda-go captured from a deployed Function URL
+// (lambdaurl/testdata, made by its gen-events.sh) and compares every part
+// that does not depend on the account, the URL or the moment: the same
+// headers, the Cookie header kept beside the cookies list, the same body,
+// path, query and route.
+func TestEventMatchesCapturedAWSEvent(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/aws/aws-lambda-go").Output()
+	require.NoError(t, err)
+	captured, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)),
+		"lambdaurl", "testdata", "function-url-request-with-headers-and-cookies-and-text-body.json"))
+	require.NoError(t, err)
+	want, wantEv := decodeEvent(t, captured)
+
+	inv := &fakeInvoker{}
+	e := startEmulator(t, inv, spool.DefaultThreshold)
+	req := newRequest(t, http.MethodPost, e.url+"/hello?hello=world&foo=bar", strings.NewReader(`{"hello": "world"}`))
+	for k, v := range map[string]string{
+		"Header1": "h1", "Header2": "h1,h2", "Header3": "h3",
+		"Cookie":       "foo=bar; hello=hello",
+		"Content-Type": "application/json",
+		"Accept":       "*/*", "Accept-Encoding": "gzip, deflate",
+		"User-Agent": "python-requests/2.28.2",
+	} {
+		req.Header.Set(k, v)
+	}
+	resp, body := do(t, req)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	got, gotEv := decodeEvent(t, inv.last(t))
+
+	// What the deployment, the client's address and the moment decide.
+	local := func(k string) bool {
+		return k == "host" || strings.HasPrefix(k, "x-amz-") || strings.HasPrefix(k, "x-amzn-") || strings.HasPrefix(k, "x-forwarded-")
+	}
+	for k, v := range wantEv.Headers {
+		if !local(k) {
+			assert.Equal(t, v, gotEv.Headers[k], "header %s", k)
+		}
+	}
+	for k := range gotEv.Headers {
+		assert.True(t, local(k) || wantEv.Headers[k] != "", "header %s is not in the captured event", k)
+	}
+	assert.Equal(t, wantEv.Cookies, gotEv.Cookies)
+	assert.Equal(t, wantEv.Body, gotEv.Body)
+	assert.Equal(t, wantEv.IsBase64Encoded, gotEv.IsBase64Encoded)
+	assert.Equal(t, wantEv.RawPath, gotEv.RawPath)
+	assert.Equal(t, wantEv.RawQueryString, gotEv.RawQueryString)
+	assert.Equal(t, wantEv.QueryStringParameters, gotEv.QueryStringParameters)
+	assert.Equal(t, want["version"], got["version"])
+	assert.Equal(t, want["routeKey"], got["routeKey"])
+	wantHTTP, gotHTTP := wantEv.RequestContext.HTTP, gotEv.RequestContext.HTTP
+	wantHTTP.SourceIP, gotHTTP.SourceIP = "", ""
+	assert.Equal(t, wantHTTP, gotHTTP)
+	wantRC, gotRC := want["requestContext"].(map[string]any), got["requestContext"].(map[string]any)
+	assert.Equal(t, wantRC["routeKey"], gotRC["routeKey"])
+	assert.Equal(t, wantRC["stage"], gotRC["stage"])
 }
 
 func TestClientTraceIDIsKept(t *testing.T) {
@@ -189,19 +250,8 @@ func TestEmptyBodies(t *testing.T) {
 	}
 }
 
-// eventOverhead measures the event around a body of n bytes: everything
-// but the encoded body. IDs, times and addresses have fixed widths, and
-// the body lengths compared have as many digits.
-func eventOverhead(t *testing.T, e *emulator, inv *fakeInvoker, contentType string, n int64, chunked bool) int64 {
-	t.Helper()
-	status, _ := put(t, e, contentType, n, chunked)
-	require.Equal(t, http.StatusOK, status)
-	_, ev := decodeEvent(t, inv.last(t))
-	return int64(len(inv.last(t)) - len(ev.Body))
-}
-
 // put sends n bytes of text or binary, with a Content-Length or chunked.
-func put(t *testing.T, e *emulator, contentType string, n int64, chunked bool) (int, []byte) {
+func put(t *testing.T, e *emulator, contentType string, n int64, chunked bool) (*http.Response, []byte) {
 	t.Helper()
 	f := uploadtest.File{Seed: 9, Size: n, Text: strings.HasPrefix(contentType, "text/")}
 	var body io.Reader = f.Reader()
@@ -213,53 +263,28 @@ func put(t *testing.T, e *emulator, contentType string, n int64, chunked bool) (
 		req.ContentLength = n
 	}
 	req.Header.Set("Content-Type", contentType)
-	resp, got := do(t, req)
-	return resp.StatusCode, got
+	return do(t, req)
 }
 
-// TestRequestSizeLimitIsExact: the largest body whose event is exactly
-// MaxRequestSize bytes is invoked; one byte more is refused with 413 and
-// never reaches the function, for text and base64, with and without a
-// Content-Length.
+// TestRequestSizeLimitIsExact: an event of exactly MaxRequestSize bytes is
+// invoked; one byte more is refused with 413 and never reaches the
+// function, for text and base64, with and without a Content-Length.
 func TestRequestSizeLimitIsExact(t *testing.T) {
 	inv := &fakeInvoker{}
 	e := startEmulator(t, inv, spool.DefaultThreshold)
-	for _, chunked := range []bool{false, true} {
-		t.Run(fmt.Sprintf("text/chunked=%v", chunked), func(t *testing.T) {
-			overhead := eventOverhead(t, e, inv, "text/plain", 1_000_000, chunked)
-			fits := MaxRequestSize - overhead
-			status, body := put(t, e, "text/plain", fits, chunked)
-			require.Equal(t, http.StatusOK, status, string(body))
-			assert.Len(t, inv.last(t), MaxRequestSize)
-
-			calls := inv.calls.Load()
-			status, body = put(t, e, "text/plain", fits+1, chunked)
-			assert.Equal(t, http.StatusRequestEntityTooLarge, status)
-			assert.JSONEq(t, `{"message":"Request Entity Too Large"}`, string(body))
-			assert.Equal(t, calls, inv.calls.Load(), "the function is not invoked")
-			uploadtest.RequireEmptyDir(t, e.spoolDir)
-		})
-		t.Run(fmt.Sprintf("binary/chunked=%v", chunked), func(t *testing.T) {
-			overhead := eventOverhead(t, e, inv, "application/octet-stream", 3_000_000, chunked)
-			fits := (MaxRequestSize - overhead) / 4 * 3 // whole base64 quanta
-			status, body := put(t, e, "application/octet-stream", fits, chunked)
-			require.Equal(t, http.StatusOK, status, string(body))
-			assert.LessOrEqual(t, len(inv.last(t)), MaxRequestSize)
-			assert.Greater(t, len(inv.last(t)), MaxRequestSize-4)
-
-			calls := inv.calls.Load()
-			status, body = put(t, e, "application/octet-stream", fits+1, chunked)
-			assert.Equal(t, http.StatusRequestEntityTooLarge, status)
-			assert.JSONEq(t, `{"message":"Request Entity Too Large"}`, string(body))
-			assert.Equal(t, calls, inv.calls.Load(), "the function is not invoked")
-			uploadtest.RequireEmptyDir(t, e.spoolDir)
-		})
-	}
+	testExactLimit(t, limitTarget{
+		url:      e.url,
+		spoolDir: e.spoolDir,
+		event: func(t *testing.T, _ *http.Response, _ []byte) eventSize {
+			return measureEvent(t, inv.last(t))
+		},
+		calls: func(*testing.T) int { return int(inv.calls.Load()) },
+	})
 
 	// Far over the limit without a length: reading stops at the limit.
 	calls := inv.calls.Load()
-	status, _ := put(t, e, "application/octet-stream", MaxRequestSize+1<<20, true)
-	assert.Equal(t, http.StatusRequestEntityTooLarge, status)
+	resp, body := put(t, e, "application/octet-stream", MaxRequestSize+1<<20, true)
+	assertTooLarge(t, resp, body)
 	assert.Equal(t, calls, inv.calls.Load())
 	uploadtest.RequireEmptyDir(t, e.spoolDir)
 }
@@ -291,8 +316,7 @@ func TestOversizedLengthIsRefusedBeforeTheBody(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		conn.Close()
 		assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "%s: no 100 Continue, a 413", c.contentType)
-		assert.JSONEq(t, `{"message":"Request Entity Too Large"}`, string(body))
-		assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+		assertTooLarge(t, resp, body)
 		assert.Regexp(t, uuidRE, resp.Header.Get("X-Amzn-Requestid"))
 	}
 	assert.Zero(t, inv.calls.Load())

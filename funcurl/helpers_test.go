@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"spillway/internal/testservers"
@@ -154,6 +155,27 @@ func runRIE(t *testing.T, bootstrap string, env ...string) (*RIE, *uploadtest.Sy
 		}
 	})
 	return r, out
+}
+
+// assertTooLarge checks the 413 for an event over MaxRequestSize:
+// Spillway's error JSON, with the request ID the response carries.
+func assertTooLarge(t *testing.T, resp *http.Response, body []byte) {
+	t.Helper()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	var got struct {
+		Error struct {
+			Code      string `json:"code"`
+			Message   string `json:"message"`
+			RequestID string `json:"request_id"`
+		} `json:"error"`
+	}
+	if assert.NoError(t, json.Unmarshal(body, &got), "%s", body) {
+		assert.Equal(t, "too_large", got.Error.Code)
+		assert.Equal(t, msgTooLarge, got.Error.Message)
+		assert.Equal(t, resp.Header.Get("X-Amzn-Requestid"), got.Error.RequestID)
+		assert.NotEmpty(t, got.Error.RequestID)
+	}
 }
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

@@ -3,8 +3,11 @@ package funcurl
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +27,8 @@ func TestRealEmulator(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a function and runs the emulator")
 	}
-	rie, _ := runRIE(t, buildFunction(t, "./testdata/testfunc"), "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
+	record := filepath.Join(t.TempDir(), "invocations")
+	rie, _ := runRIE(t, buildFunction(t, "./testdata/testfunc"), "AWS_LAMBDA_FUNCTION_TIMEOUT=60", "TESTFUNC_RECORD="+record)
 	e := startEmulator(t, rie, 1<<10)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -100,9 +104,29 @@ func TestRealEmulator(t *testing.T) {
 		req.ContentLength = f.Size
 		req.Header.Set("Content-Type", "application/octet-stream")
 		resp, body := do(t, req)
-		assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
-		assert.JSONEq(t, `{"message":"Request Entity Too Large"}`, string(body))
+		assertTooLarge(t, resp, body)
 		uploadtest.RequireEmptyDir(t, e.spoolDir)
+	})
+
+	// The emulator itself passes events up to MaxResponseSize and cuts
+	// longer ones: the limit is the Handler's, to the byte.
+	t.Run("exactly at the limit", func(t *testing.T) {
+		testExactLimit(t, limitTarget{
+			url:      e.url,
+			spoolDir: e.spoolDir,
+			event: func(t *testing.T, resp *http.Response, body []byte) eventSize {
+				t.Helper()
+				var size eventSize
+				require.NoError(t, json.Unmarshal(body, &size), "%s", body)
+				return size
+			},
+			calls: func(t *testing.T) int {
+				t.Helper()
+				b, err := os.ReadFile(record)
+				require.NoError(t, err)
+				return bytes.Count(b, []byte("\n"))
+			},
+		})
 	})
 
 	// Unserialised, the emulator would refuse all but one of these.

@@ -183,7 +183,13 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 			}
 			resp, got := send(req)
 			assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
-			assert.JSONEq(t, `{"message":"Request Entity Too Large"}`, string(got))
+			var refused struct {
+				Error struct {
+					Code string `json:"code"`
+				} `json:"error"`
+			}
+			require.NoError(t, json.Unmarshal(got, &refused), "%s", got)
+			assert.Equal(t, "too_large", refused.Error.Code)
 			assert.NoFileExists(t, gw.ObjectPath(f.Name))
 			uploadtest.RequireEmptyDir(t, r.spoolDir)
 		}
