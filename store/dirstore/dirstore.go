@@ -628,7 +628,7 @@ func (l *lister) walk(dir string) error {
 	if l.s.testHookReadDir != nil {
 		l.s.testHookReadDir(dir)
 	}
-	des, err := fs.ReadDir(l.s.root.FS(), dir)
+	des, err := l.s.readDir(dir)
 	if err != nil {
 		if dir != "." && gone(err) {
 			// Removed while walking, or a prefix's folder that is not one.
@@ -675,6 +675,27 @@ func (l *lister) walk(dir string) error {
 		l.infos = append(l.infos, info(e.key, fi))
 	}
 	return nil
+}
+
+// readDir reads the entries of dir, opened through the root, from a plain
+// *os.File over the same directory: os stats every entry of a directory
+// opened in a Root (it cannot stat lazily through one), which on a large
+// directory costs more than the rest of a page together. The types that
+// the directory reports are all List needs; it stats the files it returns
+// through the root.
+func (s *Store) readDir(dir string) ([]fs.DirEntry, error) {
+	f, err := s.root.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "dup", Path: dir, Err: err}
+	}
+	d := os.NewFile(uintptr(fd), dir)
+	defer d.Close()
+	return d.ReadDir(-1)
 }
 
 // wants reports whether e is, or may hold, a name of the page.

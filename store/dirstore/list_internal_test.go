@@ -68,3 +68,26 @@ func TestListReadsOnlyWhatThePageNeeds(t *testing.T) {
 		assert.Equal(t, c.read, read, "%+v", c.opts)
 	}
 }
+
+// A symlink is never followed by a listing: one to a directory outside
+// lists nothing, as a prefix or on the way.
+func TestListDoesNotFollowSymlinks(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("x"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "kept.txt"), []byte("x"), 0o644))
+	require.NoError(t, os.Symlink(outside, filepath.Join(dir, "out")))
+	require.NoError(t, os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(dir, "link.txt")))
+	s, _, err := Open(dir, Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	for prefix, want := range map[string][]string{"": {"kept.txt"}, "out/": nil, "out": nil, "link.txt/": nil} {
+		page, more, err := s.List(t.Context(), store.ListOptions{Prefix: prefix})
+		require.NoError(t, err, "prefix %q", prefix)
+		assert.False(t, more)
+		var names []string
+		for _, info := range page {
+			names = append(names, info.Name)
+		}
+		assert.Equal(t, want, names, "prefix %q", prefix)
+	}
+}
