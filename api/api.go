@@ -185,18 +185,6 @@ type UploadResponse struct {
 	Files []FileResult `json:"files"`
 }
 
-// ListEntry is one file in GET /files.
-type ListEntry struct {
-	Name     string    `json:"name"`
-	Size     int64     `json:"size"`
-	Modified time.Time `json:"modified"`
-}
-
-// ListResponse is the body of GET /files.
-type ListResponse struct {
-	Files []ListEntry `json:"files"`
-}
-
 // exchange is what the log line says about one request.
 type exchange struct {
 	w      *responseWriter
@@ -551,19 +539,6 @@ func joinSpool(acc, loc string) string {
 		return loc
 	}
 	return "mixed"
-}
-
-func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
-	infos, err := h.store.List(r.Context())
-	if err != nil {
-		return err
-	}
-	resp := ListResponse{Files: make([]ListEntry, 0, len(infos))}
-	for _, i := range infos {
-		resp.Files = append(resp.Files, ListEntry{Name: i.Name, Size: i.Size, Modified: i.Modified.UTC()})
-	}
-	writeJSON(w, http.StatusOK, resp)
-	return nil
 }
 
 // download serves GET and HEAD of a stored file. HEAD is answered from

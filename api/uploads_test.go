@@ -777,15 +777,20 @@ func (f *fakeStore) Put(_ context.Context, files []store.File) error {
 	return nil
 }
 
-func (f *fakeStore) List(context.Context) ([]store.Info, error) {
+func (f *fakeStore) List(_ context.Context, opts store.ListOptions) ([]store.Info, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	infos := []store.Info{}
 	for name, b := range f.files {
-		infos = append(infos, store.Info{Name: name, Size: int64(len(b))})
+		if strings.HasPrefix(name, opts.Prefix) && name > opts.After {
+			infos = append(infos, store.Info{Name: name, Size: int64(len(b))})
+		}
 	}
 	slices.SortFunc(infos, func(a, b store.Info) int { return strings.Compare(a.Name, b.Name) })
-	return infos, nil
+	if len(infos) > opts.PageLimit() {
+		return infos[:opts.PageLimit()], true, nil
+	}
+	return infos, false, nil
 }
 
 type nopSeekCloser struct{ *bytes.Reader }

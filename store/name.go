@@ -29,6 +29,66 @@ func ValidateName(name string) error {
 	case name[0] == '/':
 		return invalid(name, "is absolute")
 	}
+	if err := checkRunes(name); err != nil {
+		return err
+	}
+	for i, seg := range strings.Split(name, "/") {
+		switch {
+		case seg == "":
+			return invalid(name, "has an empty path segment")
+		case seg[0] == '.':
+			return invalid(name, fmt.Sprintf("has a segment %q that begins with a dot", seg))
+		case len(seg) > MaxSegmentLen:
+			return invalid(name, fmt.Sprintf("has a segment of %d bytes, over the %d-byte limit", len(seg), MaxSegmentLen))
+		case strings.HasSuffix(seg, " ") || strings.HasSuffix(seg, "."):
+			return invalid(name, fmt.Sprintf("has a segment %q that ends with a space or dot", seg))
+		case i == 0 && isDrive(seg):
+			return invalid(name, "begins with a drive letter")
+		case isReservedDevice(seg):
+			return invalid(name, fmt.Sprintf("has a segment %q that is a reserved device name", seg))
+		}
+	}
+	return nil
+}
+
+// ValidatePrefix reports whether prefix may select a listing: the empty
+// prefix (everything), a folder such as "2026/" (everything below it), or
+// the start of a name such as "2026/rep". A prefix is a plain string
+// prefix of names, so "2026" also selects "2026-notes.txt". The folders
+// before its last slash must pass ValidateName; the text after it, the
+// start of a segment, may be anything a segment can begin with. A prefix
+// that passes may still select nothing.
+func ValidatePrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	switch {
+	case len(prefix) > MaxNameLen:
+		return fmt.Errorf("%w: prefix is %d bytes, over the %d-byte limit", ErrInvalidName, len(prefix), MaxNameLen)
+	case !utf8.ValidString(prefix):
+		return invalid(prefix, "is not valid UTF-8")
+	}
+	if err := checkRunes(prefix); err != nil {
+		return err
+	}
+	dir, start := "", prefix
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dir, start = prefix[:i], prefix[i+1:]
+		if err := ValidateName(dir); err != nil {
+			return err
+		}
+	}
+	switch {
+	case strings.HasPrefix(start, "."):
+		return invalid(prefix, "has a segment that begins with a dot")
+	case len(start) > MaxSegmentLen:
+		return invalid(prefix, fmt.Sprintf("has a segment of %d bytes, over the %d-byte limit", len(start), MaxSegmentLen))
+	}
+	return nil
+}
+
+// checkRunes refuses the characters no name may contain anywhere.
+func checkRunes(name string) error {
 	for _, r := range name {
 		switch {
 		case r == '\\':
@@ -50,22 +110,6 @@ func ValidateName(name string) error {
 			return invalid(name, fmt.Sprintf("contains the invisible character %U", r))
 		case isLookalike(r):
 			return invalid(name, fmt.Sprintf("contains %U, which looks like a path separator or dot", r))
-		}
-	}
-	for i, seg := range strings.Split(name, "/") {
-		switch {
-		case seg == "":
-			return invalid(name, "has an empty path segment")
-		case seg[0] == '.':
-			return invalid(name, fmt.Sprintf("has a segment %q that begins with a dot", seg))
-		case len(seg) > MaxSegmentLen:
-			return invalid(name, fmt.Sprintf("has a segment of %d bytes, over the %d-byte limit", len(seg), MaxSegmentLen))
-		case strings.HasSuffix(seg, " ") || strings.HasSuffix(seg, "."):
-			return invalid(name, fmt.Sprintf("has a segment %q that ends with a space or dot", seg))
-		case i == 0 && isDrive(seg):
-			return invalid(name, "begins with a drive letter")
-		case isReservedDevice(seg):
-			return invalid(name, fmt.Sprintf("has a segment %q that is a reserved device name", seg))
 		}
 	}
 	return nil

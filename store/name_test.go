@@ -33,3 +33,23 @@ func TestValidateName(t *testing.T) {
 		assert.ErrorIs(t, store.ValidateName(name), store.ErrInvalidName, "%q", name)
 	}
 }
+
+func TestValidatePrefix(t *testing.T) {
+	valid := []string{
+		"", "a", "a/", "a/b/", "a/b/c", "2026/rep", "dir.", "dir ", "CON", "C:", "a/CO",
+		strings.Repeat("a", store.MaxSegmentLen),
+		strings.Repeat(strings.Repeat("a", 200)+"/", 5),
+	}
+	for _, p := range valid {
+		assert.NoError(t, store.ValidatePrefix(p), "%q", p)
+	}
+	invalid := []string{
+		"/", "/a", "//", "a//", "a//b", ".", ".spillway/", ".spillway-uploads/x", "a/.", "a/.git", "../", "a/../",
+		"a\\b", "a\x00", "a\n", "evil\u202e", "a\u2215", "\xff", "dir./", "dir /x", "C:/", "CON/", "a/NUL/",
+		strings.Repeat("a", store.MaxSegmentLen+1),
+		strings.Repeat("a/", store.MaxNameLen/2) + "b",
+	}
+	for _, p := range invalid {
+		assert.ErrorIs(t, store.ValidatePrefix(p), store.ErrInvalidName, "%q", p)
+	}
+}

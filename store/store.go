@@ -56,8 +56,10 @@ type Store interface {
 	// Put publishes all files or none. Each appears complete or not at all,
 	// and once Put returns nil the bytes are durable as the store defines.
 	Put(ctx context.Context, files []File) error
-	// List returns every stored file, sorted by name.
-	List(ctx context.Context) ([]Info, error)
+	// List returns one page of the stored files that opts selects, sorted
+	// by name in byte order, and whether more follow it. A bad
+	// opts.Prefix is ErrInvalidName.
+	List(ctx context.Context, opts ListOptions) (files []Info, more bool, err error)
 	// Open returns a stored file's metadata and content.
 	Open(ctx context.Context, name string) (Info, io.ReadSeekCloser, error)
 	// Stat returns a stored file's metadata, the Info Open would, without
@@ -85,4 +87,31 @@ type DownloadHeaders struct {
 	ContentType string
 	// ContentDisposition is empty when the file may be shown inline.
 	ContentDisposition string
+}
+
+// MaxListLimit is the most files one List call returns.
+const MaxListLimit = 1000
+
+// ListOptions select one page of a listing.
+type ListOptions struct {
+	// Prefix keeps the names that begin with it, byte for byte: "2026/"
+	// selects everything in the folder 2026, "2026/rep" the names in it
+	// that begin with "rep". It must pass ValidatePrefix; empty selects
+	// every name.
+	Prefix string
+	// After keeps the names that sort after it, whether or not it is
+	// stored, so that the next page begins where the last one ended even
+	// when files come and go between the two. Empty: from the first name.
+	After string
+	// Limit is the most files to return, from 1 to MaxListLimit; any other
+	// value means MaxListLimit.
+	Limit int
+}
+
+// PageLimit returns Limit, or MaxListLimit when Limit is out of range.
+func (o ListOptions) PageLimit() int {
+	if o.Limit < 1 || o.Limit > MaxListLimit {
+		return MaxListLimit
+	}
+	return o.Limit
 }

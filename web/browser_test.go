@@ -9,9 +9,11 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -258,6 +260,75 @@ func TestPageDropZone(t *testing.T) {
 	if got := attr(t, ctx, "#drop", "class"); got != "drop" {
 		t.Errorf("the drop zone's class is %q after the drop, want drop", got)
 	}
+}
+
+// TestPageListsInPages stores more files than one page of GET /files
+// holds. The list shows the first page and a button; the button adds the
+// next page, and a refresh then keeps both pages: each file once, in the
+// server's order.
+func TestPageListsInPages(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, "", rec.wrap)
+	var names []string
+	for i := range 1005 {
+		names = append(names, fmt.Sprintf("f%04d.bin", i))
+	}
+	names = append(names, "dir/a.bin", "dir-b.bin")
+	for _, name := range names {
+		writeStored(t, srv, name)
+	}
+	slices.Sort(names)
+
+	ctx := newBrowser(t)
+	rows := func() []string {
+		return eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#stored tbody tr'), (tr) => tr.dataset.name)`)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, ctx, "#more-files")
+	assert.Equal(t, names[:1000], rows(), "the first page, in the server's order")
+	firstPageEnd := names[999]
+	assert.Equal(t, "Showing the first 1,000 files; more are stored.", text(t, ctx, "#list-status"))
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("more-files")), chromedp.WaitNotVisible(chromedp.ID("more-row"))); err != nil {
+		t.Fatal(err)
+	}
+	assert.Equal(t, names, rows(), "both pages, each file once")
+	assert.Equal(t, "1,007 files", text(t, ctx, "#list-status"))
+	assert.True(t, eval[bool](t, ctx, `document.activeElement === document.querySelector('#stored tbody tr:nth-child(1001) a')`),
+		"the focus moves to the first file the button added, as the button goes")
+
+	// A file that sorts first pushes one file of the first page onto the
+	// second: a refresh fetches both pages again, and shows every file.
+	writeStored(t, srv, "0-new.bin")
+	names = append([]string{"0-new.bin"}, names...)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("refresh"))); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, ctx, `#stored tr[data-name="0-new.bin"]`)
+	assert.Equal(t, names, rows())
+	assert.Equal(t, "1,008 files", text(t, ctx, "#list-status"))
+
+	// The page followed next_cursor: the last name of the page before.
+	cursor := func(name string) string { return "cursor=" + base64.RawURLEncoding.EncodeToString([]byte(name)) }
+	var lists []string
+	for _, r := range rec.requests() {
+		if r.Method == http.MethodGet && r.Path == "/files" {
+			lists = append(lists, r.Query)
+		}
+	}
+	assert.Equal(t, []string{"", cursor(firstPageEnd), "", cursor(names[999])}, lists)
+	screenshot(t, ctx)
+}
+
+// writeStored puts a file named name, holding its name, straight into the
+// server's upload directory.
+func writeStored(t *testing.T, srv server, name string) {
+	t.Helper()
+	p := filepath.Join(srv.uploads, filepath.FromSlash(name))
+	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	require.NoError(t, os.WriteFile(p, []byte(name), 0o644))
 }
 
 // TestPageMultipart sends a file of three parts. It goes through the

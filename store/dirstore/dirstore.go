@@ -57,6 +57,8 @@ type Store struct {
 	// sweeping keeps CreateUploads that arrive together from sweeping the
 	// same uploads at once.
 	sweeping atomic.Bool
+	// testHookReadDir, if set, is called with each directory List reads.
+	testHookReadDir func(dir string)
 }
 
 var (
@@ -571,41 +573,154 @@ func (s *Store) syncDir(name string) error {
 	return nil
 }
 
-// List implements store.Store. Hidden entries (staging files among them)
-// and names that would not pass ValidateName are left out.
-func (s *Store) List(ctx context.Context) ([]store.Info, error) {
-	var infos []store.Info
-	err := fs.WalkDir(s.root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && name != "." {
-				return nil // removed while walking
-			}
-			return err
-		}
-		if name == "." {
-			return ctx.Err()
-		}
-		if strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() || store.ValidateName(name) != nil {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		infos = append(infos, info(name, fi))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dirstore: list: %w", err)
+// List implements store.Store. Hidden entries (staging files, upload
+// state) and names that would not pass ValidateName are left out.
+//
+// It walks the tree in name order, one directory at a time, and stops once
+// the page is full: only the directories that can hold names of this page
+// are read, those below the prefix that sort after opts.After. A directory
+// is read whole, to be sorted; the walk holds one such listing per level.
+func (s *Store) List(ctx context.Context, opts store.ListOptions) ([]store.Info, bool, error) {
+	if err := store.ValidatePrefix(opts.Prefix); err != nil {
+		return nil, false, err
 	}
-	slices.SortFunc(infos, func(a, b store.Info) int { return strings.Compare(a.Name, b.Name) })
-	return infos, nil
+	l := &lister{ctx: ctx, s: s, opts: opts, limit: opts.PageLimit()}
+	// Every name the prefix selects is in the folder it names, if any.
+	top := "."
+	if i := strings.LastIndexByte(opts.Prefix, '/'); i >= 0 {
+		top = opts.Prefix[:i]
+	}
+	err := l.walk(top)
+	if errors.Is(err, errPageFull) {
+		return l.infos, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("dirstore: list: %w", err)
+	}
+	return l.infos, false, nil
+}
+
+// errPageFull ends a walk that found one name more than its page holds.
+var errPageFull = errors.New("page full")
+
+type lister struct {
+	ctx   context.Context
+	s     *Store
+	opts  store.ListOptions
+	limit int
+	infos []store.Info
+}
+
+// listEntry is a directory entry with the key it sorts by: its name, or
+// for a directory its name and a slash. Every name below a directory
+// begins with that key, so walking each directory's entries in key order
+// yields the names in byte order: "a-b", "a.txt", "a/x".
+type listEntry struct {
+	key string
+	dir bool
+}
+
+// walk appends the page's files in dir, and below it, in name order.
+func (l *lister) walk(dir string) error {
+	if err := l.ctx.Err(); err != nil {
+		return err
+	}
+	if l.s.testHookReadDir != nil {
+		l.s.testHookReadDir(dir)
+	}
+	des, err := l.s.readDir(dir)
+	if err != nil {
+		if dir != "." && gone(err) {
+			// Removed while walking, or a prefix's folder that is not one.
+			return nil
+		}
+		return err
+	}
+	entries := make([]listEntry, 0, len(des))
+	for _, d := range des {
+		if strings.HasPrefix(d.Name(), ".") {
+			continue
+		}
+		e := listEntry{key: d.Name(), dir: d.IsDir()}
+		if dir != "." {
+			e.key = dir + "/" + e.key
+		}
+		if e.dir {
+			e.key += "/"
+		} else if !d.Type().IsRegular() {
+			continue
+		}
+		if l.wants(e) {
+			entries = append(entries, e)
+		}
+	}
+	slices.SortFunc(entries, func(a, b listEntry) int { return strings.Compare(a.key, b.key) })
+	for _, e := range entries {
+		if e.dir {
+			if err := l.walk(strings.TrimSuffix(e.key, "/")); err != nil {
+				return err
+			}
+			continue
+		}
+		if store.ValidateName(e.key) != nil {
+			continue
+		}
+		fi, err := l.s.root.Lstat(e.key)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue // removed or replaced while walking
+		}
+		if len(l.infos) == l.limit {
+			return errPageFull
+		}
+		l.infos = append(l.infos, info(e.key, fi))
+	}
+	return nil
+}
+
+// readDir reads the entries of dir, opened through the root, from a plain
+// *os.File over the same directory: os stats every entry of a directory
+// opened in a Root (it cannot stat lazily through one), which on a large
+// directory costs more than the rest of a page together. The types that
+// the directory reports are all List needs; it stats the files it returns
+// through the root.
+func (s *Store) readDir(dir string) ([]fs.DirEntry, error) {
+	f, err := s.root.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "dup", Path: dir, Err: err}
+	}
+	d := os.NewFile(uintptr(fd), dir)
+	defer d.Close()
+	return d.ReadDir(-1)
+}
+
+// wants reports whether e is, or may hold, a name of the page.
+func (l *lister) wants(e listEntry) bool {
+	p, after := l.opts.Prefix, l.opts.After
+	if !e.dir {
+		return strings.HasPrefix(e.key, p) && e.key > after
+	}
+	// A folder whose name breaks the rules holds no name that keeps them.
+	if store.ValidateName(strings.TrimSuffix(e.key, "/")) != nil {
+		return false
+	}
+	if !strings.HasPrefix(e.key, p) && !strings.HasPrefix(p, e.key) {
+		return false
+	}
+	// Every name below sorts before after, unless after is itself below.
+	return after < e.key || strings.HasPrefix(after, e.key)
+}
+
+// gone reports errors that mean a directory is not there to list: removed,
+// a file, or a symlink that leads out of the root.
+func gone(err error) bool {
+	var errno syscall.Errno
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) ||
+		!errors.As(err, &errno) && isPathError(err)
 }
 
 // Open implements store.Store.

@@ -272,22 +272,50 @@ func (s *Store) retryAborts(ctx context.Context) {
 	}
 }
 
-// List implements store.Store.
-func (s *Store) List(ctx context.Context) ([]store.Info, error) {
+// List implements store.Store with ListObjectsV2, which returns keys in
+// byte order: Prefix selects the folder, StartAfter resumes after the last
+// key seen, and MaxKeys asks for one key more than the page holds, to know
+// whether more follow.
+func (s *Store) List(ctx context.Context, opts store.ListOptions) ([]store.Info, bool, error) {
+	if err := store.ValidatePrefix(opts.Prefix); err != nil {
+		return nil, false, err
+	}
+	limit := opts.PageLimit()
+	prefix := s.key(opts.Prefix)
+	// No valid name begins with a dot or a slash, and between the two no
+	// other byte sorts: past the store's own objects under .spillway/,
+	// listing goes on after this key.
+	hidden, pastHidden := s.opts.Prefix+".", s.opts.Prefix+"/"
+	var startAfter string
+	if opts.After != "" {
+		startAfter = s.key(opts.After)
+	}
 	var infos []store.Info
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.opts.Prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+	for {
+		in := &s3.ListObjectsV2Input{
+			Bucket:  &s.bucket,
+			Prefix:  aws.String(prefix),
+			MaxKeys: aws.Int32(int32(min(limit+1-len(infos), maxListKeys))),
+		}
+		if startAfter != "" {
+			in.StartAfter = aws.String(startAfter)
+		}
+		page, err := s.client.ListObjectsV2(ctx, in)
 		if err != nil {
-			return nil, mapError("list", "", err)
+			return nil, false, mapError("list", opts.Prefix, err)
 		}
 		for _, o := range page.Contents {
-			name := strings.TrimPrefix(aws.ToString(o.Key), s.opts.Prefix)
+			key := aws.ToString(o.Key)
+			startAfter = key
+			name := strings.TrimPrefix(key, s.opts.Prefix)
 			// Upload records and staging objects are not files. Their
 			// names would fail validation anyway; skipping them by prefix
 			// says so, and keeps them out should the rules ever relax.
 			if strings.HasPrefix(name, internalDir) || store.ValidateName(name) != nil {
 				continue
+			}
+			if len(infos) == limit {
+				return infos, true, nil
 			}
 			infos = append(infos, store.Info{
 				Name:     name,
@@ -296,10 +324,17 @@ func (s *Store) List(ctx context.Context) ([]store.Info, error) {
 				ETag:     aws.ToString(o.ETag),
 			})
 		}
+		if !aws.ToBool(page.IsTruncated) || len(page.Contents) == 0 {
+			return infos, false, nil
+		}
+		if strings.HasPrefix(startAfter, hidden) && pastHidden > startAfter {
+			startAfter = pastHidden
+		}
 	}
-	slices.SortFunc(infos, func(a, b store.Info) int { return strings.Compare(a.Name, b.Name) })
-	return infos, nil
 }
+
+// maxListKeys is the most keys one ListObjectsV2 call returns.
+const maxListKeys = 1000
 
 // Open implements store.Store. The reader fetches byte ranges on demand, so
 // seeking (for Range requests) costs nothing until the next Read.

@@ -3,9 +3,12 @@ package s3store
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -58,6 +61,24 @@ func TestConformance(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) (store.Store, *spool.Spooler) {
 				e := newEnv(t, Options{Prefix: prefix})
 				return e.store, e.spooler
+			})
+		})
+	}
+}
+
+// TestListConformance runs the listing suite against a real S3 gateway,
+// with and without a key prefix; files are removed with DeleteObject.
+func TestListConformance(t *testing.T) {
+	for _, prefix := range []string{"", "tenant/a/"} {
+		t.Run("prefix="+prefix, func(t *testing.T) {
+			storetest.RunList(t, func(t *testing.T) (store.Store, *spool.Spooler, func(string) error) {
+				e := newEnv(t, Options{Prefix: prefix})
+				return e.store, e.spooler, func(name string) error {
+					_, err := e.gw.Client().DeleteObject(t.Context(), &s3.DeleteObjectInput{
+						Bucket: aws.String(e.gw.Bucket), Key: aws.String(prefix + name),
+					})
+					return err
+				}
 			})
 		})
 	}
@@ -150,7 +171,7 @@ func TestS3DownIsABackendError(t *testing.T) {
 	e.gw.Stop()
 	err := e.store.Put(t.Context(), []store.File{{Name: "x.bin", Body: b}})
 	require.ErrorIs(t, err, store.ErrBackend)
-	_, err = e.store.List(t.Context())
+	_, _, err = e.store.List(t.Context(), store.ListOptions{})
 	require.ErrorIs(t, err, store.ErrBackend)
 }
 
@@ -187,4 +208,49 @@ func TestObjectReaderSeeks(t *testing.T) {
 	_, err = io.ReadFull(rc, got)
 	require.NoError(t, err)
 	assert.Equal(t, f.Bytes()[50_000:50_010], got)
+}
+
+// TestListOverAThousandObjects lists past S3's 1000 keys per
+// ListObjectsV2: a full page, then the rest, every name once and in order,
+// with the store's own upload state under the prefix skipped.
+func TestListOverAThousandObjects(t *testing.T) {
+	const n = store.MaxListLimit + 25
+	e := newEnv(t, Options{Prefix: "p/"})
+	names := make([]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("d%d/f%04d.txt", i%3, i)
+	}
+	work := make(chan string)
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Go(func() {
+			for name := range work {
+				if errs[w] == nil {
+					_, errs[w] = e.gw.Client().PutObject(t.Context(), &s3.PutObjectInput{
+						Bucket: aws.String(e.gw.Bucket), Key: aws.String("p/" + name), Body: strings.NewReader("x"),
+					})
+				}
+			}
+		})
+	}
+	for _, name := range names {
+		work <- name
+	}
+	close(work)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: "pending.bin", Size: 2 * store.MinPartSize, PartSize: store.MinPartSize})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, e.store.Abort(context.Background(), u.ID)) })
+	slices.Sort(names)
+
+	page, more, err := e.store.List(t.Context(), store.ListOptions{})
+	require.NoError(t, err)
+	require.Equal(t, store.MaxListLimit, len(page))
+	require.True(t, more)
+	assert.Equal(t, names, storetest.ListAll(t, e.store, "", 0))
+	assert.Equal(t, names[:n/3+1], storetest.ListAll(t, e.store, "d0/", 0))
 }

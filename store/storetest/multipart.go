@@ -174,13 +174,7 @@ func (e *multipartEnv) requireGone(t *testing.T, id string, parts []store.Part) 
 // leaks into it.
 func (e *multipartEnv) requireListed(t *testing.T, names ...string) {
 	t.Helper()
-	list, err := e.s.List(t.Context())
-	require.NoError(t, err)
-	got := []string{}
-	for _, info := range list {
-		got = append(got, info.Name)
-	}
-	require.Equal(t, append([]string{}, names...), got)
+	require.Equal(t, append([]string{}, names...), append([]string{}, ListAll(t, e.s, "", 0)...))
 }
 
 func testCreateAndGet(t *testing.T, e *multipartEnv) {

@@ -87,8 +87,9 @@ func testPutListOpen(t *testing.T, newStore Factory) {
 	for _, f := range files {
 		RequireStored(t, s, f)
 	}
-	list, err := s.List(t.Context())
+	list, more, err := s.List(t.Context(), store.ListOptions{})
 	require.NoError(t, err)
+	require.False(t, more)
 	var names []string
 	for _, info := range list {
 		names = append(names, info.Name)
@@ -131,13 +132,11 @@ func testAllOrNothing(t *testing.T, newStore Factory) {
 	RequireAbsent(t, s, "one.bin")
 	RequireAbsent(t, s, "sub/two.bin")
 	RequireStored(t, s, taken)
-	list, err := s.List(t.Context())
-	require.NoError(t, err)
-	require.Len(t, list, 1, "only the file that was there before may be listed")
+	require.Equal(t, []string{taken.Name}, ListAll(t, s, "", 0), "only the file that was there before may be listed")
 
 	// The same name twice in one request is refused as a whole, too.
 	dup := uploadtest.File{Name: "dup.bin", Seed: 4, Size: 3}
-	err = s.Put(t.Context(), []store.File{{Name: dup.Name, Body: Body(t, sp, dup)}, {Name: dup.Name, Body: Body(t, sp, dup)}})
+	err := s.Put(t.Context(), []store.File{{Name: dup.Name, Body: Body(t, sp, dup)}, {Name: dup.Name, Body: Body(t, sp, dup)}})
 	require.ErrorIs(t, err, store.ErrExists)
 	RequireAbsent(t, s, dup.Name)
 }
@@ -205,8 +204,6 @@ func testNotFoundAndInvalid(t *testing.T, newStore Factory) {
 		err = s.Put(t.Context(), []store.File{{Name: name, Body: Body(t, sp, f)}})
 		require.ErrorIs(t, err, store.ErrInvalidName, "%q", name)
 	}
-	list, err := s.List(t.Context())
-	require.NoError(t, err)
+	list := ListAll(t, s, "", 0)
 	require.Empty(t, list, fmt.Sprint(list))
-
 }
