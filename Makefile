@@ -16,7 +16,7 @@ S3_KEY    ?= spillwaydev
 S3_SECRET ?= spillwaydevsecret
 RIE_ADDR  ?= 127.0.0.1:9000
 RIE_API   ?= 127.0.0.1:9001
-EVENT     ?= infra/events/function-url-text.json
+EVENT     ?= lambdahttp/testdata/function-url-text.json
 S3_ENV    := AWS_ENDPOINT_URL_S3=http://$(S3_ADDR) AWS_ACCESS_KEY_ID=$(S3_KEY) \
 	AWS_SECRET_ACCESS_KEY=$(S3_SECRET) AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 

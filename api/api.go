@@ -219,22 +219,53 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.w.Header().Set("X-Request-Id", id)
 
 	if err := h.route(x.w, r, x); err != nil {
-		e := *ErrorFor(err)
-		e.RequestID = id
-		x.code = e.Code
-		if e.Status >= 500 {
-			x.errMsg = err.Error()
-		}
-		writeError(x.w, &e)
+		h.answer(x, err, id)
 	}
+	// A transport that buffers the response may refuse it as too large;
+	// it then answers that error, and so does the log line.
+	if errors.Is(x.w.err, ErrResponseTooLarge) {
+		e := ErrorFor(x.w.err)
+		x.w.status, x.code, x.errMsg = e.Status, e.Code, x.w.err.Error()
+	}
+	h.done(r.Context(), x, r.Method, r.URL.EscapedPath(), start, id)
+}
 
+// Refuse answers err for a request that an entrypoint cannot hand to
+// ServeHTTP, such as a Lambda event that describes no request, and logs and
+// counts it as the handler's own refusals are. method and path are what is
+// known of the request, if anything.
+func (h *Handler) Refuse(ctx context.Context, w http.ResponseWriter, method, path string, err error) {
+	start := time.Now()
+	x := &exchange{w: &responseWriter{ResponseWriter: w}, body: &requestBody{}}
+	id := RequestID(ctx)
+	if id == "" {
+		id = rand.Text()
+	}
+	x.w.Header().Set("X-Request-Id", id)
+	h.answer(x, err, id)
+	h.done(WithRequestID(ctx, id), x, method, path, start, id)
+}
+
+// answer writes err as the response.
+func (h *Handler) answer(x *exchange, err error, id string) {
+	e := *ErrorFor(err)
+	e.RequestID = id
+	x.code = e.Code
+	if e.Status >= 500 {
+		x.errMsg = err.Error()
+	}
+	writeError(x.w, &e)
+}
+
+// done writes the request's log line and tells the observer.
+func (h *Handler) done(ctx context.Context, x *exchange, method, path string, start time.Time, id string) {
 	level := slog.LevelInfo
 	if x.w.status >= 500 {
 		level = slog.LevelError
 	}
 	attrs := []slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.EscapedPath()),
+		slog.String("method", method),
+		slog.String("path", path),
 		slog.Int("status", x.w.status),
 		slog.Int64("bytes", x.body.n),
 		slog.String("spool", x.spool),
@@ -247,11 +278,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x.errMsg != "" {
 		attrs = append(attrs, slog.String("error", x.errMsg))
 	}
-	h.log.LogAttrs(r.Context(), level, "request", attrs...)
+	h.log.LogAttrs(ctx, level, "request", attrs...)
 	if h.observer != nil {
 		h.observer.RequestDone(Outcome{
-			Method:        r.Method,
-			Upload:        isUpload(r.Method, r.URL.EscapedPath()),
+			Method:        method,
+			Upload:        isUpload(method, path),
 			Status:        x.w.status,
 			Code:          x.code,
 			Spool:         x.spool,
@@ -675,11 +706,12 @@ func clientGone(err error) bool {
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
-// responseWriter records the status for the log line. Unwrap keeps
-// http.ResponseController working through it.
+// responseWriter records the status, and the first write error, for the
+// log line. Unwrap keeps http.ResponseController working through it.
 type responseWriter struct {
 	http.ResponseWriter
 	status int
+	err    error
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -693,7 +725,11 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
 }
 
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

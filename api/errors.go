@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"slices"
 
 	"spillway/internal/formdata"
 	"spillway/spool"
@@ -41,6 +42,15 @@ var (
 	ErrUnauthorized = errors.New("a valid bearer token is required") // 401 unauthorized
 	ErrBadRequest   = errors.New("bad request")                      // 400 bad_request
 	ErrUnavailable  = errors.New("the server is shutting down")      // 503 unavailable
+	// ErrBadEvent is an invocation that describes no HTTP request: the
+	// function is wired to a trigger it does not speak, which is the
+	// deployment's fault, not the client's.
+	ErrBadEvent = errors.New("the function received an event it cannot read") // 500 bad_event
+	// ErrResponseTooLarge is a response the transport cannot carry, such
+	// as one over a Lambda invocation's response cap. A ResponseWriter
+	// that buffers the response returns it from Write, and then answers
+	// this error instead of the response.
+	ErrResponseTooLarge = errors.New("the response is too large to send") // 502 response_too_large
 )
 
 // mapping is the one table from errors to responses. The first match wins.
@@ -78,7 +88,13 @@ var mapping = []struct {
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 	{context.Canceled, http.StatusServiceUnavailable, "unavailable"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable"},
+	{ErrBadEvent, http.StatusInternalServerError, "bad_event"},
+	{ErrResponseTooLarge, http.StatusBadGateway, "response_too_large"},
 }
+
+// fixedMessage lists the errors answered with their own text alone: what
+// is wrapped around them is for the log, not the client.
+var fixedMessage = []error{ErrBadEvent, ErrResponseTooLarge}
 
 // ErrorFor maps any error to the response it deserves. Unknown errors are
 // 500 internal, with their detail kept out of the response.
@@ -89,7 +105,11 @@ func ErrorFor(err error) *Error {
 	}
 	for _, m := range mapping {
 		if errors.Is(err, m.target) {
-			return &Error{Status: m.status, Code: m.code, Message: err.Error()}
+			msg := err.Error()
+			if slices.Contains(fixedMessage, m.target) {
+				msg = m.target.Error()
+			}
+			return &Error{Status: m.status, Code: m.code, Message: msg}
 		}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}

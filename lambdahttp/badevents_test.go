@@ -142,7 +142,8 @@ func TestBadEventTextBodies(t *testing.T) {
 }
 
 // TestBadEventShapes: payloads that are not events, or events with fields
-// of the wrong type, are 400 bad_request.
+// of the wrong type, are 500 bad_event: the function is wired to something
+// it does not speak, which is no client's fault.
 func TestBadEventShapes(t *testing.T) {
 	e := newEnv(t)
 	for _, payload := range []string{
@@ -156,7 +157,7 @@ func TestBadEventShapes(t *testing.T) {
 		strings.Repeat("[", 20000) + strings.Repeat("]", 20000),
 		`{"rawPath":"/files/x","body":"` + strings.Repeat(`\`, 3) + `","requestContext":{"http":{"method":"PUT"}}}`,
 	} {
-		requireAPIError(t, e.invoke(t, []byte(payload)), http.StatusBadRequest, "bad_request")
+		requireAPIError(t, e.invoke(t, []byte(payload)), http.StatusInternalServerError, "bad_event")
 	}
 	e.requireNothingLeft(t)
 }
@@ -176,7 +177,7 @@ func TestBadEventMethodsAndPaths(t *testing.T) {
 		{"BREW", "/files/a.txt", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{"POST", "/files/a.txt", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{"PUT", "/healthz", http.StatusMethodNotAllowed, "method_not_allowed"},
-		{"", "/files/a.txt", http.StatusBadRequest, "bad_request"},
+		{"", "/files/a.txt", http.StatusInternalServerError, "bad_event"},
 		{"P UT", "/files/a.txt", http.StatusBadRequest, "bad_request"},
 		{"PUT\r\n", "/files/a.txt", http.StatusBadRequest, "bad_request"},
 		{"GET", "/index", http.StatusNotFound, "not_found"},
@@ -192,7 +193,7 @@ func TestBadEventMethodsAndPaths(t *testing.T) {
 		{"PUT", "/files/a\x00b", http.StatusBadRequest, "bad_request"},
 		{"PUT", "/files/a\nb", http.StatusBadRequest, "bad_request"},
 		{"PUT", "files/a.txt", http.StatusBadRequest, "bad_request"},
-		{"PUT", "", http.StatusBadRequest, "bad_request"},
+		{"PUT", "", http.StatusInternalServerError, "bad_event"},
 	} {
 		resp := e.invoke(t, badEvent(t, tc.method, tc.path, false, "data", nil))
 		requireAPIError(t, resp, tc.status, tc.code)

@@ -150,8 +150,8 @@ func TestInvalidBase64StoresNothing(t *testing.T) {
 
 func TestBadEvents(t *testing.T) {
 	e := newEnv(t)
-	requireAPIError(t, e.invoke(t, []byte(`{"version":`)), http.StatusBadRequest, "bad_request")
-	requireAPIError(t, e.invoke(t, []byte(`{"version":"2.0","rawPath":"/files"}`)), http.StatusBadRequest, "bad_request")
+	requireAPIError(t, e.invoke(t, []byte(`{"version":`)), http.StatusInternalServerError, "bad_event")
+	requireAPIError(t, e.invoke(t, []byte(`{"version":"2.0","rawPath":"/files"}`)), http.StatusInternalServerError, "bad_event")
 	requireAPIError(t, e.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodDelete, "/files/a", nil, nil, false)), http.StatusMethodNotAllowed, "method_not_allowed")
 	requireAPIError(t, e.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodGet, "/nowhere", nil, nil, false)), http.StatusNotFound, "not_found")
 	// An encoded traversal reaches the handler as it was sent, and is refused.

@@ -1,7 +1,8 @@
 // Command upload is Spillway's AWS Lambda function, built as `bootstrap`.
 // It serves the same API as the local server, from the same handler, behind
-// a Function URL (or `sam local start-api`), spooling large bodies to the
-// function's ephemeral /tmp and storing files in S3.
+// a Function URL (or an API Gateway HTTP or REST API, `sam local start-api`,
+// or an ALB: lambdahttp reads each one's events), spooling large bodies to
+// the function's ephemeral /tmp and storing files in S3.
 package main
 
 import (

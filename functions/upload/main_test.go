@@ -298,3 +298,83 @@ func TestEndToEnd(t *testing.T) {
 	assert.Equal(t, "storage_error", decode[struct{ Error api.Error }](t, resp.Body).Error.Code)
 	uploadtest.RequireEmptyDir(t, em.spoolDir)
 }
+
+// TestDialectsEndToEnd: under the real emulator against a real S3 gateway,
+// the events other producers send store names as they are meant, and an
+// event that is no HTTP event is a logged, counted 500.
+func TestDialectsEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the emulator and versitygw")
+	}
+	gw := testservers.StartS3(t)
+	em := startEmulator(t, gw)
+	fixture := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "..", "lambdahttp", "testdata", name))
+		require.NoError(t, err)
+		return b
+	}
+
+	// sam local start-api's HttpApi event carries the path decoded; the
+	// name is stored as the client meant it.
+	const hostile = "dir ü/report?v=2#1 100% a+b.txt"
+	resp := em.invoke(t, fixture("sam-local-httpapi-hostile.json"))
+	require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+	assert.Equal(t, hostile, decode[api.UploadResponse](t, resp.Body).Files[0].Name)
+	assert.Equal(t, "/files/dir%20%C3%BC/report%3Fv=2%231%20100%25%20a+b.txt", resp.Headers["location"])
+	got, err := os.ReadFile(gw.ObjectPath(hostile))
+	require.NoError(t, err)
+	assert.Equal(t, "hello\n", string(got))
+
+	// Its REST (payload 1.0) event names the same file: taken.
+	out := em.invokeRaw(t, fixture("sam-local-rest-hostile.json"))
+	require.EqualValues(t, http.StatusConflict, out["statusCode"], out)
+	assert.Contains(t, out, "multiValueHeaders", "a payload 1.0 response")
+
+	// An ALB passes the path on encoded.
+	alb := `{"requestContext":{"elb":{"targetGroupArn":"arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t/1"}},` +
+		`"httpMethod":"PUT","path":"/files/100%25%20%2541.txt","headers":{"content-type":"text/plain"},"body":"alb","isBase64Encoded":false}`
+	out = em.invokeRaw(t, []byte(alb))
+	require.EqualValues(t, http.StatusCreated, out["statusCode"], out)
+	assert.Equal(t, "201 Created", out["statusDescription"])
+	got, err = os.ReadFile(gw.ObjectPath("100% %41.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, "alb", string(got))
+
+	// An S3 notification is no HTTP event: 500 bad_event, logged and
+	// counted under the Lambda request ID.
+	resp = em.invoke(t, []byte(`{"Records":[{"eventSource":"aws:s3"}]}`))
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode, resp.Body)
+	e := decode[struct{ Error api.Error }](t, resp.Body).Error
+	assert.Equal(t, "bad_event", e.Code)
+	require.NotEmpty(t, e.RequestID)
+	var logged, counted bool
+	for l := range strings.Lines(em.stdout.String()) {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil {
+			continue
+		}
+		if m["msg"] == "request" && m["request_id"] == e.RequestID {
+			logged = assert.Equal(t, "ERROR", m["level"]) && assert.Equal(t, "bad_event", m["code"])
+		}
+		if _, ok := m["_aws"]; ok && m["Result"] == "bad_event" {
+			counted = assert.EqualValues(t, 500, m["Status"])
+		}
+	}
+	assert.True(t, logged, "an error line under the request ID")
+	assert.True(t, counted, "an EMF line")
+	uploadtest.RequireEmptyDir(t, em.spoolDir)
+}
+
+// invokeRaw sends one event and returns the function's response as JSON.
+func (e *emulator) invokeRaw(t *testing.T, payload []byte) map[string]any {
+	t.Helper()
+	resp, err := http.Post(e.url, "application/json", bytes.NewReader(payload))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(body, &out), string(body))
+	return out
+}

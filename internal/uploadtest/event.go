@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -18,14 +19,21 @@ const MaxEventPayload = 4_700_000
 type Dialect string
 
 const (
-	FunctionURL Dialect = "function-url" // lower-case headers, $default, no pathParameters
-	StartAPI    Dialect = "start-api"    // Title-Case headers, ANY /{proxy+}, pathParameters
+	FunctionURL Dialect = "function-url" // lower-case headers, $default, no pathParameters, the path as sent
+	StartAPI    Dialect = "start-api"    // Title-Case headers, ANY /{proxy+}, pathParameters, the path decoded
 )
 
 // Event builds the JSON event that a client's request becomes in the
-// dialect, base64-encoding the body when b64 is set.
+// dialect, base64-encoding the body when b64 is set. rawPath is the path as
+// the client sends it, percent-encoded; a StartAPI event carries it decoded,
+// as the SAM CLI takes it from Flask (an invalid escape stays as it is).
 func Event(t testing.TB, d Dialect, method, rawPath string, headers map[string]string, body []byte, b64 bool) []byte {
 	t.Helper()
+	if d == StartAPI {
+		if p, err := url.PathUnescape(rawPath); err == nil {
+			rawPath = p
+		}
+	}
 	hdrs := map[string]string{}
 	for k, v := range headers {
 		if d == FunctionURL {
