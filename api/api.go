@@ -199,19 +199,35 @@ type ListResponse struct {
 
 // exchange is what the log line says about one request.
 type exchange struct {
+	start  time.Time
+	id     string // the request ID
 	w      *responseWriter
 	body   *requestBody
 	spool  string
 	code   string // the error code of a refused request
-	errMsg string // the detail of a 5xx, which the client does not see
+	err    error  // the detail of a refusal, which the client does not see
 	files  int    // files stored
 	stored int64  // their bytes
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x, r := h.begin(w, r)
+	h.end(x, r, h.route(x.w, r, x))
+}
+
+// Refuse answers err for a request that an entrypoint refuses before it
+// reaches ServeHTTP, exactly as ServeHTTP would: a request ID, the code's
+// fixed message, the log line with the detail, and the observer.
+func (h *Handler) Refuse(w http.ResponseWriter, r *http.Request, err error) {
+	x, r := h.begin(w, r)
+	h.end(x, r, err)
+}
+
+// begin gives the request its ID and wraps its body and response.
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
 	start := time.Now()
-	x := &exchange{w: &responseWriter{ResponseWriter: w}}
+	x := &exchange{start: start, w: &responseWriter{ResponseWriter: w}}
 	x.body = &requestBody{
 		r: r.Body, rc: http.NewResponseController(x.w), timeout: h.readTimeout,
 		log: h.log, every: h.progress, start: start, lastLog: start,
@@ -219,27 +235,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every request has an ID a user can quote: the Lambda request ID when
 	// the entrypoint set one, a fresh one otherwise.
-	id := RequestID(r.Context())
-	if id == "" {
-		id = rand.Text()
+	x.id = RequestID(r.Context())
+	if x.id == "" {
+		x.id = rand.Text()
 	}
 	// A copy of the request carries the wrapped body: net/http inspects the
 	// original's Body after the handler (an unread Expect: 100-continue body
 	// must close the connection, not be read), so that one stays as it was.
-	r = r.WithContext(WithRequestID(r.Context(), id))
-	r.Body = x.body
-	x.w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(WithRequestID(r.Context(), x.id))
+	if r.Body != nil {
+		r.Body = x.body
+	}
+	x.w.Header().Set("X-Request-Id", x.id)
+	return x, r
+}
 
-	if err := h.route(x.w, r, x); err != nil {
-		e := *ErrorFor(err)
-		e.RequestID = id
-		x.code = e.Code
-		if e.Status >= 500 {
-			x.errMsg = err.Error()
+// end answers err, when the handler failed, and logs and reports the
+// request. The client gets the code's fixed message; the log line gets the
+// detail, under the request ID the client sees.
+func (h *Handler) end(x *exchange, r *http.Request, err error) {
+	if err != nil {
+		if clientWentAway(r.Context(), err) {
+			err = fmt.Errorf("%w: %w", errClientGone, err)
 		}
+		e := *ErrorFor(err)
+		e.RequestID = x.id
+		x.code, x.err = e.Code, err
 		writeError(x.w, &e)
 	}
 
+	// A refusal is the client's business (info) unless the server failed
+	// it (error); a client gone is the client's too.
 	level := slog.LevelInfo
 	if x.w.status >= 500 {
 		level = slog.LevelError
@@ -250,14 +276,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int("status", x.w.status),
 		slog.Int64("bytes", x.body.n),
 		slog.String("spool", x.spool),
-		slog.Duration("duration", time.Since(start)),
-		slog.String("request_id", id),
+		slog.Duration("duration", time.Since(x.start)),
+		slog.String("request_id", x.id),
 	}
 	if x.code != "" {
 		attrs = append(attrs, slog.String("code", x.code))
 	}
-	if x.errMsg != "" {
-		attrs = append(attrs, slog.String("error", x.errMsg))
+	if x.err != nil {
+		attrs = append(attrs, slog.String("error", x.err.Error()))
 	}
 	h.log.LogAttrs(r.Context(), level, "request", attrs...)
 	if h.observer != nil {
@@ -270,9 +296,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Files:         x.files,
 			BytesReceived: x.body.n,
 			BytesStored:   x.stored,
-			Duration:      time.Since(start),
+			Duration:      time.Since(x.start),
 		})
 	}
+}
+
+// clientWentAway reports a failure that comes from the request's context
+// being cancelled while the server was not shutting down: net/http cancels
+// it when the client closes the connection, while an entrypoint that
+// shuts down cancels it with ErrUnavailable as its cause.
+func clientWentAway(ctx context.Context, err error) bool {
+	if !errors.Is(err, context.Canceled) || ctx.Err() == nil {
+		return false
+	}
+	cause := context.Cause(ctx)
+	return errors.Is(cause, context.Canceled) && !errors.Is(cause, ErrUnavailable)
 }
 
 // route dispatches on the escaped path, so that names are decoded exactly

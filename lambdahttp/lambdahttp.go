@@ -39,7 +39,7 @@ func (a *Adapter) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	var ev events.LambdaFunctionURLRequest
 	var resp events.LambdaFunctionURLResponse
 	if err := json.Unmarshal(payload, &ev); err != nil {
-		resp = errorResponse(fmt.Errorf("%w: the event is not a Function URL or HttpApi 2.0 event: %v", api.ErrBadRequest, err))
+		resp = a.refuse(withRequestID(ctx), &ev, fmt.Errorf("%w: the event is not a Function URL or HttpApi 2.0 event: %v", api.ErrBadRequest, err))
 	} else {
 		resp = a.Serve(ctx, &ev)
 	}
@@ -48,12 +48,10 @@ func (a *Adapter) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 
 // Serve runs one event through the handler.
 func (a *Adapter) Serve(ctx context.Context, ev *events.LambdaFunctionURLRequest) events.LambdaFunctionURLResponse {
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		ctx = api.WithRequestID(ctx, lc.AwsRequestID)
-	}
+	ctx = withRequestID(ctx)
 	req, err := NewRequest(ctx, ev)
 	if err != nil {
-		return errorResponse(err)
+		return a.refuse(ctx, ev, err)
 	}
 	rec := &recorder{header: http.Header{}}
 	a.h.ServeHTTP(rec, req)
@@ -231,8 +229,30 @@ func IsText(contentType string) bool {
 	return false
 }
 
-func errorResponse(err error) events.LambdaFunctionURLResponse {
+// withRequestID makes the Lambda request ID the API's request ID.
+func withRequestID(ctx context.Context) context.Context {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		return api.WithRequestID(ctx, lc.AwsRequestID)
+	}
+	return ctx
+}
+
+// refuser is what api.Handler offers for requests refused before they
+// reach it: the answer and the log line with the detail.
+type refuser interface {
+	Refuse(http.ResponseWriter, *http.Request, error)
+}
+
+// refuse answers an event that makes no request.
+func (a *Adapter) refuse(ctx context.Context, ev *events.LambdaFunctionURLRequest, err error) events.LambdaFunctionURLResponse {
 	rec := &recorder{header: http.Header{}}
-	api.WriteError(rec, err)
+	if rf, ok := a.h.(refuser); ok {
+		// A stand-in for the request the event could not become, so that
+		// the refusal is logged as any other, under the same request ID.
+		r := &http.Request{Method: ev.RequestContext.HTTP.Method, URL: &url.URL{Path: ev.RawPath}, Header: http.Header{}, Body: http.NoBody}
+		rf.Refuse(rec, r.WithContext(ctx), err)
+	} else {
+		api.WriteError(ctx, rec, err)
+	}
 	return rec.response()
 }
