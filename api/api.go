@@ -187,19 +187,35 @@ type UploadResponse struct {
 
 // exchange is what the log line says about one request.
 type exchange struct {
+	start  time.Time
+	id     string // the request ID
 	w      *responseWriter
 	body   *requestBody
 	spool  string
 	code   string // the error code of a refused request
-	errMsg string // the detail of a 5xx, which the client does not see
+	err    error  // the detail of a refusal, which the client does not see
 	files  int    // files stored
 	stored int64  // their bytes
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x, r := h.begin(w, r)
+	h.end(x, r, h.route(x.w, r, x))
+}
+
+// Refuse answers err for a request that an entrypoint refuses before it
+// reaches ServeHTTP, exactly as ServeHTTP would: a request ID, the code's
+// fixed message, the log line with the detail, and the observer.
+func (h *Handler) Refuse(w http.ResponseWriter, r *http.Request, err error) {
+	x, r := h.begin(w, r)
+	h.end(x, r, err)
+}
+
+// begin gives the request its ID and wraps its body and response.
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
 	start := time.Now()
-	x := &exchange{w: &responseWriter{ResponseWriter: w}}
+	x := &exchange{start: start, w: &responseWriter{ResponseWriter: w}}
 	x.body = &requestBody{
 		r: r.Body, rc: http.NewResponseController(x.w), timeout: h.readTimeout,
 		log: h.log, every: h.progress, start: start, lastLog: start,
@@ -207,78 +223,64 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every request has an ID a user can quote: the Lambda request ID when
 	// the entrypoint set one, a fresh one otherwise.
-	id := RequestID(r.Context())
-	if id == "" {
-		id = rand.Text()
+	x.id = RequestID(r.Context())
+	if x.id == "" {
+		x.id = rand.Text()
 	}
 	// A copy of the request carries the wrapped body: net/http inspects the
 	// original's Body after the handler (an unread Expect: 100-continue body
 	// must close the connection, not be read), so that one stays as it was.
-	r = r.WithContext(WithRequestID(r.Context(), id))
-	r.Body = x.body
-	x.w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(WithRequestID(r.Context(), x.id))
+	if r.Body != nil {
+		r.Body = x.body
+	}
+	x.w.Header().Set("X-Request-Id", x.id)
+	return x, r
+}
 
-	if err := h.route(x.w, r, x); err != nil {
-		h.answer(x, err, id)
+// end answers err, when the handler failed, and logs and reports the
+// request. The client gets the code's fixed message; the log line gets the
+// detail, under the request ID the client sees.
+func (h *Handler) end(x *exchange, r *http.Request, err error) {
+	if err != nil {
+		if clientWentAway(r.Context(), err) {
+			err = fmt.Errorf("%w: %w", errClientGone, err)
+		}
+		e := *ErrorFor(err)
+		e.RequestID = x.id
+		x.code, x.err = e.Code, err
+		writeError(x.w, &e)
 	}
 	// A transport that buffers the response may refuse it as too large;
 	// it then answers that error, and so does the log line.
 	if errors.Is(x.w.err, ErrResponseTooLarge) {
 		e := ErrorFor(x.w.err)
-		x.w.status, x.code, x.errMsg = e.Status, e.Code, x.w.err.Error()
+		x.w.status, x.code, x.err = e.Status, e.Code, x.w.err
 	}
-	h.done(r.Context(), x, r.Method, r.URL.EscapedPath(), start, id)
-}
 
-// Refuse answers err for a request that an entrypoint cannot hand to
-// ServeHTTP, such as a Lambda event that describes no request, and logs and
-// counts it as the handler's own refusals are. method and path are what is
-// known of the request, if anything.
-func (h *Handler) Refuse(ctx context.Context, w http.ResponseWriter, method, path string, err error) {
-	start := time.Now()
-	x := &exchange{w: &responseWriter{ResponseWriter: w}, body: &requestBody{}}
-	id := RequestID(ctx)
-	if id == "" {
-		id = rand.Text()
-	}
-	x.w.Header().Set("X-Request-Id", id)
-	h.answer(x, err, id)
-	h.done(WithRequestID(ctx, id), x, method, path, start, id)
-}
-
-// answer writes err as the response.
-func (h *Handler) answer(x *exchange, err error, id string) {
-	e := *ErrorFor(err)
-	e.RequestID = id
-	x.code = e.Code
-	if e.Status >= 500 {
-		x.errMsg = err.Error()
-	}
-	writeError(x.w, &e)
-}
-
-// done writes the request's log line and tells the observer.
-func (h *Handler) done(ctx context.Context, x *exchange, method, path string, start time.Time, id string) {
+	// A refusal is the client's business (info) unless the server failed
+	// it (error); a client gone is the client's too.
 	level := slog.LevelInfo
 	if x.w.status >= 500 {
 		level = slog.LevelError
 	}
+	method, path := r.Method, r.URL.EscapedPath()
 	attrs := []slog.Attr{
 		slog.String("method", method),
 		slog.String("path", path),
 		slog.Int("status", x.w.status),
 		slog.Int64("bytes", x.body.n),
 		slog.String("spool", x.spool),
-		slog.Duration("duration", time.Since(start)),
-		slog.String("request_id", id),
+		slog.Duration("duration", time.Since(x.start)),
+		slog.String("request_id", x.id),
 	}
 	if x.code != "" {
 		attrs = append(attrs, slog.String("code", x.code))
 	}
-	if x.errMsg != "" {
-		attrs = append(attrs, slog.String("error", x.errMsg))
+	if x.err != nil {
+		attrs = append(attrs, slog.String("error", x.err.Error()))
 	}
-	h.log.LogAttrs(ctx, level, "request", attrs...)
+	h.log.LogAttrs(r.Context(), level, "request", attrs...)
 	if h.observer != nil {
 		h.observer.RequestDone(Outcome{
 			Method:        method,
@@ -289,9 +291,21 @@ func (h *Handler) done(ctx context.Context, x *exchange, method, path string, st
 			Files:         x.files,
 			BytesReceived: x.body.n,
 			BytesStored:   x.stored,
-			Duration:      time.Since(start),
+			Duration:      time.Since(x.start),
 		})
 	}
+}
+
+// clientWentAway reports a failure that comes from the request's context
+// being cancelled while the server was not shutting down: net/http cancels
+// it when the client closes the connection, while an entrypoint that
+// shuts down cancels it with ErrUnavailable as its cause.
+func clientWentAway(ctx context.Context, err error) bool {
+	if !errors.Is(err, context.Canceled) || ctx.Err() == nil {
+		return false
+	}
+	cause := context.Cause(ctx)
+	return errors.Is(cause, context.Canceled) && !errors.Is(cause, ErrUnavailable)
 }
 
 // route dispatches on the escaped path, so that names are decoded exactly

@@ -134,10 +134,16 @@ func (s *server) waitServed(t *testing.T) int {
 
 type errorBody struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		Limit     int64  `json:"limit"`
+		RequestID string `json:"request_id"`
 	} `json:"error"`
 }
+
+// internalPrefixes begin the errors of Spillway's packages: none may reach
+// a response.
+var internalPrefixes = []string{"store:", "dirstore:", "s3store:", "spool:", "formdata:", "api:"}
 
 func (s *server) do(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	t.Helper()
@@ -168,6 +174,32 @@ func requireError(t *testing.T, resp *http.Response, body []byte, status int, co
 	require.NoError(t, json.Unmarshal(body, &e), string(body))
 	assert.Equal(t, code, e.Error.Code, string(body))
 	assert.NotEmpty(t, e.Error.Message)
+	for _, p := range internalPrefixes {
+		assert.NotContains(t, e.Error.Message, p)
+	}
+	assert.NotEmpty(t, e.Error.RequestID)
+	assert.Equal(t, resp.Header.Get("X-Request-Id"), e.Error.RequestID)
+}
+
+// requireLogged checks that the detail of a refusal is in its log line.
+func (s *server) requireLogged(t *testing.T, resp *http.Response, detail string) {
+	t.Helper()
+	assert.Contains(t, s.logLine(t, resp.Header.Get("X-Request-Id"))["error"], detail)
+}
+
+// logLine returns the handler's log line for the request with this ID.
+func (s *server) logLine(t *testing.T, id string) map[string]any {
+	t.Helper()
+	require.NotEmpty(t, id)
+	for l := range strings.SplitSeq(strings.TrimSpace(s.logs.String()), "\n") {
+		var line map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &line), l)
+		if line["msg"] == "request" && line["request_id"] == id {
+			return line
+		}
+	}
+	require.FailNow(t, "no log line for request "+id, s.logs.String())
+	return nil
 }
 
 // send uploads a case the way its mode says.
@@ -445,8 +477,8 @@ func TestMultipartTooManyParts(t *testing.T) {
 	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
 	resp, body := s.do(t, req)
 	requireError(t, resp, body, http.StatusBadRequest, "bad_multipart")
-	assert.Contains(t, string(body), "more than 1000 parts")
 	s.waitServed(t)
+	s.requireLogged(t, resp, "more than 1000 parts")
 }
 
 func TestMultipartBasenameAndBoundaryInData(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spillway/api"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 	"spillway/store"
@@ -67,17 +68,21 @@ func hostileQuotedFilename(name string) (string, bool) {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`, true
 }
 
-// requireHostileNameIntact checks that the refusal quotes the name the client
-// meant: proof that it reached the name rules undamaged.
-func requireHostileNameIntact(t *testing.T, body []byte, name string) {
+// requireHostileNameIntact checks that the refusal's log line quotes the
+// name the client meant: proof that it reached the name rules undamaged.
+// The response itself carries only the fixed message, never the name.
+func requireHostileNameIntact(t *testing.T, s *server, resp *http.Response, body []byte, name string) {
 	t.Helper()
 	var e errorBody
 	require.NoError(t, json.Unmarshal(body, &e))
+	assert.Equal(t, api.ErrorFor(store.ErrInvalidName).Message, e.Error.Message)
+	line := s.logLine(t, resp.Header.Get("X-Request-Id"))
+	detail, _ := line["error"].(string)
 	if len(name) > store.MaxNameLen {
-		assert.Contains(t, e.Error.Message, fmt.Sprintf("is %d bytes", len(name)))
+		assert.Contains(t, detail, fmt.Sprintf("is %d bytes", len(name)))
 		return
 	}
-	assert.Contains(t, e.Error.Message, strconv.Quote(name))
+	assert.Contains(t, detail, strconv.Quote(name))
 }
 
 // TestHostileNamesPut sends every corpus name as PUT /files/{name}: escaped
@@ -104,10 +109,10 @@ func TestHostileNamesPut(t *testing.T) {
 			for _, f := range forms {
 				resp, body := s.do(t, s.request(t, http.MethodPut, f.target, strings.NewReader("data"), 4))
 				requireError(t, resp, body, http.StatusBadRequest, "invalid_name")
-				if f.label != "raw" {
-					requireHostileNameIntact(t, body, h.Name)
-				}
 				assert.Equal(t, http.StatusBadRequest, s.waitServed(t), f.label)
+				if f.label != "raw" {
+					requireHostileNameIntact(t, s, resp, body, h.Name)
+				}
 				uploadtest.RequireEmptyDir(t, s.dir)
 				uploadtest.RequireEmptyDir(t, s.spoolDir)
 			}
@@ -157,8 +162,8 @@ func TestHostileNamesMultipart(t *testing.T) {
 				req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
 				resp, body := s.do(t, req)
 				requireError(t, resp, body, http.StatusBadRequest, "invalid_name")
-				requireHostileNameIntact(t, body, h.Name)
 				s.waitServed(t)
+				requireHostileNameIntact(t, s, resp, body, h.Name)
 				uploadtest.RequireEmptyDir(t, s.dir)
 				uploadtest.RequireEmptyDir(t, s.spoolDir)
 			}

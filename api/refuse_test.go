@@ -45,13 +45,14 @@ func TestRefuse(t *testing.T) {
 	h, obs, logs := newObservedHandler(t)
 	rec := httptest.NewRecorder()
 	ctx := api.WithRequestID(context.Background(), "req-1")
-	h.Refuse(ctx, rec, http.MethodPut, "/files/x", fmt.Errorf("%w: no requestContext", api.ErrBadEvent))
+	r := httptest.NewRequestWithContext(ctx, http.MethodPut, "/files/x", nil)
+	h.Refuse(rec, r, fmt.Errorf("%w: no requestContext", api.ErrBadEvent))
 
 	require.Equal(t, http.StatusInternalServerError, rec.Code)
 	assert.Equal(t, "req-1", rec.Header().Get("X-Request-Id"))
 	var body struct{ Error api.Error }
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
-	assert.Equal(t, api.Error{Code: "bad_event", Message: "the function received an event it cannot read", RequestID: "req-1"}, body.Error)
+	assert.Equal(t, api.Error{Code: "bad_event", Message: api.ErrorFor(api.ErrBadEvent).Message, RequestID: "req-1"}, body.Error)
 
 	l := logLine(t, logs)
 	assert.Equal(t, "ERROR", l["level"])

@@ -160,8 +160,9 @@ func newTransport(conns int) *http.Transport {
 type Error struct {
 	Status    int    // the HTTP status
 	Code      string // the API's error code, such as "exists"; "" when the body had none
-	Message   string
-	RequestID string
+	Message   string // the server's fixed message for Code
+	Limit     int64  // on too_large, the largest file the server accepts, in bytes; 0 when not given
+	RequestID string // quote it to the server's operator: its log has the detail under this ID
 
 	retryAfter time.Duration // from a Retry-After header, for the backoff
 }
@@ -174,6 +175,9 @@ func (e *Error) Error() string {
 	}
 	if e.Message != "" {
 		b.WriteString(": " + e.Message)
+	}
+	if e.Limit > 0 {
+		fmt.Fprintf(&b, " (the limit is %d bytes)", e.Limit)
 	}
 	if e.RequestID != "" {
 		b.WriteString(" [request " + e.RequestID + "]")
@@ -193,6 +197,7 @@ func readError(resp *http.Response) *Error {
 		Error struct {
 			Code      string `json:"code"`
 			Message   string `json:"message"`
+			Limit     int64  `json:"limit"`
 			RequestID string `json:"request_id"`
 		} `json:"error"`
 	}
@@ -203,7 +208,7 @@ func readError(resp *http.Response) *Error {
 	}
 	switch {
 	case json.Unmarshal(body, &j) == nil && j.Error.Code != "":
-		e.Code, e.Message = j.Error.Code, j.Error.Message
+		e.Code, e.Message, e.Limit = j.Error.Code, j.Error.Message, j.Error.Limit
 		if j.Error.RequestID != "" {
 			e.RequestID = j.Error.RequestID
 		}

@@ -22,7 +22,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spillway/api"
 	"spillway/client"
+	"spillway/spool"
 )
 
 // testCtx bounds every push, so that a bug hangs no test for long.
@@ -766,9 +768,30 @@ func TestBasePathIsKept(t *testing.T) {
 }
 
 func TestErrorString(t *testing.T) {
-	err := error(&client.Error{Status: 409, Code: "exists", Message: "the name is taken", RequestID: "r1"})
-	assert.Equal(t, "409 Conflict (exists): the name is taken [request r1]", err.Error())
+	err := error(&client.Error{Status: 409, Code: "exists", Message: "a file with this name already exists; choose another name or overwrite where the server allows it", RequestID: "r1"})
+	assert.Equal(t, "409 Conflict (exists): a file with this name already exists; choose another name or overwrite where the server allows it [request r1]", err.Error())
+	tooLarge := error(&client.Error{Status: 413, Code: "too_large", Message: "the file or request body is larger than this server accepts; send a smaller one", Limit: 1 << 20, RequestID: "r2"})
+	assert.Equal(t, "413 Request Entity Too Large (too_large): the file or request body is larger than this server accepts; send a smaller one (the limit is 1048576 bytes) [request r2]", tooLarge.Error())
 	wrapped := errors.Join(errors.New("x"), err)
 	var e *client.Error
 	assert.ErrorAs(t, wrapped, &e)
+}
+
+// The client reads the API's error JSON as the API writes it: its fixed
+// message, the limit of a too_large and the request ID.
+func TestAPIErrorsAreParsed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(api.WithRequestID(r.Context(), "req-9"), w, &spool.TooLargeError{Limit: 1000, Size: 3000})
+	}))
+	t.Cleanup(srv.Close)
+	path, _ := writeFile(t, "a.bin", 3000)
+	c, err := client.New(srv.URL, client.Options{NoResume: true, RetryWait: time.Millisecond})
+	require.NoError(t, err)
+
+	_, err = c.Push(testCtx(t), path, "")
+	var apiErr *client.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, client.Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+		Message: api.ErrorFor(spool.ErrTooLarge).Message, Limit: 1000, RequestID: "req-9"}, *apiErr)
+	assert.Contains(t, err.Error(), "(the limit is 1000 bytes) [request req-9]")
 }

@@ -147,7 +147,7 @@ func (f *fake) putFile(w http.ResponseWriter, r *http.Request, body []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.files[name]; ok {
-		writeErr(w, http.StatusConflict, "exists", "the name is taken")
+		writeErr(w, http.StatusConflict, "exists", "a file with this name already exists; choose another name or overwrite where the server allows it")
 		return
 	}
 	f.files[name] = body
@@ -177,7 +177,7 @@ func (f *fake) create(w http.ResponseWriter, r *http.Request, body []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.files[in.Name]; ok {
-		writeErr(w, http.StatusConflict, "exists", "the name is taken")
+		writeErr(w, http.StatusConflict, "exists", "a file with this name already exists; choose another name or overwrite where the server allows it")
 		return
 	}
 	f.nextID++
@@ -356,7 +356,7 @@ func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
 	if f.busyCompletes > 0 {
 		f.busyCompletes--
 		w.Header().Set("Retry-After", "1")
-		writeErr(w, http.StatusServiceUnavailable, "busy", "too many uploads in progress; retry later")
+		writeErr(w, http.StatusServiceUnavailable, "busy", "too many uploads are in progress; retry after the Retry-After delay")
 		return
 	}
 	u := f.upload(w, r)
@@ -391,7 +391,7 @@ func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	delete(f.uploads, u.id)
 	if _, ok := f.files[u.name]; ok {
-		writeErr(w, http.StatusConflict, "exists", "the name is taken")
+		writeErr(w, http.StatusConflict, "exists", "a file with this name already exists; choose another name or overwrite where the server allows it")
 		return
 	}
 	f.files[u.name] = data

@@ -219,3 +219,23 @@ func TestBadEventHostileNames(t *testing.T) {
 	}
 	e.requireNothingLeft(t)
 }
+
+// An event that makes no request is refused as the handler refuses a
+// request: the fixed message, the Lambda request ID in the answer, and the
+// detail in the log line under that ID.
+func TestBadEventIsLoggedUnderTheLambdaRequestID(t *testing.T) {
+	e := newEnv(t)
+	for _, payload := range [][]byte{
+		[]byte(`{"version":`),
+		badEvent(t, "PUT", "files/x.bin", false, "data", nil),
+	} {
+		resp := e.invoke(t, payload)
+		requireAPIError(t, resp, http.StatusBadRequest, "bad_request")
+		assert.Equal(t, "aws-req-7", resp.Headers["x-request-id"])
+		assert.Contains(t, resp.Body, `"request_id":"aws-req-7"`)
+	}
+	logs := e.logs.String()
+	assert.Contains(t, logs, `"request_id":"aws-req-7"`)
+	assert.Contains(t, logs, "the event is not a Function URL")
+	assert.Contains(t, logs, "does not begin with /")
+}

@@ -37,7 +37,7 @@ type Adapter struct {
 // refuser is what *api.Handler offers an entrypoint to answer a request it
 // cannot hand over, logged and counted as the handler's own refusals are.
 type refuser interface {
-	Refuse(ctx context.Context, w http.ResponseWriter, method, path string, err error)
+	Refuse(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // New returns an Adapter serving h. When h is an *api.Handler (anything
@@ -107,13 +107,8 @@ func (a *Adapter) serve(ctx context.Context, ev *event, sh shape) *response {
 	if rec.err != nil {
 		// The handler has seen Write fail and logged and counted the
 		// request with this error; the response is the error alone.
-		e := *api.ErrorFor(rec.err)
-		e.RequestID = rec.header.Get("X-Request-Id")
 		out := &recorder{header: http.Header{}, limit: sh.limit()}
-		if e.RequestID != "" {
-			out.header.Set("X-Request-Id", e.RequestID)
-		}
-		api.WriteError(out, &e)
+		api.WriteError(api.WithRequestID(ctx, rec.header.Get("X-Request-Id")), out, rec.err)
 		return out.response(sh)
 	}
 	return rec.response(sh)
@@ -123,9 +118,12 @@ func (a *Adapter) serve(ctx context.Context, ev *event, sh shape) *response {
 func (a *Adapter) refuse(ctx context.Context, sh shape, method, path string, err error) *response {
 	rec := &recorder{header: http.Header{}, limit: sh.limit()}
 	if a.refuser != nil {
-		a.refuser.Refuse(ctx, rec, method, path, err)
+		// A stand-in for the request the event could not become, so that
+		// the refusal is logged as any other, under the same request ID.
+		r := &http.Request{Method: method, URL: &url.URL{Path: path}, Header: http.Header{}, Body: http.NoBody}
+		a.refuser.Refuse(rec, r.WithContext(ctx), err)
 	} else {
-		api.WriteError(rec, err)
+		api.WriteError(ctx, rec, err)
 	}
 	return rec.response(sh)
 }

@@ -66,6 +66,11 @@ func requireAPIError(t *testing.T, resp events.LambdaFunctionURLResponse, status
 	}
 	require.NoError(t, json.Unmarshal([]byte(resp.Body), &e))
 	assert.Equal(t, code, e.Error.Code, resp.Body)
+	for _, p := range []string{"store:", "spool:", "formdata:", "lambdahttp:"} {
+		assert.NotContains(t, e.Error.Message, p)
+	}
+	assert.NotEmpty(t, e.Error.RequestID)
+	assert.Equal(t, resp.Headers["x-request-id"], e.Error.RequestID)
 }
 
 // TestThresholdTable runs the shared table through Lambda events: every
@@ -274,7 +279,8 @@ func TestSizeLimitAppliesBeforeDecoding(t *testing.T) {
 	st, _, err := dirstore.Open(dir, dirstore.Options{})
 	require.NoError(t, err)
 	defer st.Close()
-	a := lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.DiscardHandler)}))
+	logs := &uploadtest.SyncBuffer{}
+	a := lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.NewJSONHandler(logs, nil))}))
 
 	f := uploadtest.File{Size: 1<<20 + 1}
 	var ev events.LambdaFunctionURLRequest
@@ -282,7 +288,8 @@ func TestSizeLimitAppliesBeforeDecoding(t *testing.T) {
 	resp := a.Serve(context.Background(), &ev)
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, resp.Body)
 	assert.Contains(t, resp.Body, `"too_large"`)
-	assert.Contains(t, resp.Body, "1048577 bytes", "the decoded size is reported")
+	assert.Contains(t, resp.Body, `"limit":1048576`)
+	assert.Contains(t, logs.String(), "1048577 bytes", "the decoded size is logged")
 	st0 := sp.Stats()
 	assert.Zero(t, st0.DiskBodies+st0.MemoryBodies)
 	uploadtest.RequireEmptyDir(t, spoolDir)

@@ -111,8 +111,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if fn != nil {
 		app = fn
 	}
-	inflight := &tracker{h: withCORS(app, cfg.CORSOrigins)}
-	baseCtx, abort := context.WithCancel(context.Background())
+	inflight := &tracker{h: withCORS(app, cfg.CORSOrigins), refuse: handler.Refuse}
+	baseCtx, abort := abortable()
 	defer abort()
 	if fn != nil {
 		// Invocations do not end with their clients (see funcurl); once
@@ -170,7 +170,7 @@ func withMetrics(h *api.Handler, prom *metrics.Prometheus, public bool) http.Han
 		}
 		if !public && !h.Authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)
-			api.WriteError(w, api.ErrUnauthorized)
+			h.Refuse(w, r, api.ErrUnauthorized)
 			return
 		}
 		metricsHandler.ServeHTTP(w, r)
@@ -200,10 +200,20 @@ func openStore(ctx context.Context, cfg config, getenv func(string) string) (sto
 	return s3store.New(client, cfg.Bucket, s3store.Options{Prefix: cfg.Prefix, Overwrite: cfg.Overwrite}), 0, nil
 }
 
+// abortable returns the base context of every request and the function
+// that cancels it when the grace period is over. Its cause, ErrUnavailable,
+// is how the handler tells requests cut by the shutdown (503 unavailable)
+// from those whose client went away (net/http cancels those without one).
+func abortable() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return ctx, func() { cancel(api.ErrUnavailable) }
+}
+
 // tracker counts running handlers so that shutdown can wait for their
 // cleanup, even for connections that srv.Close cut.
 type tracker struct {
 	h       http.Handler
+	refuse  func(http.ResponseWriter, *http.Request, error)
 	mu      sync.Mutex
 	closing bool
 	wg      sync.WaitGroup
@@ -214,7 +224,7 @@ func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t.closing {
 		t.mu.Unlock()
 		w.Header().Set("Connection", "close")
-		api.WriteError(w, api.ErrUnavailable)
+		t.refuse(w, r, api.ErrUnavailable)
 		return
 	}
 	t.wg.Add(1)

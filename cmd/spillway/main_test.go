@@ -48,7 +48,7 @@ func newServer(t *testing.T) (*server, string) {
 		w.Header().Set("Content-Type", "application/json")
 		if _, taken := s.files[name]; taken {
 			w.WriteHeader(http.StatusConflict)
-			_, _ = io.WriteString(w, `{"error":{"code":"exists","message":"the name is taken","request_id":"r1"}}`)
+			_, _ = io.WriteString(w, `{"error":{"code":"exists","message":"a file with this name already exists; choose another name or overwrite where the server allows it","request_id":"r1"}}`)
 			return
 		}
 		s.files[name] = body
@@ -128,7 +128,7 @@ func TestPushNameAndFailure(t *testing.T) {
 	out.Reset()
 	code = run(t.Context(), []string{"push", filepath.Join(root, "a.txt"), filepath.Join(root, "missing"), url}, &out, env(nil), false)
 	assert.Equal(t, exitFailed, code)
-	assert.Contains(t, out.String(), "409 Conflict (exists): the name is taken [request r1]")
+	assert.Contains(t, out.String(), "409 Conflict (exists): a file with this name already exists; choose another name or overwrite where the server allows it [request r1]")
 	assert.Contains(t, out.String(), "missing")
 	assert.Contains(t, out.String(), "pushed 0 of 2 files (0 B)")
 	assert.Contains(t, out.String(), "2 failed")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -153,11 +154,12 @@ type apiServer struct {
 	url    string
 	client *http.Client
 	logs   *uploadtest.SyncBuffer
+	gw     *testservers.S3
 }
 
 func newAPIServer(t *testing.T, e *env, st *Store) *apiServer {
 	t.Helper()
-	s := &apiServer{logs: &uploadtest.SyncBuffer{}, client: &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}}
+	s := &apiServer{gw: e.gw, logs: &uploadtest.SyncBuffer{}, client: &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}}
 	h := api.New(api.Config{Spooler: e.spooler, Store: st, Logger: slog.New(slog.NewTextHandler(s.logs, nil))})
 	ts := httptest.NewServer(h)
 	s.url = ts.URL
@@ -201,15 +203,51 @@ func (s *apiServer) do(t *testing.T, method, path string, body io.Reader, length
 	return resp.StatusCode, out
 }
 
-func requireStorageError(t *testing.T, status int, body []byte) {
+// requireStorageError checks a 502 storage_error: the fixed message, with
+// nothing of S3's own error (endpoint, bucket, request and host IDs), which
+// is in the log line under the request ID the client sees instead.
+func (s *apiServer) requireStorageError(t *testing.T, status int, body []byte) {
 	t.Helper()
 	require.Equal(t, http.StatusBadGateway, status, string(body))
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
+	var e struct{ Error api.Error }
 	require.NoError(t, json.Unmarshal(body, &e), string(body))
 	assert.Equal(t, "storage_error", e.Error.Code)
-	assert.NotEmpty(t, e.Error.Message)
+	assert.Equal(t, api.ErrorFor(store.ErrBackend).Message, e.Error.Message)
+	host := strings.TrimPrefix(s.gw.Endpoint, "http://")
+	for _, leak := range []string{host, s.gw.Bucket, "RequestID", "HostID", "s3store:", "store:", "operation error"} {
+		assert.NotContains(t, string(body), leak)
+	}
+	require.NotEmpty(t, e.Error.RequestID)
+	var line string
+	for l := range strings.SplitSeq(s.logs.String(), "\n") {
+		if strings.Contains(l, "msg=request ") && strings.Contains(l, "request_id="+e.Error.RequestID+" ") {
+			line = l
+		}
+	}
+	require.NotEmpty(t, line, "no log line for request %s:\n%s", e.Error.RequestID, s.logs.String())
+	assert.Contains(t, line, "level=ERROR")
+	assert.Contains(t, line, "code=storage_error")
+	assert.Contains(t, line, "error=", "the detail is logged")
+	assert.Contains(t, line, "s3store:")
+}
+
+// A bucket that refuses the credentials is a 502 whose message says only
+// that storage failed; S3's answer, with its request ID, is in the log.
+func TestAPIWithRefusedCredentials(t *testing.T) {
+	e := newEnv(t, Options{})
+	client := s3.New(e.gw.Client().Options(), func(o *s3.Options) {
+		o.Credentials = credentials.NewStaticCredentialsProvider(e.gw.AccessKey, "not-the-secret", "")
+		o.RetryMaxAttempts = 1
+	})
+	s := newAPIServer(t, e, New(client, e.gw.Bucket, Options{}))
+	f := uploadtest.File{Name: "refused.bin", Seed: 94, Size: 100}
+	status, body := s.do(t, http.MethodPut, "/files/"+f.Name, f.Reader(), f.Size, nil)
+	s.requireStorageError(t, status, body)
+	assert.Contains(t, s.logs.String(), "RequestID", "S3's request ID is logged")
+	status, body = s.do(t, http.MethodGet, "/files", nil, 0, nil)
+	s.requireStorageError(t, status, body)
+	requireNoObjectFile(t, e.gw, f.Name)
+	uploadtest.RequireEmptyDir(t, e.spoolDir)
 }
 
 // TestAPIWithS3Down runs the API handler over the S3 store while the
@@ -231,7 +269,7 @@ func TestAPIWithS3Down(t *testing.T) {
 	t.Run("dies mid multipart upload", func(t *testing.T) {
 		f := uploadtest.File{Name: "big.bin", Seed: 91, Size: 20 << 20}
 		status, body := s.do(t, http.MethodPut, "/files/"+f.Name, f.Reader(), f.Size, nil)
-		requireStorageError(t, status, body)
+		s.requireStorageError(t, status, body)
 		requireClean(t)
 		requireNoObjectFile(t, e.gw, f.Name)
 	})
@@ -239,7 +277,7 @@ func TestAPIWithS3Down(t *testing.T) {
 	t.Run("down before the body", func(t *testing.T) {
 		body := &trackedBody{r: uploadtest.File{Size: 1 << 20}.Reader()}
 		status, resp := s.do(t, http.MethodPut, "/files/refused.bin", body, 1<<20, map[string]string{"Expect": "100-continue"})
-		requireStorageError(t, status, resp)
+		s.requireStorageError(t, status, resp)
 		assert.False(t, body.read.Load(), "the client was asked for a body that S3 cannot take")
 		requireClean(t)
 	})
@@ -247,12 +285,12 @@ func TestAPIWithS3Down(t *testing.T) {
 	t.Run("down for multipart and list", func(t *testing.T) {
 		ct, body, n := uploadtest.Multipart([]uploadtest.File{{Name: "mp.bin", Seed: 92, Size: 100}})
 		status, resp := s.do(t, http.MethodPost, "/files", body, n, map[string]string{"Content-Type": ct})
-		requireStorageError(t, status, resp)
+		s.requireStorageError(t, status, resp)
 		requireClean(t)
 		status, resp = s.do(t, http.MethodGet, "/files", nil, 0, nil)
-		requireStorageError(t, status, resp)
+		s.requireStorageError(t, status, resp)
 		status, resp = s.do(t, http.MethodGet, "/files/big.bin", nil, 0, nil)
-		requireStorageError(t, status, resp)
+		s.requireStorageError(t, status, resp)
 	})
 	assert.Contains(t, s.logs.String(), "code=storage_error")
 
