@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"spillway/api"
 )
 
 // listPage is GET /files's body, decoded strictly: a field the contract
@@ -185,7 +187,9 @@ func TestListRefusesBadQueries(t *testing.T) {
 		badQuery  = "bad request: the query string is malformed"
 	)
 	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-	for _, c := range []struct{ query, message string }{
+	// The client gets bad_request's fixed message; the log says which
+	// parameter was wrong.
+	for _, c := range []struct{ query, detail string }{
 		{"limit=0", badLimit},
 		{"limit=-1", badLimit},
 		{"limit=1001", badLimit},
@@ -222,7 +226,8 @@ func TestListRefusesBadQueries(t *testing.T) {
 			requireError(t, resp, body, http.StatusBadRequest, "bad_request")
 			var e errorBody
 			require.NoError(t, json.Unmarshal(body, &e))
-			assert.Equal(t, c.message, e.Error.Message, c.query)
+			assert.Equal(t, api.ErrorFor(api.ErrBadRequest).Message, e.Error.Message, c.query)
+			s.requireLogged(t, resp, c.detail)
 		}
 	}
 }

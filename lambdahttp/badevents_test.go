@@ -225,17 +225,21 @@ func TestBadEventHostileNames(t *testing.T) {
 // detail in the log line under that ID.
 func TestBadEventIsLoggedUnderTheLambdaRequestID(t *testing.T) {
 	e := newEnv(t)
-	for _, payload := range [][]byte{
-		[]byte(`{"version":`),
-		badEvent(t, "PUT", "files/x.bin", false, "data", nil),
+	for _, c := range []struct {
+		payload []byte
+		status  int
+		code    string
+	}{
+		{[]byte(`{"version":`), http.StatusInternalServerError, "bad_event"}, // no event at all: the trigger's fault
+		{badEvent(t, "PUT", "files/x.bin", false, "data", nil), http.StatusBadRequest, "bad_request"},
 	} {
-		resp := e.invoke(t, payload)
-		requireAPIError(t, resp, http.StatusBadRequest, "bad_request")
+		resp := e.invoke(t, c.payload)
+		requireAPIError(t, resp, c.status, c.code)
 		assert.Equal(t, "aws-req-7", resp.Headers["x-request-id"])
 		assert.Contains(t, resp.Body, `"request_id":"aws-req-7"`)
 	}
 	logs := e.logs.String()
 	assert.Contains(t, logs, `"request_id":"aws-req-7"`)
-	assert.Contains(t, logs, "the event is not a Function URL")
+	assert.Contains(t, logs, "not an HTTP event")
 	assert.Contains(t, logs, "does not begin with /")
 }

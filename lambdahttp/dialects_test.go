@@ -472,7 +472,7 @@ func TestBadEventIsAConfigurationError(t *testing.T) {
 	assert.Equal(t, "aws-req-7", resp.header("x-request-id"))
 	var body struct{ Error api.Error }
 	require.NoError(t, json.Unmarshal([]byte(resp.Body), &body))
-	assert.Equal(t, api.Error{Code: "bad_event", Message: api.ErrBadEvent.Error(), RequestID: "aws-req-7"}, body.Error)
+	assert.Equal(t, api.Error{Code: "bad_event", Message: api.ErrorFor(api.ErrBadEvent).Message, RequestID: "aws-req-7"}, body.Error)
 
 	lines := e.logLines(t)
 	require.Len(t, lines, 1)
@@ -494,7 +494,7 @@ func TestBadEventIsAConfigurationError(t *testing.T) {
 	require.Len(t, lines, 2)
 	assert.Equal(t, "bad_request", lines[1]["code"])
 	assert.Equal(t, "PUT", lines[1]["method"])
-	assert.Equal(t, "/files/a%zz", lines[1]["path"])
+	assert.Equal(t, "/files/a%25zz", lines[1]["path"], "a path that is no valid escape is logged escaped")
 	require.Len(t, obs.outcomes, 2)
 	assert.True(t, obs.outcomes[1].Upload)
 }
@@ -546,7 +546,7 @@ func TestResponseTooLarge(t *testing.T) {
 				assert.Equal(t, "aws-req-9", resp.header("x-request-id"))
 				var body struct{ Error api.Error }
 				require.NoError(t, json.Unmarshal([]byte(resp.Body), &body))
-				assert.Equal(t, api.Error{Code: "response_too_large", Message: api.ErrResponseTooLarge.Error(), RequestID: "aws-req-9"}, body.Error)
+				assert.Equal(t, api.Error{Code: "response_too_large", Message: api.ErrorFor(api.ErrResponseTooLarge).Message, RequestID: "aws-req-9"}, body.Error)
 				require.NoError(t, os.Remove(name))
 			}
 			lines := e.logLines(t)

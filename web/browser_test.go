@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -181,38 +182,36 @@ func TestPageAsksForToken(t *testing.T) {
 }
 
 // TestPageCancels has the server take the upload slowly, cancels it with
-// the row's Cancel button, then retries it at full speed. The file is the
-// largest the page sends whole (TestPageMultipartCancel cancels parts).
+// the row's Cancel button once the server is reading it, then retries it
+// at full speed. The file is the largest the page sends whole
+// (TestPageMultipartCancel cancels parts).
 func TestPageCancels(t *testing.T) {
-	slow := &slowBodies{rate: 1 << 20} // 4 s for the whole file
+	rec := &recorder{}
+	slow := &slowBodies{rate: 256 << 10, reading: make(chan struct{}, 1)}
 	slow.on.Store(true)
-	srv := startServer(t, "", slow.wrap)
+	srv := startServerOn(t, smallBufferListener(t), "", rec.wrap, slow.wrap)
 	big := writeFile(t, t.TempDir(), "big.bin", directMax, 5)
 
 	ctx := newBrowser(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatal(err)
-	}
-	if err := chromedp.Do(ctx,
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
 		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
-		// The rate shows once the upload has run for a moment.
-		chromedp.WaitVisible(chromedp.CSS(`#upload-1[data-state="uploading"] .rate:not(:empty)`)),
-		chromedp.Click(chromedp.CSS("#upload-1 .cancel")),
+	))
+	receive(t, ctx, slow.reading, "the server reading the upload")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#upload-1[data-state="uploading"] .cancel`)),
 		chromedp.WaitVisible(chromedp.CSS(`#upload-1[data-state="cancelled"] .retry`)),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if got := text(t, ctx, "#upload-1 .state"); got != "Cancelled" {
-		t.Errorf("the state reads %q, want Cancelled", got)
-	}
-	if !eval[bool](t, ctx, `document.activeElement === document.querySelector('#upload-1 .retry')`) {
-		t.Error("after Cancel, the keyboard focus is not on the row's Retry button")
-	}
-	if _, err := os.Stat(filepath.Join(srv.uploads, "big.bin")); !os.IsNotExist(err) {
-		t.Fatalf("a cancelled upload was stored (stat: %v)", err)
-	}
-
+	))
+	assert.Equal(t, "Cancelled", text(t, ctx, "#upload-1 .state"))
+	assert.True(t, eval[bool](t, ctx, `document.activeElement === document.querySelector('#upload-1 .retry')`),
+		"after Cancel, the keyboard focus is not on the row's Retry button")
+	// What the browser had sent when it cancelled reaches the server, which
+	// then finds the body short of its length.
 	slow.on.Store(false)
+	assert.Equal(t, http.StatusBadRequest, rec.waitFor(t, ctx, "PUT /files/big.bin").Status, "the cancelled PUT")
+	assert.NoFileExists(t, filepath.Join(srv.uploads, "big.bin"), "a cancelled upload was stored")
+	assertEmpty(t, srv.spool)
+
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#upload-1 .retry"))); err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +219,7 @@ func TestPageCancels(t *testing.T) {
 	if got, want := text(t, ctx, "#upload-1 .sha256"), fileSHA256(t, big); got != want {
 		t.Errorf("after Retry, the page shows SHA-256 %q, want %s", got, want)
 	}
+	assert.NotEmpty(t, text(t, ctx, "#upload-1 .rate"), "a finished upload shows its rate")
 	wait(t, ctx, `#stored tr[data-name="big.bin"]`)
 }
 
@@ -529,6 +529,13 @@ type server struct {
 // (the first wraps the others).
 func startServer(t *testing.T, token string, wrap ...func(http.Handler) http.Handler) server {
 	t.Helper()
+	return startServerOn(t, nil, token, wrap...)
+}
+
+// startServerOn is startServer on the listener ln, or on one of httptest's
+// when ln is nil.
+func startServerOn(t *testing.T, ln net.Listener, token string, wrap ...func(http.Handler) http.Handler) server {
+	t.Helper()
 	spoolDir := t.TempDir()
 	sp, err := spool.New(spool.Config{Dir: spoolDir, Threshold: threshold, MemoryBudget: 64 << 20})
 	if err != nil {
@@ -549,7 +556,12 @@ func startServer(t *testing.T, token string, wrap ...func(http.Handler) http.Han
 	for _, w := range slices.Backward(wrap) {
 		h = w(h)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if ln != nil {
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		st.Close()
@@ -785,13 +797,14 @@ func download(t *testing.T, ctx context.Context, css string) []byte {
 }
 
 // slowBodies makes the server read upload bodies at about rate bytes per
-// second while on, as a slow uplink would. Throttling in the test's own
-// server needs no DevTools network emulation, whose parameters change
-// between Chromium releases. The kernel's receive buffer stays small
-// because its autotuning follows how fast the server reads.
+// second while on, as a slow uplink would, and tells reading when it
+// starts on one. Throttling in the test's own server needs no DevTools
+// network emulation, whose parameters change between Chromium releases.
+// It needs smallBufferListener beside it.
 type slowBodies struct {
-	on   atomic.Bool
-	rate int
+	on      atomic.Bool
+	rate    int
+	reading chan struct{}
 }
 
 func (s *slowBodies) wrap(next http.Handler) http.Handler {
@@ -801,6 +814,27 @@ func (s *slowBodies) wrap(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// smallBufferListener listens on 127.0.0.1 with a small socket receive
+// buffer, which the connections it accepts inherit. On loopback the kernel
+// would otherwise take in a whole 4 MiB file at once, however slowly the
+// server reads, and a cancel would come after the browser had sent it all.
+// The browser's own send buffer still takes a part of the file at once.
+func smallBufferListener(t *testing.T) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return ln
 }
 
 // slowReader paces reads of an upload body, a tick's worth of bytes per
@@ -814,6 +848,10 @@ type slowReader struct {
 func (r *slowReader) Read(p []byte) (int, error) {
 	const tick = 20 * time.Millisecond
 	if r.s.on.Load() {
+		select {
+		case r.s.reading <- struct{}{}:
+		default:
+		}
 		time.Sleep(tick) // pacing, not synchronisation: the rate is the point
 		if n := r.s.rate * int(tick) / int(time.Second); len(p) > n {
 			p = p[:n]
