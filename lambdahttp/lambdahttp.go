@@ -102,7 +102,9 @@ func (a *Adapter) serve(ctx context.Context, ev *event, sh shape) *response {
 	if err != nil {
 		return a.refuse(ctx, sh, ev.method(sh.dialect), ev.path(sh.dialect), err)
 	}
-	rec := &recorder{header: http.Header{}, limit: sh.limit()}
+	// A HEAD response has no body, whatever the handler writes: an error
+	// body included, as net/http eats it.
+	rec := &recorder{header: http.Header{}, limit: sh.limit(), head: req.Method == http.MethodHead}
 	a.h.ServeHTTP(rec, req)
 	if rec.err != nil {
 		// The handler has seen Write fail and logged and counted the
@@ -294,6 +296,7 @@ type recorder struct {
 	textual  bool  // the Content-Type may go as text, set at the first Write
 	text     int   // a bound on the body's length as a JSON string
 	err      error // wraps api.ErrResponseTooLarge once a Write was refused
+	head     bool  // the request is a HEAD: Write discards the body
 }
 
 func (r *recorder) Header() http.Header { return r.header }
@@ -306,6 +309,9 @@ func (r *recorder) WriteHeader(code int) {
 
 func (r *recorder) Write(p []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
+	if r.head {
+		return len(p), nil
+	}
 	if r.err != nil {
 		return 0, r.err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -320,5 +321,26 @@ func TestTokenThroughEvents(t *testing.T) {
 		name := "/files/t" + strconv.Itoa(i) + ".txt"
 		resp = invoke(uploadtest.Event(t, d, http.MethodPut, name, map[string]string{"authorization": "Bearer t0k"}, []byte("hi"), false))
 		require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+	}
+}
+
+// A HEAD response carries no body in any dialect: not the file's, and not
+// an error's, though its status and headers are GET's.
+func TestHeadHasNoBody(t *testing.T) {
+	e := newEnv(t)
+	for _, d := range []uploadtest.Dialect{uploadtest.FunctionURL, uploadtest.StartAPI} {
+		resp := e.invoke(t, uploadtest.Event(t, d, http.MethodPut, "/files/h.txt", map[string]string{"content-type": "text/plain"}, []byte("hello"), false))
+		require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+
+		resp = e.invoke(t, uploadtest.Event(t, d, http.MethodHead, "/files/h.txt", nil, nil, false))
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "5", resp.Headers["content-length"])
+		assert.Empty(t, resp.Body)
+
+		resp = e.invoke(t, uploadtest.Event(t, d, http.MethodHead, "/files/missing.txt", nil, nil, false))
+		require.Equal(t, http.StatusNotFound, resp.StatusCode)
+		assert.Equal(t, "application/json", resp.Headers["content-type"])
+		assert.Empty(t, resp.Body, "a HEAD 404 with the error's JSON")
+		require.NoError(t, os.Remove(filepath.Join(e.dir, "h.txt")))
 	}
 }
