@@ -43,6 +43,8 @@ var (
 	// errClientGone marks a request whose client went away while it was
 	// handled: the request's context was cancelled, and not by a shutdown.
 	errClientGone = errors.New("the client went away")
+	// errBadQuery is a query parameter out of its range or form.
+	errBadQuery = errors.New("bad query parameter")
 )
 
 // Errors that entrypoints wrap to choose a response.
@@ -82,6 +84,7 @@ var codes = map[string]struct {
 	"bad_multipart":          {http.StatusBadRequest, "the multipart/form-data body is malformed or has too many parts; send a well-formed body"},
 	"no_files":               {http.StatusBadRequest, "the multipart/form-data body has no file part; send each file as a part with a filename"},
 	"incomplete_body":        {http.StatusBadRequest, "the body ended before its declared length; send the whole file again"},
+	"bad_query":              {http.StatusBadRequest, "a query parameter is invalid: limit must be an integer from 1 to 1000, cursor a next_cursor from an earlier page, and prefix the start of a name"},
 	"bad_request":            {http.StatusBadRequest, "the request is malformed; check its body, its length and its parameters"},
 	"bad_checksum":           {http.StatusBadRequest, "the bytes received do not match their SHA-256; send the file again"},
 	"upload_mismatch":        {http.StatusBadRequest, "the parts do not match the upload; list the parts received with GET /uploads/{id} and send the missing or wrong ones again"},
@@ -120,6 +123,7 @@ var mapping = []struct {
 	{errNoFiles, "no_files"},
 	{spool.ErrIncomplete, "incomplete_body"},
 	{spool.ErrTooLong, "bad_request"},
+	{errBadQuery, "bad_query"},
 	{ErrBadRequest, "bad_request"},
 	{store.ErrChecksum, "bad_checksum"},
 	{store.ErrUploadMismatch, "upload_mismatch"},

@@ -42,10 +42,10 @@ const listReserve = 2 << 10
 // The refusals of a listing's query. Their messages are fixed: what the
 // client sent is not echoed back.
 var (
-	errListLimit  = fmt.Errorf("%w: limit must be an integer from 1 to %d", ErrBadRequest, store.MaxListLimit)
-	errListCursor = fmt.Errorf("%w: cursor must be a next_cursor from an earlier page", ErrBadRequest)
-	errListPrefix = fmt.Errorf("%w: prefix must be a folder such as a/b/ or the start of a name", ErrBadRequest)
-	errListQuery  = fmt.Errorf("%w: the query string is malformed", ErrBadRequest)
+	errListLimit  = fmt.Errorf("%w: limit must be an integer from 1 to %d", errBadQuery, store.MaxListLimit)
+	errListCursor = fmt.Errorf("%w: cursor must be a next_cursor from an earlier page", errBadQuery)
+	errListPrefix = fmt.Errorf("%w: prefix must be a folder such as a/b/ or the start of a name", errBadQuery)
+	errListQuery  = fmt.Errorf("%w: the query string is malformed", errBadQuery)
 )
 
 // list answers GET /files?limit=N&cursor=C&prefix=P with one page.
