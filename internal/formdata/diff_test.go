@@ -113,6 +113,7 @@ func diffMime(t *testing.T, body []byte, boundary string, seed uint64) {
 		require.Equal(t, mp.Header, fp.Header, "part %d header", i)
 		require.Equal(t, mp.FormName(), fp.FormName(), "part %d form name", i)
 		require.Equal(t, mp.FileName(), fp.FileName(), "part %d file name", i)
+		checkDispositionFileName(t, fp.Header.Get("Content-Disposition"))
 		if rng.IntN(4) == 0 && fp.qp == nil {
 			// Skipped by NextPart. Not a quoted-printable part: there,
 			// mime/multipart's skipping derails on a decoding error.
