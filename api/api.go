@@ -482,6 +482,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	}
 
 	var files []store.File
+	names := make(map[string]bool)
 	defer func() {
 		for _, f := range files {
 			f.Body.Close()
@@ -514,6 +515,13 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		if name == "" {
 			continue // a plain form field; NextPart skips its bytes
 		}
+		// Two files under one name would leave one of them lost, or
+		// overwritten by the other, however the store orders them: the
+		// request is refused whole, whether the server overwrites or not.
+		if names[name] {
+			return fmt.Errorf("%w: two file parts are named %q", errBadMultipart, name)
+		}
+		names[name] = true
 		if err := h.store.Check(ctx, name, -1); err != nil {
 			return err
 		}
@@ -547,16 +555,18 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 }
 
 // partFileName returns the base name a file part is stored under, or ""
-// for a part that is not a file. Unlike Part.FileName, it first checks the
-// filename as sent: a base name is taken from a plain relative path, but a
-// traversal, an absolute path or a backslash is refused, not quietly cut.
+// for a part that is not a file. The name comes from filename* or filename
+// as formdata.DispositionFileName decodes them, which refuses what it
+// cannot decode rather than take the part for a form field. Unlike
+// Part.FileName, it then checks the name as sent: a base name is taken
+// from a plain relative path, but a traversal, an absolute path or a
+// backslash is refused, not quietly cut.
 func partFileName(header textproto.MIMEHeader) (string, error) {
-	_, params, err := mime.ParseMediaType(header.Get("Content-Disposition"))
+	raw, err := formdata.DispositionFileName(header.Get("Content-Disposition"))
 	if err != nil {
-		return "", fmt.Errorf("%w: bad Content-Disposition: %v", errBadMultipart, err)
+		return "", err
 	}
-	raw, ok := params["filename"]
-	if !ok || raw == "" {
+	if raw == "" {
 		return "", nil
 	}
 	if err := store.ValidateName(raw); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -21,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/formdata"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 	"spillway/store/dirstore"
@@ -41,12 +43,19 @@ type fuzzRefFile struct {
 	data []byte
 }
 
-// fuzzReference parses body as the handler is meant to, with nothing but
-// mime/multipart: file parts are those with a non-empty filename, stored
-// under its base name.
-func fuzzReference(body []byte) ([]fuzzRefFile, error) {
+// fuzzReference parses body as the handler is meant to: the parts and
+// their bytes are mime/multipart's, each file part stored under its base
+// name. A part's file name is formdata.DispositionFileName's, which
+// departs from mime.ParseMediaType's on purpose, and only for filename*
+// (FuzzFormData holds it to that): it decodes ISO-8859-1 and falls back
+// to filename beside an empty filename*, where mime.ParseMediaType drops
+// the name and the file with it, and it refuses what it cannot decode,
+// where mime.ParseMediaType drops it. Such a refusal, and two files under
+// one name, are errors: the handler must not answer 201 to them.
+func fuzzReference(t *testing.T, body []byte) ([]fuzzRefFile, error) {
 	mr := multipart.NewReader(bytes.NewReader(body), fuzzBoundary)
 	var files []fuzzRefFile
+	names := make(map[string]bool)
 	for range len(body) + 1 { // a part takes at least one byte
 		p, err := mr.NextPart()
 		if err == io.EOF {
@@ -55,17 +64,33 @@ func fuzzReference(body []byte) ([]fuzzRefFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+		cd := p.Header.Get("Content-Disposition")
+		_, params, err := mime.ParseMediaType(cd)
 		if err != nil {
 			return nil, err
+		}
+		fn, err := formdata.DispositionFileName(cd)
+		if err != nil {
+			return nil, err
+		}
+		if fn != params["filename"] {
+			// The departure is the intended one, never a file lost.
+			require.Contains(t, strings.ToLower(cd), "filename*", "a name other than mime.ParseMediaType's without filename*")
+			require.NotEmpty(t, fn, "mime.ParseMediaType finds a file the handler would drop")
 		}
 		data, err := io.ReadAll(p)
 		if err != nil {
 			return nil, err
 		}
-		if fn := params["filename"]; fn != "" {
-			files = append(files, fuzzRefFile{name: path.Base(fn), data: data})
+		if fn == "" {
+			continue
 		}
+		name := path.Base(fn)
+		if names[name] {
+			return nil, fmt.Errorf("two files named %q", name)
+		}
+		names[name] = true
+		files = append(files, fuzzRefFile{name: name, data: data})
 	}
 	panic("unreachable: more parts than bytes")
 }
@@ -86,6 +111,14 @@ func fuzzSeedBodies() [][]byte {
 		strings.ReplaceAll(file("lf.txt", "lf")+end, "\r\n", "\n"),
 		"--fzb\r\nContent-Disposition: form-data; name=\"f\"; filename=\"qp.txt\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=41=42\r\n" + end,
 		"--fzb\r\nContent-Disposition: form-data; name=\"f\"; filename*=UTF-8''%C3%A9t%C3%A9.txt\r\n\r\nx\r\n" + end,
+		"--fzb\r\nContent-Disposition: form-data; name=\"f\"; filename*=ISO-8859-1''r%E9sum%E9.pdf\r\n\r\nx\r\n" + file("a.txt", "a") + end,
+		"--fzb\r\nContent-Disposition: form-data; name=\"f\"; filename=\"r.pdf\"; filename*=iso-8859-1'fr'r%E9sum%E9.pdf\r\n\r\nx\r\n" + end,
+		"--fzb\r\nContent-Disposition: form-data; name=\"f\"; filename*0*=ISO-8859-1''r%E9s; filename*1=\"um.pdf\"\r\n\r\nx\r\n" + end,
+		"--fzb\r\nContent-Disposition: form-data; name=\"f\"; filename=\"r.pdf\"; filename*=UTF-8''\r\n\r\nx\r\n" + end,
+		"--fzb\r\nContent-Disposition: form-data; name=\"f\"; filename*=windows-1252''r%E9sum%E9.pdf\r\n\r\nx\r\n" + file("a.txt", "a") + end,
+		"--fzb\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"; filename*=UTF-8'bad\r\n\r\nx\r\n" + end,
+		"--fzb\r\nContent-Disposition: form-data; name=\"f\"; filename*1=\"gap.txt\"\r\n\r\nx\r\n" + file("a.txt", "a") + end,
+		"--fzb\r\nContent-Disposition: form-data; name=\"f\"; filename*=ISO-8859-1''a.txt\r\n\r\nx\r\n" + file("a.txt", "a") + end,
 		file("../x", "x") + end,
 		file(`C:\\x`, "x") + end,
 		file("", "not a file") + end,
@@ -108,7 +141,8 @@ func fuzzSeedBodies() [][]byte {
 // FuzzMultipart feeds arbitrary bodies, under a fixed boundary, to the real
 // handler. It never answers 5xx or panics, leaves the spool empty, stores
 // nothing when it refuses, and when it answers 201 it has stored exactly
-// the files mime/multipart.Reader parses from the same body.
+// the files mime/multipart.Reader parses from the same body, named as
+// fuzzReference says.
 func FuzzMultipart(f *testing.F) {
 	for _, b := range fuzzSeedBodies() {
 		f.Add(b)
@@ -139,7 +173,7 @@ func FuzzMultipart(f *testing.F) {
 		assert.Zero(t, sp.Stats().OpenFiles)
 		assert.Zero(t, sp.Stats().MemoryInUse)
 		require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
-		want, refErr := fuzzReference(body)
+		want, refErr := fuzzReference(t, body)
 		require.Less(t, rec.Code, 500, "%s", rec.Body)
 
 		if rec.Code != http.StatusCreated {

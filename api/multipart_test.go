@@ -133,19 +133,6 @@ func TestMultipartPartLimitWithFiles(t *testing.T) {
 	s.waitServed(t)
 }
 
-// TestMultipartDuplicateNames: two file parts that store under one name
-// (the same filename, or two paths with one base name) are refused whole.
-func TestMultipartDuplicateNames(t *testing.T) {
-	s := newServer(t, options{})
-	for _, pair := range [][2]string{{"same.txt", "same.txt"}, {"a/x.txt", "b/x.txt"}} {
-		resp, body := s.mpPost(t, "b", mpFilePart("b", pair[0], "one")+mpFilePart("b", pair[1], "two")+"--b--\r\n")
-		requireError(t, resp, body, http.StatusConflict, "exists")
-		s.waitServed(t)
-		uploadtest.RequireEmptyDir(t, s.dir)
-		uploadtest.RequireEmptyDir(t, s.spoolDir)
-	}
-}
-
 // TestMultipartBoundaryBytesInBinaryData stores binary data in which the
 // delimiter's bytes, CRLF "--" boundary, appear followed by anything but
 // what would make them a delimiter (optional spaces and CRLF, or "--"),
