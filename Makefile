@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzMultipart$$' -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run='^$$' -fuzz='^FuzzEvent$$' -fuzztime=$(FUZZTIME) ./lambdahttp
 	$(GO) test -run='^$$' -fuzz='^FuzzFormData$$' -fuzztime=$(FUZZTIME) ./internal/formdata
+	$(GO) test -run='^$$' -fuzz='^FuzzDispositionFileName$$' -fuzztime=$(FUZZTIME) ./internal/formdata
 
 # Benchmarks against the real binary on loopback (1 GiB and 4 GiB raw and
 # multipart uploads, small PUTs at 32 connections, each beside reference
