@@ -49,6 +49,13 @@ var cases = []testCase{
 			{map[string][]string{"Content-Disposition": {`form-data; name="t"`}}, "text"},
 			{map[string][]string{"Content-Disposition": cd["Content-Disposition"], "Content-Type": {"application/octet-stream"}}, "\x00\xff\r\n"},
 		}},
+	{name: "filename* in ISO-8859-1 and malformed", boundary: "B",
+		body: "--B\r\nContent-Disposition: form-data; name=\"f\"; filename*=ISO-8859-1''r%E9sum%E9.pdf\r\n\r\nx\r\n" +
+			"--B\r\nContent-Disposition: form-data; name=\"g\"; filename=\"a.txt\"; filename*=UTF-8'bad\r\n\r\ny\r\n--B--\r\n",
+		parts: []wantPart{
+			{map[string][]string{"Content-Disposition": {`form-data; name="f"; filename*=ISO-8859-1''r%E9sum%E9.pdf`}}, "x"},
+			{map[string][]string{"Content-Disposition": {`form-data; name="g"; filename="a.txt"; filename*=UTF-8'bad`}}, "y"},
+		}},
 	{name: "empty part", boundary: "B",
 		body:  "--B\r\nA: b\r\n\r\n\r\n--B--",
 		parts: []wantPart{{map[string][]string{"A": {"b"}}, ""}}},
