@@ -64,7 +64,7 @@ func DispositionFileName(v string) (string, error) {
 		num, enc := strings.CutSuffix(rest[1:], "*")
 		n, err := strconv.Atoi(num)
 		if err != nil || n < 0 || strconv.Itoa(n) != num {
-			return "", fmt.Errorf("%w: Content-Disposition has a parameter %q that is no filename continuation", ErrMalformed, key)
+			return "", fmt.Errorf("%w: Content-Disposition has a parameter %q that is no filename continuation", ErrMalformed, clip([]byte(key)))
 		}
 		if _, dup := pieces[n]; dup {
 			return "", fmt.Errorf("%w: Content-Disposition has filename continuation %d twice", ErrMalformed, n)
