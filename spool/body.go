@@ -203,6 +203,11 @@ func Sweep(dir string) (int, error) {
 		if !e.Type().IsRegular() || !isSpoolName(e.Name()) {
 			continue
 		}
+		// Another user's spool files (a server sharing /tmp) are not
+		// this one's to open, let alone remove.
+		if fi, err := e.Info(); err != nil || !madeByCreateTemp(fi) {
+			continue
+		}
 		ok, err := removeIfOrphan(filepath.Join(dir, e.Name()))
 		if err != nil {
 			errs = append(errs, err)
@@ -226,6 +231,11 @@ func isSpoolName(name string) bool {
 // removeIfOrphan removes path if it is a file createTemp could have made
 // and no open file holds it locked. O_NOFOLLOW and O_NONBLOCK keep a name
 // replaced meanwhile (by a symlink, a FIFO) from leading it elsewhere.
+// madeByCreateTemp reports whether fi looks as createTemp leaves every file.
+func madeByCreateTemp(fi fs.FileInfo) bool {
+	return fi.Mode().IsRegular() && fi.Mode().Perm() == 0o600 && ownedBySelf(fi)
+}
+
 func removeIfOrphan(path string) (bool, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
@@ -239,7 +249,7 @@ func removeIfOrphan(path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || !ownedBySelf(fi) {
+	if !madeByCreateTemp(fi) {
 		return false, nil
 	}
 	if err := lock(f, false); err != nil {

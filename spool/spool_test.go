@@ -384,6 +384,14 @@ func TestSweepLeavesFilesItDidNotMake(t *testing.T) {
 	link := filepath.Join(dir, spool.FilePrefix+"LINK.spool")
 	require.NoError(t, os.Symlink(elsewhere, link))
 
+	if os.Geteuid() == 0 {
+		// Another user's spool file, as a server sharing /tmp leaves.
+		theirs := filepath.Join(dir, spool.FilePrefix+"THEIRS.spool")
+		require.NoError(t, os.WriteFile(theirs, []byte("someone else's upload"), 0o600))
+		require.NoError(t, os.Chown(theirs, 65534, 65534))
+		defer func() { assert.FileExists(t, theirs) }()
+	}
+
 	n, err := spool.Sweep(dir)
 	require.NoError(t, err)
 	assert.Zero(t, n)
