@@ -1,15 +1,21 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"spillway/internal/bytesize"
 	"spillway/spool"
+	"spillway/store/dirstore"
 )
 
 // config is everything the server is started with. It is built only here,
@@ -24,6 +30,7 @@ type config struct {
 	MaxUploadSize   int64
 	MemoryBudget    int64
 	Overwrite       bool
+	FileMode        fs.FileMode
 	Fsync           bool
 	LogLevel        slog.Level
 	ReadTimeout     time.Duration
@@ -56,6 +63,33 @@ func (v sizeValue) Set(s string) error {
 	return nil
 }
 
+// modeValue is a flag.Value for the permission bits of stored files, in
+// octal.
+type modeValue struct{ p *fs.FileMode }
+
+func (v modeValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return fmt.Sprintf("%#o", uint32(*v.p))
+}
+
+func (v modeValue) Set(s string) error {
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "0o"), 8, 32)
+	if err != nil {
+		return errors.New("not an octal mode such as 0644")
+	}
+	m := fs.FileMode(n)
+	switch {
+	case m&^fs.ModePerm != 0:
+		return errors.New("only permission bits (0777) may be set")
+	case m&0o400 == 0:
+		return errors.New("the owner must be able to read stored files")
+	}
+	*v.p = m
+	return nil
+}
+
 // parseConfig reads flags from args; each flag falls back to its SPILLWAY_*
 // environment variable, and then to the default.
 func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
@@ -65,6 +99,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		SpoolDir:        os.TempDir(),
 		Threshold:       spool.DefaultThreshold,
 		MemoryBudget:    spool.DefaultMemoryBudget,
+		FileMode:        dirstore.DefaultFileMode,
 		Fsync:           true,
 		LogLevel:        slog.LevelInfo,
 		ReadTimeout:     60 * time.Second,
@@ -95,6 +130,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	def("memory-budget", "SPILLWAY_MEMORY_BUDGET")
 	fs.BoolVar(&c.Overwrite, "overwrite", c.Overwrite, "let uploads replace existing files (env SPILLWAY_OVERWRITE)")
 	def("overwrite", "SPILLWAY_OVERWRITE")
+	fs.Var(modeValue{&c.FileMode}, "file-mode", "permission bits of stored files, in octal (env SPILLWAY_FILE_MODE)")
+	def("file-mode", "SPILLWAY_FILE_MODE")
 	fs.BoolVar(&c.Fsync, "fsync", c.Fsync, "fsync files and directories before answering 201 (env SPILLWAY_FSYNC)")
 	def("fsync", "SPILLWAY_FSYNC")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (env SPILLWAY_LOG_LEVEL)")
@@ -163,6 +200,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("max_upload_size", maxSize(c.MaxUploadSize)),
 		slog.String("memory_budget", bytesize.Format(c.MemoryBudget)),
 		slog.Bool("overwrite", c.Overwrite),
+		slog.String("file_mode", modeValue{&c.FileMode}.String()),
 		slog.Bool("fsync", c.Fsync),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Duration("read_timeout", c.ReadTimeout),
@@ -190,4 +228,75 @@ func (c config) storeName() string {
 		return "s3://" + c.Bucket + "/" + c.Prefix
 	}
 	return c.Directory
+}
+
+// checkDirs refuses an upload directory and a spool dir that overlap: the
+// same directory, or either one inside the other, after symlinks. Spool
+// files there would be listed and served as uploads before they are
+// complete, and a stored file named like a spool file could be taken for
+// an orphan and swept. Neither directory needs to exist yet, and neither is
+// made here.
+func checkDirs(directory, spoolDir string) error {
+	up, err := resolveDir(directory)
+	if err != nil {
+		return fmt.Errorf("--directory %s: %w", directory, err)
+	}
+	sp, err := resolveDir(spoolDir)
+	if err != nil {
+		return fmt.Errorf("--spool-dir %s: %w", spoolDir, err)
+	}
+	const fix = "give the spool its own directory, neither inside the other (--spool-dir or SPILLWAY_SPOOL_DIR; the default is the system's temp directory)"
+	switch {
+	case sameDir(up, sp):
+		return fmt.Errorf("--directory %s and --spool-dir %s are the same directory: %s", directory, spoolDir, fix)
+	case inside(sp, up):
+		return fmt.Errorf("--spool-dir %s is inside --directory %s: %s", spoolDir, directory, fix)
+	case inside(up, sp):
+		return fmt.Errorf("--directory %s is inside --spool-dir %s: %s", directory, spoolDir, fix)
+	}
+	return nil
+}
+
+// resolveDir returns dir as an absolute path with the symlinks of the part
+// that exists resolved; the rest, still to be made, is joined to it as is.
+func resolveDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for p := abs; ; p = filepath.Dir(p) {
+		resolved, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(resolved, rest), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
+			return "", err
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+	}
+}
+
+// sameDir reports whether the resolved paths a and b are one directory:
+// the same path, or, where both exist, the same inode (a bind mount).
+func sameDir(a, b string) bool {
+	if a == b {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+// inside reports whether the resolved path child is below parent: by name,
+// or because one of child's existing ancestors is parent's inode.
+func inside(child, parent string) bool {
+	for p := filepath.Dir(child); ; p = filepath.Dir(p) {
+		if sameDir(p, parent) {
+			return true
+		}
+		if p == filepath.Dir(p) {
+			return false
+		}
+	}
 }

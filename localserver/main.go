@@ -55,6 +55,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		debug.SetMemoryLimit(cfg.MemoryBudget + memoryOverhead)
 	}
 
+	if cfg.Bucket == "" {
+		// Before the sweep, and before either directory is made.
+		if err := checkDirs(cfg.Directory, cfg.SpoolDir); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return fmt.Errorf("spool dir: %w", err)
 	}
@@ -186,7 +192,7 @@ func isLoopback(addr net.Addr) bool {
 // returns how many orphaned staging files it removed.
 func openStore(ctx context.Context, cfg config, getenv func(string) string) (store.Store, int, error) {
 	if cfg.Bucket == "" {
-		st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync})
+		st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync, FileMode: cfg.FileMode})
 		if err != nil {
 			return nil, 0, err
 		}

@@ -36,6 +36,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	assert.Equal(t, int64(64<<20), c.MemoryBudget)
 	assert.Zero(t, c.MaxUploadSize)
 	assert.False(t, c.Overwrite)
+	assert.Equal(t, os.FileMode(0o644), c.FileMode)
 	assert.True(t, c.Fsync)
 	assert.Equal(t, slog.LevelInfo, c.LogLevel)
 	assert.Equal(t, 60*time.Second, c.ReadTimeout)
@@ -60,6 +61,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		"SPILLWAY_CORS_ORIGIN":            "*",
 		"SPILLWAY_MAX_CONCURRENT_UPLOADS": "8",
 		"SPILLWAY_UPLOAD_SECRET":          "from-the-environment",
+		"SPILLWAY_FILE_MODE":              "0640",
 	})
 	c, err := parseConfig([]string{"--threshold", "1MiB", "--overwrite=false", "--addr=[::1]:0"}, vars, io.Discard)
 	require.NoError(t, err)
@@ -77,6 +79,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, "*", c.CORSOrigins)
 	assert.Equal(t, 8, c.MaxUploads)
 	assert.Equal(t, "from-the-environment", c.UploadSecret)
+	assert.Equal(t, os.FileMode(0o640), c.FileMode)
 
 	c, err = parseConfig([]string{"--upload-secret", "from-the-command-line"}, vars, io.Discard)
 	require.NoError(t, err)
@@ -93,6 +96,18 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 	require.ErrorContains(t, err, "SPILLWAY_FSYNC")
 	_, err = parseConfig([]string{"stray"}, env(nil), io.Discard)
 	require.Error(t, err)
+	for _, mode := range []string{"rw-r--r--", "0o1644", "4755", "0888", "-1", "0244", "0077", ""} {
+		_, err = parseConfig([]string{"--file-mode=" + mode}, env(nil), io.Discard)
+		require.ErrorContains(t, err, "file-mode", "%q", mode)
+	}
+	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_FILE_MODE": "0200"}), io.Discard)
+	require.ErrorContains(t, err, "SPILLWAY_FILE_MODE")
+	require.ErrorContains(t, err, "the owner must be able to read")
+	for mode, want := range map[string]os.FileMode{"0600": 0o600, "640": 0o640, "0o755": 0o755, "0400": 0o400} {
+		c, err := parseConfig([]string{"--file-mode", mode}, env(nil), io.Discard)
+		require.NoError(t, err, mode)
+		assert.Equal(t, want, c.FileMode, mode)
+	}
 	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_UPLOAD_SECRET": "short"}), io.Discard)
 	require.ErrorContains(t, err, "SPILLWAY_UPLOAD_SECRET")
 	require.ErrorContains(t, err, "--upload-secret")

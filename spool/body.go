@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 )
 
 // Body is a fully received request body, held in memory or in a temp file.
@@ -24,6 +25,7 @@ type Body struct {
 	size     int64
 	sum      [sha256.Size]byte
 
+	mu   sync.Mutex // guards path, which DropName clears
 	once sync.Once
 }
 
@@ -70,9 +72,45 @@ type onlyWriter struct{ io.Writer }
 // writing them again. The file stays owned by the Body.
 func (b *Body) File() *os.File { return b.f }
 
-// Path returns the temp file's name, or "" for a memory body. The name can
-// disappear (a sweep by another process, say) while File stays readable.
-func (b *Body) Path() string { return b.path }
+// Path returns the temp file's name, or "" for a memory body and once
+// DropName has run. The name can disappear (a sweep by another process, say)
+// while File stays readable.
+func (b *Body) Path() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.path
+}
+
+// DropName removes the temp file's name from the spool directory, if the
+// name still leads to this body's file; File stays readable until Close. A
+// store that has linked File elsewhere calls it before it makes the file
+// readable to others: a mode is the inode's, so a name left in the spool
+// directory would expose the bytes there too. Afterwards Path returns "",
+// and Close removes no name, not even one that someone else's file took.
+func (b *Body) DropName() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.f == nil || b.path == "" {
+		return nil
+	}
+	path := b.path
+	b.path = ""
+	mine, err := b.f.Stat()
+	if err != nil {
+		return fmt.Errorf("spool: drop name: %w", err)
+	}
+	there, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && !os.SameFile(mine, there) {
+		return nil
+	}
+	if err == nil {
+		err = os.Remove(path)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("spool: drop name: %w", err)
+	}
+	return nil
+}
 
 // Close releases the body: its memory reservation, or its temp file, which it
 // closes and removes. Calling Close again returns nil; a file that is already
@@ -91,7 +129,10 @@ func (b *Body) close() error {
 	}
 	b.s.stats.openFiles.Add(-1)
 	cerr := b.f.Close()
-	rerr := os.Remove(b.path)
+	var rerr error
+	if path := b.Path(); path != "" {
+		rerr = os.Remove(path)
+	}
 	if errors.Is(rerr, fs.ErrNotExist) {
 		rerr = nil
 	}
@@ -124,6 +165,12 @@ func (s *Spooler) createTemp() (*os.File, string, error) {
 			}
 			return nil, "", fmt.Errorf("spool: create temp: %w", err)
 		}
+		// 0600 whatever the umask: Sweep takes nothing else for its own.
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			os.Remove(path)
+			return nil, "", fmt.Errorf("spool: create temp: %w", err)
+		}
 		if err := lock(f, true); err != nil {
 			f.Close()
 			os.Remove(path)
@@ -136,9 +183,15 @@ func (s *Spooler) createTemp() (*os.File, string, error) {
 }
 
 // Sweep removes orphaned spool files from dir: files named like this
-// package's temp files that no live process holds locked. A file in use by
-// another Spooler, in this process or another, is left alone, so two servers
-// can share a directory. It returns how many files it removed.
+// package's temp files, as createTemp leaves every one (regular, 0600, this
+// user's), that no live process holds locked. A file in use by another
+// Spooler, in this process or another, is left alone, so two servers can
+// share a directory. Sweep reads dir alone, never a directory below it. It
+// returns how many files it removed.
+//
+// The name and the mode are what tell a spool file from a stored one that
+// merely has its name (an upload called spillway-….spool): callers must keep
+// any store's directory apart from dir, neither inside the other.
 func Sweep(dir string) (int, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -150,7 +203,12 @@ func Sweep(dir string) (int, error) {
 		if !e.Type().IsRegular() || !isSpoolName(e.Name()) {
 			continue
 		}
-		ok, err := removeIfUnlocked(filepath.Join(dir, e.Name()))
+		// Another user's spool files (a server sharing /tmp) are not
+		// this one's to open, let alone remove.
+		if fi, err := e.Info(); err != nil || !madeByCreateTemp(fi) {
+			continue
+		}
+		ok, err := removeIfOrphan(filepath.Join(dir, e.Name()))
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -170,20 +228,39 @@ func isSpoolName(name string) bool {
 		name[len(name)-len(fileSuffix):] == fileSuffix
 }
 
-func removeIfUnlocked(path string) (bool, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
+// removeIfOrphan removes path if it is a file createTemp could have made
+// and no open file holds it locked. O_NOFOLLOW and O_NONBLOCK keep a name
+// replaced meanwhile (by a symlink, a FIFO) from leading it elsewhere.
+// madeByCreateTemp reports whether fi looks as createTemp leaves every file.
+func madeByCreateTemp(fi fs.FileInfo) bool {
+	return fi.Mode().IsRegular() && fi.Mode().Perm() == 0o600 && ownedBySelf(fi)
+}
+
+func removeIfOrphan(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if !madeByCreateTemp(fi) {
+		return false, nil
+	}
 	if err := lock(f, false); err != nil {
 		if errors.Is(err, errLocked) {
 			return false, nil
 		}
 		return false, err
+	}
+	// Remove the name only while it still leads to the file checked.
+	if now, err := os.Lstat(path); err != nil || !os.SameFile(fi, now) {
+		return false, nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/iotest"
 
@@ -369,4 +370,72 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	require.Error(t, err)
 	_, err = spool.New(spool.Config{Threshold: -1, Dir: t.TempDir()})
 	require.Error(t, err)
+}
+
+func TestSweepLeavesFilesItDidNotMake(t *testing.T) {
+	// A directory shared with a store (--directory /tmp, once) can hold a
+	// stored file that is only named like a spool file, or a symlink to one.
+	dir := t.TempDir()
+	stored := filepath.Join(dir, spool.FilePrefix+"ABCDEFGHIJKLMNOPQRSTUVWXYZ.spool")
+	require.NoError(t, os.WriteFile(stored, []byte("an upload, answered 201"), 0o600))
+	require.NoError(t, os.Chmod(stored, 0o644))
+	elsewhere := filepath.Join(t.TempDir(), spool.FilePrefix+"TARGET.spool")
+	require.NoError(t, os.WriteFile(elsewhere, []byte("not in the spool dir"), 0o600))
+	link := filepath.Join(dir, spool.FilePrefix+"LINK.spool")
+	require.NoError(t, os.Symlink(elsewhere, link))
+
+	if os.Geteuid() == 0 {
+		// Another user's spool file, as a server sharing /tmp leaves.
+		theirs := filepath.Join(dir, spool.FilePrefix+"THEIRS.spool")
+		require.NoError(t, os.WriteFile(theirs, []byte("someone else's upload"), 0o600))
+		require.NoError(t, os.Chown(theirs, 65534, 65534))
+		defer func() { assert.FileExists(t, theirs) }()
+	}
+
+	n, err := spool.Sweep(dir)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.FileExists(t, stored)
+	assert.FileExists(t, elsewhere)
+	_, err = os.Lstat(link)
+	assert.NoError(t, err)
+}
+
+func TestSpoolFilesArePrivateWhateverTheUmask(t *testing.T) {
+	old := syscall.Umask(0o277) // would leave 0400
+	defer syscall.Umask(old)
+	s, dir := newSpooler(t, func(c *spool.Config) { c.Threshold = 0 })
+	b, err := s.Spool(t.Context(), strings.NewReader("hello"), 5)
+	require.NoError(t, err)
+	fi, err := os.Stat(b.Path())
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	require.NoError(t, b.Close())
+	uploadtest.RequireEmptyDir(t, dir)
+}
+
+func TestDropName(t *testing.T) {
+	s, dir := newSpooler(t, func(c *spool.Config) { c.Threshold = 0 })
+	b, err := s.Spool(t.Context(), strings.NewReader("hello"), 5)
+	require.NoError(t, err)
+	path := b.Path()
+	require.NoError(t, b.DropName())
+	assert.Empty(t, b.Path())
+	assert.NoFileExists(t, path)
+	got, err := io.ReadAll(b.Reader())
+	require.NoError(t, err)
+	assert.Equal(t, "hello", string(got), "the file stays readable")
+	require.NoError(t, b.Close())
+	uploadtest.RequireEmptyDir(t, dir)
+
+	// A name that another file took meanwhile is not this body's to remove.
+	b, err = s.Spool(t.Context(), strings.NewReader("hello"), 5)
+	require.NoError(t, err)
+	path = b.Path()
+	require.NoError(t, os.WriteFile(path+".new", []byte("someone else's"), 0o600))
+	require.NoError(t, os.Rename(path+".new", path))
+	require.NoError(t, b.DropName())
+	require.NoError(t, b.Close())
+	assert.FileExists(t, path)
+	require.NoError(t, os.Remove(path))
 }

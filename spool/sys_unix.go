@@ -40,6 +40,12 @@ func lock(f *os.File, wait bool) error {
 	return lerr
 }
 
+// ownedBySelf reports whether fi, from Stat, is this process's user's.
+func ownedBySelf(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
+}
+
 // freeSpace returns the bytes available to an unprivileged writer in dir.
 func freeSpace(dir string) (int64, error) {
 	var st unix.Statfs_t

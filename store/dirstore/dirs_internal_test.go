@@ -66,7 +66,7 @@ func TestDirRemovedFromUnderAStagedFile(t *testing.T) {
 				defer src.Close()
 				_, err = io.WriteString(src, "linked")
 				require.NoError(t, err)
-				linked, err := s.stageLink(b, src, src.Name())
+				linked, err := s.stageLink(b, src, func() error { return os.Remove(src.Name()) })
 				require.NoError(t, err)
 				require.True(t, linked, "the spool file must be linked, not copied")
 			} else {

@@ -43,7 +43,14 @@ type Options struct {
 	// UploadTTL is how long a multipart upload may go without a part
 	// before the sweep removes it. Zero means DefaultUploadTTL.
 	UploadTTL time.Duration
+	// FileMode is the permission bits of stored files, set on each file
+	// in the store's directory, whatever the umask. Zero means
+	// DefaultFileMode. Parts of multipart uploads stay 0600.
+	FileMode fs.FileMode
 }
+
+// DefaultFileMode is the mode of stored files when Options.FileMode is zero.
+const DefaultFileMode fs.FileMode = 0o644
 
 // Store is a store.Store over one directory.
 type Store struct {
@@ -82,6 +89,13 @@ func Open(dir string, opts Options) (*Store, int, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, 0, fmt.Errorf("dirstore: %w", err)
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = DefaultFileMode
+	}
+	if opts.FileMode&^fs.ModePerm != 0 {
+		root.Close()
+		return nil, 0, fmt.Errorf("dirstore: file mode %v has bits other than permissions", opts.FileMode)
 	}
 	s := &Store{root: root, dir: root.Name(), opts: opts}
 	if _, err := os.Stat("/proc/self/fd"); err == nil {
@@ -198,7 +212,7 @@ func (s *Store) stage(f store.File, made *madeDirs) (_ *staged, err error) {
 	}()
 
 	if src := f.Body.File(); src != nil {
-		linked, err := s.stageLink(st, src, f.Body.Path())
+		linked, err := s.stageLink(st, src, f.Body.DropName)
 		if err != nil {
 			return nil, err
 		}
@@ -369,26 +383,57 @@ func (m madeDirs) remove(root *os.Root) {
 // stageLink hard-links the spool file into place: the bytes are written once.
 // It reports false, with no error, when linking is impossible (another
 // filesystem, a swept spool name, a policy) and a copy should be made.
-func (s *Store) stageLink(st *staged, src *os.File, srcPath string) (bool, error) {
-	if srcPath == "" {
+//
+// It links the file the spooler wrote and hashed, by its descriptor: the
+// spool file's name is in a directory others may write to, and whatever
+// that name leads to by now is not what the digest describes. Only once the
+// file is out of the spool directory, its name there dropped by dropName,
+// does it get the store's mode; until then it is 0600, and so are its bytes.
+func (s *Store) stageLink(st *staged, src *os.File, dropName func() error) (bool, error) {
+	err := st.inDir(func(dirfd int) error {
+		return s.linkFile(src, dirfd, st.tmp)
+	})
+	if err != nil {
 		return false, nil
 	}
-	// The spool file is private (0600); the published file is not.
-	if err := src.Chmod(0o644); err != nil {
-		return false, nil
+	if err := dropName(); err != nil {
+		return false, fmt.Errorf("dirstore: %q: %w", st.name, err)
+	}
+	if err := src.Chmod(s.opts.FileMode); err != nil {
+		return false, fmt.Errorf("dirstore: chmod %q: %w", st.name, err)
 	}
 	if s.opts.Fsync {
 		if err := src.Sync(); err != nil {
 			return false, fmt.Errorf("dirstore: sync %q: %w", st.name, err)
 		}
 	}
-	err := st.inDir(func(dirfd int) error {
-		return unix.Linkat(unix.AT_FDCWD, srcPath, dirfd, st.tmp, 0)
+	return true, nil
+}
+
+// linkFile gives the open file f the name name in the directory dirfd. It
+// goes by the descriptor, never by a path that may lead elsewhere by now:
+// through /proc/self/fd, which an unprivileged process may link from, or,
+// without /proc, with AT_EMPTY_PATH, which some kernels allow only with
+// CAP_DAC_READ_SEARCH. A file with no name left (an unlinked spool file)
+// can be linked only if it was made with O_TMPFILE.
+func (s *Store) linkFile(f *os.File, dirfd int, name string) error {
+	conn, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	err = conn.Control(func(fd uintptr) {
+		if s.unnamed {
+			proc := "/proc/self/fd/" + strconv.Itoa(int(fd))
+			lerr = unix.Linkat(unix.AT_FDCWD, proc, dirfd, name, unix.AT_SYMLINK_FOLLOW)
+			return
+		}
+		lerr = unix.Linkat(int(fd), "", dirfd, name, unix.AT_EMPTY_PATH)
 	})
 	if err != nil {
-		return false, nil
+		return err
 	}
-	return true, nil
+	return lerr
 }
 
 // stageCopy stages the bytes that write writes, for bodies that cannot be
@@ -397,11 +442,15 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 	if s.unnamed {
 		var fd int
 		err := st.inDir(func(dirfd int) (err error) {
-			fd, err = unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+			fd, err = unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
 			return err
 		})
 		if err == nil {
 			st.f, st.unnamed, st.tmp = os.NewFile(uintptr(fd), st.name), true, ""
+			// Unnamed, the file is no one else's to open yet.
+			if err := st.f.Chmod(s.opts.FileMode); err != nil {
+				return fmt.Errorf("dirstore: chmod %q: %w", st.name, err)
+			}
 			// Locked like a named staging file, for the moment it has a
 			// staging name in overwrite mode.
 			if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
@@ -422,7 +471,7 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 	// Through st.dir, the directory that commit links from, not by name.
 	var fd int
 	err := st.inDir(func(dirfd int) (err error) {
-		fd, err = unix.Openat(dirfd, st.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		fd, err = unix.Openat(dirfd, st.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		return err
 	})
 	if err != nil {
@@ -435,6 +484,11 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 	if err := unix.Flock(int(dst.Fd()), unix.LOCK_EX); err != nil {
 		st.unlinkTmp()
 		return fmt.Errorf("dirstore: lock %q: %w", st.name, err)
+	}
+	// Set here, where the file lands, and whatever the umask.
+	if err := dst.Chmod(s.opts.FileMode); err != nil {
+		st.unlinkTmp()
+		return fmt.Errorf("dirstore: chmod %q: %w", st.name, err)
 	}
 	if err := write(dst); err != nil {
 		st.unlinkTmp()
@@ -459,9 +513,8 @@ func (st *staged) commit(overwrite bool) error {
 		if overwrite {
 			target = stagePrefix + rand.Text() + stageSuffix
 		}
-		proc := "/proc/self/fd/" + strconv.Itoa(int(st.f.Fd()))
 		if err := st.inDir(func(dirfd int) error {
-			return unix.Linkat(unix.AT_FDCWD, proc, dirfd, target, unix.AT_SYMLINK_FOLLOW)
+			return st.s.linkFile(st.f, dirfd, target)
 		}); err != nil {
 			return mapError(st.name, err)
 		}

@@ -1,8 +1,10 @@
 package dirstore_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -103,12 +105,99 @@ func TestDiskBodyIsPublishedByLinkNotCopy(t *testing.T) {
 	require.Equal(t, spool.Disk, b.Location())
 	require.NoError(t, e.store.Put(t.Context(), []store.File{{Name: f.Name, Body: b}}))
 
-	spooled, err := os.Stat(b.Path())
+	spooled, err := b.File().Stat()
 	require.NoError(t, err)
 	stored, err := os.Stat(filepath.Join(e.dir, f.Name))
 	require.NoError(t, err)
 	assert.True(t, os.SameFile(spooled, stored), "the stored file must be the spool file's inode")
 	assert.Equal(t, os.FileMode(0o644), stored.Mode().Perm())
+	assert.Empty(t, b.Path(), "the spool name is dropped once the file is linked")
+	uploadtest.RequireEmptyDir(t, e.spoolDir)
+}
+
+// replaceSpoolName puts other bytes under b's spool file name, as anyone
+// who can write to the spool directory can: an upload into a directory
+// that is also the spool dir, say.
+func replaceSpoolName(t *testing.T, b *spool.Body, size int64) {
+	t.Helper()
+	evil := b.Path() + ".evil"
+	require.NoError(t, os.WriteFile(evil, bytes.Repeat([]byte("X"), int(size)), 0o600))
+	require.NoError(t, os.Rename(evil, b.Path()))
+	name := b.Path()
+	t.Cleanup(func() { os.Remove(name) })
+}
+
+func TestPublishesTheFileSpooledNotWhatItsNameLeadsTo(t *testing.T) {
+	for _, overwrite := range []bool{false, true} {
+		t.Run(map[bool]string{false: "create", true: "overwrite"}[overwrite], func(t *testing.T) {
+			e := newEnv(t, dirstore.Options{Overwrite: overwrite, Fsync: true})
+			f := uploadtest.File{Name: "victim.bin", Seed: 7, Size: threshold * 2}
+			b := storetest.Body(t, e.spooler, f)
+			require.Equal(t, spool.Disk, b.Location())
+			replaceSpoolName(t, b, f.Size)
+			require.NoError(t, e.store.Put(t.Context(), []store.File{{Name: f.Name, Body: b}}))
+			uploadtest.RequireFile(t, f, filepath.Join(e.dir, f.Name))
+		})
+	}
+}
+
+func TestSpoolFileStaysPrivateInTheSpoolDir(t *testing.T) {
+	e := newEnv(t, dirstore.Options{Fsync: true})
+	f := uploadtest.File{Name: "private.bin", Seed: 8, Size: threshold * 2}
+	b := storetest.Body(t, e.spooler, f)
+	require.Equal(t, spool.Disk, b.Location())
+	require.NoError(t, e.store.Put(t.Context(), []store.File{{Name: f.Name, Body: b}}))
+	// The body is not closed yet: whatever it left in the spool dir is
+	// still there, and must not be readable by others.
+	entries, err := os.ReadDir(e.spoolDir)
+	require.NoError(t, err)
+	for _, d := range entries {
+		fi, err := d.Info()
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "%s in the spool dir", d.Name())
+	}
+	stored, err := os.Stat(filepath.Join(e.dir, f.Name))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), stored.Mode().Perm())
+}
+
+func TestFileMode(t *testing.T) {
+	old := syscall.Umask(0o077) // the mode must not depend on it
+	defer syscall.Umask(old)
+	for _, mode := range []os.FileMode{0, 0o640, 0o600, 0o755} {
+		want := mode
+		if want == 0 {
+			want = dirstore.DefaultFileMode
+		}
+		t.Run(want.String(), func(t *testing.T) {
+			e := newEnv(t, dirstore.Options{FileMode: mode, Fsync: true})
+			small := uploadtest.File{Name: "memory.bin", Seed: 1, Size: 10}
+			big := uploadtest.File{Name: "sub/disk.bin", Seed: 2, Size: threshold * 2}
+			require.NoError(t, put(t, e, small, big))
+
+			parted := uploadtest.File{Name: "parts.bin", Seed: 3, Size: threshold * 2}
+			u := createUpload(t, e.store, parted)
+			p, err := e.store.PutPart(t.Context(), u.ID, 1, storetest.Body(t, e.spooler, parted))
+			require.NoError(t, err)
+			entries, err := os.ReadDir(uploadDir(e, u.ID))
+			require.NoError(t, err)
+			for _, d := range entries {
+				fi, err := d.Info()
+				require.NoError(t, err)
+				assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "parts and manifests stay private: %s", d.Name())
+			}
+			_, err = e.store.Complete(t.Context(), u.ID, []store.Part{p})
+			require.NoError(t, err)
+
+			for _, f := range []uploadtest.File{small, big, parted} {
+				fi, err := os.Stat(filepath.Join(e.dir, f.Name))
+				require.NoError(t, err)
+				assert.Equal(t, want, fi.Mode().Perm(), f.Name)
+			}
+		})
+	}
+	_, _, err := dirstore.Open(t.TempDir(), dirstore.Options{FileMode: os.ModeSetuid | 0o644})
+	require.Error(t, err)
 }
 
 func TestCopyFallbackWhenSpoolNameIsGone(t *testing.T) {

@@ -304,7 +304,7 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, body *spool.Body)
 // writePart puts body's bytes under tmp in the upload's directory: a hard
 // link to the spool file when both are on one filesystem, a copy otherwise.
 func (s *Store) writePart(h *upload, tmp string, body *spool.Body) (err error) {
-	if src := body.File(); src != nil && body.Path() != "" {
+	if src := body.File(); src != nil {
 		if s.opts.Fsync {
 			if err := src.Sync(); err != nil {
 				return fmt.Errorf("dirstore: upload %s: sync part: %w", h.id, err)
@@ -314,7 +314,9 @@ func (s *Store) writePart(h *upload, tmp string, body *spool.Body) (err error) {
 		if err != nil {
 			return fmt.Errorf("dirstore: upload %s: %w", h.id, err)
 		}
-		err = unix.Linkat(unix.AT_FDCWD, body.Path(), int(d.Fd()), tmp, 0)
+		// By descriptor, as stageLink: the bytes that were hashed. The
+		// part stays 0600, as the spool file is.
+		err = s.linkFile(src, int(d.Fd()), tmp)
 		d.Close()
 		if err == nil {
 			return nil

@@ -142,12 +142,27 @@ func TestPartIsLinkedFromTheSpool(t *testing.T) {
 	require.Len(t, entries, 2, "the manifest and one part, no temporary file")
 	part, err := entries[0].Info() // "00001-…" sorts before "upload.json"
 	require.NoError(t, err)
-	spooled, err := os.Stat(b.Path())
+	spooled, err := b.File().Stat()
 	require.NoError(t, err)
 	assert.True(t, os.SameFile(spooled, part), "the part must be the spool file's inode")
 
 	_, err = e.store.Complete(t.Context(), u.ID, []store.Part{p})
 	require.NoError(t, err)
+	storetest.RequireStored(t, e.store, f)
+}
+
+func TestPartIsTheFileSpooledNotWhatItsNameLeadsTo(t *testing.T) {
+	e := newEnv(t, dirstore.Options{Fsync: true})
+	f := uploadtest.File{Name: "victim.bin", Seed: 9, Size: threshold * 2}
+	u := createUpload(t, e.store, f)
+	b := storetest.Body(t, e.spooler, f)
+	require.Equal(t, spool.Disk, b.Location())
+	replaceSpoolName(t, b, f.Size)
+	p, err := e.store.PutPart(t.Context(), u.ID, 1, b)
+	require.NoError(t, err)
+	done, err := e.store.Complete(t.Context(), u.ID, []store.Part{p})
+	require.NoError(t, err)
+	assert.Equal(t, f.SHA256(), done.SHA256)
 	storetest.RequireStored(t, e.store, f)
 }
 

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"spillway/internal/testservers"
+	"spillway/internal/uploadtest"
+)
+
+// storedLikeSpool is a stored file that has a spool file's name and mode,
+// as an upload to an upload directory that is also the spool dir can.
+const storedLikeSpool = "spillway-ABCDEFGHIJKLMNOPQRSTUVWXYZ.spool"
+
+func TestOverlappingDirectoriesAreRefused(t *testing.T) {
+	base := t.TempDir()
+	d := filepath.Join(base, "d")
+	require.NoError(t, os.Mkdir(d, 0o755))
+	stored := filepath.Join(d, storedLikeSpool)
+	require.NoError(t, os.WriteFile(stored, []byte("answered 201"), 0o600))
+	link := filepath.Join(base, "link")
+	require.NoError(t, os.Symlink(d, link))
+
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		tmpdir string // the default spool dir
+		want   string
+	}{
+		{"same", []string{"--directory", d, "--spool-dir", d}, "", "are the same directory"},
+		{"same, spelt otherwise", []string{"--directory", d + "/./", "--spool-dir", filepath.Join(d, "x", "..")}, "", "are the same directory"},
+		{"same through a symlink", []string{"--directory", d, "--spool-dir", link}, "", "are the same directory"},
+		{"default spool dir", []string{"--directory", d}, d, "are the same directory"},
+		{"spool dir inside", []string{"--directory", d, "--spool-dir", filepath.Join(d, "spool")}, "", "is inside --directory"},
+		{"spool dir inside through a symlink", []string{"--directory", link, "--spool-dir", filepath.Join(d, "a", "spool")}, "", "is inside --directory"},
+		{"upload directory inside", []string{"--directory", filepath.Join(d, "uploads"), "--spool-dir", d}, "", "is inside --spool-dir"},
+		{"upload directory inside the default", []string{"--directory", filepath.Join(link, "uploads")}, d, "is inside --spool-dir"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.tmpdir != "" {
+				t.Setenv("TMPDIR", tc.tmpdir)
+			}
+			ctx, stop := context.WithCancel(t.Context())
+			defer stop()
+			ready := make(chan string, 1)
+			done := make(chan error, 1)
+			logs := &uploadtest.SyncBuffer{}
+			go func() {
+				done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, tc.args...), env(nil), logs, ready)
+			}()
+			select {
+			case err := <-done:
+				require.ErrorContains(t, err, tc.want)
+				assert.ErrorContains(t, err, "give the spool its own directory")
+			case <-ready:
+				stop()
+				<-done
+				assert.Fail(t, "the server started", "log:\n%s", logs.String())
+			}
+			assert.FileExists(t, stored, "a stored file must never be swept")
+			assert.NoDirExists(t, filepath.Join(d, "spool"))
+			assert.NoDirExists(t, filepath.Join(d, "uploads"))
+			assert.NoDirExists(t, filepath.Join(d, "a"))
+		})
+	}
+}
+
+func TestNeighbouringDirectoriesAreFine(t *testing.T) {
+	// "up2" begins with "up", and is no less a directory of its own.
+	base := t.TempDir()
+	ctx, stop := context.WithCancel(t.Context())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	logs := &uploadtest.SyncBuffer{}
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--directory", filepath.Join(base, "up"), "--spool-dir", filepath.Join(base, "up2")}, env(nil), logs, ready)
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		require.FailNow(t, "server did not start", "%v\n%s", err, logs.String())
+	}
+	stop()
+	require.NoError(t, <-done)
+}
+
+// TestOverlapRefusedByTheBinary is "localserver --directory /tmp" with
+// the default spool dir: the binary exits at start, with the reason.
+func TestOverlapRefusedByTheBinary(t *testing.T) {
+	bin := buildServer(t)
+	d := t.TempDir()
+	stored := filepath.Join(d, storedLikeSpool)
+	require.NoError(t, os.WriteFile(stored, []byte("answered 201"), 0o600))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--addr", "127.0.0.1:0", "--directory", d)
+	cmd.Env = append(os.Environ(), "TMPDIR="+d)
+	cmd.SysProcAttr = testservers.DieWithParent()
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "output:\n%s", out)
+	assert.Equal(t, 1, ee.ExitCode())
+	assert.Regexp(t, regexp.MustCompile(`^localserver: --directory \S+ and --spool-dir \S+ are the same directory`), string(out))
+	assert.FileExists(t, stored)
+}
+
+func TestFileModeOfStoredFiles(t *testing.T) {
+	r := start(t, "--file-mode", "0640", "--threshold", "1KiB")
+	for _, f := range []uploadtest.File{
+		{Name: "memory.bin", Seed: 1, Size: 100},
+		{Name: "sub/disk.bin", Seed: 2, Size: 1 << 20},
+	} {
+		status, body := putFile(t, "http://"+r.addr, f)
+		require.Equal(t, http.StatusCreated, status, "%s", body)
+		fi, err := os.Stat(filepath.Join(r.dir, f.Name))
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), f.Name)
+	}
+	r.wait(t)
+	assert.Contains(t, r.logs.String(), "config.file_mode=0640")
+}
+
+// TestSpoolFilesNeverReadableInTheSpoolDir watches the spool dir while raw
+// uploads go through the real binary: at every change of a spool file's
+// attributes (a chmod among them) the file, if it still has its name
+// there, must be 0600.
+func TestSpoolFilesNeverReadableInTheSpoolDir(t *testing.T) {
+	bin := buildServer(t)
+	dir, spoolDir := filepath.Join(t.TempDir(), "uploads"), t.TempDir()
+	ino, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	require.NoError(t, err)
+	_, err = unix.InotifyAddWatch(ino, spoolDir, unix.IN_ATTRIB|unix.IN_CREATE)
+	require.NoError(t, err)
+
+	var (
+		mu      sync.Mutex
+		exposed []string
+		seen    int // attribute changes seen
+	)
+	const stop = "stop-watching"
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		defer unix.Close(ino)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := unix.Read(ino, buf)
+			if err != nil || n <= 0 {
+				mu.Lock()
+				exposed = append(exposed, fmt.Sprintf("inotify read: %d, %v", n, err))
+				mu.Unlock()
+				return
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				// struct inotify_event: wd, mask, cookie, len, then the name.
+				mask := binary.NativeEndian.Uint32(buf[off+4:])
+				nameLen := int(binary.NativeEndian.Uint32(buf[off+12:]))
+				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+nameLen]), "\x00")
+				off += unix.SizeofInotifyEvent + nameLen
+				if name == stop {
+					return
+				}
+				var st unix.Stat_t
+				if unix.Lstat(filepath.Join(spoolDir, name), &st) != nil {
+					continue // gone already: no name, nothing to read
+				}
+				mu.Lock()
+				if mask&unix.IN_ATTRIB != 0 {
+					seen++
+				}
+				if st.Mode&0o777 != 0o600 {
+					exposed = append(exposed, name+" "+os.FileMode(st.Mode&0o777).String())
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+
+	p := startProc(t, bin, dir, spoolDir, "--threshold", "0")
+	const uploads = 8
+	for i := range uploads {
+		f := uploadtest.File{Name: "f" + string(rune('a'+i)) + ".bin", Seed: uint64(i), Size: 4 << 20}
+		requirePut(t, p, f)
+		fi, err := os.Stat(filepath.Join(dir, f.Name))
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+	}
+	p.term(t, 10*time.Second)
+	require.NoError(t, os.WriteFile(filepath.Join(spoolDir, stop), nil, 0o600))
+	<-watched
+	require.NoError(t, os.Remove(filepath.Join(spoolDir, stop)))
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d uploads, %d attribute changes of named spool files seen, %d not 0600", uploads, seen, len(exposed))
+	assert.Empty(t, exposed, "spool files readable by others while in the spool dir (%d attribute changes seen)", seen)
+	uploadtest.RequireEmptyDir(t, spoolDir)
+}
