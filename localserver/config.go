@@ -35,6 +35,10 @@ type config struct {
 	MetricsPublic   bool
 	Function        string
 	RIE             string
+
+	// CaseSensitiveNames lets the directory store keep names that differ
+	// only in case side by side.
+	CaseSensitiveNames bool
 }
 
 // sizeValue is a flag.Value for byte counts with units.
@@ -97,6 +101,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	def("overwrite", "SPILLWAY_OVERWRITE")
 	fs.BoolVar(&c.Fsync, "fsync", c.Fsync, "fsync files and directories before answering 201 (env SPILLWAY_FSYNC)")
 	def("fsync", "SPILLWAY_FSYNC")
+	fs.BoolVar(&c.CaseSensitiveNames, "case-sensitive-names", c.CaseSensitiveNames, "with --directory, store names that differ only in case side by side instead of refusing the second with 409 (env SPILLWAY_CASE_SENSITIVE_NAMES)")
+	def("case-sensitive-names", "SPILLWAY_CASE_SENSITIVE_NAMES")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (env SPILLWAY_LOG_LEVEL)")
 	def("log-level", "SPILLWAY_LOG_LEVEL")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "abort a body that sends nothing for this long, 0 for never (env SPILLWAY_READ_TIMEOUT)")
@@ -164,6 +170,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("memory_budget", bytesize.Format(c.MemoryBudget)),
 		slog.Bool("overwrite", c.Overwrite),
 		slog.Bool("fsync", c.Fsync),
+		slog.Bool("case_sensitive_names", c.CaseSensitiveNames),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Duration("read_timeout", c.ReadTimeout),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
