@@ -80,7 +80,7 @@ var codes = map[string]struct {
 }{
 	"unauthorized":           {http.StatusUnauthorized, "a valid bearer token is required; send it as Authorization: Bearer <token>"},
 	"bad_signature":          {http.StatusForbidden, "the part URL is invalid or has expired; get fresh part URLs from GET /uploads/{id}/parts"},
-	"invalid_name":           {http.StatusBadRequest, "the file name is not allowed; use a relative path of visible characters, without \"..\", hidden segments, backslashes or drive letters"},
+	"invalid_name":           {http.StatusBadRequest, "the file name is not allowed; use a relative path of visible characters in Unicode NFC, without \"..\", hidden segments, Windows device names or any of \\ : * ? \" < > |"},
 	"bad_multipart":          {http.StatusBadRequest, "the multipart/form-data body is malformed, has too many parts, gives two files one name, or has a filename* in a charset other than UTF-8 or ISO-8859-1; send a well-formed body with each file under its own name"},
 	"no_files":               {http.StatusBadRequest, "the multipart/form-data body has no file part; send each file as a part with a filename"},
 	"incomplete_body":        {http.StatusBadRequest, "the body ended before its declared length; send the whole file again"},

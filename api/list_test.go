@@ -233,11 +233,11 @@ func TestListRefusesBadQueries(t *testing.T) {
 // budget, and the cursor carries on.
 func TestListPageIsBoundedInBytes(t *testing.T) {
 	s := newServer(t, options{})
-	seg := strings.Repeat("<", 250)
+	seg := strings.Repeat("&", 250) // six bytes of JSON each
 	dir := seg + "/" + seg + "/" + seg + "/" + strings.Repeat("&", 200)
 	var names []string
 	for i := range 1000 {
-		names = append(names, fmt.Sprintf("%s/%04d>", dir, i))
+		names = append(names, fmt.Sprintf("%s/%04d&", dir, i))
 	}
 	s.storeFiles(t, names...)
 

@@ -795,3 +795,23 @@ func TestAPIErrorsAreParsed(t *testing.T) {
 		Message: api.ErrorFor(spool.ErrTooLarge).Message, Limit: 1000, RequestID: "req-9"}, *apiErr)
 	assert.Contains(t, err.Error(), "(the limit is 1000 bytes) [request req-9]")
 }
+
+// TestDecomposedFileNamesAreSentAsNFC: a file whose name is decomposed, as
+// macOS may hand it out, is pushed and walked under its NFC name, the only
+// form the server takes.
+func TestDecomposedFileNamesAreSentAsNFC(t *testing.T) {
+	f := newFake(t)
+	path, _ := writeFile(t, "cafe\u0301.txt", 3)
+	c, _ := newClient(t, f, client.Options{})
+	res, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	assert.Equal(t, "caf\u00e9.txt", res.Name)
+	_, ok := f.file("caf\u00e9.txt")
+	assert.True(t, ok)
+
+	files, _, err := client.Walk(filepath.Dir(path), "")
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	assert.Equal(t, "caf\u00e9.txt", files[0].Name)
+	assert.Equal(t, path, files[0].Path, "the file is still read from its own name")
+}

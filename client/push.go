@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // ErrMismatch is returned, wrapped, when the server reports a file other
@@ -77,7 +79,9 @@ type Result struct {
 // against the file's. A push stopped by ctx keeps its state for the next.
 func (c *Client) Push(ctx context.Context, path, name string) (Result, error) {
 	if name == "" {
-		name = filepath.Base(path)
+		// macOS may hand out names decomposed (NFD); the server takes
+		// only NFC.
+		name = norm.NFC.String(filepath.Base(path))
 	}
 	res, err := c.push(ctx, path, name)
 	if err != nil {

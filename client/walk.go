@@ -7,6 +7,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // File is a local file and the name it gets on the server.
@@ -24,6 +26,9 @@ type File struct {
 func Walk(root, prefix string) (files []File, skipped []string, err error) {
 	prefix = strings.Trim(filepath.ToSlash(prefix), "/")
 	name := func(rel string) string {
+		// macOS may hand out names decomposed (NFD); the server takes
+		// only NFC.
+		rel = norm.NFC.String(rel)
 		if prefix == "" {
 			return rel
 		}

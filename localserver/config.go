@@ -42,6 +42,10 @@ type config struct {
 	MetricsPublic   bool
 	Function        string
 	RIE             string
+
+	// CaseSensitiveNames lets the directory store keep names that differ
+	// only in case side by side.
+	CaseSensitiveNames bool
 }
 
 // sizeValue is a flag.Value for byte counts with units.
@@ -134,6 +138,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	def("file-mode", "SPILLWAY_FILE_MODE")
 	fs.BoolVar(&c.Fsync, "fsync", c.Fsync, "fsync files and directories before answering 201 (env SPILLWAY_FSYNC)")
 	def("fsync", "SPILLWAY_FSYNC")
+	fs.BoolVar(&c.CaseSensitiveNames, "case-sensitive-names", c.CaseSensitiveNames, "with --directory, store names that differ only in case side by side instead of refusing the second with 409 (env SPILLWAY_CASE_SENSITIVE_NAMES)")
+	def("case-sensitive-names", "SPILLWAY_CASE_SENSITIVE_NAMES")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (env SPILLWAY_LOG_LEVEL)")
 	def("log-level", "SPILLWAY_LOG_LEVEL")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "abort a body that sends nothing for this long, 0 for never (env SPILLWAY_READ_TIMEOUT)")
@@ -202,6 +208,7 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("overwrite", c.Overwrite),
 		slog.String("file_mode", modeValue{&c.FileMode}.String()),
 		slog.Bool("fsync", c.Fsync),
+		slog.Bool("case_sensitive_names", c.CaseSensitiveNames),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Duration("read_timeout", c.ReadTimeout),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),

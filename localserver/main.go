@@ -192,7 +192,8 @@ func isLoopback(addr net.Addr) bool {
 // returns how many orphaned staging files it removed.
 func openStore(ctx context.Context, cfg config, getenv func(string) string) (store.Store, int, error) {
 	if cfg.Bucket == "" {
-		st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync, FileMode: cfg.FileMode})
+		st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync, FileMode: cfg.FileMode,
+			CaseSensitiveNames: cfg.CaseSensitiveNames})
 		if err != nil {
 			return nil, 0, err
 		}

@@ -38,6 +38,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	assert.False(t, c.Overwrite)
 	assert.Equal(t, os.FileMode(0o644), c.FileMode)
 	assert.True(t, c.Fsync)
+	assert.False(t, c.CaseSensitiveNames, "names that differ only in case are refused by default")
 	assert.Equal(t, slog.LevelInfo, c.LogLevel)
 	assert.Equal(t, 60*time.Second, c.ReadTimeout)
 	assert.Equal(t, 64, c.MaxUploads)
@@ -62,6 +63,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		"SPILLWAY_MAX_CONCURRENT_UPLOADS": "8",
 		"SPILLWAY_UPLOAD_SECRET":          "from-the-environment",
 		"SPILLWAY_FILE_MODE":              "0640",
+		"SPILLWAY_CASE_SENSITIVE_NAMES":   "true",
 	})
 	c, err := parseConfig([]string{"--threshold", "1MiB", "--overwrite=false", "--addr=[::1]:0"}, vars, io.Discard)
 	require.NoError(t, err)
@@ -71,6 +73,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, int64(10e9), c.MaxUploadSize)
 	assert.Equal(t, int64(16<<20), c.MemoryBudget)
 	assert.False(t, c.Fsync)
+	assert.True(t, c.CaseSensitiveNames)
 	assert.Equal(t, slog.LevelDebug, c.LogLevel)
 	assert.Equal(t, "/srv/up", c.Directory)
 	assert.Equal(t, "/var/tmp", c.SpoolDir)

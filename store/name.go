@@ -2,10 +2,15 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
+
+//go:generate go run gen_lookalikes.go
 
 // Limits on stored names, in bytes.
 const (
@@ -18,6 +23,11 @@ const (
 // and says which rule was broken. The rules are deliberately stricter than
 // any one filesystem: a name accepted here can be stored locally, in S3, and
 // downloaded onto Windows or macOS without surprises.
+//
+// A name must be in Unicode Normalization Form C. It is refused, not
+// normalised, so that the name a client sends is byte for byte the name
+// stored, listed and served back; macOS and Windows keep and compare names
+// in that form, so an NFD name would otherwise meet its NFC twin there.
 func ValidateName(name string) error {
 	switch {
 	case name == "":
@@ -32,7 +42,10 @@ func ValidateName(name string) error {
 	if err := checkRunes(name); err != nil {
 		return err
 	}
-	for i, seg := range strings.Split(name, "/") {
+	if !norm.NFC.IsNormalString(name) {
+		return invalid(name, "is not in Unicode Normalization Form C (NFC)")
+	}
+	for _, seg := range strings.Split(name, "/") {
 		switch {
 		case seg == "":
 			return invalid(name, "has an empty path segment")
@@ -42,10 +55,10 @@ func ValidateName(name string) error {
 			return invalid(name, fmt.Sprintf("has a segment of %d bytes, over the %d-byte limit", len(seg), MaxSegmentLen))
 		case strings.HasSuffix(seg, " ") || strings.HasSuffix(seg, "."):
 			return invalid(name, fmt.Sprintf("has a segment %q that ends with a space or dot", seg))
-		case i == 0 && isDrive(seg):
-			return invalid(name, "begins with a drive letter")
 		case isReservedDevice(seg):
 			return invalid(name, fmt.Sprintf("has a segment %q that is a reserved device name", seg))
+		case onlyLookalikes(seg):
+			return invalid(name, fmt.Sprintf("has a segment %q made of look-alikes of dots or slashes", seg))
 		}
 	}
 	return nil
@@ -70,6 +83,9 @@ func ValidatePrefix(prefix string) error {
 	}
 	if err := checkRunes(prefix); err != nil {
 		return err
+	}
+	if !norm.NFC.IsNormalString(prefix) {
+		return invalid(prefix, "is not in Unicode Normalization Form C (NFC)")
 	}
 	dir, start := "", prefix
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
@@ -97,22 +113,68 @@ func checkRunes(name string) error {
 			return invalid(name, "contains NUL")
 		case unicode.IsControl(r):
 			return invalid(name, "contains a control character")
+		case strings.ContainsRune(windowsForbidden, r):
+			return invalid(name, fmt.Sprintf("contains %q, which Windows does not allow in a name", r))
 		case r == '\u2028' || r == '\u2029':
 			// Line and paragraph separators break lines as a newline does.
 			return invalid(name, fmt.Sprintf("contains the line break %U", r))
-		case unicode.Is(unicode.Cf, r):
-			// Bidi overrides, zero-width joiners and the like disguise
-			// what a name really is.
-			return invalid(name, fmt.Sprintf("contains the invisible format character %U", r))
-		case unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
-			// Invisible too, though not format characters: Hangul fillers,
-			// the combining grapheme joiner.
+		case unicode.IsSpace(r) && r != ' ', unicode.Is(unicode.Zs, r) && r != ' ':
+			// A no-break or wide space passes for a plain one: two
+			// names would look the same.
+			return invalid(name, fmt.Sprintf("contains the space %U, which passes for U+0020", r))
+		case isInvisible(r):
 			return invalid(name, fmt.Sprintf("contains the invisible character %U", r))
-		case isLookalike(r):
+		case isLookalike(r) && !isLetterOrDigit(r):
 			return invalid(name, fmt.Sprintf("contains %U, which looks like a path separator or dot", r))
 		}
 	}
 	return nil
+}
+
+// windowsForbidden are the printable characters Windows refuses in a name.
+// The colon also opens an NTFS stream ("a.txt:evil") or names a drive.
+const windowsForbidden = `<>:"|?*`
+
+// isInvisible reports the code points that draw nothing, or change how
+// their neighbours are drawn, so that two different names look the same:
+// format characters (Cf: bidi overrides, zero-width joiners and spaces, the
+// byte-order mark), the rest of Unicode's Default_Ignorable_Code_Point
+// (variation selectors, Mongolian free variation selectors, Hangul
+// fillers, the combining grapheme joiner) and the braille pattern blank.
+// Refusing the variation selectors and the zero-width joiner refuses emoji
+// written with them ("❤️" is U+2764 U+FE0F); the same emoji without them
+// ("❤") is accepted.
+func isInvisible(r rune) bool {
+	return unicode.Is(unicode.Cf, r) ||
+		unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) ||
+		unicode.Is(unicode.Variation_Selector, r) ||
+		r == '\u2800'
+}
+
+// isLookalike reports the code points that pass for ".", "/" or "\"
+// (lookalikes_table.go).
+func isLookalike(r rune) bool {
+	_, ok := slices.BinarySearch(lookalikes, r)
+	return ok
+}
+
+// isLetterOrDigit reports the look-alikes that are ordinary letters and
+// digits of a script in use: the katakana ノ, the ideographs 丶 and 丿,
+// the Arabic-Indic zeros. They are refused only where they could pass
+// for a path on their own (onlyLookalikes), not inside words and numbers.
+func isLetterOrDigit(r rune) bool {
+	return unicode.In(r, unicode.Lu, unicode.Ll, unicode.Lt, unicode.Lo, unicode.Nd)
+}
+
+// onlyLookalikes reports a segment that could be read as dots or slashes:
+// "٠٠" passes for "..".
+func onlyLookalikes(seg string) bool {
+	for _, r := range seg {
+		if !isLookalike(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func invalid(name, why string) error {
@@ -122,24 +184,8 @@ func invalid(name, why string) error {
 	return fmt.Errorf("%w: %q %s", ErrInvalidName, name, why)
 }
 
-func isLookalike(r rune) bool {
-	switch r {
-	case '\u2215', '\u2044', '\uFF0F', '\u29F8', '\u2571', '\u27CB', '\u2F03', // slashes
-		'\u0337', '\u0338', // combining solidus overlays
-		'\uFF3C', '\uFE68', '\u2216', '\u29F5', '\u29F9', '\u2572', '\u27CD', '\u20E5', // backslashes
-		'\u2024', '\uFF0E', '\uFE52', '\u3002', '\uFF61', // full stops (IDNA maps the last four to ".")
-		'\u2025', '\u2026': // two-dot leader and ellipsis: ".." and "..."
-		return true
-	}
-	return false
-}
-
-func isDrive(seg string) bool {
-	return len(seg) >= 2 && seg[1] == ':' &&
-		('a' <= seg[0] && seg[0] <= 'z' || 'A' <= seg[0] && seg[0] <= 'Z')
-}
-
-// isReservedDevice reports Windows device names, with or without extension.
+// isReservedDevice reports Windows device names, with or without extension,
+// in any case. COM0 and LPT0 are included: Windows refuses them too.
 // As Windows (and Go's filepath.IsLocal) does, it ignores whatever follows a
 // dot or a colon ("NUL:x" is NUL), and takes superscript ¹, ² and ³ for
 // digits ("COM¹" is a port).
@@ -155,7 +201,7 @@ func isReservedDevice(seg string) bool {
 	}
 	if strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT") {
 		switch base[3:] {
-		case "1", "2", "3", "4", "5", "6", "7", "8", "9", "\u00b9", "\u00b2", "\u00b3":
+		case "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "\u00b9", "\u00b2", "\u00b3":
 			return true
 		}
 	}

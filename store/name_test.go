@@ -12,7 +12,7 @@ import (
 func TestValidateName(t *testing.T) {
 	valid := []string{
 		"a", "file.txt", "a/b/c.bin", "ünïcødé.txt", "日本語/ファイル.pdf", "with space.txt",
-		"a..b", "x.tar.gz", "10:30 notes.txt", "CONSOLE.txt", "com10",
+		"a..b", "x.tar.gz", "10.30 notes.txt", "CONSOLE.txt", "com10",
 		strings.Repeat("a", store.MaxSegmentLen),
 		strings.Repeat(strings.Repeat("a", 200)+"/", 6)[:store.MaxNameLen-1] + "b",
 	}
@@ -25,7 +25,9 @@ func TestValidateName(t *testing.T) {
 		"evil\u202etxt.exe", "zero\u200bwidth", "bom\ufeff",
 		"a\u2215b", "a\uff0fb", "a\uff3cb", "\u2024\u2024/x", "\xff\xfe",
 		"trailing.", "trailing ", "dir./x", "C:", "c:/windows", "C:file",
-		"CON", "con.txt", "aux", "NUL.tar.gz", "COM1", "lpt9.log", "dir/PRN",
+		"CON", "con.txt", "aux", "NUL.tar.gz", "COM1", "lpt9.log", "dir/PRN", "COM0", "LPT0",
+		"10:30 notes.txt", "a.txt:evil", "x/C:y", "a<b", "a>b", `a"b`, "a|b", "a?b", "a*b",
+		"\ua4f8\ua4f8/x", "\u0660\u0660/x", "a\ufe0fb", "a\u180bb", "\u2800", "a\u00a0b", "cafe\u0301.txt",
 		strings.Repeat("a", store.MaxSegmentLen+1),
 		strings.Repeat("a/", store.MaxNameLen/2) + "b",
 	}
@@ -36,7 +38,7 @@ func TestValidateName(t *testing.T) {
 
 func TestValidatePrefix(t *testing.T) {
 	valid := []string{
-		"", "a", "a/", "a/b/", "a/b/c", "2026/rep", "dir.", "dir ", "CON", "C:", "a/CO",
+		"", "a", "a/", "a/b/", "a/b/c", "2026/rep", "dir.", "dir ", "CON", "a/CO",
 		strings.Repeat("a", store.MaxSegmentLen),
 		strings.Repeat(strings.Repeat("a", 200)+"/", 5),
 	}
@@ -45,7 +47,7 @@ func TestValidatePrefix(t *testing.T) {
 	}
 	invalid := []string{
 		"/", "/a", "//", "a//", "a//b", ".", ".spillway/", ".spillway-uploads/x", "a/.", "a/.git", "../", "a/../",
-		"a\\b", "a\x00", "a\n", "evil\u202e", "a\u2215", "\xff", "dir./", "dir /x", "C:/", "CON/", "a/NUL/",
+		"a\\b", "a\x00", "a\n", "evil\u202e", "a\u2215", "\xff", "dir./", "dir /x", "C:", "C:/", "CON/", "a/NUL/", "COM0/", "cafe\u0301", "a:b",
 		strings.Repeat("a", store.MaxSegmentLen+1),
 		strings.Repeat("a/", store.MaxNameLen/2) + "b",
 	}

@@ -1180,3 +1180,24 @@ func assertEmpty(t *testing.T, dir string) {
 	}
 	assert.Empty(t, names, "left in %s", dir)
 }
+
+// TestPageSendsNFCNames chooses a file whose name is decomposed (NFD), as
+// macOS may hand it out: the page sends it under its NFC name, the only
+// form the server takes.
+func TestPageSendsNFCNames(t *testing.T) {
+	srv := startServer(t, "")
+	nfd, nfc := "cafe\u0301.bin", "caf\u00e9.bin"
+	file := writeFile(t, t.TempDir(), nfd, smallSize, 3)
+
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}),
+	); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, ctx, "upload-1", nfc, "done")
+	if got, want := fileSHA256(t, filepath.Join(srv.uploads, nfc)), fileSHA256(t, file); got != want {
+		t.Errorf("stored %s has SHA-256 %s, the file sent %s", nfc, got, want)
+	}
+}

@@ -316,11 +316,11 @@ func TestDialectsEndToEnd(t *testing.T) {
 
 	// sam local start-api's HttpApi event carries the path decoded; the
 	// name is stored as the client meant it.
-	const hostile = "dir ü/report?v=2#1 100% a+b.txt"
+	const hostile = "dir ü/report#v=2#1 100% a+b.txt"
 	resp := em.invoke(t, fixture("sam-local-httpapi-hostile.json"))
 	require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
 	assert.Equal(t, hostile, decode[api.UploadResponse](t, resp.Body).Files[0].Name)
-	assert.Equal(t, "/files/dir%20%C3%BC/report%3Fv=2%231%20100%25%20a+b.txt", resp.Headers["location"])
+	assert.Equal(t, "/files/dir%20%C3%BC/report%23v=2%231%20100%25%20a+b.txt", resp.Headers["location"])
 	got, err := os.ReadFile(gw.ObjectPath(hostile))
 	require.NoError(t, err)
 	assert.Equal(t, "hello\n", string(got))

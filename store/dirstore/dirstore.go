@@ -47,6 +47,10 @@ type Options struct {
 	// in the store's directory, whatever the umask. Zero means
 	// DefaultFileMode. Parts of multipart uploads stay 0600.
 	FileMode fs.FileMode
+	// CaseSensitiveNames stores names that differ only in case side by
+	// side. Off, such a name is refused with store.ErrExists (see
+	// fold.go): it would collide on Windows and macOS.
+	CaseSensitiveNames bool
 }
 
 // DefaultFileMode is the mode of stored files when Options.FileMode is zero.
@@ -119,6 +123,11 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) Check(ctx context.Context, name string, size int64) error {
 	if err := store.ValidateName(name); err != nil {
 		return err
+	}
+	if !s.opts.CaseSensitiveNames {
+		if err := s.checkTwins(name); err != nil {
+			return err
+		}
 	}
 	fi, err := s.root.Stat(name)
 	switch {
@@ -282,7 +291,12 @@ func (s *Store) tryOpenDir(dirName string, made *madeDirs) (*os.File, error) {
 			}
 			// One Mkdir per level, rather than MkdirAll, to know which
 			// directories this call made.
-			err := s.root.Mkdir(dirName[:i], 0o755)
+			var err error
+			if s.opts.CaseSensitiveNames {
+				err = s.root.Mkdir(dirName[:i], 0o755)
+			} else {
+				err = s.mkdirNoTwin(dirName[:i])
+			}
 			if testHookMkdir != nil {
 				testHookMkdir(dirName[:i], err)
 			}
@@ -291,7 +305,8 @@ func (s *Store) tryOpenDir(dirName string, made *madeDirs) (*os.File, error) {
 				*made = append(*made, dirName[:i])
 			case !errors.Is(err, fs.ErrExist):
 				// ENOTDIR (a file on the way) or an escaping symlink,
-				// both for mapError; ENOENT for a parent just removed.
+				// both for mapError; ENOENT for a parent just removed;
+				// ErrExists for a case twin.
 				return nil, err
 			}
 		}
@@ -504,6 +519,35 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 }
 
 func (st *staged) commit(overwrite bool) error {
+	// Unless names are case-sensitive, the folder is locked from the
+	// check for a case twin to the link (fold.go).
+	var unlock func()
+	release := func() {
+		if unlock != nil {
+			unlock()
+			unlock = nil
+		}
+	}
+	defer release()
+	guard := func(dirfd int) error {
+		if st.s.opts.CaseSensitiveNames || unlock != nil {
+			return nil
+		}
+		var err error
+		if unlock, err = lockFolder(dirfd); err != nil {
+			return err
+		}
+		twin, err := twinIn(dirfd, st.base)
+		switch {
+		case err != nil:
+			release()
+			return err
+		case twin != "":
+			release()
+			return twinError(st.name, path.Join(path.Dir(st.name), twin))
+		}
+		return nil
+	}
 	if st.unnamed {
 		// Give the unnamed file its name: the final one without overwrite
 		// (EEXIST is the race-free 409), a staging one to rename from with.
@@ -514,7 +558,16 @@ func (st *staged) commit(overwrite bool) error {
 			target = stagePrefix + rand.Text() + stageSuffix
 		}
 		if err := st.inDir(func(dirfd int) error {
-			return st.s.linkFile(st.f, dirfd, target)
+			// A folder removed meanwhile fails here, and inDir makes it
+			// again: the lock is taken again in the new one.
+			if err := guard(dirfd); err != nil {
+				return err
+			}
+			err := st.s.linkFile(st.f, dirfd, target)
+			if err != nil {
+				release()
+			}
+			return err
 		}); err != nil {
 			return mapError(st.name, err)
 		}
@@ -527,6 +580,9 @@ func (st *staged) commit(overwrite bool) error {
 	}
 	// The staging name keeps st.dir from being removed from here on.
 	fd := int(st.dir.Fd())
+	if err := guard(fd); err != nil {
+		return mapError(st.name, err)
+	}
 	if !overwrite {
 		if err := unix.Linkat(fd, st.tmp, fd, st.base, 0); err != nil {
 			return mapError(st.name, err)
@@ -864,6 +920,8 @@ func (s *Store) sweep() (int, error) {
 func mapError(name string, err error) error {
 	var errno syscall.Errno
 	switch {
+	case errors.Is(err, store.ErrExists):
+		return err
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: %q", store.ErrNotFound, name)
 	case errors.Is(err, fs.ErrExist), errors.Is(err, syscall.ENOTDIR),
