@@ -600,7 +600,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 			return err
 		}
 		setDownloadHeaders(w, name, info)
-		http.ServeContent(w, r, path.Base(name), info.Modified, io.NewSectionReader(noContent{}, 0, info.Size))
+		serveContent(w, r, name, info, io.NewSectionReader(noContent{}, 0, info.Size))
 		return nil
 	}
 	if p, ok := h.store.(store.Presigner); ok {
@@ -617,7 +617,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	defer rc.Close()
 	setDownloadHeaders(w, name, info)
-	http.ServeContent(w, r, path.Base(name), info.Modified, rc)
+	serveContent(w, r, name, info, rc)
 	return nil
 }
 
