@@ -3,12 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spillway/api"
 	"spillway/internal/uploadtest"
 )
 
@@ -99,5 +104,75 @@ func TestLargePartHeadersStayWithinBudget(t *testing.T) {
 	t.Logf("%d concurrent multipart requests with a 10 MiB part header, 8 MiB budget: peak RSS %.1f MiB", clients, float64(hwm)/(1<<20))
 	assert.LessOrEqual(t, hwm, int64(budget+memoryOverhead), "peak RSS over budget + overhead")
 	uploadtest.RequireEmptyDir(t, srv.dir)
+	srv.stop(t)
+}
+
+// TestConcurrentListingsStayWithinBudget lists a folder of 30,000 files
+// with 32 concurrent clients, several pages each, against the real binary
+// with an 8 MiB memory budget. Each answer is a full page or 503 busy with
+// Retry-After, and the peak RSS stays within the budget plus the fixed
+// overhead.
+func TestConcurrentListingsStayWithinBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	const budget = 8 << 20
+	const files = 30000
+	const clients = 32
+	const rounds = 4
+	srv := startBinary(t, "--memory-budget", fmt.Sprint(budget), "--fsync=false")
+	name := func(i int) string { return fmt.Sprintf("%s-%05d.txt", strings.Repeat("n", 64), i) }
+	for i := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(srv.dir, name(i)), nil, 0o600))
+	}
+
+	var ready, done sync.WaitGroup
+	release := make(chan struct{})
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	for c := range clients {
+		ready.Add(1)
+		done.Go(func() {
+			client := &http.Client{Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			ready.Done()
+			<-release
+			for r := range rounds {
+				// Pages from different places in the folder.
+				cursor := base64.RawURLEncoding.EncodeToString([]byte(name((c*rounds + r) * 200 % files)))
+				resp, err := client.Get(srv.url + "/files?cursor=" + cursor)
+				if !assert.NoError(t, err) {
+					return
+				}
+				var page api.ListResponse
+				raw, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				assert.NoError(t, err)
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				mu.Unlock()
+				switch resp.StatusCode {
+				case http.StatusOK:
+					if assert.NoError(t, json.Unmarshal(raw, &page)) && assert.NotEmpty(t, page.Files) {
+						assert.Equal(t, name((c*rounds+r)*200%files+1), page.Files[0].Name)
+						assert.Len(t, page.Files, min(1000, files-1-(c*rounds+r)*200%files))
+					}
+				case http.StatusServiceUnavailable:
+					assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+					assert.Contains(t, string(raw), `"code":"busy"`)
+				default:
+					assert.Fail(t, "unexpected status", "%d: %s", resp.StatusCode, raw)
+				}
+			}
+		})
+	}
+	ready.Wait()
+	close(release)
+	done.Wait()
+
+	hwm := vmHWM(t, srv.cmd.Process.Pid)
+	t.Logf("%d clients x %d pages of a folder of %d files, 8 MiB budget: statuses %v, peak RSS %.1f MiB", clients, rounds, files, statuses, float64(hwm)/(1<<20))
+	assert.Positive(t, statuses[http.StatusOK])
+	assert.LessOrEqual(t, hwm, int64(budget+memoryOverhead), "peak RSS over budget + overhead")
 	srv.stop(t)
 }
