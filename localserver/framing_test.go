@@ -33,8 +33,8 @@ func TestContentLengthWithChunkedClosesTheConnection(t *testing.T) {
 	hidden := "PUT /files/smuggled.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
 	body := "0\r\n\r\n" + hidden
 	for _, c := range []struct{ name, head string }{
-		{"length first", "PUT /files/a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: " + itoa(len(body)) + "\r\nTransfer-Encoding: chunked\r\n\r\n"},
-		{"chunked first", "PUT /files/b.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: " + itoa(len(body)) + "\r\n\r\n"},
+		{"length first", "PUT /files/a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{"chunked first", "PUT /files/b.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			conn, err := net.Dial("tcp", u.Host)
@@ -76,5 +76,3 @@ func TestContentLengthWithChunkedClosesTheConnection(t *testing.T) {
 	}
 	srv.stop(t)
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
