@@ -1,16 +1,20 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"spillway/internal/uploadtest"
+	"spillway/store"
 )
 
 func TestBearerToken(t *testing.T) {
@@ -99,5 +103,75 @@ func TestRequestIDInHeaderErrorAndLog(t *testing.T) {
 
 	resp, _ = s.do(t, s.request(t, http.MethodGet, "/healthz", nil, 0))
 	assert.NotEqual(t, id, resp.Header.Get("X-Request-Id"), "each request gets its own ID")
+	s.waitServed(t)
+}
+
+// blockingList is a store whose List waits, once it is entered, until
+// release is closed.
+type blockingList struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingList) List(ctx context.Context, opts store.ListOptions) ([]store.Info, bool, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.Store.List(ctx, opts)
+}
+
+// TestBusyBeyondMaxConcurrentListings: listings in progress are capped as
+// uploads are, since each holds a page in memory: past the cap, 503 busy
+// with Retry-After, for GET and HEAD; uploads are not held up, and the
+// slots are free again afterwards.
+func TestBusyBeyondMaxConcurrentListings(t *testing.T) {
+	bl := &blockingList{entered: make(chan struct{}, 8), release: make(chan struct{})}
+	s := newServer(t, options{maxListings: 2, wrapStore: func(st store.Store) store.Store { bl.Store = st; return bl }})
+	release := sync.OnceFunc(func() { close(bl.release) })
+	t.Cleanup(release) // before the server's: a failed test leaves no listing waiting
+	results := make(chan int, 2)
+	for range 2 {
+		go func() {
+			resp, err := s.client.Do(s.request(t, http.MethodGet, "/files", nil, 0))
+			if err != nil {
+				results <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			results <- resp.StatusCode
+		}()
+		<-bl.entered
+	}
+
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		// Bounded: without a cap, this listing would wait with the others.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		resp, body := s.do(t, s.request(t, method, "/files", nil, 0).WithContext(ctx))
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+		if method == http.MethodGet {
+			requireError(t, resp, body, http.StatusServiceUnavailable, "busy")
+			s.requireLogged(t, resp, "2 listings already in progress")
+		}
+		assert.Equal(t, http.StatusServiceUnavailable, s.waitServed(t))
+	}
+	// Uploads and downloads are not listings.
+	resp, body := s.do(t, s.request(t, http.MethodPut, "/files/a.txt", strings.NewReader("x"), 1))
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+	s.waitServed(t)
+	resp, _ = s.do(t, s.request(t, http.MethodGet, "/files/a.txt", nil, 0))
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	s.waitServed(t)
+
+	release()
+	for range 2 {
+		assert.Equal(t, http.StatusOK, <-results)
+		s.waitServed(t)
+	}
+	resp, body = s.do(t, s.request(t, http.MethodGet, "/files", nil, 0))
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	assert.Contains(t, string(body), `"a.txt"`)
 	s.waitServed(t)
 }

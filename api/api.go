@@ -49,6 +49,12 @@ type Config struct {
 	// upload is refused with 503 busy before its body is read. Zero means
 	// no cap.
 	MaxConcurrentUploads int
+	// MaxConcurrentListings caps GET /files pages being made at once; past
+	// it, a listing is refused with 503 busy. Each page holds up to a page
+	// of entries per folder it reads and up to 1 MiB of JSON, outside the
+	// memory budget for bodies. Zero means DefaultMaxConcurrentListings,
+	// a negative value no cap.
+	MaxConcurrentListings int
 	// Token, when set, is a shared secret every request but /healthz must
 	// carry as "Authorization: Bearer <token>". It is checked before the
 	// body is read.
@@ -67,6 +73,11 @@ type Config struct {
 	// DefaultPartURLTTL.
 	PartURLTTL time.Duration
 }
+
+// DefaultMaxConcurrentListings is Config.MaxConcurrentListings' default: a
+// page takes milliseconds to make, so a few at a time keep listings
+// flowing while bounding their memory.
+const DefaultMaxConcurrentListings = 4
 
 // DefaultProgressInterval spaces the progress lines of long uploads.
 const DefaultProgressInterval = 5 * time.Second
@@ -104,6 +115,7 @@ type Handler struct {
 	maxParts    int
 	token       []byte
 	slots       chan struct{} // nil: uploads are not capped
+	listSlots   chan struct{} // nil: listings are not capped
 	observer    Observer
 	progress    time.Duration
 
@@ -135,6 +147,12 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.MaxConcurrentUploads > 0 {
 		h.slots = make(chan struct{}, cfg.MaxConcurrentUploads)
+	}
+	switch n := cfg.MaxConcurrentListings; {
+	case n == 0:
+		h.listSlots = make(chan struct{}, DefaultMaxConcurrentListings)
+	case n > 0:
+		h.listSlots = make(chan struct{}, n)
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -610,7 +628,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 			return err
 		}
 		setDownloadHeaders(w, name, info)
-		http.ServeContent(w, r, path.Base(name), info.Modified, io.NewSectionReader(noContent{}, 0, info.Size))
+		serveContent(w, r, name, info, io.NewSectionReader(noContent{}, 0, info.Size))
 		return nil
 	}
 	if p, ok := h.store.(store.Presigner); ok {
@@ -627,7 +645,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	defer rc.Close()
 	setDownloadHeaders(w, name, info)
-	http.ServeContent(w, r, path.Base(name), info.Modified, rc)
+	serveContent(w, r, name, info, rc)
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"spillway/api"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
+	"spillway/store"
 	"spillway/store/dirstore"
 )
 
@@ -48,6 +49,8 @@ type options struct {
 	maxUploads  int
 	observer    api.Observer
 	progress    time.Duration
+	maxListings int
+	wrapStore   func(store.Store) store.Store // nil: the directory store as it is
 }
 
 func newServer(t *testing.T, o options) *server {
@@ -69,15 +72,20 @@ func newServer(t *testing.T, o options) *server {
 	o.store.Fsync = true
 	st, _, err := dirstore.Open(s.dir, o.store)
 	require.NoError(t, err)
+	var hst store.Store = st
+	if o.wrapStore != nil {
+		hst = o.wrapStore(st)
+	}
 	h := api.New(api.Config{
-		Spooler:              s.spooler,
-		Store:                st,
-		Logger:               slog.New(slog.NewJSONHandler(s.logs, nil)),
-		ReadTimeout:          o.readTimeout,
-		Token:                o.token,
-		MaxConcurrentUploads: o.maxUploads,
-		Observer:             o.observer,
-		ProgressInterval:     o.progress,
+		Spooler:               s.spooler,
+		Store:                 hst,
+		MaxConcurrentListings: o.maxListings,
+		Logger:                slog.New(slog.NewJSONHandler(s.logs, nil)),
+		ReadTimeout:           o.readTimeout,
+		Token:                 o.token,
+		MaxConcurrentUploads:  o.maxUploads,
+		Observer:              o.observer,
+		ProgressInterval:      o.progress,
 	})
 	t.Cleanup(func() { st.Close() }) // runs after start's cleanup
 	s.start(t, h)

@@ -2,8 +2,10 @@ package api
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 
 	"spillway/store"
@@ -134,4 +136,54 @@ type noContent struct{}
 
 func (noContent) ReadAt([]byte, int64) (int, error) {
 	return 0, errors.New("api: a HEAD answer has no content")
+}
+
+// serveContent serves a stored file's bytes, or for HEAD its headers, with
+// http.ServeContent, after normalising the Range header for it.
+func serveContent(w http.ResponseWriter, r *http.Request, name string, info store.Info, content io.ReadSeeker) {
+	if rng, ok := normalRange(r.Header.Get("Range"), info.Size); ok {
+		r = r.Clone(r.Context())
+		if rng == "" {
+			r.Header.Del("Range")
+		} else {
+			r.Header.Set("Range", rng)
+		}
+	}
+	http.ServeContent(w, r, path.Base(name), info.Modified, content)
+}
+
+// normalRange rewrites a Range header where http.ServeContent departs from
+// RFC 9110 §14, and reports whether it did. ServeContent refuses with 416
+// any unit but a lower-case "bytes", where a unit is case-insensitive and
+// an unknown one must be ignored (the whole file, 200); and it answers a
+// zero-length suffix ("-0"), which selects nothing, with an empty 206. Such
+// suffixes are dropped, and a set of nothing else becomes a range past the
+// end, so that ServeContent gives its own 416 (after If-Range, which may
+// still make it a 200).
+func normalRange(rng string, size int64) (string, bool) {
+	if rng == "" {
+		return "", false
+	}
+	unit, set, ok := strings.Cut(rng, "=")
+	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
+		return "", true
+	}
+	var specs []string
+	dropped := false
+	for spec := range strings.SplitSeq(set, ",") {
+		if s := strings.TrimSpace(spec); strings.HasPrefix(s, "-") && strings.TrimLeft(s[1:], "0") == "" && len(s) > 1 {
+			dropped = true
+			continue
+		}
+		specs = append(specs, spec)
+	}
+	switch {
+	case dropped && len(specs) == 0:
+		return "bytes=" + strconv.FormatInt(size, 10) + "-", true
+	case dropped:
+		return "bytes=" + strings.Join(specs, ","), true
+	case unit != "bytes":
+		return "bytes=" + set, true
+	}
+	return "", false
 }

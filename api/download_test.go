@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -39,6 +40,57 @@ func TestDownloadHeaders(t *testing.T) {
 			for _, k := range []string{"Content-Type", "Content-Disposition", "Content-Length", "ETag",
 				"Last-Modified", "Accept-Ranges", "X-Content-Type-Options", "Content-Security-Policy"} {
 				assert.Equal(t, get.Header.Values(k), head.Header.Values(k), k)
+			}
+		})
+	}
+}
+
+// TestDownloadRanges checks the Range edge cases that http.ServeContent
+// gets wrong by itself (RFC 9110 §14): a suffix of zero bytes selects
+// nothing, so a range set of only such suffixes is 416; a unit other than
+// bytes is ignored, so the whole file is 200; a unit is case-insensitive.
+// GET and HEAD answer alike.
+func TestDownloadRanges(t *testing.T) {
+	s := newServer(t, options{})
+	f := uploadtest.File{Name: "r.bin", Seed: 3, Size: 1000}
+	resp, body := s.do(t, s.request(t, http.MethodPut, "/files/r.bin", f.Reader(), f.Size))
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+	s.waitServed(t)
+	data := f.Bytes()
+
+	for _, c := range []struct {
+		rng          string
+		status       int
+		contentRange string
+		body         []byte
+	}{
+		{"bytes=-0", http.StatusRequestedRangeNotSatisfiable, "bytes */1000", nil},
+		{"bytes=-0, -0", http.StatusRequestedRangeNotSatisfiable, "bytes */1000", nil},
+		{"bytes=-0,0-9", http.StatusPartialContent, "bytes 0-9/1000", data[:10]},
+		{"bytes=-1", http.StatusPartialContent, "bytes 999-999/1000", data[999:]},
+		{"bytes=-2000", http.StatusPartialContent, "bytes 0-999/1000", data},
+		{"bytes=1000-", http.StatusRequestedRangeNotSatisfiable, "bytes */1000", nil},
+		{"Bytes=0-9", http.StatusPartialContent, "bytes 0-9/1000", data[:10]},
+		{"items=0-9", http.StatusOK, "", data},
+		{"pages=1", http.StatusOK, "", data},
+		{"bytes", http.StatusOK, "", data},
+		{"0-9", http.StatusOK, "", data},
+	} {
+		t.Run(c.rng, func(t *testing.T) {
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				req := s.request(t, method, "/files/r.bin", nil, 0)
+				req.Header.Set("Range", c.rng)
+				resp, body := s.do(t, req)
+				s.waitServed(t)
+				require.Equal(t, c.status, resp.StatusCode, "%s: %s", method, body)
+				assert.Equal(t, c.contentRange, resp.Header.Get("Content-Range"), method)
+				if c.status == http.StatusRequestedRangeNotSatisfiable {
+					continue
+				}
+				assert.Equal(t, strconv.Itoa(len(c.body)), resp.Header.Get("Content-Length"), method)
+				if method == http.MethodGet {
+					assert.Equal(t, c.body, body)
+				}
 			}
 		})
 	}

@@ -37,7 +37,7 @@ var (
 	errUnsupportedMT = errors.New("Content-Type must be multipart/form-data")
 	errMethod        = errors.New("method not allowed")
 	errRouteNotFound = errors.New("no such route")
-	errBusy          = errors.New("too many uploads in progress")
+	errBusy          = errors.New("too many uploads or listings in progress")
 	errBadSignature  = errors.New("the part URL is not valid")
 	errNoMultipart   = errors.New("this server's store does not take uploads in parts")
 	// errClientGone marks a request whose client went away while it was
@@ -99,7 +99,7 @@ var codes = map[string]struct {
 	"timeout":                {http.StatusRequestTimeout, "the body stopped arriving for too long; send the file again"},
 	"storage_error":          {http.StatusBadGateway, "the storage service failed; try again later"},
 	"throttled":              {http.StatusServiceUnavailable, "the storage service asks to slow down; retry after the Retry-After delay"},
-	"busy":                   {http.StatusServiceUnavailable, "too many uploads are in progress; retry after the Retry-After delay"},
+	"busy":                   {http.StatusServiceUnavailable, "too many uploads or listings are in progress; retry after the Retry-After delay"},
 	"unavailable":            {http.StatusServiceUnavailable, "the server is shutting down or ran out of time for this request; retry after the Retry-After delay"},
 	"client_gone":            {StatusClientClosedRequest, "the client closed the connection before the answer"},
 	"internal":               {http.StatusInternalServerError, "internal error; quote the request_id when you report it"},

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/formdata"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 	"spillway/store"
@@ -145,7 +146,8 @@ func TestHostileWireForms(t *testing.T) {
 // as the quoted string browsers send, when it can be one, and as an RFC 2231
 // filename* (which mime.ParseMediaType prefers over a harmless filename
 // beside it) in a part that follows a good file. Each request is refused
-// whole with 400 invalid_name.
+// whole with 400 invalid_name, or, for a name longer than the part header
+// cap, 400 bad_multipart.
 func TestHostileNamesMultipart(t *testing.T) {
 	s := newServer(t, options{})
 	const head = "--b\r\nContent-Disposition: form-data; name=\"f\"; "
@@ -161,9 +163,16 @@ func TestHostileNamesMultipart(t *testing.T) {
 				req := s.request(t, http.MethodPost, "/files", strings.NewReader(b), int64(len(b)))
 				req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
 				resp, body := s.do(t, req)
-				requireError(t, resp, body, http.StatusBadRequest, "invalid_name")
-				s.waitServed(t)
-				requireHostileNameIntact(t, s, resp, body, h.Name)
+				if len(h.Name) > formdata.DefaultMaxHeaderBytes {
+					// Refused sooner: its part header is over the cap.
+					requireError(t, resp, body, http.StatusBadRequest, "bad_multipart")
+					s.waitServed(t)
+					s.requireLogged(t, resp, "part header too large")
+				} else {
+					requireError(t, resp, body, http.StatusBadRequest, "invalid_name")
+					s.waitServed(t)
+					requireHostileNameIntact(t, s, resp, body, h.Name)
+				}
 				uploadtest.RequireEmptyDir(t, s.dir)
 				uploadtest.RequireEmptyDir(t, s.spoolDir)
 			}

@@ -54,6 +54,14 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if h.listSlots != nil {
+		select {
+		case h.listSlots <- struct{}{}:
+			defer func() { <-h.listSlots }()
+		default:
+			return fmt.Errorf("%w: %d listings already in progress", errBusy, cap(h.listSlots))
+		}
+	}
 	infos, more, err := h.store.List(r.Context(), opts)
 	if errors.Is(err, store.ErrInvalidName) {
 		// listOptions checked the prefix; a store may be stricter.

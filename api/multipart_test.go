@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/formdata"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 )
@@ -33,10 +34,9 @@ func mpFilePart(boundary, filename, data string) string {
 	return "--" + boundary + "\r\nContent-Disposition: form-data; name=\"f\"; filename=\"" + filename + "\"\r\n\r\n" + data + "\r\n"
 }
 
-// TestMultipartMalformedHeaders covers part headers that mime/multipart
-// refuses, and so does formdata: over the 10 MiB size cap or the
-// 10,000-entry cap ("part header too large"), and headers that do not
-// parse. Each is 400 bad_multipart, also after an
+// TestMultipartMalformedHeaders covers part headers over formdata's caps:
+// its size cap, far below mime/multipart's 10 MiB, or the 10,000-entry cap
+// ("part header too large"), and headers that do not parse. Each is 400 bad_multipart, also after an
 // earlier file part was spooled to disk, and nothing is kept.
 func TestMultipartMalformedHeaders(t *testing.T) {
 	s := newServer(t, options{})
@@ -45,6 +45,8 @@ func TestMultipartMalformedHeaders(t *testing.T) {
 	cases := []struct {
 		name, body, contains string
 	}{
+		{"one header line over the cap", "--b\r\n" + cd + "\r\nX-Big: " + strings.Repeat("a", formdata.DefaultMaxHeaderBytes) + "\r\n\r\ndata\r\n--b--\r\n", "part header too large"},
+		{"header lines over the cap in all", "--b\r\n" + cd + "\r\n" + strings.Repeat("X-Big: "+strings.Repeat("a", 1<<10)+"\r\n", 16) + "\r\ndata\r\n--b--\r\n", "part header too large"},
 		{"one header line over 10 MiB", "--b\r\n" + cd + "\r\nX-Big: " + strings.Repeat("a", 10<<20) + "\r\n\r\ndata\r\n--b--\r\n", "part header too large"},
 		{"header lines over 10 MiB in all", "--b\r\n" + cd + "\r\n" + strings.Repeat("X-Big: "+strings.Repeat("a", 1<<20)+"\r\n", 11) + "\r\ndata\r\n--b--\r\n", "part header too large"},
 		{"more than 10000 header lines", "--b\r\n" + cd + "\r\n" + strings.Repeat("X-H: v\r\n", 10001) + "\r\ndata\r\n--b--\r\n", "part header too large"},
@@ -70,10 +72,19 @@ func TestMultipartMalformedHeaders(t *testing.T) {
 		})
 	}
 
-	// Under the caps a long header is Go's to accept, and so ours.
-	resp, body := s.mpPost(t, "b", "--b\r\n"+cd+"\r\nX-Long: "+strings.Repeat("a", 64<<10)+"\r\n\r\ndata\r\n--b--\r\n")
+	// A header exactly at the size cap is accepted, one byte more is not.
+	// The cap counts 400 bytes for the header, and for each key 200 and
+	// its length, then every value.
+	long := formdata.DefaultMaxHeaderBytes - 400 - (200 + len("Content-Disposition") + len(cd) - len("Content-Disposition: ")) - (200 + len("X-Long"))
+	resp, body := s.mpPost(t, "b", "--b\r\n"+cd+"\r\nX-Long: "+strings.Repeat("a", long)+"\r\n\r\ndata\r\n--b--\r\n")
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
 	s.waitServed(t)
+	require.NoError(t, os.Remove(filepath.Join(s.dir, "a.txt")))
+	resp, body = s.mpPost(t, "b", "--b\r\n"+cd+"\r\nX-Long: "+strings.Repeat("a", long+1)+"\r\n\r\ndata\r\n--b--\r\n")
+	requireError(t, resp, body, http.StatusBadRequest, "bad_multipart")
+	s.waitServed(t)
+	s.requireLogged(t, resp, "part header too large")
+	uploadtest.RequireEmptyDir(t, s.dir)
 }
 
 // TestMultipartEmptyFilename: a part whose filename is empty, plain or in

@@ -356,7 +356,7 @@ func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
 	if f.busyCompletes > 0 {
 		f.busyCompletes--
 		w.Header().Set("Retry-After", "1")
-		writeErr(w, http.StatusServiceUnavailable, "busy", "too many uploads are in progress; retry after the Retry-After delay")
+		writeErr(w, http.StatusServiceUnavailable, "busy", "too many uploads or listings are in progress; retry after the Retry-After delay")
 		return
 	}
 	u := f.upload(w, r)

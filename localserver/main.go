@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		context.AfterFunc(baseCtx, func() { fn.Close() })
 	}
 	srv := &http.Server{
-		Handler:           inflight,
+		Handler:           closeAfterChunked(inflight),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
@@ -238,6 +238,24 @@ func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.mu.Unlock()
 	defer t.wg.Done()
 	t.h.ServeHTTP(w, r)
+}
+
+// closeAfterChunked closes the connection after every request that came
+// with a Transfer-Encoding. RFC 9112 §6.1 asks that of a request with both
+// Transfer-Encoding and Content-Length: a front end that framed it by its
+// length, while this server reads it as chunked, would see bytes after the
+// last chunk as that request's body, and this server would run them as the
+// next request. net/http removes the Content-Length of a chunked request
+// before any handler runs, so the two cannot be told apart here; a chunked
+// request is one of unknown length, an upload, for which a new connection
+// costs little.
+func closeAfterChunked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TransferEncoding) > 0 {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (t *tracker) wait() {

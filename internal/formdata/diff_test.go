@@ -78,6 +78,10 @@ func readPart(p *Part, rng *rand.Rand) ([]byte, error) {
 	}
 }
 
+// mimeLimits are mime/multipart's limits for NextPart: it has no part
+// limit, and takes part headers up to 10 MiB.
+var mimeLimits = Limits{MaxParts: 1 << 30, MaxHeaderBytes: 10 << 20}
+
 // diffMime reads body with mime/multipart and with a Reader in lockstep
 // and fails t where they differ. seed picks the source's read sizes, the
 // buffer size and how each part is read (or skipped).
@@ -89,7 +93,7 @@ func diffMime(t *testing.T, body []byte, boundary string, seed uint64) {
 		size = minBufferSize
 	}
 	src := srcModes[rng.IntN(len(srcModes))].wrap(body, rng)
-	fr := newReader(src, boundary, Limits{MaxParts: 1 << 30}, size)
+	fr := newReader(src, boundary, mimeLimits, size)
 	defer fr.Close()
 	if fr.err != nil {
 		// An unusable boundary: only an empty one is mime/multipart's
@@ -205,4 +209,35 @@ func mimeStrict(body []byte, boundary string) bool {
 		}
 	}
 	panic("more parts than bytes")
+}
+
+// diffDefaultHeaderLimit reads body with the default header limit and with
+// mimeLimits' (which diffMime holds to mime/multipart) in lockstep: they
+// yield the same parts, headers and bytes, and fail alike, until the
+// default refuses a header with ErrHeaderTooLarge.
+func diffDefaultHeaderLimit(t *testing.T, body []byte, boundary string) {
+	t.Helper()
+	def := NewReader(bytes.NewReader(body), boundary, Limits{MaxParts: mimeLimits.MaxParts})
+	defer def.Close()
+	ref := NewReader(bytes.NewReader(body), boundary, mimeLimits)
+	defer ref.Close()
+	for i := 0; ; i++ {
+		dp, derr := def.NextPart()
+		if errors.Is(derr, ErrHeaderTooLarge) {
+			return
+		}
+		rp, rerr := ref.NextPart()
+		if derr != nil || rerr != nil {
+			require.Equal(t, rerr, derr, "part %d: the errors differ", i)
+			return
+		}
+		require.Equal(t, rp.Header, dp.Header, "part %d header", i)
+		ddata, derr := io.ReadAll(dp)
+		rdata, rerr := io.ReadAll(rp)
+		require.Equal(t, string(rdata), string(ddata), "part %d bytes", i)
+		require.Equal(t, rerr, derr, "part %d read error", i)
+		if derr != nil {
+			return
+		}
+	}
 }

@@ -24,6 +24,9 @@
 //   - A header continuation line longer than what is left of
 //     Limits.MaxHeaderBytes is ErrHeaderTooLarge; net/textproto drops the
 //     error and parses the rest of that line as the next header.
+//   - Its default Limits.MaxHeaderBytes is 16 KiB, not 10 MiB (see
+//     DefaultMaxHeaderBytes); with MaxHeaderBytes set to 10 MiB it accepts
+//     the same headers as mime/multipart.
 //   - NextPart skips an unread part by its raw bytes. mime/multipart skips
 //     it through the quoted-printable decoder, so a decoding error leaves
 //     it parsing the middle of the part as delimiter lines.
@@ -43,13 +46,20 @@ import (
 	"sync"
 )
 
-// Defaults for Limits. The header limits are mime/multipart's for
-// NextPart, the part limit is the one ReadForm has had since
-// CVE-2023-24536.
+// Defaults for Limits. The part limit is the one ReadForm has had since
+// CVE-2023-24536, the field count mime/multipart's for NextPart.
+//
+// The header size is far below mime/multipart's 10 MiB, a ceiling made for
+// forms: a part's header is held in memory while it is parsed, outside any
+// budget for bodies, and a server reads one per upload in progress. A
+// browser's part header is under 1 KiB; the largest a file part needs,
+// a name of store.MaxNameLen bytes given both as filename and
+// percent-encoded as filename*, with a Content-Type, stays under half of
+// DefaultMaxHeaderBytes.
 const (
 	DefaultMaxParts       = 1000
 	DefaultMaxHeaders     = 10000
-	DefaultMaxHeaderBytes = 10 << 20
+	DefaultMaxHeaderBytes = 16 << 10
 )
 
 const (

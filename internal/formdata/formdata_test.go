@@ -96,7 +96,7 @@ var cases = []testCase{
 	{name: "quoted-printable", boundary: "B",
 		body:  "--B\r\nContent-Transfer-Encoding: Quoted-Printable\r\nX: y\r\n\r\nfoo=3Dbar=\r\nbaz\r\n--B--",
 		parts: []wantPart{{map[string][]string{"X": {"y"}}, "foo=barbaz"}}},
-	{name: "header longer than the buffer", boundary: "B",
+	{name: "header longer than the buffer", boundary: "B", lim: mimeLimits,
 		body:  "--B\r\nLong: " + big + "\r\n\r\nx\r\n--B--",
 		parts: []wantPart{{map[string][]string{"Long": {big}}, "x"}}},
 	{name: "body longer than the buffer", boundary: "B",
@@ -161,8 +161,16 @@ var cases = []testCase{
 		body: "--B\r\nA: " + big + "\r\n\r\n\r\n--B--", err: ErrHeaderTooLarge},
 	{name: "continuation line over the limit", boundary: "B", lim: Limits{MaxHeaderBytes: 1000},
 		body: "--B\r\nA: b\r\n " + strings.Repeat("v", 600) + "\r\n\r\n\r\n--B--", err: ErrHeaderTooLarge},
-	{name: "default header limit", boundary: "B",
+	{name: "mime/multipart's header limit", boundary: "B", lim: mimeLimits,
 		body: "--B\r\n" + strings.Repeat("A: "+big+"\r\n", 33) + "\r\n\r\n--B--", err: ErrHeaderTooLarge},
+	// 400 for the header, 200 and the key for a key, then the value.
+	{name: "header as large as the default allows", boundary: "B",
+		body:  "--B\r\nA: " + strings.Repeat("v", DefaultMaxHeaderBytes-601) + "\r\n\r\nx\r\n--B--",
+		parts: []wantPart{{map[string][]string{"A": {strings.Repeat("v", DefaultMaxHeaderBytes-601)}}, "x"}}},
+	{name: "header one byte over the default", boundary: "B",
+		body: "--B\r\nA: " + strings.Repeat("v", DefaultMaxHeaderBytes-600) + "\r\n\r\nx\r\n--B--", err: ErrHeaderTooLarge},
+	{name: "header line over the default", boundary: "B",
+		body: "--B\r\nA: " + big + "\r\n\r\nx\r\n--B--", err: ErrHeaderTooLarge},
 }
 
 // TestCases reads every case with every source and buffer size, checks the
@@ -190,8 +198,9 @@ func TestCases(t *testing.T) {
 						} else {
 							require.ErrorIs(t, err, c.err, msg)
 						}
-						if c.lim == (Limits{}) {
+						if c.lim == (Limits{}) || c.lim == mimeLimits {
 							diffMime(t, []byte(c.body), c.boundary, seed)
+							diffDefaultHeaderLimit(t, []byte(c.body), c.boundary)
 						}
 					}
 				}

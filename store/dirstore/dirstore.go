@@ -687,8 +687,9 @@ func (s *Store) syncDir(name string) error {
 //
 // It walks the tree in name order, one directory at a time, and stops once
 // the page is full: only the directories that can hold names of this page
-// are read, those below the prefix that sort after opts.After. A directory
-// is read whole, to be sorted; the walk holds one such listing per level.
+// are read, those below the prefix that sort after opts.After. Of each
+// directory it keeps only the entries the rest of the page can use (see
+// scanDir), so a page costs the same in a folder of any size.
 func (s *Store) List(ctx context.Context, opts store.ListOptions) ([]store.Info, bool, error) {
 	if err := store.ValidatePrefix(opts.Prefix); err != nil {
 		return nil, false, err
@@ -718,6 +719,7 @@ type lister struct {
 	opts  store.ListOptions
 	limit int
 	infos []store.Info
+	dents []byte // scanDir's getdents buffer
 }
 
 // listEntry is a directory entry with the key it sorts by: its name, or
@@ -737,74 +739,43 @@ func (l *lister) walk(dir string) error {
 	if l.s.testHookReadDir != nil {
 		l.s.testHookReadDir(dir)
 	}
-	des, err := l.s.readDir(dir)
-	if err != nil {
-		if dir != "." && gone(err) {
-			// Removed while walking, or a prefix's folder that is not one.
+	from := "" // the key of the last entry walked in an earlier scan
+	for {
+		// One name more than the page holds tells that more follow.
+		entries, more, err := l.scanDir(dir, from, l.limit-len(l.infos)+1)
+		if err != nil {
+			if dir != "." && gone(err) {
+				// Removed while walking, or a prefix's folder that is not one.
+				return nil
+			}
+			return err
+		}
+		for _, e := range entries {
+			if e.dir {
+				if err := l.walk(strings.TrimSuffix(e.key, "/")); err != nil {
+					return err
+				}
+				continue
+			}
+			if store.ValidateName(e.key) != nil {
+				continue
+			}
+			fi, err := l.s.root.Lstat(e.key)
+			if err != nil || !fi.Mode().IsRegular() {
+				continue // removed or replaced while walking
+			}
+			if len(l.infos) == l.limit {
+				return errPageFull
+			}
+			l.infos = append(l.infos, info(e.key, fi))
+		}
+		if !more {
 			return nil
 		}
-		return err
+		// Folders without files, or names skipped above, left the page
+		// short: scan again for the entries after these.
+		from = entries[len(entries)-1].key
 	}
-	entries := make([]listEntry, 0, len(des))
-	for _, d := range des {
-		if strings.HasPrefix(d.Name(), ".") {
-			continue
-		}
-		e := listEntry{key: d.Name(), dir: d.IsDir()}
-		if dir != "." {
-			e.key = dir + "/" + e.key
-		}
-		if e.dir {
-			e.key += "/"
-		} else if !d.Type().IsRegular() {
-			continue
-		}
-		if l.wants(e) {
-			entries = append(entries, e)
-		}
-	}
-	slices.SortFunc(entries, func(a, b listEntry) int { return strings.Compare(a.key, b.key) })
-	for _, e := range entries {
-		if e.dir {
-			if err := l.walk(strings.TrimSuffix(e.key, "/")); err != nil {
-				return err
-			}
-			continue
-		}
-		if store.ValidateName(e.key) != nil {
-			continue
-		}
-		fi, err := l.s.root.Lstat(e.key)
-		if err != nil || !fi.Mode().IsRegular() {
-			continue // removed or replaced while walking
-		}
-		if len(l.infos) == l.limit {
-			return errPageFull
-		}
-		l.infos = append(l.infos, info(e.key, fi))
-	}
-	return nil
-}
-
-// readDir reads the entries of dir, opened through the root, from a plain
-// *os.File over the same directory: os stats every entry of a directory
-// opened in a Root (it cannot stat lazily through one), which on a large
-// directory costs more than the rest of a page together. The types that
-// the directory reports are all List needs; it stats the files it returns
-// through the root.
-func (s *Store) readDir(dir string) ([]fs.DirEntry, error) {
-	f, err := s.root.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, &fs.PathError{Op: "dup", Path: dir, Err: err}
-	}
-	d := os.NewFile(uintptr(fd), dir)
-	defer d.Close()
-	return d.ReadDir(-1)
 }
 
 // wants reports whether e is, or may hold, a name of the page.
