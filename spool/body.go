@@ -18,9 +18,10 @@ import (
 type Body struct {
 	s        *Spooler
 	mem      []byte
-	reserved int64 // memory budget held by mem
-	f        *os.File
-	path     string
+	reserved int64       // memory budget held by mem
+	f        *os.File    // nil for a memory body, and while a batch's body is closed
+	path     string      // "" for a memory body
+	ident    os.FileInfo // a batch's body: the file written, to know it again
 	size     int64
 	sum      [sha256.Size]byte
 
@@ -35,24 +36,38 @@ func (b *Body) SHA256() [sha256.Size]byte { return b.sum }
 
 // Location reports whether the body is held in memory or on disk.
 func (b *Body) Location() Location {
-	if b.f != nil {
+	if b.path != "" {
 		return Disk
 	}
 	return Memory
 }
 
 // Reader returns a new independent reader over the whole body. It can Seek
-// and ReadAt, and needs no closing of its own.
+// and ReadAt, and needs no closing of its own. The body of a Batch must be
+// opened (Batch.Open) first; until then its reads fail with ErrNotOpen.
 func (b *Body) Reader() *io.SectionReader {
-	if b.f != nil {
+	switch {
+	case b.f != nil:
 		return io.NewSectionReader(b.f, 0, b.size)
+	case b.path != "":
+		return io.NewSectionReader(notOpen{}, 0, b.size)
 	}
 	return io.NewSectionReader(bytes.NewReader(b.mem), 0, b.size)
 }
 
+// ErrNotOpen is the error of reading a Batch's body before Batch.Open.
+var ErrNotOpen = errors.New("spool: the body's file is not open; open its batch first")
+
+type notOpen struct{}
+
+func (notOpen) ReadAt([]byte, int64) (int, error) { return 0, ErrNotOpen }
+
 // WriteTo writes the whole body to w: a memory body in one Write, a disk
 // body through a pooled buffer. It does not move any reader's offset.
 func (b *Body) WriteTo(w io.Writer) (int64, error) {
+	if b.path != "" && b.f == nil {
+		return 0, ErrNotOpen
+	}
 	if b.f == nil {
 		n, err := w.Write(b.mem)
 		return int64(n), err
@@ -65,9 +80,10 @@ func (b *Body) WriteTo(w io.Writer) (int64, error) {
 // onlyWriter hides a ReaderFrom, so that io.CopyBuffer uses the buffer.
 type onlyWriter struct{ io.Writer }
 
-// File returns the temp file holding a disk body, or nil for a memory body.
-// It lets a store publish the bytes by hard-linking the file instead of
-// writing them again. The file stays owned by the Body.
+// File returns the temp file holding a disk body, or nil for a memory body
+// (and for a Batch's body before Batch.Open). It lets a store publish the
+// bytes by hard-linking the file instead of writing them again. The file
+// stays owned by the Body.
 func (b *Body) File() *os.File { return b.f }
 
 // Path returns the temp file's name, or "" for a memory body. The name can
@@ -84,13 +100,16 @@ func (b *Body) Close() error {
 }
 
 func (b *Body) close() error {
-	if b.f == nil {
+	if b.path == "" {
 		b.s.release(b.reserved)
 		b.mem = nil
 		return nil
 	}
 	b.s.stats.openFiles.Add(-1)
-	cerr := b.f.Close()
+	var cerr error
+	if b.f != nil {
+		cerr = b.f.Close()
+	}
 	rerr := os.Remove(b.path)
 	if errors.Is(rerr, fs.ErrNotExist) {
 		rerr = nil
@@ -136,9 +155,10 @@ func (s *Spooler) createTemp() (*os.File, string, error) {
 }
 
 // Sweep removes orphaned spool files from dir: files named like this
-// package's temp files that no live process holds locked. A file in use by
-// another Spooler, in this process or another, is left alone, so two servers
-// can share a directory. It returns how many files it removed.
+// package's temp files that no live process holds locked, and the files of
+// batches whose lock no live process holds. A file in use by another
+// Spooler, in this process or another, is left alone, so two servers can
+// share a directory. It returns how many files it removed.
 func Sweep(dir string) (int, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -150,7 +170,13 @@ func Sweep(dir string) (int, error) {
 		if !e.Type().IsRegular() || !isSpoolName(e.Name()) {
 			continue
 		}
-		ok, err := removeIfUnlocked(filepath.Join(dir, e.Name()))
+		path := filepath.Join(dir, e.Name())
+		var ok bool
+		if lockName, inBatch := batchLock(e.Name()); inBatch {
+			ok, err = removeIfBatchUnlocked(path, filepath.Join(dir, lockName))
+		} else {
+			ok, err = removeIfUnlocked(path)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -186,6 +212,32 @@ func removeIfUnlocked(path string) (bool, error) {
 		return false, err
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+// removeIfBatchUnlocked removes path, a batch's file, unless a live process
+// holds the batch's lock file.
+func removeIfBatchUnlocked(path, lockPath string) (bool, error) {
+	f, err := os.Open(lockPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return false, err
+	default:
+		defer f.Close()
+		if err := lock(f, false); err != nil {
+			if errors.Is(err, errLocked) {
+				return false, nil
+			}
+			return false, err
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
 		return false, err
 	}
 	return true, nil
