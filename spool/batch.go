@@ -49,13 +49,10 @@ func (b *Batch) Spool(ctx context.Context, r io.Reader, size int64) (*Body, erro
 	}
 	b.bodies = append(b.bodies, body)
 	if body.f != nil {
-		fi, err := body.f.Stat()
-		if err == nil {
-			body.ident = fi
-			err = body.f.Close()
-		}
-		body.f = nil
-		if err != nil {
+		fi, serr := body.f.Stat()
+		cerr := body.f.Close()
+		body.f, body.ident = nil, fi
+		if err := errors.Join(serr, cerr); err != nil {
 			body.Close()
 			return nil, fmt.Errorf("spool: close batch file: %w", err)
 		}
