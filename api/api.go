@@ -499,13 +499,13 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		}
 	}
 
+	// A batch keeps the descriptors of a request with many files bounded
+	// while its client sends them: each file that goes to disk is closed
+	// once written, and opened again just before the files are published.
+	batch := h.spool.NewBatch()
+	defer batch.Close()
 	var files []store.File
 	names := make(map[string]bool)
-	defer func() {
-		for _, f := range files {
-			f.Body.Close()
-		}
-	}()
 	// formdata rather than mime/multipart: it scans large buffers for the
 	// delimiter, several times faster for big file parts, keeps
 	// mime/multipart's header limits, and reports a body cut before its
@@ -543,7 +543,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		if err := h.store.Check(ctx, name, -1); err != nil {
 			return err
 		}
-		b, err := h.spool.Spool(ctx, part, -1)
+		b, err := batch.Spool(ctx, part, -1)
 		if err != nil {
 			return x.body.cause(multipartCause(err))
 		}
@@ -553,6 +553,9 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	if len(files) == 0 {
 		return errNoFiles
 	}
+	if err := batch.Open(); err != nil {
+		return err
+	}
 	if err := h.store.Put(ctx, files); err != nil {
 		return err
 	}
@@ -561,9 +564,9 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		resp.Files = append(resp.Files, result(f.Name, f.Body))
 		x.files++
 		x.stored += f.Body.Size()
-		if err := f.Body.Close(); err != nil {
-			h.log.Warn("spool cleanup failed", "error", err)
-		}
+	}
+	if err := batch.Close(); err != nil {
+		h.log.Warn("spool cleanup failed", "error", err)
 	}
 	if len(files) == 1 {
 		w.Header().Set("Location", fileURL(files[0].Name))

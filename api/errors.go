@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"syscall"
 
 	"spillway/internal/formdata"
 	"spillway/spool"
@@ -116,6 +117,10 @@ var mapping = []struct {
 	{ErrUnauthorized, "unauthorized"},
 	{errBadSignature, "bad_signature"},
 	{errBusy, "busy"},
+	// Out of descriptors (spool, store or socket): the server is at
+	// capacity for the moment, which is what busy tells the client.
+	{syscall.EMFILE, "busy"},
+	{syscall.ENFILE, "busy"},
 	{store.ErrInvalidName, "invalid_name"},
 	{errBadMultipart, "bad_multipart"},
 	{formdata.ErrMalformed, "bad_multipart"},

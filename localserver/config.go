@@ -36,6 +36,7 @@ type config struct {
 	ReadTimeout     time.Duration
 	ShutdownTimeout time.Duration
 	MaxUploads      int
+	MaxConnections  int // 0: derived from the open-file limit
 	Token           string
 	UploadSecret    string
 	CORSOrigins     string
@@ -149,6 +150,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 
 	fs.IntVar(&c.MaxUploads, "max-concurrent-uploads", c.MaxUploads, "uploads in progress at once; more get 503 busy, 0 for no cap (env SPILLWAY_MAX_CONCURRENT_UPLOADS)")
 	def("max-concurrent-uploads", "SPILLWAY_MAX_CONCURRENT_UPLOADS")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "connections open at once; more wait to be accepted; 0 for the open-file limit less a reserve for uploads (env SPILLWAY_MAX_CONNECTIONS)")
+	def("max-connections", "SPILLWAY_MAX_CONNECTIONS")
 	fs.StringVar(&c.Token, "token", c.Token, "require \"Authorization: Bearer TOKEN\" on every route but /healthz (env SPILLWAY_TOKEN)")
 	def("token", "SPILLWAY_TOKEN")
 	fs.StringVar(&c.UploadSecret, "upload-secret", c.UploadSecret, "HMAC key for the part URLs of multipart uploads to --directory, at least 16 bytes; unset, a random one that dies with the process (env SPILLWAY_UPLOAD_SECRET)")
@@ -189,6 +192,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if c.MaxUploads < 0 {
 		return c, fmt.Errorf("--max-concurrent-uploads must not be negative")
 	}
+	if c.MaxConnections < 0 {
+		return c, fmt.Errorf("--max-connections (SPILLWAY_MAX_CONNECTIONS) must not be negative")
+	}
 	if c.UploadSecret != "" && len(c.UploadSecret) < minUploadSecret {
 		// A short key could be found by trying signatures offline.
 		return c, fmt.Errorf("--upload-secret (SPILLWAY_UPLOAD_SECRET) must be at least %d bytes", minUploadSecret)
@@ -213,6 +219,7 @@ func (c config) LogValue() slog.Value {
 		slog.Duration("read_timeout", c.ReadTimeout),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Int("max_concurrent_uploads", c.MaxUploads),
+		slog.Int("max_connections", c.MaxConnections),
 		slog.Bool("token", c.Token != ""),
 		slog.Bool("upload_secret", c.UploadSecret != ""),
 		slog.String("cors_origin", c.CORSOrigins),

@@ -117,8 +117,16 @@ var listeningRE = regexp.MustCompile(`msg="spillway local server listening" url=
 // process is killed when the test ends, if it still runs.
 func startProc(t *testing.T, bin, dir, spoolDir string, args ...string) *proc {
 	t.Helper()
+	return startProcArgv(t, []string{bin}, dir, spoolDir, args...)
+}
+
+// startProcArgv is startProc for a command line that runs the binary, such
+// as a shell that sets a limit first and then execs it.
+func startProcArgv(t *testing.T, argv []string, dir, spoolDir string, args ...string) *proc {
+	t.Helper()
 	p := &proc{dir: dir, spoolDir: spoolDir, logs: newLogTail(), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--directory", dir, "--spool-dir", spoolDir}, args...)...)
+	rest := append(argv[1:len(argv):len(argv)], "--addr", "127.0.0.1:0", "--directory", dir, "--spool-dir", spoolDir)
+	p.cmd = exec.Command(argv[0], append(rest, args...)...)
 	p.cmd.Env = os.Environ()
 	p.cmd.Stderr = p.logs
 	p.cmd.SysProcAttr = testservers.DieWithParent()

@@ -87,12 +87,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 
+	soft, hard, limitErr := raiseOpenFileLimit()
+	if limitErr != nil && !errors.Is(limitErr, errors.ErrUnsupported) {
+		log.Warn("raising the open-file limit failed", "error", limitErr)
+	}
+	maxConns := cfg.MaxConnections
+	if maxConns == 0 {
+		maxConns = defaultMaxConnections(soft, cfg.MaxUploads)
+	} else if soft > 0 && uint64(maxConns) >= soft {
+		log.Warn("--max-connections is not below the open-file limit: uploads can run out of descriptors",
+			"max_connections", maxConns, "open_files_soft", soft)
+	}
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
 	log.Info("spillway local server listening", "url", "http://"+ln.Addr().String(),
-		"config", cfg, "orphans_swept", swept+staged)
+		"config", cfg, "orphans_swept", swept+staged,
+		"open_files_soft", soft, "open_files_hard", hard, "max_connections", maxConns)
 
 	if cfg.Token == "" && !isLoopback(ln.Addr()) {
 		log.Warn("listening beyond loopback without --token: anyone who can reach this address can upload and download")
@@ -131,6 +144,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if maxConns > 0 {
+		// At the cap, idle keep-alive connections give their slots to the
+		// connections waiting: turning keep-alives off closes the idle
+		// ones, and answers close the others, until the load is down.
+		ln = newLimitListener(ln, maxConns,
+			func() { srv.SetKeepAlivesEnabled(false) },
+			func() { srv.SetKeepAlivesEnabled(true) })
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -42,6 +42,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	assert.Equal(t, slog.LevelInfo, c.LogLevel)
 	assert.Equal(t, 60*time.Second, c.ReadTimeout)
 	assert.Equal(t, 64, c.MaxUploads)
+	assert.Zero(t, c.MaxConnections, "derived from the open-file limit")
 	assert.Empty(t, c.Token)
 	assert.Empty(t, c.UploadSecret)
 }
@@ -64,6 +65,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		"SPILLWAY_UPLOAD_SECRET":          "from-the-environment",
 		"SPILLWAY_FILE_MODE":              "0640",
 		"SPILLWAY_CASE_SENSITIVE_NAMES":   "true",
+		"SPILLWAY_MAX_CONNECTIONS":        "300",
 	})
 	c, err := parseConfig([]string{"--threshold", "1MiB", "--overwrite=false", "--addr=[::1]:0"}, vars, io.Discard)
 	require.NoError(t, err)
@@ -83,6 +85,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, 8, c.MaxUploads)
 	assert.Equal(t, "from-the-environment", c.UploadSecret)
 	assert.Equal(t, os.FileMode(0o640), c.FileMode)
+	assert.Equal(t, 300, c.MaxConnections)
 
 	c, err = parseConfig([]string{"--upload-secret", "from-the-command-line"}, vars, io.Discard)
 	require.NoError(t, err)
@@ -114,6 +117,9 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_UPLOAD_SECRET": "short"}), io.Discard)
 	require.ErrorContains(t, err, "SPILLWAY_UPLOAD_SECRET")
 	require.ErrorContains(t, err, "--upload-secret")
+	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_MAX_CONNECTIONS": "-1"}), io.Discard)
+	require.ErrorContains(t, err, "SPILLWAY_MAX_CONNECTIONS")
+	require.ErrorContains(t, err, "--max-connections")
 }
 
 type running struct {

@@ -19,9 +19,11 @@ import (
 type Body struct {
 	s        *Spooler
 	mem      []byte
-	reserved int64 // memory budget held by mem
-	f        *os.File
-	path     string
+	reserved int64       // memory budget held by mem
+	disk     bool        // the body is held in a temp file
+	f        *os.File    // nil for a memory body, and while a batch's body is closed
+	path     string      // "" for a memory body, and once DropName has run
+	ident    os.FileInfo // a batch's body: the file written, to know it again
 	size     int64
 	sum      [sha256.Size]byte
 
@@ -37,24 +39,38 @@ func (b *Body) SHA256() [sha256.Size]byte { return b.sum }
 
 // Location reports whether the body is held in memory or on disk.
 func (b *Body) Location() Location {
-	if b.f != nil {
+	if b.disk {
 		return Disk
 	}
 	return Memory
 }
 
 // Reader returns a new independent reader over the whole body. It can Seek
-// and ReadAt, and needs no closing of its own.
+// and ReadAt, and needs no closing of its own. The body of a Batch must be
+// opened (Batch.Open) first; until then its reads fail with ErrNotOpen.
 func (b *Body) Reader() *io.SectionReader {
-	if b.f != nil {
+	switch {
+	case b.f != nil:
 		return io.NewSectionReader(b.f, 0, b.size)
+	case b.disk:
+		return io.NewSectionReader(notOpen{}, 0, b.size)
 	}
 	return io.NewSectionReader(bytes.NewReader(b.mem), 0, b.size)
 }
 
+// ErrNotOpen is the error of reading a Batch's body before Batch.Open.
+var ErrNotOpen = errors.New("spool: the body's file is not open; open its batch first")
+
+type notOpen struct{}
+
+func (notOpen) ReadAt([]byte, int64) (int, error) { return 0, ErrNotOpen }
+
 // WriteTo writes the whole body to w: a memory body in one Write, a disk
 // body through a pooled buffer. It does not move any reader's offset.
 func (b *Body) WriteTo(w io.Writer) (int64, error) {
+	if b.disk && b.f == nil {
+		return 0, ErrNotOpen
+	}
 	if b.f == nil {
 		n, err := w.Write(b.mem)
 		return int64(n), err
@@ -67,9 +83,10 @@ func (b *Body) WriteTo(w io.Writer) (int64, error) {
 // onlyWriter hides a ReaderFrom, so that io.CopyBuffer uses the buffer.
 type onlyWriter struct{ io.Writer }
 
-// File returns the temp file holding a disk body, or nil for a memory body.
-// It lets a store publish the bytes by hard-linking the file instead of
-// writing them again. The file stays owned by the Body.
+// File returns the temp file holding a disk body, or nil for a memory body
+// (and for a Batch's body before Batch.Open). It lets a store publish the
+// bytes by hard-linking the file instead of writing them again. The file
+// stays owned by the Body.
 func (b *Body) File() *os.File { return b.f }
 
 // Path returns the temp file's name, or "" for a memory body and once
@@ -122,13 +139,16 @@ func (b *Body) Close() error {
 }
 
 func (b *Body) close() error {
-	if b.f == nil {
+	if !b.disk {
 		b.s.release(b.reserved)
 		b.mem = nil
 		return nil
 	}
 	b.s.stats.openFiles.Add(-1)
-	cerr := b.f.Close()
+	var cerr error
+	if b.f != nil {
+		cerr = b.f.Close()
+	}
 	var rerr error
 	if path := b.Path(); path != "" {
 		rerr = os.Remove(path)
@@ -155,7 +175,7 @@ const (
 func (s *Spooler) createTemp() (*os.File, string, error) {
 	for range 10 {
 		path := filepath.Join(s.dir, FilePrefix+rand.Text()+fileSuffix)
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := createPrivate(path)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -163,12 +183,6 @@ func (s *Spooler) createTemp() (*os.File, string, error) {
 			if isNoSpace(err) {
 				return nil, "", fmt.Errorf("%w: %w", ErrNoSpace, err)
 			}
-			return nil, "", fmt.Errorf("spool: create temp: %w", err)
-		}
-		// 0600 whatever the umask: Sweep takes nothing else for its own.
-		if err := f.Chmod(0o600); err != nil {
-			f.Close()
-			os.Remove(path)
 			return nil, "", fmt.Errorf("spool: create temp: %w", err)
 		}
 		if err := lock(f, true); err != nil {
@@ -182,12 +196,28 @@ func (s *Spooler) createTemp() (*os.File, string, error) {
 	return nil, "", errors.New("spool: create temp: no unused name after 10 tries")
 }
 
+// createPrivate creates path exclusively, mode 0600 whatever the umask:
+// Sweep takes nothing else for its own.
+func createPrivate(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return f, nil
+}
+
 // Sweep removes orphaned spool files from dir: files named like this
 // package's temp files, as createTemp leaves every one (regular, 0600, this
-// user's), that no live process holds locked. A file in use by another
-// Spooler, in this process or another, is left alone, so two servers can
-// share a directory. Sweep reads dir alone, never a directory below it. It
-// returns how many files it removed.
+// user's), that no live process holds locked, and the files of batches whose
+// lock no live process holds. A file in use by another Spooler, in this
+// process or another, is left alone, so two servers can share a directory.
+// Sweep reads dir alone, never a directory below it. It returns how many
+// files it removed.
 //
 // The name and the mode are what tell a spool file from a stored one that
 // merely has its name (an upload called spillway-….spool): callers must keep
@@ -208,7 +238,13 @@ func Sweep(dir string) (int, error) {
 		if fi, err := e.Info(); err != nil || !madeByCreateTemp(fi) {
 			continue
 		}
-		ok, err := removeIfOrphan(filepath.Join(dir, e.Name()))
+		path := filepath.Join(dir, e.Name())
+		var ok bool
+		if lockName, inBatch := batchLock(e.Name()); inBatch {
+			ok, err = removeIfBatchUnlocked(path, filepath.Join(dir, lockName))
+		} else {
+			ok, err = removeIfOrphan(path)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -263,6 +299,32 @@ func removeIfOrphan(path string) (bool, error) {
 		return false, nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+// removeIfBatchUnlocked removes path, a batch's file, unless a live process
+// holds the batch's lock file.
+func removeIfBatchUnlocked(path, lockPath string) (bool, error) {
+	f, err := os.Open(lockPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return false, err
+	default:
+		defer f.Close()
+		if err := lock(f, false); err != nil {
+			if errors.Is(err, errLocked) {
+				return false, nil
+			}
+			return false, err
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
 		return false, err
 	}
 	return true, nil

@@ -180,6 +180,12 @@ func (s *Spooler) CheckSpace(size int64) error {
 // byte past the threshold. On error nothing is left behind. The caller must
 // Close the returned Body.
 func (s *Spooler) Spool(ctx context.Context, r io.Reader, size int64) (b *Body, err error) {
+	return s.spool(ctx, r, size, nil)
+}
+
+// spool is Spool; a body that goes to disk goes into batch's files when
+// batch is not nil.
+func (s *Spooler) spool(ctx context.Context, r io.Reader, size int64, batch *Batch) (b *Body, err error) {
 	defer func() {
 		if err != nil {
 			s.stats.errors.Add(1)
@@ -190,7 +196,7 @@ func (s *Spooler) Spool(ctx context.Context, r io.Reader, size int64) (b *Body, 
 	if err := s.Check(size); err != nil {
 		return nil, err
 	}
-	br := &bodyReader{ctx: ctx, r: r, h: sha256.New(), limit: -1}
+	br := &bodyReader{ctx: ctx, r: r, h: sha256.New(), limit: -1, batch: batch}
 	if size < 0 {
 		if s.maxSize > 0 {
 			br.limit = s.maxSize
@@ -300,11 +306,15 @@ func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes [][]byte, freeP
 		freePrefixes = func() { once.Do(free) }
 		defer freePrefixes()
 	}
-	f, path, err := s.createTemp()
+	create := s.createTemp
+	if br.batch != nil {
+		create = br.batch.createPart
+	}
+	f, path, err := create()
 	if err != nil {
 		return nil, err
 	}
-	b := &Body{s: s, f: f, path: path}
+	b := &Body{s: s, f: f, path: path, disk: true}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -431,7 +441,8 @@ type bodyReader struct {
 	h       hash.Hash
 	hashOff bool // a pipeHasher hashes what is read
 	n       int64
-	limit   int64 // -1: none
+	limit   int64  // -1: none
+	batch   *Batch // where a body that goes to disk goes; nil: its own temp file
 }
 
 // pipeHasher hashes buffers in order on its own goroutine. A few pooled

@@ -10,7 +10,7 @@ type Stats struct {
 	DiskBytes       int64 // bytes of bodies spooled to disk
 	Errors          int64 // Spool calls that failed
 	CleanupFailures int64 // temp files that could not be closed or removed
-	OpenFiles       int64 // temp files open now
+	OpenFiles       int64 // temp files held now, a Batch's closed ones and its lock included
 	MemoryInUse     int64 // bytes of the memory budget held now
 }
 

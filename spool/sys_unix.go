@@ -58,3 +58,18 @@ func freeSpace(dir string) (int64, error) {
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// openNoFollow opens path for reading, refusing a symbolic link.
+func openNoFollow(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+}
+
+// sameFile reports whether b is still the file a was: the same inode on the
+// same device, with the same size, and not changed since (an inode number
+// can be reused by a new file; a change time to the nanosecond cannot be
+// set by anyone).
+func sameFile(a, b os.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && sa.Dev == sb.Dev && sa.Ino == sb.Ino && sa.Size == sb.Size && sa.Ctim == sb.Ctim
+}
