@@ -261,6 +261,15 @@ func (c *Client) apiRequest(ctx context.Context, method, target string, body io.
 	if size == 0 {
 		req.Body = http.NoBody
 	}
+	if err := c.authorize(ctx, req, payloadHash); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// authorize adds the credentials for the server's own routes to req, whose
+// other headers are final: a signature covers them.
+func (c *Client) authorize(ctx context.Context, req *http.Request, payloadHash string) error {
 	switch {
 	case c.opts.Token != "":
 		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
@@ -268,10 +277,10 @@ func (c *Client) apiRequest(ctx context.Context, method, target string, body io.
 		req.Header.Set("X-Amz-Content-Sha256", payloadHash)
 		if err := c.opts.Signer.Sign(ctx, req, payloadHash); err != nil {
 			// Missing credentials stay missing: no point in retrying.
-			return nil, permanent{fmt.Errorf("sign %s %s: %w", method, req.URL.Path, err)}
+			return permanent{fmt.Errorf("sign %s %s: %w", req.Method, req.URL.Path, err)}
 		}
 	}
-	return req, nil
+	return nil
 }
 
 // doJSON sends in (nil: no body) to one of the server's routes and decodes

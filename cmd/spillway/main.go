@@ -70,12 +70,22 @@ type pushConfig struct {
 // run is the whole command, apart from the process: it returns the exit
 // status.
 func run(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string, isTerm bool) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "ls":
+			return ls(ctx, args[1:], os.Stdout, stderr, getenv)
+		case "get":
+			return get(ctx, args[1:], stderr, getenv)
+		case "rm":
+			return rm(ctx, args[1:], stderr, getenv)
+		}
+	}
 	if len(args) == 0 || args[0] != "push" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			fmt.Fprint(stderr, usage)
 			return exitOK
 		}
-		fmt.Fprint(stderr, "spillway: unknown command; the one command is push\n\n"+usage)
+		fmt.Fprint(stderr, "spillway: unknown command; the commands are push, ls, get and rm\n\n"+usage)
 		return exitUsage
 	}
 	cfg, err := parsePush(args[1:], stderr, getenv)
@@ -112,6 +122,7 @@ func parsePush(args []string, stderr io.Writer, getenv func(string) string) (pus
 	})
 	fs.BoolVar(&cfg.noResume, "no-resume", false, "neither resume earlier uploads nor keep state to resume this one")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print only errors")
+	fs.StringVar(&cfg.url, "url", "", "the server's URL, instead of the last argument (default: env SPILLWAY_URL)")
 
 	// Flags may come after the files too, as people type them.
 	var pos []string
@@ -129,11 +140,11 @@ func parsePush(args []string, stderr io.Writer, getenv func(string) string) (pus
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	if len(pos) < 2 {
+	var err error
+	if cfg.sources, cfg.url, err = pushTarget(pos, cfg.url, getenv); err != nil {
 		fs.Usage()
-		return cfg, errors.New("want at least one FILE or DIR and the server URL")
+		return cfg, err
 	}
-	cfg.sources, cfg.url = pos[:len(pos)-1], pos[len(pos)-1]
 	if cfg.token == "" {
 		cfg.token = getenv("SPILLWAY_TOKEN")
 	}
