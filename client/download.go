@@ -106,22 +106,18 @@ func (c *Client) Download(ctx context.Context, name, dest string, opts DownloadO
 		total, n, redirected, err = c.fetch(ctx, name, f, h, &have, &meta, metaPath)
 		res.Received += n
 		res.Redirected = res.Redirected || redirected
+		// Bytes kept are those no attempt had to start again.
+		res.Resumed = max(0, min(res.Resumed, have-res.Received))
 		if err == nil {
 			res.Size = total
 			break
 		}
 		if attempt >= c.opts.Attempts || !retryable(ctx, err) {
-			if res.Resumed > have {
-				res.Resumed = have
-			}
 			return res, fmt.Errorf("download %s: %w", name, err)
 		}
 		if err := c.backoff(ctx, attempt, err); err != nil {
 			return res, fmt.Errorf("download %s: %w", name, err)
 		}
-	}
-	if res.Resumed > have {
-		res.Resumed = have // the server sent the whole file again
 	}
 	if err := f.Sync(); err != nil {
 		return res, fmt.Errorf("download %s: %w", name, err)
