@@ -110,7 +110,7 @@ func usageError(stderr io.Writer, cmd string, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "spillway %s: %v\n", cmd, err)
+	fmt.Fprintf(stderr, "spillway %s: %v (spillway %s -h for help)\n", cmd, err, cmd)
 	return exitUsage
 }
 
