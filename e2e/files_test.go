@@ -1,0 +1,152 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// deleteRouteMerged turns on the end-to-end test of `spillway rm`. The
+// server's DELETE /files/{name} is built on another branch; the client's
+// side is tested against the route's contract in cmd/spillway and client.
+// Set it to true when the branches are merged.
+const deleteRouteMerged = false
+
+func TestFilesDirectoryStore(t *testing.T) { caseFiles(t, startDirTarget(t)) }
+
+func TestFilesFunctionURL(t *testing.T) { caseFiles(t, startFunctionTarget(t)) }
+
+// listRE matches the server's log line of one page of GET /files: the
+// local server's own, or the Function URL emulator's.
+var listRE = regexp.MustCompile(`msg=request method=GET path=/files status=200 `)
+
+// gotRE matches the CLI's line for a finished get.
+var gotRE = regexp.MustCompile(`(?m)^got (\S+) -> (\S+): (.+?) in (\S+), ([0-9.]+) MB/s(, from the redirect)?(?:, resumed: (.+) kept, (.+) received now)?$`)
+
+// caseFiles pushes a folder with the CLI, then lists it over several pages,
+// downloads the large file, resumes a partial download of it, and removes
+// files, all with the CLI, against one target.
+func caseFiles(t *testing.T, tg *target) {
+	const bigSize = 64 << 20
+	src := filepath.Join(t.TempDir(), "tree")
+	small := []string{"docs/a.txt", "docs/b.txt", "docs/c.txt", "docs/sub/d.txt", "e.txt"}
+	for _, n := range small {
+		p := filepath.Join(src, filepath.FromSlash(n))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(strings.Repeat(n, 100)), 0o644))
+	}
+	sum := makeFile(t, filepath.Join(src, "big.bin"), bigSize, 7)
+	cache := t.TempDir()
+	url := tg.srv.url
+
+	push := startCLI(t, cache, token, "push", "--url", url, src)
+	code, _ := push.wait(t, 2*time.Minute)
+	require.Equal(t, 0, code, push.out.String())
+
+	// ls over pages of 2: six files are three pages.
+	pagesBefore := len(listRE.FindAllString(tg.srv.logs.String(), -1))
+	lsRun := startCLI(t, cache, token, "ls", "--page-size", "2", "--url", url)
+	code, _ = lsRun.wait(t, time.Minute)
+	out := lsRun.out.String()
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, 3, len(listRE.FindAllString(tg.srv.logs.String(), -1))-pagesBefore, "pages asked for:\n%s", out)
+	assert.Regexp(t, `(?m)^  64\.0 MiB  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  big\.bin\n.*docs/a\.txt\n.*docs/b\.txt\n.*docs/c\.txt\n.*docs/sub/d\.txt\n.*e\.txt\n6 files, 64\.0 MiB\n$`, out)
+
+	lsJSON := startCLI(t, cache, token, "ls", "--json", "--page-size", "3", "--url", url, "docs/")
+	code, _ = lsJSON.wait(t, time.Minute)
+	require.Equal(t, 0, code, lsJSON.out.String())
+	var names []string
+	for line := range strings.SplitSeq(strings.TrimSpace(lsJSON.out.String()), "\n") {
+		var f struct {
+			Name     string    `json:"name"`
+			Size     int64     `json:"size"`
+			Modified time.Time `json:"modified"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &f), "a JSON line: %q", line)
+		assert.Equal(t, int64(len(f.Name)*100), f.Size)
+		assert.False(t, f.Modified.IsZero())
+		names = append(names, f.Name)
+	}
+	assert.Equal(t, small[:4], names)
+
+	// get the large file whole; with S3, from the presigned URL.
+	dl := t.TempDir()
+	dest := filepath.Join(dl, "big.bin")
+	get := startCLI(t, cache, token, "get", "--url", url, "--sha256", sum, "big.bin", dl)
+	code, clientRSS := get.wait(t, 2*time.Minute)
+	out = get.out.String()
+	require.Equal(t, 0, code, out)
+	m := gotRE.FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	assert.Equal(t, tg.kind == "function", m[6] != "", "followed a redirect: %s", out)
+	assert.Contains(t, out, "sha256 "+sum+" (matches --sha256)")
+	require.Equal(t, sum, fileSHA256(t, dest))
+	t.Logf("SUMMARY %s get 64 MiB: %s, %s MB/s, peak RSS client %.1f MiB", tg.kind, m[4], m[5], mib(clientRSS))
+
+	// A partial download: the first 10 MiB of it, as an interrupted get
+	// leaves them, with the ETag they came with.
+	req, err := http.NewRequest(http.MethodHead, url+"/files/big.bin", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := tg.api.hc.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	require.NotEmpty(t, etag)
+	part, meta := dest+".part", dest+".part.json"
+	require.NoError(t, os.Rename(dest, part))
+	require.NoError(t, os.Truncate(part, 10<<20))
+	b, err := json.Marshal(map[string]string{"server": url, "name": "big.bin", "etag": etag})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(meta, b, 0o600))
+
+	resume := startCLI(t, cache, token, "get", "--url", url, "--sha256", sum, "big.bin", dest)
+	code, _ = resume.wait(t, 2*time.Minute)
+	out = resume.out.String()
+	require.Equal(t, 0, code, out)
+	m = gotRE.FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	assert.Equal(t, "10.0 MiB", m[7], "kept: %s", out)
+	assert.Equal(t, "54.0 MiB", m[8], "received now, the rest only: %s", out)
+	require.Equal(t, sum, fileSHA256(t, dest))
+	assert.NoFileExists(t, part)
+	assert.NoFileExists(t, meta)
+	if tg.kind == "dir" {
+		assert.Regexp(t, `msg=request method=GET path=/files/big.bin status=206 `, tg.srv.logs.String(), "a Range request")
+	} else {
+		assert.Regexp(t, `msg=request method=GET path=/files/big.bin status=307 `, tg.srv.logs.String(), "a redirect")
+	}
+
+	// A name that is not there: 1, and nothing left behind.
+	missing := startCLI(t, cache, token, "get", "--url", url, "nope.bin", dl)
+	code, _ = missing.wait(t, time.Minute)
+	assert.Equal(t, 1, code, missing.out.String())
+	assert.Contains(t, missing.out.String(), "404 Not Found (not_found)")
+	entries, err := os.ReadDir(dl)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "only big.bin in %s", dl)
+
+	stored := append([]string{"big.bin"}, small...)
+	if !deleteRouteMerged {
+		t.Log("NOTE: the end-to-end test of `spillway rm` is off until DELETE /files/{name} is merged: set deleteRouteMerged")
+		tg.finish(t, stored...)
+		return
+	}
+	rm := startCLI(t, cache, token, "rm", "--url", url, "e.txt", "docs/sub/d.txt")
+	code, _ = rm.wait(t, time.Minute)
+	require.Equal(t, 0, code, rm.out.String())
+	assert.Equal(t, "removed e.txt\nremoved docs/sub/d.txt\n", rm.out.String())
+	again := startCLI(t, cache, token, "rm", "--url", url, "e.txt")
+	code, _ = again.wait(t, time.Minute)
+	assert.Equal(t, 1, code, again.out.String())
+	assert.Contains(t, again.out.String(), "404 Not Found (not_found)")
+	tg.finish(t, stored[:4]...)
+}
