@@ -90,6 +90,7 @@ func caseFiles(t *testing.T, tg *target) {
 	assert.Contains(t, out, "sha256 "+sum+" (matches --sha256)")
 	require.Equal(t, sum, fileSHA256(t, dest))
 	t.Logf("SUMMARY %s get 64 MiB: %s, %s MB/s, peak RSS client %.1f MiB", tg.kind, m[4], m[5], mib(clientRSS))
+	assert.Less(t, clientRSS, int64(maxClientRSS), "client peak RSS")
 
 	// A partial download: the first 10 MiB of it, as an interrupted get
 	// leaves them, with the ETag they came with.
