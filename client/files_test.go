@@ -350,3 +350,53 @@ func TestDownloadFailuresLeaveNothing(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries, "no file, .part or record left")
 }
+
+func TestDownloadOfAWholePartialFileFinishes(t *testing.T) {
+	fs := newFiles(t)
+	body := randomBytes(t, 32<<10)
+	fs.put("f.bin", body)
+	dest := filepath.Join(t.TempDir(), "f.bin")
+	part, meta := client.PartPaths(dest)
+	// Interrupted after the last byte, before the rename.
+	require.NoError(t, os.WriteFile(part, body, 0o644))
+	require.NoError(t, os.WriteFile(meta, []byte(`{"server":"`+fs.url+`","name":"f.bin","etag":"\"v1\""}`), 0o600))
+
+	res, err := filesClient(t, fs).Download(testCtx(t), "f.bin", dest, client.DownloadOptions{SHA256: hexSHA(body)})
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(body)), res.Resumed)
+	assert.Zero(t, res.Received, "416: nothing more to send")
+	assert.FileExists(t, dest)
+	assert.NoFileExists(t, part)
+	assert.NoFileExists(t, meta)
+}
+
+func TestDownloadDiscardsARangeOfAnotherVersion(t *testing.T) {
+	// A server that ignores If-Range: its 206 carries the new ETag.
+	body := randomBytes(t, 32<<10)
+	var ranges []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		mu.Unlock()
+		w.Header().Set("ETag", `"new"`)
+		r.Header.Del("If-Range")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := client.New(srv.URL, client.Options{NoResume: true, RetryWait: time.Millisecond})
+	require.NoError(t, err)
+	dest := filepath.Join(t.TempDir(), "f.bin")
+	part, meta := client.PartPaths(dest)
+	require.NoError(t, os.WriteFile(part, []byte("stale bytes of the old version"), 0o644))
+	require.NoError(t, os.WriteFile(meta, []byte(`{"server":"`+srv.URL+`","name":"f.bin","etag":"\"old\""}`), 0o600))
+
+	res, err := c.Download(testCtx(t), "f.bin", dest, client.DownloadOptions{})
+	require.NoError(t, err)
+	assert.Zero(t, res.Resumed)
+	assert.Equal(t, hexSHA(body), res.SHA256)
+	got, err := os.ReadFile(dest)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(body, got))
+	assert.Equal(t, []string{"bytes=30-", ""}, ranges)
+}
