@@ -152,12 +152,12 @@ func (c *Client) fetch(ctx context.Context, name string, f *os.File, h hash.Hash
 		return 0, 0, redirected, err
 	}
 	defer resp.Body.Close()
-	total, n, err = c.receive(ctx, resp, f, h, have, meta, metaPath)
+	total, n, err = receive(ctx, resp, f, h, have, meta, metaPath)
 	return total, n, redirected, err
 }
 
 // receive appends what resp carries to f and h, as fetch describes.
-func (c *Client) receive(ctx context.Context, resp *http.Response, f *os.File, h hash.Hash, have *int64, meta *partMeta, metaPath string) (total, n int64, err error) {
+func receive(ctx context.Context, resp *http.Response, f *os.File, h hash.Hash, have *int64, meta *partMeta, metaPath string) (total, n int64, err error) {
 
 	restart := func() error {
 		*have = 0
