@@ -388,8 +388,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) err
 			return h.putRaw(w, r, x, name)
 		case http.MethodGet, http.MethodHead:
 			return h.download(w, r, name)
+		case http.MethodDelete:
+			return h.deleteFile(w, r, name)
 		}
-		allow(w, r, http.MethodGet, http.MethodHead, http.MethodPut)
+		allow(w, r, http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)
 		return errMethod
 	case p == "/uploads" || strings.HasPrefix(p, "/uploads/"):
 		return h.routeUploads(w, r, x, p)
@@ -437,6 +439,19 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	}
 	w.Header().Set("Allow", strings.Join(methods, ", "))
 	return false
+}
+
+// deleteFile removes the file name: 204, or 404 not_found when no file
+// has that name (a folder is not a file).
+func (h *Handler) deleteFile(w http.ResponseWriter, r *http.Request, name string) error {
+	if err := store.ValidateName(name); err != nil {
+		return err
+	}
+	if err := h.store.Delete(r.Context(), name); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // putRaw stores the request body under name. Everything that can refuse

@@ -655,7 +655,7 @@ func TestListDownloadAndHealth(t *testing.T) {
 		{http.MethodGet, "/files/missing.bin", http.StatusNotFound, "not_found"},
 		{http.MethodGet, "/files/b", http.StatusNotFound, "not_found"},
 		{http.MethodGet, "/nope", http.StatusNotFound, "not_found"},
-		{http.MethodDelete, "/files/a.txt", http.StatusMethodNotAllowed, "method_not_allowed"},
+		{http.MethodPatch, "/files/a.txt", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{http.MethodPut, "/files", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed, "method_not_allowed"},
 	} {

@@ -812,6 +812,16 @@ func (f *fakeStore) Stat(ctx context.Context, name string) (store.Info, error) {
 	return info, err
 }
 
+func (f *fakeStore) Delete(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.files[name]; !ok {
+		return fmt.Errorf("%w: %q", store.ErrNotFound, name)
+	}
+	delete(f.files, name)
+	return nil
+}
+
 func (f *fakeStore) CreateUpload(_ context.Context, u store.Upload) (store.Upload, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -4,9 +4,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestCORS(t *testing.T) {
@@ -57,4 +61,29 @@ func TestIsLoopback(t *testing.T) {
 	assert.True(t, isLoopback(&net.TCPAddr{IP: net.IPv6loopback}))
 	assert.False(t, isLoopback(&net.TCPAddr{IP: net.IPv4zero}))
 	assert.False(t, isLoopback(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1)}))
+}
+
+// The local server's CORS methods are the Function URL's, DELETE among
+// them: the upload page deletes files and aborts uploads with it.
+func TestCORSMethodsMatchTheTemplate(t *testing.T) {
+	tmpl, err := os.ReadFile("../template.yaml")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^\s*AllowMethods:\s*\[([^\]]*)\]`).FindSubmatch(tmpl)
+	require.NotNil(t, m, "no AllowMethods list in template.yaml")
+	var fromTemplate []string
+	for _, s := range strings.Split(string(m[1]), ",") {
+		fromTemplate = append(fromTemplate, strings.TrimSpace(s))
+	}
+	local := strings.Split(corsMethods, ", ")
+	assert.ElementsMatch(t, fromTemplate, local)
+	assert.Contains(t, local, http.MethodDelete)
+
+	h := withCORS(http.NotFoundHandler(), "https://app.example")
+	pre := httptest.NewRequest(http.MethodOptions, "/files/a.bin", nil)
+	pre.Header.Set("Origin", "https://app.example")
+	pre.Header.Set("Access-Control-Request-Method", http.MethodDelete)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, pre)
+	assert.Equal(t, http.StatusNoContent, rec.Code)
+	assert.Contains(t, strings.Split(rec.Header().Get("Access-Control-Allow-Methods"), ", "), http.MethodDelete)
 }

@@ -65,6 +65,11 @@ type Store interface {
 	// Stat returns a stored file's metadata, the Info Open would, without
 	// opening it: ErrNotFound for a name that is not a file.
 	Stat(ctx context.Context, name string) (Info, error)
+	// Delete removes a stored file: ErrNotFound for a name that is not a
+	// file (a folder too), ErrInvalidName for a name that breaks the rules.
+	// A download already reading the file may read it to its end. Once
+	// Delete returns nil the name can be stored again.
+	Delete(ctx context.Context, name string) error
 }
 
 // SpaceChecker is implemented by stores with finite space, so that a

@@ -378,3 +378,32 @@ func (e *emulator) invokeRaw(t *testing.T, payload []byte) map[string]any {
 	require.NoError(t, json.Unmarshal(body, &out), string(body))
 	return out
 }
+
+// TestDeleteEndToEnd: under the real emulator against a real S3 gateway,
+// DELETE removes the object, a second DELETE is 404, and the name can be
+// stored again.
+func TestDeleteEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the emulator and versitygw")
+	}
+	gw := testservers.StartS3(t)
+	em := startEmulator(t, gw)
+	f := uploadtest.File{Name: "del/report.pdf", Seed: 1, Size: 100}
+	put := func(f uploadtest.File) {
+		t.Helper()
+		resp := em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/"+f.Name, nil, f.Bytes(), true))
+		require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+		uploadtest.RequireFile(t, f, gw.ObjectPath(f.Name))
+	}
+	put(f)
+	resp := em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodDelete, "/files/"+f.Name, nil, nil, false))
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, resp.Body)
+	assert.Empty(t, resp.Body)
+	assert.NoFileExists(t, gw.ObjectPath(f.Name))
+	for _, method := range []string{http.MethodDelete, http.MethodGet} {
+		resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, method, "/files/"+f.Name, nil, nil, false))
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, resp.Body)
+		assert.Equal(t, "not_found", decode[struct{ Error api.Error }](t, resp.Body).Error.Code)
+	}
+	put(uploadtest.File{Name: f.Name, Seed: 2, Size: 50})
+}

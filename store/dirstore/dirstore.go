@@ -70,6 +70,9 @@ type Store struct {
 	sweeping atomic.Bool
 	// testHookReadDir, if set, is called with each directory List reads.
 	testHookReadDir func(dir string)
+	// testHookSyncDir, if set, is called with each directory syncDir
+	// fsyncs.
+	testHookSyncDir func(dir string)
 }
 
 var (
@@ -676,6 +679,9 @@ func (s *Store) syncDir(name string) error {
 		return mapError(name, err)
 	}
 	defer d.Close()
+	if s.testHookSyncDir != nil {
+		s.testHookSyncDir(name)
+	}
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("dirstore: sync dir %q: %w", name, err)
 	}

@@ -357,6 +357,38 @@ func (s *Store) Stat(ctx context.Context, name string) (store.Info, error) {
 	return s.head(ctx, name)
 }
 
+// Delete implements store.Store. S3's DeleteObject succeeds for a key
+// that is not there, so the object is looked up first, and deleted only
+// while its ETag is the one found (If-Match), so that a delete never
+// removes a file uploaded under the name after it looked. Two deletes
+// racing may both succeed: S3 (and versitygw) answer a DeleteObject of a
+// key just deleted with success, If-Match or not. A "folder" is no key, so it is
+// store.ErrNotFound like any missing name. A presigned download already
+// under way is S3's to finish or fail.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	if err := store.ValidateName(name); err != nil {
+		return err
+	}
+	info, err := s.head(ctx, name)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket:  &s.bucket,
+		Key:     aws.String(s.key(name)),
+		IfMatch: aws.String(info.ETag),
+	})
+	if err != nil {
+		if errors.Is(mapError("delete", name, err), store.ErrExists) {
+			// 412: the object found is gone, deleted (and perhaps
+			// stored again) by someone else meanwhile.
+			return fmt.Errorf("%w: s3store: delete %q: changed meanwhile: %v", store.ErrNotFound, name, err)
+		}
+		return mapError("delete", name, err)
+	}
+	return nil
+}
+
 // PresignGet implements store.Presigner: a GET URL for an existing object.
 // The response overrides are part of the signature, so whoever holds the
 // URL cannot have the object served inline as some other type.

@@ -30,6 +30,8 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("AllOrNothing", func(t *testing.T) { testAllOrNothing(t, newStore) })
 	t.Run("ConcurrentSameName", func(t *testing.T) { testConcurrentSameName(t, newStore) })
 	t.Run("NotFoundAndInvalid", func(t *testing.T) { testNotFoundAndInvalid(t, newStore) })
+	t.Run("Delete", func(t *testing.T) { testDelete(t, newStore) })
+	t.Run("DeleteRacesPut", func(t *testing.T) { testDeleteRacesPut(t, newStore) })
 }
 
 // Body spools f with sp and closes it when the test ends.
@@ -206,4 +208,87 @@ func testNotFoundAndInvalid(t *testing.T, newStore Factory) {
 	}
 	list := ListAll(t, s, "", 0)
 	require.Empty(t, list, fmt.Sprint(list))
+}
+
+func testDelete(t *testing.T, newStore Factory) {
+	s, sp := newStore(t)
+	ctx := t.Context()
+	put := func(f uploadtest.File) {
+		t.Helper()
+		require.NoError(t, s.Put(ctx, []store.File{{Name: f.Name, Body: Body(t, sp, f)}}))
+	}
+	top := uploadtest.File{Name: "Top.bin", Seed: 1, Size: sp.Threshold() + 1}
+	deep := uploadtest.File{Name: "a/b/deep.bin", Seed: 2, Size: 10}
+	beside := uploadtest.File{Name: "a/beside.txt", Seed: 3, Size: 5}
+	for _, f := range []uploadtest.File{top, deep, beside} {
+		put(f)
+	}
+
+	require.NoError(t, s.Delete(ctx, top.Name))
+	RequireAbsent(t, s, top.Name)
+	require.ErrorIs(t, s.Delete(ctx, top.Name), store.ErrNotFound, "a second delete")
+	require.ErrorIs(t, s.Delete(ctx, "missing.bin"), store.ErrNotFound)
+	require.ErrorIs(t, s.Delete(ctx, "a/missing/x.bin"), store.ErrNotFound)
+	require.ErrorIs(t, s.Delete(ctx, "a/beside.txt/x"), store.ErrNotFound, "a file used as a folder")
+	for _, folder := range []string{"a", "a/b"} {
+		require.ErrorIs(t, s.Delete(ctx, folder), store.ErrNotFound, "a folder is not a file")
+	}
+	for _, name := range []string{"", "../x", "/abs", "a//b", ".hidden", "a/.hidden", "a\\b"} {
+		require.ErrorIs(t, s.Delete(ctx, name), store.ErrInvalidName, "%q", name)
+	}
+	RequireStored(t, s, deep)
+	RequireStored(t, s, beside)
+
+	// The name is free again, in any case, with other bytes.
+	again := uploadtest.File{Name: top.Name, Seed: 4, Size: 7}
+	require.NoError(t, s.Check(ctx, again.Name, again.Size))
+	put(again)
+	RequireStored(t, s, again)
+	require.NoError(t, s.Delete(ctx, again.Name))
+	lower := uploadtest.File{Name: "top.bin", Seed: 5, Size: 8}
+	put(lower)
+	RequireStored(t, s, lower)
+
+	// Deleting the last file of a folder frees the folder's name for a
+	// file, as if the folder had never been made.
+	require.NoError(t, s.Delete(ctx, deep.Name))
+	RequireAbsent(t, s, deep.Name)
+	asFile := uploadtest.File{Name: "a/b", Seed: 6, Size: 3}
+	require.NoError(t, s.Check(ctx, asFile.Name, asFile.Size))
+	put(asFile)
+	RequireStored(t, s, asFile)
+	require.Equal(t, []string{"a/b", "a/beside.txt", "top.bin"}, ListAll(t, s, "", 0))
+}
+
+// testDeleteRacesPut deletes a file while another upload of its name is
+// published: either the delete came first and the upload is stored, or
+// the upload was refused and the name is free.
+func testDeleteRacesPut(t *testing.T, newStore Factory) {
+	s, sp := newStore(t)
+	ctx := t.Context()
+	for i := range 8 {
+		old := uploadtest.File{Name: "raced.bin", Seed: uint64(2 * i), Size: 100}
+		require.NoError(t, s.Put(ctx, []store.File{{Name: old.Name, Body: Body(t, sp, old)}}))
+		size := int64(50)
+		if i%2 == 1 {
+			size = sp.Threshold() + 1
+		}
+		next := uploadtest.File{Name: old.Name, Seed: uint64(2*i + 1), Size: size}
+		body := Body(t, sp, next)
+		var delErr, putErr error
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Go(func() { <-start; delErr = s.Delete(context.Background(), old.Name) })
+		wg.Go(func() { <-start; putErr = s.Put(context.Background(), []store.File{{Name: next.Name, Body: body}}) })
+		close(start)
+		wg.Wait()
+		require.NoError(t, delErr, "the file was there when the delete began")
+		if putErr == nil {
+			RequireStored(t, s, next)
+			require.NoError(t, s.Delete(ctx, next.Name))
+		} else {
+			require.ErrorIs(t, putErr, store.ErrExists)
+			RequireAbsent(t, s, old.Name)
+		}
+	}
 }
