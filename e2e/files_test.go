@@ -14,12 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// deleteRouteMerged turns on the end-to-end test of `spillway rm`. The
-// server's DELETE /files/{name} is built on another branch; the client's
-// side is tested against the route's contract in cmd/spillway and client.
-// Set it to true when the branches are merged.
-const deleteRouteMerged = false
-
 func TestFilesDirectoryStore(t *testing.T) { caseFiles(t, startDirTarget(t)) }
 
 func TestFilesFunctionURL(t *testing.T) { caseFiles(t, startFunctionTarget(t)) }
@@ -155,11 +149,6 @@ func caseFiles(t *testing.T, tg *target) {
 	require.Len(t, entries, 1, "only big.bin in %s", dl)
 
 	stored := append([]string{"big.bin"}, small...)
-	if !deleteRouteMerged {
-		t.Log("NOTE: the end-to-end test of `spillway rm` is off until DELETE /files/{name} is merged: set deleteRouteMerged")
-		tg.finish(t, stored...)
-		return
-	}
 	rm := startCLI(t, cache, token, "rm", "--url", url, "e.txt", "docs/sub/d.txt")
 	code, _ = rm.wait(t, time.Minute)
 	require.Equal(t, 0, code, rm.out.String())
