@@ -684,7 +684,9 @@ func TestPushAgainIsIdempotent(t *testing.T) {
 		got, _ := f.file("a.bin")
 		assert.Equal(t, data, got)
 		assert.Empty(t, stateFiles(t, stateDir))
-		f.locked(func() { assert.Equal(t, 1, f.creates+boolInt(size <= 2048), "size %d: one upload, or one direct PUT, stored", size) })
+		f.locked(func() {
+			assert.Equal(t, 1, f.creates+boolInt(size <= 2048), "size %d: one upload, or one direct PUT, stored", size)
+		})
 	}
 }
 

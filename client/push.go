@@ -72,8 +72,8 @@ type Result struct {
 	// SHA-256) under the name: stored by an earlier run, or by one whose
 	// completion was interrupted or lost, which the server finished.
 	Existing bool
-	Sent      int64  // bytes this run sent, retries included
-	Elapsed   time.Duration
+	Sent     int64 // bytes this run sent, retries included
+	Elapsed  time.Duration
 }
 
 // Push sends the regular file at path to the server as name; an empty name
