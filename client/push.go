@@ -209,7 +209,7 @@ func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size i
 			break
 		}
 		if isCode(err, http.StatusConflict, "exists") {
-			_, err = c.settleExists(ctx, &res, name, size, sum, err)
+			_, err = c.settleExists(ctx, &res, name, sum, err)
 			return res, err
 		}
 		if attempt >= c.opts.Attempts || !retryable(ctx, err) {
@@ -358,7 +358,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 		var created createResponse
 		err := c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads"), createRequest{Name: name, Size: size, SHA256: sum}, http.StatusCreated, &created)
 		if isCode(err, http.StatusConflict, "exists") {
-			_, err = c.settleExists(ctx, &res, name, size, sum, fmt.Errorf("create upload: %w", err))
+			_, err = c.settleExists(ctx, &res, name, sum, fmt.Errorf("create upload: %w", err))
 			return res, err
 		}
 		if err != nil {
@@ -417,7 +417,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 			// The upload is gone, perhaps published by an attempt whose
 			// answer was lost: what is stored under the name now says.
 			// The state goes only once that is known.
-			known, serr := c.settleExists(ctx, &res, name, size, sum, err)
+			known, serr := c.settleExists(ctx, &res, name, sum, err)
 			if known {
 				_ = removeState(statePath)
 			}
@@ -453,7 +453,7 @@ func (c *Client) resume(ctx context.Context, st *state, statePath, name string, 
 	case isCode(err, http.StatusNotFound, ""):
 		// Completed (by a run stopped while the server finished it), or
 		// aborted or expired: the file under the name tells which.
-		same, err := c.checkStoredAs(ctx, name, size, sum)
+		same, err := c.checkStoredAs(ctx, name, sum)
 		if same {
 			return nil, nil, errStoredAlready
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 )
 
@@ -15,18 +14,12 @@ import (
 // other bytes under the name a file is pushed to. Use errors.As to get it.
 type OtherFileError struct {
 	Name         string
-	Size         int64  // the local file's
 	SHA256       string // the local file's
-	StoredSize   int64
-	StoredSHA256 string // "" when only the sizes were compared
+	StoredSHA256 string
 }
 
 func (e *OtherFileError) Error() string {
-	stored := fmt.Sprintf("%d bytes", e.StoredSize)
-	if e.StoredSHA256 != "" {
-		stored += ", sha256 " + e.StoredSHA256
-	}
-	return fmt.Sprintf("another file is stored as %s (%s; this one has %d bytes, sha256 %s)", e.Name, stored, e.Size, e.SHA256)
+	return fmt.Sprintf("another file is stored as %s (sha256 %s; this one's is %s)", e.Name, e.StoredSHA256, e.SHA256)
 }
 
 // errCannotCompare says that a file is stored under the name and the
@@ -37,7 +30,7 @@ var errCannotCompare = errors.New("the server does not report the stored file's 
 // checkStoredAs asks the server what is stored under name (HEAD, with
 // Want-Repr-Digest for its SHA-256): true when it is this file's bytes,
 // false when nothing is. Other bytes are an *OtherFileError.
-func (c *Client) checkStoredAs(ctx context.Context, name string, size int64, sum string) (bool, error) {
+func (c *Client) checkStoredAs(ctx context.Context, name string, sum string) (bool, error) {
 	target := c.route(nil, "files", name)
 	var resp *http.Response
 	for attempt := 1; ; attempt++ {
@@ -61,16 +54,14 @@ func (c *Client) checkStoredAs(ctx context.Context, name string, size int64, sum
 	if resp.StatusCode == http.StatusNotFound {
 		return false, nil
 	}
-	storedSize, err := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
-	if err != nil {
-		return false, fmt.Errorf("HEAD %s: no Content-Length", name)
-	}
+	// The SHA-256 alone decides: a HEAD answered through a Lambda front
+	// may carry no true Content-Length.
 	stored := reprSHA256(resp.Header.Values("Repr-Digest"))
-	if storedSize != size || (stored != "" && stored != sum) {
-		return false, &OtherFileError{Name: name, Size: size, SHA256: sum, StoredSize: storedSize, StoredSHA256: stored}
-	}
-	if stored == "" {
+	switch {
+	case stored == "":
 		return false, errCannotCompare
+	case stored != sum:
+		return false, &OtherFileError{Name: name, SHA256: sum, StoredSHA256: stored}
 	}
 	return true, nil
 }
@@ -112,8 +103,8 @@ func reprSHA256(values []string) string {
 // interrupted push expects; other bytes an *OtherFileError; nothing at all,
 // cause. known says whether the outcome is known, and with it that an
 // upload the push was resuming is of no more use.
-func (c *Client) settleExists(ctx context.Context, res *Result, name string, size int64, sum string, cause error) (known bool, err error) {
-	same, err := c.checkStoredAs(ctx, name, size, sum)
+func (c *Client) settleExists(ctx context.Context, res *Result, name, sum string, cause error) (known bool, err error) {
+	same, err := c.checkStoredAs(ctx, name, sum)
 	var other *OtherFileError
 	switch {
 	case same:

@@ -299,7 +299,7 @@ func TestPushAgain(t *testing.T) {
 	out.Reset()
 	code = run(t.Context(), []string{"push", root, url}, &out, env(nil), false)
 	assert.Equal(t, exitFailed, code, out.String())
-	assert.Contains(t, out.String(), "another file is stored as a.txt (1 bytes, sha256 "+sumHex("a")+"; this one has 1 bytes, sha256 "+sumHex("b")+")")
+	assert.Contains(t, out.String(), "another file is stored as a.txt (sha256 "+sumHex("a")+"; this one's is "+sumHex("b")+")")
 	assert.Contains(t, out.String(), "--overwrite")
 	assert.Contains(t, out.String(), "pushed 2 of 3 files (5 B; 2 already there)")
 	assert.Contains(t, out.String(), "1 failed")
