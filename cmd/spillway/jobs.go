@@ -28,6 +28,10 @@ func pushAll(ctx context.Context, c *client.Client, files []client.File, jobs in
 	for range min(jobs, len(files)) {
 		wg.Go(func() {
 			for f := range next {
+				if ctx.Err() != nil {
+					// Handed over as the interrupt came: not begun.
+					continue
+				}
 				res, err := c.Push(ctx, f.Path, f.Name)
 				interrupted := err != nil && ctx.Err() != nil
 				out.fileDone(f, res, err, interrupted)
