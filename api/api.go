@@ -645,6 +645,11 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 		if err != nil {
 			return err
 		}
+		if _, remote := h.store.(store.Presigner); info.SHA256 == "" && !remote && wantsSHA256(r) {
+			if info, err = h.hashStored(ctx, name); err != nil {
+				return err
+			}
+		}
 		setDownloadHeaders(w, name, info)
 		serveContent(w, r, name, info, io.NewSectionReader(noContent{}, 0, info.Size))
 		return nil

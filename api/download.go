@@ -1,7 +1,12 @@
 package api
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path"
@@ -106,6 +111,9 @@ func setDownloadHeaders(w http.ResponseWriter, name string, info store.Info) {
 	dh := downloadHeaders(name)
 	hdr := w.Header()
 	hdr.Set("ETag", info.ETag)
+	if b, err := hex.DecodeString(info.SHA256); err == nil && len(b) == sha256.Size {
+		hdr.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(b)+":")
+	}
 	hdr.Set("Content-Type", dh.ContentType)
 	if dh.ContentDisposition != "" {
 		hdr.Set("Content-Disposition", dh.ContentDisposition)
@@ -186,4 +194,53 @@ func normalRange(rng string, size int64) (string, bool) {
 		return "bytes=" + set, true
 	}
 	return "", false
+}
+
+// wantsSHA256 reports whether the request asks for the file's SHA-256 with
+// Want-Repr-Digest (RFC 9530), such as "sha-256=1": a client checking that
+// the file stored under a name is the one it has.
+func wantsSHA256(r *http.Request) bool {
+	for _, v := range r.Header.Values("Want-Repr-Digest") {
+		for item := range strings.SplitSeq(v, ",") {
+			alg, pref, _ := strings.Cut(strings.TrimSpace(item), "=")
+			if strings.EqualFold(strings.TrimSpace(alg), "sha-256") && strings.TrimSpace(pref) != "0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hashStored returns a stored file's metadata with its SHA-256, read from
+// the one open file the metadata describes, for a store that keeps no
+// digest (the directory store): computed on request, so never stale.
+func (h *Handler) hashStored(ctx context.Context, name string) (store.Info, error) {
+	info, rc, err := h.store.Open(ctx, name)
+	if err != nil {
+		return store.Info{}, err
+	}
+	defer rc.Close()
+	sum := sha256.New()
+	n, err := io.CopyBuffer(sum, struct{ io.Reader }{contextReader{ctx, rc}}, make([]byte, 256<<10))
+	if err != nil {
+		return store.Info{}, fmt.Errorf("hash %q: %w", name, err)
+	}
+	if n != info.Size {
+		return store.Info{}, fmt.Errorf("hash %q: read %d bytes of %d", name, n, info.Size)
+	}
+	info.SHA256 = hex.EncodeToString(sum.Sum(nil))
+	return info, nil
+}
+
+// contextReader stops a long read once the request is over.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

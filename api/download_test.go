@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"strconv"
 	"testing"
@@ -93,5 +95,36 @@ func TestDownloadRanges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHeadReportsSHA256 asks HEAD for the file's SHA-256 (RFC 9530's
+// Want-Repr-Digest), which the directory store does not keep: the handler
+// reads it from the file, on request only.
+func TestHeadReportsSHA256(t *testing.T) {
+	s := newServer(t, options{})
+	f := uploadtest.File{Name: "d.bin", Seed: 4, Size: 300 << 10}
+	resp, body := s.do(t, s.request(t, http.MethodPut, "/files/d.bin", f.Reader(), f.Size))
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+	s.waitServed(t)
+	sum := sha256.Sum256(f.Bytes())
+
+	req := s.request(t, http.MethodHead, "/files/d.bin", nil, 0)
+	req.Header.Set("Want-Repr-Digest", "sha-512=3, sha-256=10")
+	head, _ := s.do(t, req)
+	s.waitServed(t)
+	require.Equal(t, http.StatusOK, head.StatusCode)
+	assert.Equal(t, "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":", head.Header.Get("Repr-Digest"))
+	assert.Equal(t, strconv.Itoa(int(f.Size)), head.Header.Get("Content-Length"))
+
+	for _, want := range []string{"", "sha-256=0", "sha-512=1"} {
+		req := s.request(t, http.MethodHead, "/files/d.bin", nil, 0)
+		if want != "" {
+			req.Header.Set("Want-Repr-Digest", want)
+		}
+		head, _ := s.do(t, req)
+		s.waitServed(t)
+		require.Equal(t, http.StatusOK, head.StatusCode)
+		assert.Empty(t, head.Header.Get("Repr-Digest"), "not asked for: %q", want)
 	}
 }

@@ -654,9 +654,111 @@ func TestExistsIsAnAPIError(t *testing.T) {
 		require.ErrorAs(t, err, &apiErr)
 		assert.Equal(t, http.StatusConflict, apiErr.Status)
 		assert.Equal(t, "exists", apiErr.Code)
-		f.locked(func() { assert.Equal(t, 1, f.apiSeen, "refusals are not retried") })
+		var other *client.OtherFileError
+		require.ErrorAs(t, err, &other, "size %d", size)
+		assert.Equal(t, sumOf([]byte("taken")), other.StoredSHA256)
+		assert.Contains(t, err.Error(), "another file is stored as a.bin")
+		f.locked(func() { assert.Equal(t, 2, f.apiSeen, "refusals are not retried: one PUT or create, one HEAD") })
 		assert.Empty(t, stateFiles(t, stateDir))
 	}
+}
+
+// TestPushAgainIsIdempotent pushes files that the server already holds,
+// byte for byte: each is success, reported as already there, and nothing
+// is sent again.
+func TestPushAgainIsIdempotent(t *testing.T) {
+	for _, size := range []int{0, 100, 3 * 1024} {
+		f := newFake(t)
+		path, data := writeFile(t, "a.bin", size)
+		c, stateDir := newClient(t, f, client.Options{})
+		first, err := c.Push(testCtx(t), path, "")
+		require.NoError(t, err, "size %d", size)
+		assert.False(t, first.Existing)
+
+		res, err := c.Push(testCtx(t), path, "")
+		require.NoError(t, err, "size %d", size)
+		assert.True(t, res.Existing, "size %d", size)
+		assert.Equal(t, sumOf(data), res.SHA256)
+		assert.Equal(t, int64(size), res.Size)
+		got, _ := f.file("a.bin")
+		assert.Equal(t, data, got)
+		assert.Empty(t, stateFiles(t, stateDir))
+		f.locked(func() {
+			assert.Equal(t, 1, f.creates+boolInt(size <= 2048), "size %d: one upload, or one direct PUT, stored", size)
+		})
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestSameSizeOtherBytesIsRefused: a file of the same size under the name
+// is told apart by its SHA-256, and one the server cannot give the SHA-256
+// of is not taken for this one.
+func TestSameSizeOtherBytesIsRefused(t *testing.T) {
+	f := newFake(t)
+	path, _ := writeFile(t, "a.bin", 100)
+	f.files["a.bin"] = make([]byte, 100)
+	c, _ := newClient(t, f, client.Options{})
+	_, err := c.Push(testCtx(t), path, "")
+	var other *client.OtherFileError
+	require.ErrorAs(t, err, &other)
+	assert.Equal(t, sumOf(make([]byte, 100)), other.StoredSHA256)
+
+	f.noDigest = true
+	_, err = c.Push(testCtx(t), path, "")
+	require.ErrorContains(t, err, "does not report the stored file's SHA-256")
+	assert.False(t, errors.As(err, &other))
+}
+
+// TestLostCompletionIsSuccess: the server published the file but its
+// answer was lost (503 from the front), so the retry finds no upload. The
+// file stored under the name is this one: success, and no state is left.
+func TestLostCompletionIsSuccess(t *testing.T) {
+	f := newFake(t)
+	f.lostCompletes = 1
+	path, data := writeFile(t, "a.bin", 3*1024)
+	c, stateDir := newClient(t, f, client.Options{})
+
+	res, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	assert.True(t, res.Existing)
+	assert.Equal(t, sumOf(data), res.SHA256)
+	got, _ := f.file("a.bin")
+	assert.Equal(t, data, got)
+	assert.Empty(t, stateFiles(t, stateDir))
+}
+
+// TestInterruptedDuringCompletion stops a push while its completion is in
+// flight, which the server finishes: the state stays, and the next run
+// finds the upload gone and the file stored, and reports success without
+// sending anything.
+func TestInterruptedDuringCompletion(t *testing.T) {
+	f := newFake(t)
+	path, data := writeFile(t, "a.bin", 3*1024)
+	c, stateDir := newClient(t, f, client.Options{})
+	ctx, cancel := context.WithCancel(testCtx(t))
+	f.completeHook = func(*fakeUpload) { cancel() }
+
+	_, err := c.Push(ctx, path, "")
+	require.ErrorIs(t, err, context.Canceled)
+	require.Len(t, stateFiles(t, stateDir), 1, "the outcome is not known: the state stays")
+	_, stored := f.file("a.bin")
+	require.True(t, stored, "the server finished the completion")
+
+	f.locked(func() { f.completeHook = nil })
+	res, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	assert.True(t, res.Existing)
+	assert.Zero(t, res.Sent)
+	got, _ := f.file("a.bin")
+	assert.Equal(t, data, got)
+	assert.Empty(t, stateFiles(t, stateDir))
+	f.locked(func() { assert.Equal(t, 1, f.creates) })
 }
 
 func TestTokenGoesToAPIRoutesOnly(t *testing.T) {

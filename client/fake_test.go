@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/md5"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -63,6 +64,11 @@ type fake struct {
 	busyCompletes int  // answer this many completes with 503 busy
 	staleFirst    bool // the URLs of the create response are expired
 	corruptPart   int  // flip a byte of this part when it arrives
+	// lostCompletes answers this many completes that succeeded with 503
+	// unavailable, as a front whose function outlived it would.
+	lostCompletes int
+	noDigest      bool // HEAD /files/{name} gives no Repr-Digest
+	heads         int  // HEAD /files/{name} requests
 }
 
 type fakeUpload struct {
@@ -90,6 +96,7 @@ func newFake(t *testing.T) *fake {
 		uploads: map[string]*fakeUpload{}, puts: map[string][]partPut{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /files/{name...}", f.api(f.putFile))
+	mux.HandleFunc("HEAD /files/{name...}", f.api(f.headFile))
 	mux.HandleFunc("POST /uploads", f.api(f.create))
 	mux.HandleFunc("GET /uploads/{id}", f.api(f.status))
 	mux.HandleFunc("DELETE /uploads/{id}", f.api(f.abort))
@@ -152,6 +159,26 @@ func (f *fake) putFile(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	f.files[name] = body
 	writeJSON(w, http.StatusCreated, f.stored(name, body, "memory"))
+}
+
+// headFile answers as the API does: the size, and the SHA-256 as an RFC
+// 9530 Repr-Digest when asked for with Want-Repr-Digest.
+func (f *fake) headFile(w http.ResponseWriter, r *http.Request, _ []byte) {
+	name := r.PathValue("name")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.heads++
+	b, ok := f.files[name]
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	if strings.Contains(r.Header.Get("Want-Repr-Digest"), "sha-256") && !f.noDigest {
+		sum := sha256.Sum256(b)
+		w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
 }
 
 func (f *fake) stored(name string, body []byte, spool string) map[string]any {
@@ -395,6 +422,11 @@ func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 	f.files[u.name] = data
+	if f.lostCompletes > 0 {
+		f.lostCompletes--
+		writeErr(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down or ran out of time for this request; retry after the Retry-After delay")
+		return
+	}
 	writeJSON(w, http.StatusCreated, f.stored(u.name, data, "parts"))
 }
 

@@ -68,8 +68,12 @@ type Result struct {
 	Multipart bool
 	UploadID  string // the multipart upload's ID; "" for a direct PUT
 	Resumed   bool   // parts an earlier run saw stored were kept, not sent again
-	Sent      int64  // bytes this run sent, retries included
-	Elapsed   time.Duration
+	// Existing says the server already held these bytes (same size and
+	// SHA-256) under the name: stored by an earlier run, or by one whose
+	// completion was interrupted or lost, which the server finished.
+	Existing bool
+	Sent     int64 // bytes this run sent, retries included
+	Elapsed  time.Duration
 }
 
 // Push sends the regular file at path to the server as name; an empty name
@@ -204,6 +208,10 @@ func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size i
 		if err == nil {
 			break
 		}
+		if isCode(err, http.StatusConflict, "exists") {
+			_, err = c.settleExists(ctx, &res, name, sum, err)
+			return res, err
+		}
 		if attempt >= c.opts.Attempts || !retryable(ctx, err) {
 			return res, err
 		}
@@ -335,6 +343,10 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	var stlog *stateLog
 	if st := loadState(statePath); st != nil {
 		up, received, err = c.resume(ctx, st, statePath, name, size, sum)
+		if errors.Is(err, errStoredAlready) {
+			res.Existing, res.SHA256, res.UploadID = true, sum, st.ID
+			return res, removeState(statePath)
+		}
 		if err != nil {
 			return res, err
 		}
@@ -345,6 +357,10 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	if up == nil {
 		var created createResponse
 		err := c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads"), createRequest{Name: name, Size: size, SHA256: sum}, http.StatusCreated, &created)
+		if isCode(err, http.StatusConflict, "exists") {
+			_, err = c.settleExists(ctx, &res, name, sum, fmt.Errorf("create upload: %w", err))
+			return res, err
+		}
 		if err != nil {
 			return res, fmt.Errorf("create upload: %w", err)
 		}
@@ -389,22 +405,35 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 		if err == nil {
 			break
 		}
+		err = fmt.Errorf("complete upload %s: %w", up.id, err)
 		switch {
 		case isCode(err, http.StatusBadRequest, "upload_mismatch") && round < rounds:
 			continue
-		case isCode(err, http.StatusBadRequest, "bad_checksum"), isCode(err, http.StatusConflict, ""),
-			isCode(err, http.StatusNotFound, ""):
-			// The server has discarded the upload (or never had it): there
-			// is nothing left to resume.
+		case isCode(err, http.StatusBadRequest, "bad_checksum"):
+			// The server has discarded the upload: there is nothing left
+			// to resume.
 			_ = removeState(statePath)
+		case isCode(err, http.StatusConflict, ""), isCode(err, http.StatusNotFound, ""):
+			// The upload is gone, perhaps published by an attempt whose
+			// answer was lost: what is stored under the name now says.
+			// The state goes only once that is known.
+			known, serr := c.settleExists(ctx, &res, name, sum, err)
+			if known {
+				_ = removeState(statePath)
+			}
+			return res, serr
 		}
-		return res, fmt.Errorf("complete upload %s: %w", up.id, err)
+		return res, err
 	}
 	if err := removeState(statePath); err != nil {
 		return res, err
 	}
 	return res, checkStored(&res, out, name, size, sum)
 }
+
+// errStoredAlready says that the upload an earlier run left is gone and
+// its file is stored: that run's completion went through.
+var errStoredAlready = errors.New("stored already")
 
 // resume returns the upload an earlier run left, with the parts the server
 // has, or a nil upload when there is none to resume.
@@ -422,7 +451,17 @@ func (c *Client) resume(ctx context.Context, st *state, statePath, name string, 
 	status, err := c.status(ctx, st.ID)
 	switch {
 	case isCode(err, http.StatusNotFound, ""):
-		_ = removeState(statePath)
+		// Completed (by a run stopped while the server finished it), or
+		// aborted or expired: the file under the name tells which.
+		same, err := c.checkStoredAs(ctx, name, sum)
+		if same {
+			return nil, nil, errStoredAlready
+		}
+		if err == nil || errors.As(err, new(*OtherFileError)) || errors.Is(err, errCannotCompare) {
+			_ = removeState(statePath)
+		}
+		// Another file there, or one that cannot be compared, is for the
+		// create that follows to meet.
 		return nil, nil, nil
 	case err != nil:
 		return nil, nil, fmt.Errorf("resume upload %s: %w", st.ID, err)

@@ -76,6 +76,8 @@ func runCases(t *testing.T, start func(*testing.T) *target) {
 	t.Run("bad-checksum", func(t *testing.T) { caseBadChecksum(t, start(t)) })
 	t.Run("abort", func(t *testing.T) { caseAbort(t, start(t)) })
 	t.Run("truncated-part", func(t *testing.T) { caseTruncatedPart(t, start(t)) })
+	t.Run("rerun-directory", func(t *testing.T) { caseRerunDirectory(t, start(t)) })
+	t.Run("interrupt-during-complete", func(t *testing.T) { caseInterruptDuringComplete(t, start(t)) })
 }
 
 // --- Targets ---------------------------------------------------------------
@@ -273,7 +275,7 @@ func requireBucketHoldsOnly(t *testing.T, gw *testservers.S3, names ...string) {
 // pushedRE matches the CLI's line for a file pushed in parts; the sha256
 // it prints is the server's, from the 201, which the CLI has compared with
 // its own.
-var pushedRE = regexp.MustCompile(`(?m)^pushed (\S+): (.+) in (\S+), ([0-9.]+) MB/s \(multipart(?:, resumed: ([0-9.]+ [KMGT]?i?B) sent now)?\) sha256 ([0-9a-f]{64})$`)
+var pushedRE = regexp.MustCompile(`(?m)^pushed (\S+): (.+) in (\S+), ([0-9.]+) MiB/s \(multipart(?:, resumed: ([0-9.]+ [KMGT]?i?B) sent now)?\) sha256 ([0-9a-f]{64})$`)
 
 // completedRE matches the server's log line of a successful completion:
 // the local server's own, or the Function URL emulator's.
@@ -308,7 +310,7 @@ func casePush(t *testing.T, tg *target) {
 		run.elapsed.Round(time.Millisecond), verified.Round(time.Millisecond))
 
 	mbps := float64(size) / 1e6 / run.elapsed.Seconds()
-	t.Logf("SUMMARY %s push-1GiB: 1024 MiB in %s = %.1f MB/s end to end (hash + send + complete; CLI's send rate %s MB/s); peak RSS client %.1f MiB, %s",
+	t.Logf("SUMMARY %s push-1GiB: 1024 MiB in %s = %.1f MB/s end to end (hash + send + complete; CLI's send rate %s MiB/s); peak RSS client %.1f MiB, %s",
 		tg.kind, run.elapsed.Round(time.Millisecond), mbps, m[4], mib(clientRSS), p)
 	t.Logf("(Rusage.Maxrss of the CLI's direct parent would read %.1f MiB: the test binary's peak, carried over exec)", mib(run.inheritedMaxRSS()))
 	assert.Less(t, clientRSS, int64(maxClientRSS), "client peak RSS")
@@ -477,7 +479,7 @@ func caseResume(t *testing.T, tg *target) {
 	if tg.kind == "dir" {
 		logParts = fmt.Sprintf("; server log: run 1 sent %d part PUTs, run 2 %d", len(sent1), len(sent2))
 	}
-	t.Logf("SUMMARY %s interrupt-resume: 512 MiB, SIGINT at %d/%d parts held (%d after exit 130, %d confirmed by the client, %d cut off); run 2 sent %s in %s (CLI's send rate %s MB/s)%s; peak RSS client %.1f / %.1f MiB (run 1 / 2), %s",
+	t.Logf("SUMMARY %s interrupt-resume: 512 MiB, SIGINT at %d/%d parts held (%d after exit 130, %d confirmed by the client, %d cut off); run 2 sent %s in %s (CLI's send rate %s MiB/s)%s; peak RSS client %.1f / %.1f MiB (run 1 / 2), %s",
 		tg.kind, len(half.Received), parts, len(r1.Received), len(confirmed), len(cutOff), m[5], run2.elapsed.Round(time.Millisecond), m[4], logParts, mib(rss1), mib(rss2), p)
 	assert.Less(t, max(rss1, rss2), int64(maxClientRSS), "client peak RSS")
 	assert.Less(t, p.server, int64(maxServerRSS), "server peak RSS")

@@ -44,6 +44,11 @@ type Info struct {
 	Size     int64
 	Modified time.Time
 	ETag     string // quoted, ready for an ETag header
+	// SHA256 is the content's lower-case hex SHA-256 when the store kept
+	// it with the content (S3 object metadata); empty when it did not, as
+	// the directory store does not, since a copy kept beside a file could
+	// go stale.
+	SHA256 string
 }
 
 // Store publishes spooled bodies and serves them back.

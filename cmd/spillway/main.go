@@ -46,8 +46,10 @@ const usage = `usage: spillway push [flags] FILE|DIR... URL
 
 Pushes files to the Spillway server at URL. A directory is pushed whole,
 each file named by its slash-separated path below it. Files up to
---direct-max go with one PUT; larger ones in parallel parts, and an
-interrupted push resumes where it stopped when run again.
+--direct-max go with one PUT; larger ones in parallel parts, --jobs files
+at a time. Run an interrupted push again: it resumes where it stopped, and
+a file the server already holds with the same size and SHA-256 counts as
+pushed.
 
 flags:
 `
@@ -59,6 +61,7 @@ type pushConfig struct {
 	awsIAM        bool
 	region        string
 	parallel      int
+	jobs          int
 	directMax     int64
 	noResume      bool
 	quiet         bool
@@ -82,7 +85,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 	}
 	if len(args) == 0 || args[0] != "push" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(stderr, usage)
+			_, _ = parsePush([]string{"-h"}, stderr, getenv)
 			return exitOK
 		}
 		fmt.Fprint(stderr, "spillway: unknown command; the commands are push, ls, get and rm\n\n"+usage)
@@ -100,7 +103,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 }
 
 func parsePush(args []string, stderr io.Writer, getenv func(string) string) (pushConfig, error) {
-	cfg := pushConfig{parallel: client.DefaultParallel, directMax: client.DefaultDirectMax, progressEvery: 5 * time.Second}
+	cfg := pushConfig{parallel: client.DefaultParallel, jobs: defaultJobs, directMax: client.DefaultDirectMax, progressEvery: 5 * time.Second}
 	fs := flag.NewFlagSet("push", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -114,7 +117,8 @@ func parsePush(args []string, stderr io.Writer, getenv func(string) string) (pus
 	fs.StringVar(&cfg.token, "token", "", "bearer token for the server (default: env SPILLWAY_TOKEN)")
 	fs.BoolVar(&cfg.awsIAM, "aws-iam", false, "sign requests with SigV4, for a Function URL with auth type AWS_IAM (credentials from the AWS SDK's usual sources)")
 	fs.StringVar(&cfg.region, "region", "", "AWS region for --aws-iam (default: from a *.lambda-url.REGION.on.aws URL, else the SDK's)")
-	fs.IntVar(&cfg.parallel, "parallel", cfg.parallel, "parts sent at once")
+	fs.IntVar(&cfg.parallel, "parallel", cfg.parallel, "parts of one file sent at once")
+	fs.IntVar(&cfg.jobs, "jobs", cfg.jobs, "files pushed at once")
 	fs.Func("direct-max", "largest file sent with one PUT, such as 4MiB; 0: every non-empty file in parts (default 4MiB)", func(s string) error {
 		n, err := bytesize.Parse(s)
 		cfg.directMax = n
@@ -151,6 +155,8 @@ func parsePush(args []string, stderr io.Writer, getenv func(string) string) (pus
 	switch {
 	case cfg.parallel < 1:
 		return cfg, errors.New("--parallel must be at least 1")
+	case cfg.jobs < 1 || cfg.jobs > maxJobs:
+		return cfg, fmt.Errorf("--jobs must be from 1 to %d", maxJobs)
 	case cfg.awsIAM && cfg.token != "":
 		return cfg, errors.New("--aws-iam and a token both need the Authorization header; unset one (SPILLWAY_TOKEN too)")
 	case cfg.name != "" && len(cfg.sources) != 1:
@@ -213,30 +219,19 @@ func push(ctx context.Context, cfg pushConfig, stderr io.Writer, isTerm bool) in
 	}
 
 	start := time.Now()
-	var pushed int
-	var bytes int64
-	for _, f := range files {
-		if ctx.Err() != nil {
-			break
-		}
-		res, err := c.Push(ctx, f.Path, f.Name)
-		out.fileDone(f, res, err, err != nil && ctx.Err() != nil)
-		switch {
-		case err == nil:
-			pushed++
-			bytes += res.Size
-		case ctx.Err() == nil:
-			failed++
-		}
-	}
+	pushed, existing, bytes, pushFailed := pushAll(ctx, c, files, cfg.jobs, out)
+	failed += pushFailed
 	out.finish()
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "interrupted after %d of %d files; run the same command again to resume\n", pushed, len(files))
 		return exitInterrupted
 	}
 	if !cfg.quiet || failed > 0 {
-		summary := fmt.Sprintf("pushed %d of %d files (%s) in %s", pushed, pushed+failed,
-			formatBytes(bytes), time.Since(start).Round(time.Millisecond))
+		summary := fmt.Sprintf("pushed %d of %d files (%s", pushed, pushed+failed, formatBytes(bytes))
+		if existing > 0 {
+			summary += fmt.Sprintf("; %d already there", existing)
+		}
+		summary += fmt.Sprintf(") in %s", time.Since(start).Round(time.Millisecond))
 		if failed > 0 {
 			summary += fmt.Sprintf("; %d failed", failed)
 		}
@@ -286,12 +281,12 @@ func formatBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
-// rate prints bytes over d in MB/s (powers of 1000, as networks are rated).
+// rate prints bytes over d in MiB/s, the unit the sizes are in.
 func rate(bytes int64, d time.Duration) string {
 	if d <= 0 {
-		return "- MB/s"
+		return "- MiB/s"
 	}
-	return fmt.Sprintf("%.1f MB/s", float64(bytes)/1e6/d.Seconds())
+	return fmt.Sprintf("%.1f MiB/s", float64(bytes)/(1<<20)/d.Seconds())
 }
 
 // shorten keeps a name to at most n runes for a progress line, keeping its

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,15 +31,35 @@ type server struct {
 	mu    sync.Mutex
 	files map[string][]byte
 	auth  []string
+	hook  func() // runs before a PUT is handled
 }
 
 func newServer(t *testing.T) (*server, string) {
 	s := &server{files: map[string][]byte{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := cutPrefix(r.URL.Path, "/files/")
+		if r.Method == http.MethodHead && ok {
+			// As the API answers: the SHA-256 when asked for (RFC 9530).
+			s.mu.Lock()
+			body, found := s.files[name]
+			s.mu.Unlock()
+			if !found {
+				http.NotFound(w, r)
+				return
+			}
+			sum := sha256.Sum256(body)
+			if r.Header.Get("Want-Repr-Digest") != "" {
+				w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			return
+		}
 		if r.Method != http.MethodPut || !ok {
 			http.NotFound(w, r)
 			return
+		}
+		if s.hook != nil {
+			s.hook()
 		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -126,9 +149,11 @@ func TestPushNameAndFailure(t *testing.T) {
 	assert.Empty(t, out.String(), "--quiet prints nothing when all goes well")
 
 	out.Reset()
-	code = run(t.Context(), []string{"push", filepath.Join(root, "a.txt"), filepath.Join(root, "missing"), url}, &out, env(nil), false)
+	other := filepath.Join(t.TempDir(), "a.txt")
+	require.NoError(t, os.WriteFile(other, []byte("zz"), 0o600))
+	code = run(t.Context(), []string{"push", other, filepath.Join(root, "missing"), url}, &out, env(nil), false)
 	assert.Equal(t, exitFailed, code)
-	assert.Contains(t, out.String(), "409 Conflict (exists): a file with this name already exists; choose another name or overwrite where the server allows it [request r1]")
+	assert.Contains(t, out.String(), "409 Conflict (exists): a file with this name already exists; choose another name or overwrite where the server allows it [request r1]: another file is stored as a.txt")
 	assert.Contains(t, out.String(), "missing")
 	assert.Contains(t, out.String(), "pushed 0 of 2 files (0 B)")
 	assert.Contains(t, out.String(), "2 failed")
@@ -209,15 +234,127 @@ func TestFormat(t *testing.T) {
 
 func TestLogLines(t *testing.T) {
 	var out bytes.Buffer
-	u := newUI(&out, false, false, 0, nil)
+	files := []client.File{{Name: "big.iso", Size: 3 << 20}, {Name: "small", Size: 1 << 20}}
+	u := newUI(&out, false, false, 0, files)
 	u.progress(client.Progress{Name: "big.iso", Size: 3 << 20, Stage: client.StageHash, Bytes: 1 << 20})
 	u.progress(client.Progress{Name: "big.iso", Size: 3 << 20, Stage: client.StageSend, Bytes: 2 << 20})
-	u.progress(client.Progress{Name: "big.iso", Size: 3 << 20, Stage: client.StageDone, Bytes: 3 << 20})
-	assert.Regexp(t, `^hashing big.iso: 1.0 MiB of 3.0 MiB \(.* MB/s\)\nsending big.iso: 2.0 MiB of 3.0 MiB \(.* MB/s\)\n$`, out.String())
+	assert.Regexp(t, `^0/2 files, 0 B of 4.0 MiB \(0%\); hashing big.iso 1.0 MiB of 3.0 MiB\n`+
+		`0/2 files, 2.0 MiB of 4.0 MiB \(50%\), .* MiB/s; sending big.iso 2.0 MiB of 3.0 MiB\n$`, out.String())
+	assert.NotContains(t, out.String(), "\r", "no bar without a terminal")
 
 	out.Reset()
-	u = newUI(&out, false, false, time.Hour, nil)
+	u = newUI(&out, false, false, time.Hour, files)
 	u.progress(client.Progress{Name: "big.iso", Size: 3 << 20, Stage: client.StageSend, Bytes: 1 << 20})
 	u.progress(client.Progress{Name: "big.iso", Size: 3 << 20, Stage: client.StageSend, Bytes: 2 << 20})
 	assert.Empty(t, out.String(), "at most one line per interval")
+}
+
+// TestStatusAfterInterrupt: the status left on the terminal says where the
+// push stopped, files and bytes, not 100 %.
+func TestStatusAfterInterrupt(t *testing.T) {
+	var out bytes.Buffer
+	files := []client.File{{Path: "a", Name: "a", Size: 1 << 20}, {Path: "b", Name: "b", Size: 3 << 20}}
+	u := newUI(&out, false, true, time.Second, files)
+	u.progress(client.Progress{Name: "a", Size: 1 << 20, Stage: client.StageSend, Bytes: 1 << 20})
+	u.fileDone(files[0], client.Result{Name: "a", Size: 1 << 20, Sent: 1 << 20, SHA256: "00"}, nil, false)
+	u.progress(client.Progress{Name: "b", Size: 3 << 20, Stage: client.StageSend, Bytes: 1 << 20})
+	u.fileDone(files[1], client.Result{}, context.Canceled, true)
+	u.finish()
+	lines := strings.Split(out.String(), "\n")
+	require.GreaterOrEqual(t, len(lines), 2)
+	last := lines[len(lines)-2]
+	assert.Contains(t, last, "1/2 files, 1.0 MiB of 4.0 MiB (25%)")
+	assert.NotContains(t, out.String(), "100%")
+	assert.Contains(t, out.String(), "interrupted b at 1.0 MiB of 3.0 MiB")
+}
+
+// TestResumeThatSendsNothingSaysSo, and a file already stored says that.
+func TestResumeThatSendsNothingSaysSo(t *testing.T) {
+	var out bytes.Buffer
+	files := []client.File{{Path: "a", Name: "a", Size: 5 << 20}, {Path: "b", Name: "b", Size: 7}}
+	u := newUI(&out, false, false, time.Hour, files)
+	u.fileDone(files[0], client.Result{Name: "a", Size: 5 << 20, Multipart: true, Resumed: true, SHA256: "00"}, nil, false)
+	u.fileDone(files[1], client.Result{Name: "b", Size: 7, Existing: true, SHA256: "11"}, nil, false)
+	assert.Contains(t, out.String(), "(multipart, resumed: nothing left to send)")
+	assert.Contains(t, out.String(), "already there b: 7 B, the same size and SHA-256 on the server (sha256 11)")
+}
+
+// TestPushAgain runs a push of a directory twice: the second run finds
+// every file already there, byte for byte, and exits 0. A file changed
+// since is an error that names the way out.
+func TestPushAgain(t *testing.T) {
+	s, url := newServer(t)
+	root := tree(t)
+	var out bytes.Buffer
+	require.Equal(t, exitOK, run(t.Context(), []string{"push", root, url}, &out, env(nil), false), out.String())
+
+	out.Reset()
+	code := run(t.Context(), []string{"push", root, url}, &out, env(nil), false)
+	require.Equal(t, exitOK, code, out.String())
+	assert.Contains(t, out.String(), "already there sub/deep/c.txt: 3 B")
+	assert.Contains(t, out.String(), "pushed 3 of 3 files (6 B; 3 already there)")
+	assert.Len(t, s.names(), 3)
+
+	require.NoError(t, os.WriteFile(filepath.Join(root, "a.txt"), []byte("b"), 0o600))
+	out.Reset()
+	code = run(t.Context(), []string{"push", root, url}, &out, env(nil), false)
+	assert.Equal(t, exitFailed, code, out.String())
+	assert.Contains(t, out.String(), "another file is stored as a.txt (sha256 "+sumHex("a")+"; this one's is "+sumHex("b")+")")
+	assert.Contains(t, out.String(), "--overwrite")
+	assert.Contains(t, out.String(), "pushed 2 of 3 files (5 B; 2 already there)")
+	assert.Contains(t, out.String(), "1 failed")
+}
+
+func sumHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestJobs: --jobs 3 has three files in flight at once.
+func TestJobs(t *testing.T) {
+	s, url := newServer(t)
+	root := t.TempDir()
+	for i := range 6 {
+		require.NoError(t, os.WriteFile(filepath.Join(root, strconv.Itoa(i)), []byte("x"), 0o600))
+	}
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	all := make(chan struct{})
+	s.hook = func() {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		if inFlight == 3 {
+			close(all)
+		}
+		mu.Unlock()
+		// The first three wait for one another, bounded in case the
+		// client sends fewer at once.
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second):
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}
+	var out bytes.Buffer
+	code := run(t.Context(), []string{"push", "--jobs", "3", root, url}, &out, env(nil), false)
+	require.Equal(t, exitOK, code, out.String())
+	assert.Len(t, s.names(), 6)
+	mu.Lock()
+	assert.Equal(t, 3, most, "files in flight at once")
+	mu.Unlock()
+}
+
+// TestHelpListsEveryFlag: spillway --help shows the commands and flags.
+func TestHelpListsEveryFlag(t *testing.T) {
+	for _, arg := range []string{"--help", "-h", "help"} {
+		var out bytes.Buffer
+		assert.Equal(t, exitOK, run(t.Context(), []string{arg}, &out, env(nil), false))
+		for _, want := range []string{"spillway push", "-jobs", "-parallel", "-direct-max", "-token", "-aws-iam", "-region",
+			"-name", "-prefix", "-no-resume", "-quiet"} {
+			assert.Contains(t, out.String(), want, arg)
+		}
+	}
 }

@@ -314,7 +314,7 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (st
 		return store.Completed{}, errors.Join(err, s.discard(ctx, id, rec))
 	}
 
-	out, err := s.publish(ctx, id, rec, stagingETag)
+	out, err := s.publish(ctx, id, rec, stagingETag, sum)
 	if errors.Is(err, store.ErrExists) {
 		return store.Completed{}, errors.Join(err, s.discard(ctx, id, rec))
 	}
@@ -330,7 +330,7 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (st
 	if err != nil {
 		// Likewise: report the published file from what is known rather
 		// than fail a Complete that succeeded.
-		info = store.Info{Name: rec.Name, Size: size, Modified: time.Now().UTC(), ETag: aws.ToString(out.ETag)}
+		info = store.Info{Name: rec.Name, Size: size, Modified: time.Now().UTC(), ETag: aws.ToString(out.ETag), SHA256: sum}
 	}
 	return store.Completed{Info: info, SHA256: sum}, nil
 }
@@ -450,14 +450,16 @@ func (c *counter) Write(p []byte) (int, error) {
 }
 
 // publish copies the staging object, as it was read back (srcETag), under
-// the upload's name, and completes the copy with If-None-Match unless the
-// store overwrites. The copy's multipart upload is aborted on any failure.
-func (s *Store) publish(ctx context.Context, id string, rec record, srcETag string) (_ *s3.CompleteMultipartUploadOutput, err error) {
+// the upload's name with its SHA-256 (sum, as read back) in its metadata,
+// and completes the copy with If-None-Match unless the store overwrites.
+// The copy's multipart upload is aborted on any failure.
+func (s *Store) publish(ctx context.Context, id string, rec record, srcETag, sum string) (_ *s3.CompleteMultipartUploadOutput, err error) {
 	key := s.key(rec.Name)
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:      &s.bucket,
 		Key:         &key,
 		ContentType: aws.String(contentType(rec.Name)),
+		Metadata:    sha256Metadata(sum),
 	})
 	if err != nil {
 		return nil, mapError("publish", rec.Name, err)

@@ -6,7 +6,9 @@ package s3store
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -167,6 +169,7 @@ func (s *Store) putObject(ctx context.Context, name string, b *spool.Body) error
 		ContentLength:  aws.Int64(b.Size()),
 		ContentType:    aws.String(contentType(name)),
 		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		Metadata:       sha256Metadata(hex.EncodeToString(sum[:])),
 	}
 	if !s.opts.Overwrite {
 		in.IfNoneMatch = aws.String("*")
@@ -179,11 +182,13 @@ func (s *Store) putObject(ctx context.Context, name string, b *spool.Body) error
 
 func (s *Store) putMultipart(ctx context.Context, name string, b *spool.Body) (err error) {
 	key := s.key(name)
+	sum := b.SHA256()
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:            &s.bucket,
 		Key:               &key,
 		ContentType:       aws.String(contentType(name)),
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		Metadata:          sha256Metadata(hex.EncodeToString(sum[:])),
 	})
 	if err != nil {
 		return mapError("create multipart upload", name, err)
@@ -414,11 +419,40 @@ func (s *Store) PresignGet(ctx context.Context, name string, hdr store.DownloadH
 }
 
 func (s *Store) head(ctx context.Context, name string) (store.Info, error) {
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(name))})
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(name)),
+		ChecksumMode: types.ChecksumModeEnabled})
 	if err != nil {
 		return store.Info{}, mapError("head", name, err)
 	}
-	return store.Info{Name: name, Size: aws.ToInt64(out.ContentLength), Modified: aws.ToTime(out.LastModified), ETag: aws.ToString(out.ETag)}, nil
+	return store.Info{Name: name, Size: aws.ToInt64(out.ContentLength), Modified: aws.ToTime(out.LastModified),
+		ETag: aws.ToString(out.ETag), SHA256: objectSHA256(out)}, nil
+}
+
+// sha256MetaKey is the user metadata (x-amz-meta-sha256) that carries a
+// stored object's hex SHA-256, which the store computed before writing it.
+// An object's metadata is written with its bytes and replaced with them, so
+// it cannot go stale.
+const sha256MetaKey = "sha256"
+
+func sha256Metadata(sum string) map[string]string {
+	return map[string]string{sha256MetaKey: sum}
+}
+
+// objectSHA256 is the object's SHA-256 from its metadata or, for an object
+// stored before the metadata was written, from S3's own whole-object
+// checksum (a single PutObject's); "" when neither says.
+func objectSHA256(out *s3.HeadObjectOutput) string {
+	if v := strings.ToLower(out.Metadata[sha256MetaKey]); len(v) == 64 {
+		if _, err := hex.DecodeString(v); err == nil {
+			return v
+		}
+	}
+	if out.ChecksumType == types.ChecksumTypeFullObject || out.ChecksumType == "" {
+		if b, err := base64.StdEncoding.DecodeString(aws.ToString(out.ChecksumSHA256)); err == nil && len(b) == sha256.Size {
+			return hex.EncodeToString(b)
+		}
+	}
+	return ""
 }
 
 type objectReader struct {

@@ -1,8 +1,11 @@
 package s3store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -253,4 +257,38 @@ func TestListOverAThousandObjects(t *testing.T) {
 	require.True(t, more)
 	assert.Equal(t, names, storetest.ListAll(t, e.store, "", 0))
 	assert.Equal(t, names[:n/3+1], storetest.ListAll(t, e.store, "d0/", 0))
+}
+
+// TestStatReportsSHA256 checks that every way an object is written keeps
+// its SHA-256 for Stat: one PutObject, the store's own multipart upload,
+// and (from S3's whole-object checksum) an object written before the
+// metadata was; an object that carries neither reports none.
+func TestStatReportsSHA256(t *testing.T) {
+	e := newEnv(t, Options{PartSize: 5 << 20})
+	small := uploadtest.File{Name: "small.bin", Seed: 4, Size: threshold + 1}
+	big := uploadtest.File{Name: "big.bin", Seed: 5, Size: 11<<20 + 7}
+	require.NoError(t, put(t, e, small, big))
+	for _, f := range []uploadtest.File{small, big} {
+		info, err := e.store.Stat(t.Context(), f.Name)
+		require.NoError(t, err)
+		b := storetest.Body(t, e.spooler, f)
+		sum := b.SHA256()
+		assert.Equal(t, hex.EncodeToString(sum[:]), info.SHA256, f.Name)
+	}
+
+	old := []byte("written by an older server")
+	sum := sha256.Sum256(old)
+	_, err := e.gw.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(e.gw.Bucket), Key: aws.String("old.bin"),
+		Body: bytes.NewReader(old), ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:]))})
+	require.NoError(t, err)
+	info, err := e.store.Stat(t.Context(), "old.bin")
+	require.NoError(t, err)
+	assert.Equal(t, hex.EncodeToString(sum[:]), info.SHA256, "from S3's whole-object checksum")
+
+	_, err = e.gw.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(e.gw.Bucket), Key: aws.String("bare.bin"),
+		Body: bytes.NewReader(old), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+	require.NoError(t, err)
+	info, err = e.store.Stat(t.Context(), "bare.bin")
+	require.NoError(t, err)
+	assert.Empty(t, info.SHA256)
 }
