@@ -42,9 +42,9 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stderr, os.Getenv, isTerm))
 }
 
-const usage = `usage: spillway push [flags] FILE|DIR... URL
+const usage = `usage: spillway push [flags] FILE|DIR... [URL]
 
-Pushes files to the Spillway server at URL. A directory is pushed whole,
+Pushes files to the Spillway server at URL (or --url). A directory is pushed whole,
 each file named by its slash-separated path below it. Files up to
 --direct-max go with one PUT; larger ones in parallel parts, --jobs files
 at a time. Run an interrupted push again: it resumes where it stopped, and
@@ -53,6 +53,36 @@ pushed.
 
 flags:
 `
+
+const overview = `usage: spillway COMMAND [flags] ARGS
+
+Commands:
+  push   send files and folders, in parallel parts when large; resumable
+  ls     list the stored files
+  get    download a stored file, resuming a partial download
+  rm     delete stored files
+
+Every command takes the server from --url or SPILLWAY_URL (push also from
+its last argument), and a bearer token from --token or SPILLWAY_TOKEN, or
+signs its requests with --aws-iam. Exit status: 0 done, 1 some file failed,
+2 usage, 130 interrupted.
+
+`
+
+// help prints the overview, then every command's usage and flags.
+func help(ctx context.Context, stderr io.Writer, getenv func(string) string) {
+	fmt.Fprint(stderr, overview)
+	_, _ = parsePush([]string{"-h"}, stderr, getenv)
+	for _, cmd := range []func(context.Context, []string, io.Writer, func(string) string) int{
+		func(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {
+			return ls(ctx, args, io.Discard, stderr, getenv)
+		},
+		get, rm,
+	} {
+		fmt.Fprintln(stderr)
+		cmd(ctx, []string{"-h"}, stderr, getenv)
+	}
+}
 
 // pushConfig is the push command's command line.
 type pushConfig struct {
@@ -85,7 +115,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 	}
 	if len(args) == 0 || args[0] != "push" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			_, _ = parsePush([]string{"-h"}, stderr, getenv)
+			help(ctx, stderr, getenv)
 			return exitOK
 		}
 		fmt.Fprint(stderr, "spillway: unknown command; the commands are push, ls, get and rm\n\n"+usage)

@@ -353,7 +353,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		var out bytes.Buffer
 		assert.Equal(t, exitOK, run(t.Context(), []string{arg}, &out, env(nil), false))
 		for _, want := range []string{"spillway push", "-jobs", "-parallel", "-direct-max", "-token", "-aws-iam", "-region",
-			"-name", "-prefix", "-no-resume", "-quiet"} {
+			"-name", "-prefix", "-no-resume", "-quiet", "-url",
+			"spillway ls", "-json", "spillway get", "-sha256", "-force", "spillway rm"} {
 			assert.Contains(t, out.String(), want, arg)
 		}
 	}
