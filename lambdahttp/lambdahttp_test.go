@@ -158,7 +158,7 @@ func TestBadEvents(t *testing.T) {
 	e := newEnv(t)
 	requireAPIError(t, e.invoke(t, []byte(`{"version":`)), http.StatusInternalServerError, "bad_event")
 	requireAPIError(t, e.invoke(t, []byte(`{"version":"2.0","rawPath":"/files"}`)), http.StatusInternalServerError, "bad_event")
-	requireAPIError(t, e.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodDelete, "/files/a", nil, nil, false)), http.StatusMethodNotAllowed, "method_not_allowed")
+	requireAPIError(t, e.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPatch, "/files/a", nil, nil, false)), http.StatusMethodNotAllowed, "method_not_allowed")
 	requireAPIError(t, e.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodGet, "/nowhere", nil, nil, false)), http.StatusNotFound, "not_found")
 	// An encoded traversal reaches the handler as it was sent, and is refused.
 	requireAPIError(t, e.invoke(t, uploadtest.Event(t, uploadtest.StartAPI, http.MethodPut, "/files/..%2Fx", nil, []byte("x"), false)), http.StatusBadRequest, "invalid_name")

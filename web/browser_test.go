@@ -449,7 +449,7 @@ func TestPageMultipartToken(t *testing.T) {
 		assert.Contains(t, msg, want, "the row's error")
 	}
 	wait(t, ctx, "#auth-message")
-	assert.Contains(t, text(t, ctx, "#auth-message"), "refused this access token")
+	assert.Contains(t, text(t, ctx, "#auth-message"), "needs an access token")
 	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
 	before := len(rec.requests())
 
