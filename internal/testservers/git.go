@@ -12,7 +12,7 @@ import (
 // add), where go build stamps no VCS information.
 func GitHead(t testing.TB) string {
 	t.Helper()
-	out, err := exec.Command("git", "rev-parse", "HEAD", "--git-dir", "--git-common-dir").Output()
+	out, err := exec.Command("git", "rev-parse", "--path-format=absolute", "HEAD", "--git-dir", "--git-common-dir").Output()
 	if err != nil {
 		t.Skipf("not in a git checkout: %v", err)
 	}
