@@ -72,6 +72,10 @@ type Config struct {
 	// PartURLTTL is how long a part URL stays valid. Zero means
 	// DefaultPartURLTTL.
 	PartURLTTL time.Duration
+	// Version and Revision are what GET /healthz reports the server is:
+	// its build's module version and VCS revision, each left out when
+	// empty.
+	Version, Revision string
 }
 
 // DefaultMaxConcurrentListings is Config.MaxConcurrentListings' default: a
@@ -106,6 +110,13 @@ type Outcome struct {
 	Duration      time.Duration
 }
 
+// health is the body of GET /healthz.
+type health struct {
+	Status   string `json:"status"`
+	Version  string `json:"version,omitempty"`
+	Revision string `json:"revision,omitempty"`
+}
+
 // Handler serves the upload API.
 type Handler struct {
 	spool       *spool.Spooler
@@ -118,6 +129,7 @@ type Handler struct {
 	listSlots   chan struct{} // nil: listings are not capped
 	observer    Observer
 	progress    time.Duration
+	health      health
 
 	// Multipart uploads: multipart is nil when the store cannot take them;
 	// exactly one of presigner and partWriter is set when it can.
@@ -136,6 +148,7 @@ func New(cfg Config) *Handler {
 		log:         cfg.Logger,
 		readTimeout: cfg.ReadTimeout,
 		maxParts:    cfg.MaxParts,
+		health:      health{Status: "ok", Version: cfg.Version, Revision: cfg.Revision},
 	}
 	if cfg.Token != "" {
 		h.token = []byte(cfg.Token)
@@ -367,7 +380,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) err
 		if !allow(w, r, http.MethodGet, http.MethodHead) {
 			return errMethod
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, h.health)
 		return nil
 	case p == "/files" || p == "/files/" && r.Method != http.MethodPut:
 		switch r.Method {

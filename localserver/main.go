@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"spillway/api"
+	"spillway/internal/buildinfo"
 	"spillway/metrics"
 	"spillway/spool"
 	"spillway/store"
@@ -28,6 +29,10 @@ import (
 )
 
 func main() {
+	if buildinfo.Requested(os.Args[1:]) {
+		fmt.Println("localserver", buildinfo.Read())
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
@@ -103,8 +108,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	bi := buildinfo.Read()
 	log.Info("spillway local server listening", "url", "http://"+ln.Addr().String(),
-		"config", cfg, "orphans_swept", swept+staged,
+		"version", bi.Version, "revision", bi.Revision, "config", cfg, "orphans_swept", swept+staged,
 		"open_files_soft", soft, "open_files_hard", hard, "max_connections", maxConns)
 
 	if cfg.Token == "" && !isLoopback(ln.Addr()) {
@@ -125,6 +131,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Token:                cfg.Token,
 		Observer:             prom,
 		UploadSecret:         []byte(cfg.UploadSecret),
+		Version:              bi.Version,
+		Revision:             bi.Revision,
 	})
 	var app http.Handler = withMetrics(handler, prom, cfg.MetricsPublic)
 	if fn != nil {

@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux || darwin
 
 package spool
 
@@ -71,5 +71,5 @@ func openNoFollow(path string) (*os.File, error) {
 func sameFile(a, b os.FileInfo) bool {
 	sa, ok1 := a.Sys().(*syscall.Stat_t)
 	sb, ok2 := b.Sys().(*syscall.Stat_t)
-	return ok1 && ok2 && sa.Dev == sb.Dev && sa.Ino == sb.Ino && sa.Size == sb.Size && sa.Ctim == sb.Ctim
+	return ok1 && ok2 && sa.Dev == sb.Dev && sa.Ino == sb.Ino && sa.Size == sb.Size && ctime(sa) == ctime(sb)
 }

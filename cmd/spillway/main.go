@@ -36,6 +36,9 @@ const (
 )
 
 func main() {
+	if printVersion(os.Args[1:], os.Stdout) {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	isTerm := term.IsTerminal(int(os.Stderr.Fd()))

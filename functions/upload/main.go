@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"spillway/api"
+	"spillway/internal/buildinfo"
 	"spillway/internal/bytesize"
 	"spillway/lambdahttp"
 	"spillway/metrics"
@@ -23,6 +24,10 @@ import (
 )
 
 func main() {
+	if buildinfo.Requested(os.Args[1:]) {
+		fmt.Println("bootstrap", buildinfo.Read())
+		return
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	h, err := coldStart(context.Background(), os.Getenv, log)
 	if err != nil {
@@ -106,11 +111,15 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 		return nil, err
 	}
 	st := s3store.New(client, cfg.Bucket, s3store.Options{Prefix: cfg.Prefix})
-	log.Info("cold start", "bucket", cfg.Bucket, "prefix", cfg.Prefix, "spool_dir", cfg.SpoolDir,
+	bi := buildinfo.Read()
+	log.Info("cold start", "version", bi.Version, "revision", bi.Revision, "bucket", cfg.Bucket, "prefix", cfg.Prefix, "spool_dir", cfg.SpoolDir,
 		"threshold", bytesize.Format(cfg.Threshold), "max_upload_size", cfg.MaxUploadSize,
 		"memory_budget", bytesize.Format(cfg.MemoryBudget), "token", cfg.Token != "", "orphans_swept", swept)
 	// CloudWatch turns these stdout lines into metrics.
 	emf := metrics.NewEMF(os.Stdout, "Spillway", spooler)
 	emf.ColdStart(swept)
-	return lambdahttp.New(api.New(api.Config{Spooler: spooler, Store: st, Logger: log, Token: cfg.Token, Observer: emf})), nil
+	return lambdahttp.New(api.New(api.Config{
+		Spooler: spooler, Store: st, Logger: log, Token: cfg.Token, Observer: emf,
+		Version: bi.Version, Revision: bi.Revision,
+	})), nil
 }

@@ -48,7 +48,9 @@ func TestLoadConfig(t *testing.T) {
 func buildBootstrap(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, ".")
+	// -buildvcs=auto over a GOFLAGS that turns stamping off: the cold
+	// start logs the revision.
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-buildvcs=auto", "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(out))
@@ -68,6 +70,24 @@ func TestMissingBucketFailsColdStart(t *testing.T) {
 	assert.Equal(t, "ERROR", line["level"])
 	assert.Equal(t, "cold start failed", line["msg"])
 	assert.Contains(t, line["error"], "SPILLWAY_BUCKET is not set")
+}
+
+// TestColdStartLogsTheVersion runs the function outside Lambda: its cold
+// start succeeds and logs, then the runtime API is missing and it exits.
+func TestColdStartLogsTheVersion(t *testing.T) {
+	head := testservers.GitHead(t)
+	bin := buildBootstrap(t)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SPILLWAY_BUCKET=b", "SPILLWAY_SPOOL_DIR=" + t.TempDir(),
+		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=k", "AWS_SECRET_ACCESS_KEY=s", "AWS_EC2_METADATA_DISABLED=true"}
+	out, _ := cmd.Output()
+	var line map[string]any
+	first, _, _ := bytes.Cut(out, []byte("\n"))
+	require.NoError(t, json.Unmarshal(first, &line), string(out))
+	require.Equal(t, "cold start", line["msg"])
+	assert.Equal(t, head, line["revision"])
+	assert.NotEmpty(t, line["version"])
+	assert.NotEqual(t, "(devel)", line["version"], "go build in a checkout stamps a pseudo-version")
 }
 
 // emulator is the function binary running under the Runtime Interface

@@ -20,7 +20,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -61,6 +60,8 @@ type Store struct {
 	root *os.Root
 	dir  string
 	opts Options
+	// sys holds the system's fast paths, or their portable fallbacks.
+	sys sysOps
 	// unnamed: stage copies as O_TMPFILE files, linked into place through
 	// /proc/self/fd: one directory operation per file instead of three,
 	// and nothing for a crash to leave behind.
@@ -90,6 +91,10 @@ const (
 // staging files that a crashed process left behind, and multipart uploads
 // idle for longer than Options.UploadTTL. It returns how many it removed.
 func Open(dir string, opts Options) (*Store, int, error) {
+	return open(dir, opts, defaultSys())
+}
+
+func open(dir string, opts Options, sys sysOps) (*Store, int, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, 0, fmt.Errorf("dirstore: %w", err)
 	}
@@ -104,10 +109,7 @@ func Open(dir string, opts Options) (*Store, int, error) {
 		root.Close()
 		return nil, 0, fmt.Errorf("dirstore: file mode %v has bits other than permissions", opts.FileMode)
 	}
-	s := &Store{root: root, dir: root.Name(), opts: opts}
-	if _, err := os.Stat("/proc/self/fd"); err == nil {
-		s.unnamed = true
-	}
+	s := &Store{root: root, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed()}
 	n, err := s.sweep()
 	if err != nil {
 		root.Close()
@@ -428,30 +430,10 @@ func (s *Store) stageLink(st *staged, src *os.File, dropName func() error) (bool
 	return true, nil
 }
 
-// linkFile gives the open file f the name name in the directory dirfd. It
-// goes by the descriptor, never by a path that may lead elsewhere by now:
-// through /proc/self/fd, which an unprivileged process may link from, or,
-// without /proc, with AT_EMPTY_PATH, which some kernels allow only with
-// CAP_DAC_READ_SEARCH. A file with no name left (an unlinked spool file)
-// can be linked only if it was made with O_TMPFILE.
+// linkFile gives the open file f the name name in the directory dirfd,
+// by its descriptor (see sysOps.linkFile).
 func (s *Store) linkFile(f *os.File, dirfd int, name string) error {
-	conn, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	err = conn.Control(func(fd uintptr) {
-		if s.unnamed {
-			proc := "/proc/self/fd/" + strconv.Itoa(int(fd))
-			lerr = unix.Linkat(unix.AT_FDCWD, proc, dirfd, name, unix.AT_SYMLINK_FOLLOW)
-			return
-		}
-		lerr = unix.Linkat(int(fd), "", dirfd, name, unix.AT_EMPTY_PATH)
-	})
-	if err != nil {
-		return err
-	}
-	return lerr
+	return s.sys.linkFile(f, dirfd, name)
 }
 
 // stageCopy stages the bytes that write writes, for bodies that cannot be
@@ -460,7 +442,7 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 	if s.unnamed {
 		var fd int
 		err := st.inDir(func(dirfd int) (err error) {
-			fd, err = unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+			fd, err = s.sys.openUnnamed(dirfd)
 			return err
 		})
 		if err == nil {

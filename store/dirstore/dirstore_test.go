@@ -28,11 +28,17 @@ type env struct {
 
 func newEnv(t *testing.T, opts dirstore.Options) *env {
 	t.Helper()
+	return newEnvWith(t, opts, dirstore.Open)
+}
+
+// newEnvWith is newEnv with the store opened by open.
+func newEnvWith(t *testing.T, opts dirstore.Options, open func(string, dirstore.Options) (*dirstore.Store, int, error)) *env {
+	t.Helper()
 	e := &env{dir: filepath.Join(t.TempDir(), "uploads"), spoolDir: t.TempDir()}
 	var err error
 	e.spooler, err = spool.New(spool.Config{Dir: e.spoolDir, Threshold: threshold, MemoryBudget: 1 << 30})
 	require.NoError(t, err)
-	e.store, _, err = dirstore.Open(e.dir, opts)
+	e.store, _, err = open(e.dir, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		// Bodies are closed by their own cleanups, registered later and so
@@ -87,6 +93,56 @@ func TestMultipartConformance(t *testing.T) {
 				e := newEnv(t, opts)
 				return e.store, e.spooler
 			})
+		})
+	}
+}
+
+// TestPortableConformance runs the conformance suites against the
+// fallbacks that macOS uses (named staging files, copies instead of links
+// from the spool, os.File.ReadDir), here on Linux.
+func TestPortableConformance(t *testing.T) {
+	for _, fsync := range []bool{true, false} {
+		name := map[bool]string{true: "fsync", false: "nofsync"}[fsync]
+		t.Run(name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) (store.Store, *spool.Spooler) {
+				e := newEnvWith(t, dirstore.Options{Fsync: fsync}, dirstore.OpenPortable)
+				return e.store, e.spooler
+			})
+		})
+		t.Run("multipart/"+name, func(t *testing.T) {
+			storetest.RunMultipart(t, func(t *testing.T) (store.Store, *spool.Spooler) {
+				e := newEnvWith(t, dirstore.Options{Fsync: fsync}, dirstore.OpenPortable)
+				return e.store, e.spooler
+			})
+		})
+	}
+	t.Run("list", func(t *testing.T) {
+		storetest.RunList(t, func(t *testing.T) (store.Store, *spool.Spooler, func(string) error) {
+			e := newEnvWith(t, dirstore.Options{CaseSensitiveNames: true}, dirstore.OpenPortable)
+			return e.store, e.spooler, func(name string) error { return os.Remove(filepath.Join(e.dir, name)) }
+		})
+	})
+}
+
+// TestPortableCopiesFromTheSpooledFile checks the fallback's one extra
+// cost and its safety: a disk body is copied, not linked, and the copy is
+// of the file the spooler wrote, not of what its name leads to.
+func TestPortableCopiesFromTheSpooledFile(t *testing.T) {
+	for _, overwrite := range []bool{false, true} {
+		t.Run(map[bool]string{false: "create", true: "overwrite"}[overwrite], func(t *testing.T) {
+			e := newEnvWith(t, dirstore.Options{Overwrite: overwrite, Fsync: true}, dirstore.OpenPortable)
+			f := uploadtest.File{Name: "victim.bin", Seed: 7, Size: threshold * 2}
+			b := storetest.Body(t, e.spooler, f)
+			require.Equal(t, spool.Disk, b.Location())
+			spooled, err := b.File().Stat()
+			require.NoError(t, err)
+			replaceSpoolName(t, b, f.Size)
+			require.NoError(t, e.store.Put(t.Context(), []store.File{{Name: f.Name, Body: b}}))
+			uploadtest.RequireFile(t, f, filepath.Join(e.dir, f.Name))
+			stored, err := os.Stat(filepath.Join(e.dir, f.Name))
+			require.NoError(t, err)
+			assert.False(t, os.SameFile(spooled, stored), "the portable path copies")
+			assert.Equal(t, os.FileMode(0o644), stored.Mode().Perm())
 		})
 	}
 }

@@ -1,25 +1,16 @@
 package dirstore
 
 import (
-	"encoding/binary"
-	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
-
-// dentsSize is the getdents buffer of a listing: a few hundred entries a
-// system call.
-const dentsSize = 16 << 10
 
 // scanDir returns, in key order, the first n entries of dir that l wants
 // and whose keys sort after from (when from is not empty), and whether the
 // directory holds more of them.
 //
 // A directory comes in no order, so finding its first n entries means
-// reading all of it. scanDir reads it in getdents batches and keeps at
+// reading all of it. scanDir reads it in batches and keeps at
 // most 2n entries at a time, cutting back to the first n whenever it has
 // 2n; an entry that sorts after the nth kept is dropped before its key is
 // even made a string. A page thus holds and allocates about n entries per
@@ -30,7 +21,6 @@ func (l *lister) scanDir(dir, from string, n int) ([]listEntry, bool, error) {
 		return nil, false, err
 	}
 	defer f.Close()
-	fd := int(f.Fd())
 
 	base := dir + "/" // what every key in dir begins with
 	if dir == "." {
@@ -50,68 +40,39 @@ func (l *lister) scanDir(dir, from string, n int) ([]listEntry, bool, error) {
 		from = from[len(base):]
 	}
 
-	if l.dents == nil {
-		l.dents = make([]byte, dentsSize)
-	}
 	var kept []listEntry
 	bound, bounded := "", false // the nth kept key, once 2n were kept
-	for {
-		nr, err := unix.Getdents(fd, l.dents)
-		if err == unix.EINTR {
-			continue
+	err = l.s.sys.readDir(f, &l.dents, func(name []byte, isDir bool) {
+		if len(name) == 0 || name[0] == '.' {
+			return // ".", "..", and hidden entries: staging files, upload state
 		}
-		if err != nil {
-			return nil, false, &fs.PathError{Op: "getdents", Path: dir, Err: err}
+		switch {
+		case from != "" && cmpKey(name, isDir, from) <= 0:
+			return
+		case bounded && cmpKey(name, isDir, bound) >= 0:
+			return
+		case prefix != "" && !hasPrefixKey(name, isDir, prefix) && !(isDir && keyIsPrefixOf(name, prefix)):
+			return
+		case after != "" && cmpKey(name, isDir, after) <= 0 && !(isDir && keyIsPrefixOf(name, after)):
+			return
 		}
-		if nr == 0 {
-			break
+		e := listEntry{key: base + string(name), dir: isDir}
+		if isDir {
+			e.key += "/"
 		}
-		for b := l.dents[:nr]; len(b) > 0; {
-			// struct linux_dirent64: ino, off, reclen, type, name.
-			if len(b) < 19 {
-				return nil, false, fmt.Errorf("dirstore: %s: short dirent", dir)
-			}
-			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
-			if reclen < 19 || reclen > len(b) {
-				return nil, false, fmt.Errorf("dirstore: %s: bad dirent length %d", dir, reclen)
-			}
-			typ, name := b[18], b[19:reclen]
-			b = b[reclen:]
-			if i := slices.Index(name, 0); i >= 0 {
-				name = name[:i]
-			}
-			if len(name) == 0 || name[0] == '.' {
-				continue // ".", "..", and hidden entries: staging files, upload state
-			}
-			isDir, ok := direntType(fd, typ, name)
-			if !ok {
-				continue
-			}
-			switch {
-			case from != "" && cmpKey(name, isDir, from) <= 0:
-				continue
-			case bounded && cmpKey(name, isDir, bound) >= 0:
-				continue
-			case prefix != "" && !hasPrefixKey(name, isDir, prefix) && !(isDir && keyIsPrefixOf(name, prefix)):
-				continue
-			case after != "" && cmpKey(name, isDir, after) <= 0 && !(isDir && keyIsPrefixOf(name, after)):
-				continue
-			}
-			e := listEntry{key: base + string(name), dir: isDir}
-			if isDir {
-				e.key += "/"
-			}
-			if !l.wants(e) {
-				continue
-			}
-			kept = append(kept, e)
-			if len(kept) == 2*n {
-				sortEntries(kept)
-				clear(kept[n:])
-				kept = kept[:n]
-				bound, bounded = kept[n-1].key[len(base):], true
-			}
+		if !l.wants(e) {
+			return
 		}
+		kept = append(kept, e)
+		if len(kept) == 2*n {
+			sortEntries(kept)
+			clear(kept[n:])
+			kept = kept[:n]
+			bound, bounded = kept[n-1].key[len(base):], true
+		}
+	})
+	if err != nil {
+		return nil, false, err
 	}
 	sortEntries(kept)
 	more := bounded || len(kept) > n
@@ -123,30 +84,6 @@ func (l *lister) scanDir(dir, from string, n int) ([]listEntry, bool, error) {
 
 func sortEntries(es []listEntry) {
 	slices.SortFunc(es, func(a, b listEntry) int { return strings.Compare(a.key, b.key) })
-}
-
-// direntType tells a directory from a regular file, asking the file system
-// when the entry does not say; ok is false for anything else (symlinks
-// among them).
-func direntType(dirfd int, typ byte, name []byte) (isDir, ok bool) {
-	switch typ {
-	case unix.DT_DIR:
-		return true, true
-	case unix.DT_REG:
-		return false, true
-	case unix.DT_UNKNOWN:
-		var st unix.Stat_t
-		if unix.Fstatat(dirfd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
-			return false, false
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			return true, true
-		case unix.S_IFREG:
-			return false, true
-		}
-	}
-	return false, false
 }
 
 // cmpKey compares an entry's key (name, and a slash for a directory) with

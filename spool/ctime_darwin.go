@@ -1,0 +1,5 @@
+package spool
+
+import "syscall"
+
+func ctime(st *syscall.Stat_t) syscall.Timespec { return st.Ctimespec }

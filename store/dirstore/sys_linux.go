@@ -1,0 +1,124 @@
+package dirstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// linuxSys links open files by descriptor, stages copies in O_TMPFILE
+// files, and lists directories with getdents.
+type linuxSys struct {
+	// proc: /proc/self/fd is there to link from.
+	proc bool
+}
+
+func defaultSys() sysOps {
+	_, err := os.Stat("/proc/self/fd")
+	return linuxSys{proc: err == nil}
+}
+
+func (l linuxSys) unnamed() bool { return l.proc }
+
+// linkFile links through /proc/self/fd, which an unprivileged process may
+// link from, or, without /proc, with AT_EMPTY_PATH, which some kernels
+// allow only with CAP_DAC_READ_SEARCH. A file with no name left (an
+// unlinked spool file) can be linked only if it was made with O_TMPFILE.
+func (l linuxSys) linkFile(f *os.File, dirfd int, name string) error {
+	conn, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	err = conn.Control(func(fd uintptr) {
+		if l.proc {
+			proc := "/proc/self/fd/" + strconv.Itoa(int(fd))
+			lerr = unix.Linkat(unix.AT_FDCWD, proc, dirfd, name, unix.AT_SYMLINK_FOLLOW)
+			return
+		}
+		lerr = unix.Linkat(int(fd), "", dirfd, name, unix.AT_EMPTY_PATH)
+	})
+	if err != nil {
+		return err
+	}
+	return lerr
+}
+
+func (linuxSys) openUnnamed(dirfd int) (int, error) {
+	return unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+}
+
+// dentsSize is the getdents buffer of a listing: a few hundred entries a
+// system call.
+const dentsSize = 16 << 10
+
+// readDir reads f with getdents, so that an entry is never made a string
+// unless fn keeps it.
+func (linuxSys) readDir(f *os.File, buf *[]byte, fn func(name []byte, isDir bool)) error {
+	if *buf == nil {
+		*buf = make([]byte, dentsSize)
+	}
+	fd := int(f.Fd())
+	for {
+		nr, err := unix.Getdents(fd, *buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &fs.PathError{Op: "getdents", Path: f.Name(), Err: err}
+		}
+		if nr == 0 {
+			return nil
+		}
+		for b := (*buf)[:nr]; len(b) > 0; {
+			// struct linux_dirent64: ino, off, reclen, type, name.
+			if len(b) < 19 {
+				return fmt.Errorf("dirstore: %s: short dirent", f.Name())
+			}
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				return fmt.Errorf("dirstore: %s: bad dirent length %d", f.Name(), reclen)
+			}
+			typ, name := b[18], b[19:reclen]
+			b = b[reclen:]
+			if i := slices.Index(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if len(name) == 0 || name[0] == '.' {
+				continue // ".", "..", and hidden entries: fn skips them anyway, without the stat
+			}
+			if isDir, ok := direntType(fd, typ, name); ok {
+				fn(name, isDir)
+			}
+		}
+	}
+}
+
+// direntType tells a directory from a regular file, asking the file system
+// when the entry does not say; ok is false for anything else (symlinks
+// among them).
+func direntType(dirfd int, typ byte, name []byte) (isDir, ok bool) {
+	switch typ {
+	case unix.DT_DIR:
+		return true, true
+	case unix.DT_REG:
+		return false, true
+	case unix.DT_UNKNOWN:
+		var st unix.Stat_t
+		if unix.Fstatat(dirfd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+			return false, false
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			return true, true
+		case unix.S_IFREG:
+			return false, true
+		}
+	}
+	return false, false
+}
