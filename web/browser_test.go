@@ -224,6 +224,33 @@ func TestPageCancels(t *testing.T) {
 	wait(t, ctx, `#stored tr[data-name="big.bin"]`)
 }
 
+// TestPageListRetriesBusy has the server refuse the page's first listing
+// as busy, as it does past its cap on concurrent listings: the page asks
+// again after Retry-After and shows the files, not the refusal.
+func TestPageListRetriesBusy(t *testing.T) {
+	var refused atomic.Int32
+	busyOnce := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/files" && refused.CompareAndSwap(0, 1) {
+				w.Header().Set("Retry-After", "0")
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, `{"error":{"code":"busy","message":"too many uploads or listings are in progress; retry after the Retry-After delay"}}`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	srv := startServer(t, "", busyOnce)
+	require.NoError(t, os.WriteFile(filepath.Join(srv.uploads, "kept.txt"), []byte("kept"), 0o644))
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")))
+	wait(t, ctx, `#stored tr[data-name="kept.txt"]`)
+	assert.EqualValues(t, 1, refused.Load(), "the first listing was refused")
+	assert.NotContains(t, text(t, ctx, "#list-status"), "busy")
+}
+
 // TestPageDropZone drops a file and a folder on the drop zone, as a file
 // manager does: the file is uploaded, the folder is refused in words.
 func TestPageDropZone(t *testing.T) {
