@@ -259,14 +259,15 @@ func checkDirs(directory, spoolDir string) error {
 	if err != nil {
 		return fmt.Errorf("--spool-dir %s: %w", spoolDir, err)
 	}
-	const fix = "give the spool its own directory, neither inside the other (--spool-dir or SPILLWAY_SPOOL_DIR; the default is the system's temp directory)"
+	// The upload directory may sit below the spool dir (a clone under /tmp
+	// does, with the defaults): the sweep reads the spool dir alone, never
+	// a directory below it, and no name leaves the upload directory.
+	const fix = "give the spool its own directory, outside the upload directory (--spool-dir or SPILLWAY_SPOOL_DIR; the default is the system's temp directory)"
 	switch {
 	case sameDir(up, sp):
 		return fmt.Errorf("--directory %s and --spool-dir %s are the same directory: %s", directory, spoolDir, fix)
 	case inside(sp, up):
 		return fmt.Errorf("--spool-dir %s is inside --directory %s: %s", spoolDir, directory, fix)
-	case inside(up, sp):
-		return fmt.Errorf("--directory %s is inside --spool-dir %s: %s", directory, spoolDir, fix)
 	}
 	return nil
 }

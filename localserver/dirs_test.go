@@ -42,8 +42,6 @@ func TestOverlappingDirectoriesAreRefused(t *testing.T) {
 		{"default spool dir", []string{"--directory", d}, d, "are the same directory"},
 		{"spool dir inside", []string{"--directory", d, "--spool-dir", filepath.Join(d, "spool")}, "", "is inside --directory"},
 		{"spool dir inside through a symlink", []string{"--directory", link, "--spool-dir", filepath.Join(d, "a", "spool")}, "", "is inside --directory"},
-		{"upload directory inside", []string{"--directory", filepath.Join(d, "uploads"), "--spool-dir", d}, "", "is inside --spool-dir"},
-		{"upload directory inside the default", []string{"--directory", filepath.Join(link, "uploads")}, d, "is inside --spool-dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.tmpdir != "" {
@@ -75,22 +73,40 @@ func TestOverlappingDirectoriesAreRefused(t *testing.T) {
 }
 
 func TestNeighbouringDirectoriesAreFine(t *testing.T) {
-	// "up2" begins with "up", and is no less a directory of its own.
 	base := t.TempDir()
-	ctx, stop := context.WithCancel(t.Context())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	logs := &uploadtest.SyncBuffer{}
-	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--directory", filepath.Join(base, "up"), "--spool-dir", filepath.Join(base, "up2")}, env(nil), logs, ready)
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		require.FailNow(t, "server did not start", "%v\n%s", err, logs.String())
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		tmpdir string // the default spool dir
+	}{
+		// "up2" begins with "up", and is no less a directory of its own.
+		{"neighbours", []string{"--directory", filepath.Join(base, "up"), "--spool-dir", filepath.Join(base, "up2")}, ""},
+		// The sweep never reads below the spool dir: a clone under /tmp
+		// with the defaults.
+		{"upload directory inside the spool dir", []string{"--directory", filepath.Join(base, "sp", "uploads"), "--spool-dir", filepath.Join(base, "sp")}, ""},
+		{"upload directory inside the default", []string{"--directory", filepath.Join(base, "tmp", "uploads")}, filepath.Join(base, "tmp")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.tmpdir != "" {
+				require.NoError(t, os.MkdirAll(tc.tmpdir, 0o755))
+				t.Setenv("TMPDIR", tc.tmpdir)
+			}
+			ctx, stop := context.WithCancel(t.Context())
+			ready := make(chan string, 1)
+			done := make(chan error, 1)
+			logs := &uploadtest.SyncBuffer{}
+			go func() {
+				done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, tc.args...), env(nil), logs, ready)
+			}()
+			select {
+			case <-ready:
+			case err := <-done:
+				require.FailNow(t, "server did not start", "%v\n%s", err, logs.String())
+			}
+			stop()
+			require.NoError(t, <-done)
+		})
 	}
-	stop()
-	require.NoError(t, <-done)
 }
 
 // TestOverlapRefusedByTheBinary is "localserver --directory /tmp" with

@@ -221,7 +221,7 @@ func createPrivate(path string) (*os.File, error) {
 //
 // The name and the mode are what tell a spool file from a stored one that
 // merely has its name (an upload called spillway-….spool): callers must keep
-// any store's directory apart from dir, neither inside the other.
+// any store's directory apart from dir: not dir itself, and not holding it.
 func Sweep(dir string) (int, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
