@@ -89,17 +89,14 @@ func help(ctx context.Context, stderr io.Writer, getenv func(string) string) {
 
 // pushConfig is the push command's command line.
 type pushConfig struct {
+	serverFlags
 	name, prefix  string
-	token         string
-	awsIAM        bool
-	region        string
 	parallel      int
 	jobs          int
 	directMax     int64
 	noResume      bool
 	quiet         bool
 	sources       []string
-	url           string
 	progressEvery time.Duration
 }
 
@@ -145,11 +142,7 @@ func parsePush(args []string, stderr io.Writer, getenv func(string) string) (pus
 	}
 	fs.StringVar(&cfg.name, "name", "", "the name on the server, for a single FILE (default: its base name)")
 	fs.StringVar(&cfg.prefix, "prefix", "", "put every name below this folder on the server")
-	// The token's default is read after parsing, so that -help never
-	// prints it.
-	fs.StringVar(&cfg.token, "token", "", "bearer token for the server (default: env SPILLWAY_TOKEN)")
-	fs.BoolVar(&cfg.awsIAM, "aws-iam", false, "sign requests with SigV4, for a Function URL with auth type AWS_IAM (credentials from the AWS SDK's usual sources)")
-	fs.StringVar(&cfg.region, "region", "", "AWS region for --aws-iam (default: from a *.lambda-url.REGION.on.aws URL, else the SDK's)")
+	cfg.serverFlags.register(fs)
 	fs.IntVar(&cfg.parallel, "parallel", cfg.parallel, "parts of one file sent at once")
 	fs.IntVar(&cfg.jobs, "jobs", cfg.jobs, "files pushed at once")
 	fs.Func("direct-max", "largest file sent with one PUT, such as 4MiB; 0: every non-empty file in parts (default 4MiB)", func(s string) error {
@@ -159,39 +152,23 @@ func parsePush(args []string, stderr io.Writer, getenv func(string) string) (pus
 	})
 	fs.BoolVar(&cfg.noResume, "no-resume", false, "neither resume earlier uploads nor keep state to resume this one")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print only errors")
-	fs.StringVar(&cfg.url, "url", "", "the server's URL, instead of the last argument (default: env SPILLWAY_URL)")
 
-	// Flags may come after the files too, as people type them.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return cfg, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return cfg, err
 	}
-	var err error
 	if cfg.sources, cfg.url, err = pushTarget(pos, cfg.url, getenv); err != nil {
 		fs.Usage()
 		return cfg, err
 	}
-	if cfg.token == "" {
-		cfg.token = getenv("SPILLWAY_TOKEN")
+	if err := cfg.serverFlags.resolve(getenv); err != nil {
+		return cfg, err
 	}
 	switch {
 	case cfg.parallel < 1:
 		return cfg, errors.New("--parallel must be at least 1")
 	case cfg.jobs < 1 || cfg.jobs > maxJobs:
 		return cfg, fmt.Errorf("--jobs must be from 1 to %d", maxJobs)
-	case cfg.awsIAM && cfg.token != "":
-		return cfg, errors.New("--aws-iam and a token both need the Authorization header; unset one (SPILLWAY_TOKEN too)")
 	case cfg.name != "" && len(cfg.sources) != 1:
 		return cfg, errors.New("--name needs exactly one FILE")
 	}
@@ -209,7 +186,7 @@ func push(ctx context.Context, cfg pushConfig, stderr io.Writer, isTerm bool) in
 		opts.DirectMax = -1
 	}
 	if cfg.awsIAM {
-		signer, err := sigV4(ctx, cfg)
+		signer, err := sigV4(ctx, cfg.serverFlags)
 		if err != nil {
 			fmt.Fprintf(stderr, "spillway push: --aws-iam: %v\n", err)
 			return exitUsage
@@ -278,7 +255,7 @@ func push(ctx context.Context, cfg pushConfig, stderr io.Writer, isTerm bool) in
 
 // sigV4 returns a signer with the AWS SDK's default credentials and the
 // region the command line names, or the Function URL's, or the SDK's.
-func sigV4(ctx context.Context, cfg pushConfig) (*client.SigV4, error) {
+func sigV4(ctx context.Context, cfg serverFlags) (*client.SigV4, error) {
 	region := cfg.region
 	if region == "" {
 		region = client.RegionFromURL(cfg.url)

@@ -213,13 +213,13 @@ func TestSigV4Region(t *testing.T) {
 	t.Setenv("AWS_DEFAULT_REGION", "")
 	t.Setenv("AWS_PROFILE", "")
 
-	s, err := sigV4(t.Context(), pushConfig{url: "https://abc.lambda-url.ap-southeast-2.on.aws/"})
+	s, err := sigV4(t.Context(), serverFlags{url: "https://abc.lambda-url.ap-southeast-2.on.aws/"})
 	require.NoError(t, err)
 	assert.Equal(t, "ap-southeast-2", s.Region)
-	s, err = sigV4(t.Context(), pushConfig{url: "https://abc.lambda-url.ap-southeast-2.on.aws/", region: "eu-central-1"})
+	s, err = sigV4(t.Context(), serverFlags{url: "https://abc.lambda-url.ap-southeast-2.on.aws/", region: "eu-central-1"})
 	require.NoError(t, err)
 	assert.Equal(t, "eu-central-1", s.Region)
-	_, err = sigV4(t.Context(), pushConfig{url: "https://uploads.example.com/"})
+	_, err = sigV4(t.Context(), serverFlags{url: "https://uploads.example.com/"})
 	assert.ErrorContains(t, err, "no region")
 }
 

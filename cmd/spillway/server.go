@@ -11,9 +11,8 @@ import (
 	"spillway/client"
 )
 
-// serverFlags are how every command but push (which takes its URL as its
-// last argument too) finds and authenticates to the server, with push's
-// flags and variables.
+// serverFlags are how every command finds and authenticates to the
+// server (push may also take its URL as its last argument).
 type serverFlags struct {
 	url    string
 	token  string
@@ -51,7 +50,7 @@ func (s *serverFlags) resolve(getenv func(string) string) error {
 func (s *serverFlags) client(ctx context.Context, cmd string, stderr io.Writer) (*client.Client, bool) {
 	opts := client.Options{Token: s.token, NoResume: true}
 	if s.awsIAM {
-		signer, err := sigV4(ctx, pushConfig{url: s.url, region: s.region})
+		signer, err := sigV4(ctx, *s)
 		if err != nil {
 			fmt.Fprintf(stderr, "spillway %s: --aws-iam: %v\n", cmd, err)
 			return nil, false
