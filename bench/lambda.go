@@ -18,7 +18,7 @@ import (
 
 	"spillway/api"
 	"spillway/lambdahttp"
-	"spillway/metrics"
+	"spillway/metrics/emf"
 	"spillway/spool"
 	"spillway/store/dirstore"
 )
@@ -72,7 +72,7 @@ func measureLambda(ctx context.Context, work string) (res lambdaResult) {
 		Spooler:  sp,
 		Store:    st,
 		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Observer: metrics.NewEMF(io.Discard, "Spillway", sp),
+		Observer: emf.New(io.Discard, "Spillway", sp),
 	}))
 
 	raw := make([]byte, lambdaEventSize)

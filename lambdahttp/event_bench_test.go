@@ -16,7 +16,7 @@ import (
 	"spillway/api"
 	"spillway/internal/uploadtest"
 	"spillway/lambdahttp"
-	"spillway/metrics"
+	"spillway/metrics/emf"
 	"spillway/spool"
 	"spillway/store/dirstore"
 )
@@ -93,7 +93,7 @@ func benchAdapter(b *testing.B) (*lambdahttp.Adapter, string) {
 		Spooler:  sp,
 		Store:    st,
 		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Observer: metrics.NewEMF(io.Discard, "Spillway", sp),
+		Observer: emf.New(io.Discard, "Spillway", sp),
 	})
 	return lambdahttp.New(h), dir
 }

@@ -21,7 +21,7 @@ import (
 
 	"spillway/api"
 	"spillway/internal/buildinfo"
-	"spillway/metrics"
+	"spillway/metrics/prom"
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
@@ -120,8 +120,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		// api.New makes the random key.
 		log.Info("no --upload-secret: part URLs of multipart uploads are signed with a random key and stop working when the server restarts")
 	}
-	prom := metrics.NewPrometheus(spooler)
-	prom.Swept(swept + staged)
+	metrics := prom.New(spooler)
+	metrics.Swept(swept + staged)
 	handler := api.New(api.Config{
 		Spooler:              spooler,
 		Store:                st,
@@ -129,12 +129,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ReadTimeout:          cfg.ReadTimeout,
 		MaxConcurrentUploads: cfg.MaxUploads,
 		Token:                cfg.Token,
-		Observer:             prom,
+		Observer:             metrics,
 		UploadSecret:         []byte(cfg.UploadSecret),
 		Version:              bi.Version,
 		Revision:             bi.Revision,
 	})
-	var app http.Handler = withMetrics(handler, prom, cfg.MetricsPublic)
+	var app http.Handler = withMetrics(handler, metrics, cfg.MetricsPublic)
 	if fn != nil {
 		app = fn
 	}
@@ -196,8 +196,8 @@ const memoryOverhead = 48 << 20
 
 // withMetrics serves GET /metrics beside the API. It follows the token rule
 // unless public is set.
-func withMetrics(h *api.Handler, prom *metrics.Prometheus, public bool) http.Handler {
-	metricsHandler := prom.Handler()
+func withMetrics(h *api.Handler, metrics *prom.Metrics, public bool) http.Handler {
+	metricsHandler := metrics.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics" {
 			h.ServeHTTP(w, r)

@@ -20,7 +20,7 @@ import (
 
 	"spillway/api"
 	"spillway/internal/uploadtest"
-	"spillway/metrics"
+	"spillway/metrics/prom"
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
@@ -45,7 +45,7 @@ type heldServer struct {
 	url    string
 	st     *holdingStore
 	logs   *uploadtest.SyncBuffer
-	prom   *metrics.Prometheus
+	prom   *prom.Metrics
 	abort  context.CancelFunc
 	served chan struct{}
 	client *http.Client
@@ -61,7 +61,7 @@ func newHeldServer(t *testing.T) *heldServer {
 	s := &heldServer{
 		st:     &holdingStore{Store: ds, entered: make(chan struct{}, 1)},
 		logs:   &uploadtest.SyncBuffer{},
-		prom:   metrics.NewPrometheus(sp),
+		prom:   prom.New(sp),
 		served: make(chan struct{}, 16),
 		client: &http.Client{Transport: &http.Transport{}},
 	}

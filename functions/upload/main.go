@@ -18,7 +18,7 @@ import (
 	"spillway/internal/buildinfo"
 	"spillway/internal/bytesize"
 	"spillway/lambdahttp"
-	"spillway/metrics"
+	"spillway/metrics/emf"
 	"spillway/spool"
 	"spillway/store/s3store"
 )
@@ -116,10 +116,10 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 		"threshold", bytesize.Format(cfg.Threshold), "max_upload_size", cfg.MaxUploadSize,
 		"memory_budget", bytesize.Format(cfg.MemoryBudget), "token", cfg.Token != "", "orphans_swept", swept)
 	// CloudWatch turns these stdout lines into metrics.
-	emf := metrics.NewEMF(os.Stdout, "Spillway", spooler)
-	emf.ColdStart(swept)
+	metrics := emf.New(os.Stdout, "Spillway", spooler)
+	metrics.ColdStart(swept)
 	return lambdahttp.New(api.New(api.Config{
-		Spooler: spooler, Store: st, Logger: log, Token: cfg.Token, Observer: emf,
+		Spooler: spooler, Store: st, Logger: log, Token: cfg.Token, Observer: metrics,
 		Version: bi.Version, Revision: bi.Revision,
 	})), nil
 }

@@ -1,8 +1,9 @@
-// Package metrics turns what the API handler and the spooler do into
-// numbers: Prometheus collectors for the local server, and CloudWatch
-// Embedded Metric Format lines for the Lambda function. Both implement
-// api.Observer.
-package metrics
+// Package prom turns what the API handler and the spooler do into
+// Prometheus metrics, for the local server's /metrics. The Lambda function
+// reports the same counters through package emf instead; it is kept apart so
+// that the function links no Prometheus code and runs none of its init at
+// cold start.
+package prom
 
 import (
 	"net/http"
@@ -15,8 +16,9 @@ import (
 	"spillway/spool"
 )
 
-// Prometheus collects the server's metrics in its own registry.
-type Prometheus struct {
+// Metrics collects the server's metrics in its own registry. It implements
+// api.Observer.
+type Metrics struct {
 	registry *prometheus.Registry
 
 	uploads  *prometheus.CounterVec
@@ -28,13 +30,13 @@ type Prometheus struct {
 	swept    prometheus.Counter
 }
 
-var _ api.Observer = (*Prometheus)(nil)
+var _ api.Observer = (*Metrics)(nil)
 
-// NewPrometheus returns the collectors, with the Go and process collectors
-// and gauges that read the spooler's counters when scraped.
-func NewPrometheus(sp *spool.Spooler) *Prometheus {
+// New returns the collectors, with the Go and process collectors and gauges
+// that read the spooler's counters when scraped.
+func New(sp *spool.Spooler) *Metrics {
 	reg := prometheus.NewRegistry()
-	p := &Prometheus{
+	p := &Metrics{
 		registry: reg,
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spillway_uploads_total",
@@ -100,16 +102,16 @@ func NewPrometheus(sp *spool.Spooler) *Prometheus {
 }
 
 // Swept records the orphans removed at start-up.
-func (p *Prometheus) Swept(n int) { p.swept.Add(float64(n)) }
+func (p *Metrics) Swept(n int) { p.swept.Add(float64(n)) }
 
 // UploadStarted implements api.Observer.
-func (p *Prometheus) UploadStarted() { p.inFlight.Inc() }
+func (p *Metrics) UploadStarted() { p.inFlight.Inc() }
 
 // UploadDone implements api.Observer.
-func (p *Prometheus) UploadDone() { p.inFlight.Dec() }
+func (p *Metrics) UploadDone() { p.inFlight.Dec() }
 
 // RequestDone implements api.Observer.
-func (p *Prometheus) RequestDone(o api.Outcome) {
+func (p *Metrics) RequestDone(o api.Outcome) {
 	p.received.Add(float64(o.BytesReceived))
 	p.stored.Add(float64(o.BytesStored))
 	if o.Code != "" {
@@ -131,6 +133,6 @@ func (p *Prometheus) RequestDone(o api.Outcome) {
 }
 
 // Handler serves the metrics in the Prometheus text format.
-func (p *Prometheus) Handler() http.Handler {
+func (p *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{})
 }

@@ -1,4 +1,8 @@
-package metrics
+// Package emf reports what the API handler and the spooler do as CloudWatch
+// Embedded Metric Format lines, for the Lambda function. It has the same
+// counters as package prom, which the local server uses, and shares no code
+// with it: the function must not link Prometheus.
+package emf
 
 import (
 	"encoding/json"
@@ -11,11 +15,12 @@ import (
 	"spillway/spool"
 )
 
-// EMF writes CloudWatch Embedded Metric Format lines: JSON log lines with an
-// "_aws" block that CloudWatch Logs turns into metrics, with no agent and no
-// API calls. It writes one line per request with the same counters the
-// local server exports to Prometheus, and one at cold start.
-type EMF struct {
+// Writer writes CloudWatch Embedded Metric Format lines: JSON log lines with
+// an "_aws" block that CloudWatch Logs turns into metrics, with no agent and
+// no API calls. It writes one line per request with the same counters the
+// local server exports to Prometheus, and one at cold start. It implements
+// api.Observer.
+type Writer struct {
 	w         io.Writer
 	namespace string
 	spooler   *spool.Spooler
@@ -24,11 +29,11 @@ type EMF struct {
 	inFlight  atomic.Int64
 }
 
-var _ api.Observer = (*EMF)(nil)
+var _ api.Observer = (*Writer)(nil)
 
-// NewEMF returns an EMF writer for namespace, reading the spooler's gauges.
-func NewEMF(w io.Writer, namespace string, sp *spool.Spooler) *EMF {
-	return &EMF{w: w, namespace: namespace, spooler: sp, now: time.Now}
+// New returns a Writer for namespace, reading the spooler's gauges.
+func New(w io.Writer, namespace string, sp *spool.Spooler) *Writer {
+	return &Writer{w: w, namespace: namespace, spooler: sp, now: time.Now}
 }
 
 type emfMetric struct {
@@ -64,14 +69,14 @@ var requestMetrics = []emfMetric{
 }
 
 // UploadStarted implements api.Observer.
-func (e *EMF) UploadStarted() { e.inFlight.Add(1) }
+func (e *Writer) UploadStarted() { e.inFlight.Add(1) }
 
 // UploadDone implements api.Observer.
-func (e *EMF) UploadDone() { e.inFlight.Add(-1) }
+func (e *Writer) UploadDone() { e.inFlight.Add(-1) }
 
 // RequestDone implements api.Observer: one line for the request. Route and
 // Result are dimensions; Code and Spool are searchable properties.
-func (e *EMF) RequestDone(o api.Outcome) {
+func (e *Writer) RequestDone(o api.Outcome) {
 	route := "other"
 	if o.Upload {
 		route = "upload"
@@ -103,12 +108,12 @@ func (e *EMF) RequestDone(o api.Outcome) {
 }
 
 // ColdStart writes the line for a cold start: the orphans it swept.
-func (e *EMF) ColdStart(swept int) {
+func (e *Writer) ColdStart(swept int) {
 	e.write(map[string]any{"Event": "cold_start", "OrphansSwept": swept},
 		[][]string{{}}, []emfMetric{{"OrphansSwept", "Count"}})
 }
 
-func (e *EMF) write(line map[string]any, dims [][]string, ms []emfMetric) {
+func (e *Writer) write(line map[string]any, dims [][]string, ms []emfMetric) {
 	line["_aws"] = emfMeta{
 		Timestamp:         e.now().UnixMilli(),
 		CloudWatchMetrics: []emfDirective{{Namespace: e.namespace, Dimensions: dims, Metrics: ms}},
