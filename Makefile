@@ -20,7 +20,7 @@ EVENT     ?= lambdahttp/testdata/function-url-text.json
 S3_ENV    := AWS_ENDPOINT_URL_S3=http://$(S3_ADDR) AWS_ACCESS_KEY_ID=$(S3_KEY) \
 	AWS_SECRET_ACCESS_KEY=$(S3_SECRET) AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
-.PHONY: run test build lint lint-cross clean build-UploadFunction s3 run-s3 emulator emulate invoke loadtest fuzz bench
+.PHONY: run test build lint lint-cross clean build-UploadFunction s3 run-s3 emulator emulate invoke loadtest fuzz bench coldstart
 
 run:
 	$(GO) run ./localserver
@@ -84,6 +84,12 @@ fuzz:
 # docs/BENCHMARKS.md. About 8-10 minutes; needs 6 GiB free in $$TMPDIR.
 bench:
 	$(GO) run ./bench
+
+# The function's binary size and cold start (Init Duration under the Lambda
+# Runtime Interface Emulator), beside the function at BASE if given (a git
+# revision); rewrites only its own section of docs/BENCHMARKS.md.
+coldstart:
+	$(GO) run ./bench coldstart $(if $(BASE),--base $(BASE))
 
 # The full load test: 64 clients for 30 s against the real binary, every
 # 201 verified, zero 5xx, zero leaks, peak RSS within budget + overhead.

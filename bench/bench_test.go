@@ -31,6 +31,12 @@ func TestQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.out = filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	// The cold start section is written by `bench coldstart`; a full run
+	// keeps it.
+	kept := coldStartBegin + "\n## Lambda cold start\n" + coldStartEnd + "\n"
+	if err := os.WriteFile(o.out, []byte("# old report\n\n"+kept), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	o.tmp = t.TempDir()
 	o.log = testWriter{t}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
@@ -53,6 +59,9 @@ func TestQuick(t *testing.T) {
 	md, err := os.ReadFile(o.out)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(string(md), "# old report") || !strings.HasSuffix(string(md), "\n\n"+kept) {
+		t.Errorf("the report does not end with the cold start section it replaced:\n%s", md)
 	}
 	for _, want := range []string{"do not edit by hand", "## Targets", "raw 32 MiB", "multipart 128 MiB",
 		"PUT 1 KiB ×8 conns", "spillway-fsync", "## Lambda", "Machine: "} {

@@ -27,6 +27,11 @@
 //
 // Every loop is bounded by a count and by time (--timeout for the whole
 // run). --quick runs small sizes once, as a smoke test.
+//
+// `go run ./bench coldstart [--base REV]` measures the Lambda function
+// instead: its binary size and its Init Duration under the Runtime Interface
+// Emulator, against the function at REV, and rewrites only its own section
+// of docs/BENCHMARKS.md, which the full run keeps (coldstart.go).
 package main
 
 import (
@@ -62,6 +67,9 @@ import (
 func main() {
 	if isChild() {
 		os.Exit(childMain())
+	}
+	if len(os.Args) > 1 && os.Args[1] == "coldstart" {
+		os.Exit(coldStartMain(os.Args[2:]))
 	}
 	opts, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
@@ -324,6 +332,11 @@ func finish(rep *report) (*report, error) {
 	rep.loadEnd = loadAvg()
 	md := rep.markdown()
 	if rep.opts.out != "" {
+		if old, err := os.ReadFile(rep.opts.out); err == nil {
+			if section := markedSection(string(old)); section != "" {
+				md = replaceSection(md, section)
+			}
+		}
 		if err := writeFileAtomic(rep.opts.out, []byte(md)); err != nil {
 			return rep, err
 		}

@@ -7,6 +7,7 @@ package testservers
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -34,29 +35,47 @@ var installMu sync.Mutex
 // installing it once into the user cache directory.
 func Tool(t testing.TB, spec string) string {
 	t.Helper()
+	bin, err := Install(spec)
+	require.NoError(t, err)
+	return bin
+}
+
+// Install is Tool for programs that are not tests, such as the benchmarks.
+func Install(spec string) (string, error) {
 	installMu.Lock()
 	defer installMu.Unlock()
 	cache, err := os.UserCacheDir()
-	require.NoError(t, err)
+	if err != nil {
+		return "", err
+	}
 	pkg, version, ok := strings.Cut(spec, "@")
-	require.True(t, ok, "tool spec needs a version: %s", spec)
+	if !ok {
+		return "", fmt.Errorf("tool spec needs a version: %s", spec)
+	}
 	dir := filepath.Join(cache, "spillway-tools", version)
 	bin := filepath.Join(dir, filepath.Base(pkg))
 	if _, err := os.Stat(bin); err == nil {
-		return bin
+		return bin, nil
 	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
 	// Install into a private directory and rename, so that test binaries
 	// of several packages installing at once never see a partial file.
 	tmp, err := os.MkdirTemp(dir, "install-")
-	require.NoError(t, err)
+	if err != nil {
+		return "", err
+	}
 	defer os.RemoveAll(tmp)
 	cmd := exec.Command("go", "install", spec)
 	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "CGO_ENABLED=0", "GOFLAGS=")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go install %s:\n%s", spec, out)
-	require.NoError(t, os.Rename(filepath.Join(tmp, filepath.Base(pkg)), bin))
-	return bin
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install %s: %w\n%s", spec, err, out)
+	}
+	if err := os.Rename(filepath.Join(tmp, filepath.Base(pkg)), bin); err != nil {
+		return "", err
+	}
+	return bin, nil
 }
 
 // FreePort returns a loopback address with a port that was free a moment
