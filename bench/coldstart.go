@@ -47,7 +47,7 @@ func parseColdStartFlags(args []string) (coldStartOptions, error) {
 	o := coldStartOptions{log: os.Stderr}
 	fs := flag.NewFlagSet("bench coldstart", flag.ContinueOnError)
 	fs.StringVar(&o.base, "base", "", "also build the function at this git revision (from `git archive`) and compare")
-	fs.IntVar(&o.n, "n", 41, "measured cold starts per build, after one warm-up")
+	fs.IntVar(&o.n, "n", 101, "measured cold starts per build, after one warm-up")
 	fs.StringVar(&o.out, "out", "docs/BENCHMARKS.md", "replace the cold start section of this file (\"\" for none)")
 	fs.StringVar(&o.tmp, "tmp", os.TempDir(), "directory for the builds and spool directories")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "bound on the whole run")
@@ -57,8 +57,8 @@ func parseColdStartFlags(args []string) (coldStartOptions, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	if o.n < 1 || o.n > 200 {
-		return o, errors.New("--n must be 1 to 200")
+	if o.n < 1 || o.n > 1000 {
+		return o, errors.New("--n must be 1 to 1000")
 	}
 	o.command = strings.TrimSpace("go run ./bench coldstart " + strings.Join(args, " "))
 	return o, nil
@@ -419,16 +419,17 @@ func (rep *coldStartReport) markdown() string {
 		"for linux/arm64 (what `sam build` deploys) and for this machine, whose build runs under the real Runtime Interface Emulator. " +
 		"A cold start is a new emulator process given one event; its Init Duration (`INIT REPORT`) runs from starting the bootstrap to the bootstrap's first request for an event: " +
 		"the Go runtime, every package's `init`, and the function's own set-up (reading the environment, sweeping the spool directory, loading the AWS configuration). ")
-	p("Each build was started %d times after one warm-up, the builds alternating; figures are the median and min–max.\n\n", len(rep.builds[0].initMs))
-	p("| build | source | bootstrap linux/arm64 | bootstrap linux/%s | modules | packages | Prometheus or protobuf modules | Init Duration median | min–max |\n", runtime.GOARCH)
-	p("|---|---|---:|---:|---:|---:|---|---:|---:|\n")
+	p("Each build was started %d times after one warm-up, the builds alternating; figures are the median, the middle half (25th to 75th percentile) and min–max.\n\n", len(rep.builds[0].initMs))
+	p("| build | source | bootstrap linux/arm64 | bootstrap linux/%s | modules | packages | Prometheus or protobuf modules | Init Duration median | middle half | min–max |\n", runtime.GOARCH)
+	p("|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n")
 	for _, c := range rep.builds {
 		banned := "none"
 		if len(c.banned) > 0 {
 			banned = strconv.Itoa(len(c.banned)) + ": " + strings.Join(c.banned, ", ")
 		}
-		p("| %s | `%s` | %d B | %d B | %d | %d | %s | %.2f ms | %.2f–%.2f ms |\n", c.label, c.source, c.sizeArm64, c.size,
-			c.modules, c.packages, banned, median(c.initMs), slices.Min(c.initMs), slices.Max(c.initMs))
+		p("| %s | `%s` | %d B | %d B | %d | %d | %s | %.2f ms | %.2f–%.2f ms | %.2f–%.2f ms |\n", c.label, c.source, c.sizeArm64, c.size,
+			c.modules, c.packages, banned, median(c.initMs), percentile(c.initMs, 25), percentile(c.initMs, 75),
+			slices.Min(c.initMs), slices.Max(c.initMs))
 	}
 	if len(rep.builds) == 2 {
 		base, cur := rep.builds[0], rep.builds[1]
@@ -465,4 +466,20 @@ func markedSection(doc string) string {
 		return ""
 	}
 	return doc[i:j+len(coldStartEnd)] + "\n"
+}
+
+// percentile is the p-th percentile of v, interpolating between the two
+// nearest ranks; percentile(v, 50) is median(v).
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	pos := p / 100 * float64(len(v)-1)
+	i := int(pos)
+	if i+1 >= len(v) {
+		return v[len(v)-1]
+	}
+	return v[i] + (pos-float64(i))*(v[i+1]-v[i])
 }

@@ -33,6 +33,17 @@ func TestReplaceSection(t *testing.T) {
 	assert.Empty(t, markedSection(coldStartEnd+"\n"+coldStartBegin), "markers out of order are no section")
 }
 
+func TestPercentile(t *testing.T) {
+	v := []float64{4, 1, 3, 2, 5}
+	assert.Equal(t, 1.0, percentile(v, 0))
+	assert.Equal(t, 2.0, percentile(v, 25))
+	assert.Equal(t, median(v), percentile(v, 50))
+	assert.Equal(t, 5.0, percentile(v, 100))
+	assert.Equal(t, 2.5, percentile([]float64{2, 3}, 50))
+	assert.Equal(t, []float64{4, 1, 3, 2, 5}, v, "the input is left alone")
+	assert.Zero(t, percentile(nil, 50))
+}
+
 // TestColdStart runs `go run ./bench coldstart` with few starts against
 // HEAD, so that the lead's command keeps working: both builds measured
 // under the real emulator, the section written beside what the file held,
