@@ -420,7 +420,7 @@ func (rep *coldStartReport) markdown() string {
 		"A cold start is a new emulator process given one event; its Init Duration (`INIT REPORT`) runs from starting the bootstrap to the bootstrap's first request for an event: " +
 		"the Go runtime, every package's `init`, and the function's own set-up (reading the environment, sweeping the spool directory, loading the AWS configuration). ")
 	p("Each build was started %d times after one warm-up, the builds alternating; figures are the median, the middle half (25th to 75th percentile) and min–max.\n\n", len(rep.builds[0].initMs))
-	p("| build | source | bootstrap linux/arm64 | bootstrap linux/%s | modules | packages | Prometheus or protobuf modules | Init Duration median | middle half | min–max |\n", runtime.GOARCH)
+	p("| build | source | bootstrap linux/arm64 | bootstrap linux/%s | modules (`go version -m`) | packages (`go list -deps`) | Prometheus or protobuf modules | Init Duration median | middle half | min–max |\n", runtime.GOARCH)
 	p("|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n")
 	for _, c := range rep.builds {
 		banned := "none"
