@@ -85,15 +85,15 @@ func coldStartMain(args []string) int {
 
 // coldBuild is the function built from one source tree.
 type coldBuild struct {
-	label     string // "base" or "this tree"
-	source    string // the revision, as git describes it
-	dir       string // module root it was built from
-	bin       string // for this machine, run under the emulator
-	size      int64  // bytes of bin
-	sizeArm64 int64  // bytes of the linux/arm64 build `sam build` deploys
-	modules   int    // dependency modules in the build info
-	packages  int    // packages linked, from go list -deps
-	banned    []string
+	label     string    // "base" or "this tree"
+	source    string    // the revision, as git describes it
+	dir       string    // module root it was built from
+	bin       string    // for this machine, run under the emulator
+	size      int64     // bytes of bin
+	sizeArm64 int64     // bytes of the linux/arm64 build `sam build` deploys
+	modules   int       // dependency modules in the build info
+	packages  int       // packages linked, from go list -deps
+	banned    []string  // Prometheus and protobuf modules it links
 	initMs    []float64 // Init Duration of each measured cold start
 }
 
@@ -167,7 +167,9 @@ func runColdStart(ctx context.Context, o coldStartOptions) (*coldStartReport, er
 				b.initMs = append(b.initMs, ms)
 			}
 		}
-		coldLogf(o.log, "round %d/%d done", round, o.n)
+		if round%20 == 0 || round == o.n {
+			coldLogf(o.log, "round %d/%d done", round, o.n)
+		}
 	}
 	rep.loadEnd = loadAvg()
 	rep.duration = time.Since(rep.started)
