@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -194,8 +195,8 @@ func newTable(routes []route) *table {
 	byText := make(map[string]*pattern)
 	for i := range routes {
 		rt := &routes[i]
-		if rt.auth == 0 {
-			panic(fmt.Sprintf("api: route %q has no auth rule", rt.pattern))
+		if rt.auth == 0 || rt.serve == nil {
+			panic(fmt.Sprintf("api: route %q has no auth rule or no handler", rt.pattern))
 		}
 		p := byText[rt.pattern]
 		if p == nil {
@@ -204,11 +205,9 @@ func newTable(routes []route) *table {
 			byText[rt.pattern] = p
 			t.patterns = append(t.patterns, p)
 		}
-		for _, m := range rt.methods {
-			for _, other := range p.routes {
-				if other.serves(m) {
-					panic(fmt.Sprintf("api: %s %s is declared twice", m, rt.pattern))
-				}
+		for _, other := range p.routes {
+			if rt.methods == nil || other.methods == nil || slices.ContainsFunc(rt.methods, other.serves) {
+				panic(fmt.Sprintf("api: two routes of %s serve one method", rt.pattern))
 			}
 		}
 		p.routes = append(p.routes, rt)
