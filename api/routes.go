@@ -37,8 +37,8 @@ const (
 	// authPartURL is the signature of a part URL the handler signed, in
 	// place of the token: a part URL is handed out to token holders.
 	authPartURL
-	// authPublic is nothing: the page (which asks for the token itself)
-	// and the health check.
+	// authPublic is nothing: the page (which asks for the token itself),
+	// the health check, and /metrics when Config.MetricsPublic says so.
 	authPublic
 )
 
