@@ -28,7 +28,6 @@ import (
 	"spillway/internal/formdata"
 	"spillway/spool"
 	"spillway/store"
-	"spillway/web"
 )
 
 // DefaultMaxParts caps the parts of one multipart request, as mime/multipart
@@ -76,6 +75,10 @@ type Config struct {
 	// its build's module version and VCS revision, each left out when
 	// empty.
 	Version, Revision string
+	// Metrics, when set, serves GET /metrics, under the token rule unless
+	// MetricsPublic is set. Nil: there is no /metrics route.
+	Metrics       http.Handler
+	MetricsPublic bool
 }
 
 // DefaultMaxConcurrentListings is Config.MaxConcurrentListings' default: a
@@ -100,6 +103,7 @@ type Observer interface {
 // Outcome describes one finished request.
 type Outcome struct {
 	Method        string
+	Route         string // the route's pattern, such as "/files/{name...}"; "" for a path no route has
 	Upload        bool   // PUT /files/{name}, POST /files, a part PUT, or POST /uploads/{id}/complete
 	Status        int    // the status written
 	Code          string // the error code, "" on success
@@ -138,6 +142,8 @@ type Handler struct {
 	partWriter store.PartWriter
 	uploadKey  []byte
 	partTTL    time.Duration
+
+	table *table
 }
 
 // New returns the API handler.
@@ -174,6 +180,7 @@ func New(cfg Config) *Handler {
 		h.maxParts = DefaultMaxParts
 	}
 	h.setupMultipart(cfg)
+	h.table = newTable(h.routes(cfg))
 	return h
 }
 
@@ -220,6 +227,7 @@ type UploadResponse struct {
 type exchange struct {
 	start  time.Time
 	id     string // the request ID
+	match  match  // the request's route
 	w      *responseWriter
 	body   *requestBody
 	spool  string
@@ -232,7 +240,7 @@ type exchange struct {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x, r := h.begin(w, r)
-	h.end(x, r, h.route(x.w, r, x))
+	h.end(x, r, h.dispatch(x.w, r, x))
 }
 
 // Refuse answers err for a request that an entrypoint refuses before it
@@ -262,6 +270,8 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (*exchange, *htt
 	// original's Body after the handler (an unread Expect: 100-continue body
 	// must close the connection, not be read), so that one stays as it was.
 	r = r.WithContext(WithRequestID(r.Context(), x.id))
+	x.match = h.table.match(r.Method, r.URL.EscapedPath())
+	x.match.setPathValues(r)
 	if r.Body != nil {
 		r.Body = x.body
 	}
@@ -315,7 +325,8 @@ func (h *Handler) end(x *exchange, r *http.Request, err error) {
 	if h.observer != nil {
 		h.observer.RequestDone(Outcome{
 			Method:        method,
-			Upload:        isUpload(method, path),
+			Route:         x.match.label(),
+			Upload:        x.match.route != nil && x.match.route.upload,
 			Status:        x.w.status,
 			Code:          x.code,
 			Spool:         x.spool,
@@ -339,97 +350,6 @@ func clientWentAway(ctx context.Context, err error) bool {
 	return errors.Is(cause, context.Canceled) && !errors.Is(cause, ErrUnavailable)
 }
 
-// route dispatches on the escaped path, so that names are decoded exactly
-// once, here, and a hostile name gets a 400 rather than a redirect.
-func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) error {
-	p := r.URL.EscapedPath()
-	switch {
-	case p == "/healthz" || p == "/":
-		// The page and the health check are public: the page asks for the
-		// token itself.
-	case h.isPartPut(r.Method, p):
-		// A part URL is its own credential, handed out to token holders;
-		// it is checked where the token would be.
-		if err := h.verifyPartURL(r, p); err != nil {
-			return err
-		}
-	case !h.authorized(r):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)
-		return ErrUnauthorized
-	}
-	if isUpload(r.Method, p) && h.slots != nil {
-		select {
-		case h.slots <- struct{}{}:
-			defer func() { <-h.slots }()
-		default:
-			return fmt.Errorf("%w: %d uploads already in progress", errBusy, cap(h.slots))
-		}
-	}
-	if isUpload(r.Method, p) && h.observer != nil {
-		h.observer.UploadStarted()
-		defer h.observer.UploadDone()
-	}
-	switch {
-	case p == "/":
-		if !allow(w, r, http.MethodGet, http.MethodHead) {
-			return errMethod
-		}
-		web.ServePage(w, r)
-		return nil
-	case p == "/healthz":
-		if !allow(w, r, http.MethodGet, http.MethodHead) {
-			return errMethod
-		}
-		writeJSON(w, http.StatusOK, h.health)
-		return nil
-	case p == "/files" || p == "/files/" && r.Method != http.MethodPut:
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			return h.list(w, r)
-		case http.MethodPost:
-			return h.postMultipart(w, r, x)
-		}
-		allow(w, r, http.MethodGet, http.MethodHead, http.MethodPost)
-		return errMethod
-	case strings.HasPrefix(p, "/files/"):
-		name, err := url.PathUnescape(p[len("/files/"):])
-		if err != nil {
-			return fmt.Errorf("%w: %v", store.ErrInvalidName, err)
-		}
-		switch r.Method {
-		case http.MethodPut:
-			return h.putRaw(w, r, x, name)
-		case http.MethodGet, http.MethodHead:
-			return h.download(w, r, name)
-		case http.MethodDelete:
-			return h.deleteFile(w, r, name)
-		}
-		allow(w, r, http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)
-		return errMethod
-	case p == "/uploads" || strings.HasPrefix(p, "/uploads/"):
-		return h.routeUploads(w, r, x, p)
-	}
-	return fmt.Errorf("%w: %s", errRouteNotFound, p)
-}
-
-// isUpload reports the requests that carry or publish a file's bytes: they
-// take an upload slot and count as uploads in metrics. A part PUT spools a
-// body like a raw upload, and a completion publishes a whole file.
-func isUpload(method, p string) bool {
-	switch method {
-	case http.MethodPut:
-		if strings.HasPrefix(p, "/files/") {
-			return true
-		}
-		_, _, ok := partPath(p)
-		return ok
-	case http.MethodPost:
-		return p == "/files" || p == "/files/" ||
-			strings.HasPrefix(p, "/uploads/") && strings.HasSuffix(p, "/complete") && strings.Count(p, "/") == 3
-	}
-	return false
-}
-
 // Authorized reports whether r carries the configured bearer token (or no
 // token is configured), for routes an entrypoint serves beside the API.
 func (h *Handler) Authorized(r *http.Request) bool { return h.authorized(r) }
@@ -442,16 +362,6 @@ func (h *Handler) authorized(r *http.Request) bool {
 	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	return ok && strings.EqualFold(scheme, "Bearer") &&
 		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), h.token) == 1
-}
-
-func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
-	for _, m := range methods {
-		if r.Method == m {
-			return true
-		}
-	}
-	w.Header().Set("Allow", strings.Join(methods, ", "))
-	return false
 }
 
 // deleteFile removes the file name: 204, or 404 not_found when no file

@@ -92,75 +92,6 @@ type CompletePart struct {
 	ETag   string `json:"etag"`
 }
 
-// routeUploads serves everything under /uploads. The token, or for a part
-// PUT the signature, was checked by route.
-func (h *Handler) routeUploads(w http.ResponseWriter, r *http.Request, x *exchange, p string) error {
-	if h.multipart == nil {
-		return errNoMultipart
-	}
-	if p == "/uploads" {
-		if !allow(w, r, http.MethodPost) {
-			return errMethod
-		}
-		return h.createUpload(w, r, x)
-	}
-	id, rest, _ := strings.Cut(p[len("/uploads/"):], "/")
-	switch {
-	case rest == "":
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			return h.uploadState(w, r, id)
-		case http.MethodDelete:
-			return h.abortUpload(w, r, id)
-		}
-		allow(w, r, http.MethodGet, http.MethodHead, http.MethodDelete)
-		return errMethod
-	case rest == "parts":
-		if !allow(w, r, http.MethodGet, http.MethodHead) {
-			return errMethod
-		}
-		return h.partURLs(w, r, id)
-	case rest == "complete":
-		if !allow(w, r, http.MethodPost) {
-			return errMethod
-		}
-		return h.completeUpload(w, r, x, id)
-	case strings.HasPrefix(rest, "parts/") && h.partWriter != nil:
-		if !allow(w, r, http.MethodPut) {
-			return errMethod
-		}
-		n, err := strconv.Atoi(rest[len("parts/"):])
-		if err != nil {
-			// route verified the signature, which covers n: unreachable
-			// unless the two parsers disagree.
-			return fmt.Errorf("%w: part number %q", errBadSignature, rest[len("parts/"):])
-		}
-		return h.putPart(w, r, x, id, n)
-	}
-	return fmt.Errorf("%w: %s", errRouteNotFound, p)
-}
-
-// partPath splits the escaped path of a part PUT, /uploads/{id}/parts/{n}.
-func partPath(p string) (id, n string, ok bool) {
-	tail, ok := strings.CutPrefix(p, "/uploads/")
-	if !ok {
-		return "", "", false
-	}
-	id, rest, _ := strings.Cut(tail, "/")
-	n, ok = strings.CutPrefix(rest, "parts/")
-	return id, n, ok
-}
-
-// isPartPut reports whether r is a part PUT that this handler serves: one
-// whose signed URL, not the token, is its credential.
-func (h *Handler) isPartPut(method, p string) bool {
-	if h.partWriter == nil || method != http.MethodPut {
-		return false
-	}
-	_, _, ok := partPath(p)
-	return ok
-}
-
 func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	ctx := r.Context()
 	var req CreateUploadRequest
@@ -464,11 +395,11 @@ func (h *Handler) partSignature(id string, n int, expires int64) []byte {
 
 // verifyPartURL checks the signature and expiry of a part PUT, in place of
 // the token, before the upload cap and before the body.
-func (h *Handler) verifyPartURL(r *http.Request, p string) error {
-	id, ns, _ := partPath(p)
-	n, err := strconv.Atoi(ns)
-	if err != nil || n < 1 {
-		return fmt.Errorf("%w: part number %q", errBadSignature, ns)
+func (h *Handler) verifyPartURL(r *http.Request) error {
+	id := r.PathValue("id")
+	n, err := partNumber(r)
+	if err != nil {
+		return err
 	}
 	q := r.URL.Query()
 	exp, err := strconv.ParseInt(q.Get("expires"), 10, 64)
