@@ -709,7 +709,6 @@ type fakeStore struct {
 	mu      sync.Mutex
 	files   map[string][]byte
 	uploads map[string]*fakeUpload
-	seq     int
 	space   int64
 }
 
@@ -825,8 +824,7 @@ func (f *fakeStore) Delete(_ context.Context, name string) error {
 func (f *fakeStore) CreateUpload(_ context.Context, u store.Upload) (store.Upload, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.seq++
-	u.ID, u.Created = fmt.Sprintf("up-%d", f.seq), time.Now()
+	u.ID, u.Created = store.NewUploadID(), time.Now()
 	f.uploads[u.ID] = &fakeUpload{u: u, parts: map[int][]byte{}}
 	return u, nil
 }

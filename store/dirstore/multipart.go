@@ -88,26 +88,6 @@ func (u manifest) upload(id string) store.Upload {
 	return store.Upload{ID: id, Name: u.Name, Size: u.Size, SHA256: u.SHA256, PartSize: u.PartSize, Created: u.Created}
 }
 
-// checkUpload refuses a declaration this store cannot hold. The handler
-// validates declarations before they get here; this keeps a damaged
-// manifest or a careless caller from making nonsense part names.
-func checkUpload(u store.Upload) error {
-	if err := store.ValidateName(u.Name); err != nil {
-		return err
-	}
-	switch {
-	case u.Size < 1:
-		return fmt.Errorf("dirstore: upload of %q: size %d is under 1 byte", u.Name, u.Size)
-	case u.PartSize < 1:
-		return fmt.Errorf("dirstore: upload of %q: part size %d is under 1 byte", u.Name, u.PartSize)
-	case u.PartCount() > store.MaxPartCount:
-		return fmt.Errorf("dirstore: upload of %q: %d parts, over the %d-part limit", u.Name, u.PartCount(), store.MaxPartCount)
-	case u.SHA256 != "" && !isHex(u.SHA256, sha256.Size*2):
-		return fmt.Errorf("dirstore: upload of %q: sha256 is not %d lower-case hex digits", u.Name, sha256.Size*2)
-	}
-	return nil
-}
-
 func isHex(s string, n int) bool {
 	if len(s) != n {
 		return false
@@ -132,8 +112,8 @@ func (s *Store) uploadTTL() time.Duration {
 // always had a manifest.
 func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Upload, err error) {
 	u.SHA256 = strings.ToLower(u.SHA256)
-	if err := checkUpload(u); err != nil {
-		return store.Upload{}, err
+	if err := u.Validate(); err != nil {
+		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return store.Upload{}, err
@@ -473,7 +453,8 @@ func (s *Store) openUpload(id string) (*upload, error) {
 	}
 	if err == nil {
 		h.u = m.upload(id)
-		err = checkUpload(h.u)
+		// A damaged manifest must not make nonsense part names.
+		err = h.u.Validate()
 	}
 	if err != nil {
 		h.close()

@@ -29,6 +29,7 @@ import (
 // that nothing was left behind.
 func RunMultipart(t *testing.T, newStore Factory) {
 	t.Run("CreateAndGet", func(t *testing.T) { testCreateAndGet(t, newMultipart(t, newStore)) })
+	t.Run("BadDeclarations", func(t *testing.T) { testBadDeclarations(t, newMultipart(t, newStore)) })
 	t.Run("PartChecks", func(t *testing.T) { testPartChecks(t, newMultipart(t, newStore)) })
 	t.Run("PartsAnyOrderResendComplete", func(t *testing.T) { testPartsAnyOrderResendComplete(t, newMultipart(t, newStore)) })
 	t.Run("MismatchKeepsUpload", func(t *testing.T) { testMismatchKeepsUpload(t, newMultipart(t, newStore)) })
@@ -216,6 +217,36 @@ func testCreateAndGet(t *testing.T, e *multipartEnv) {
 	e.requireListed(t)
 	require.NoError(t, e.mp.Abort(t.Context(), u.ID))
 	require.NoError(t, e.mp.Abort(t.Context(), other.ID))
+}
+
+// testBadDeclarations: a store refuses what store.Upload.Validate refuses,
+// with its errors, and creates nothing.
+func testBadDeclarations(t *testing.T, e *multipartEnv) {
+	ok := store.Upload{Name: "bad.bin", Size: 10, PartSize: store.MinPartSize}
+	with := func(f func(*store.Upload)) store.Upload {
+		u := ok
+		f(&u)
+		return u
+	}
+	for _, tc := range []struct {
+		why  string
+		u    store.Upload
+		want error
+	}{
+		{"no name", with(func(u *store.Upload) { u.Name = "" }), store.ErrInvalidName},
+		{"hidden name", with(func(u *store.Upload) { u.Name = "a/.b" }), store.ErrInvalidName},
+		{"no size", with(func(u *store.Upload) { u.Size = 0 }), store.ErrInvalidUpload},
+		{"over what parts hold", with(func(u *store.Upload) { u.Size, u.PartSize = store.MaxUploadSize+1, store.MaxPartSize }), store.ErrUploadTooLarge},
+		{"no part size", with(func(u *store.Upload) { u.PartSize = 0 }), store.ErrInvalidUpload},
+		{"part size over the limit", with(func(u *store.Upload) { u.PartSize = store.MaxPartSize + 1 }), store.ErrInvalidUpload},
+		{"too many parts", with(func(u *store.Upload) { u.Size = (store.MaxPartCount + 1) * store.MinPartSize }), store.ErrInvalidUpload},
+		{"digest not hex", with(func(u *store.Upload) { u.SHA256 = strings.Repeat("zz", 32) }), store.ErrInvalidUpload},
+		{"digest too short", with(func(u *store.Upload) { u.SHA256 = strings.Repeat("a", 63) }), store.ErrInvalidUpload},
+	} {
+		_, err := e.mp.CreateUpload(t.Context(), tc.u)
+		require.ErrorIs(t, err, tc.want, tc.why)
+	}
+	e.requireListed(t)
 }
 
 func testPartChecks(t *testing.T, e *multipartEnv) {
