@@ -131,6 +131,8 @@ type Handler struct {
 	progress    time.Duration
 	health      health
 
+	// caps are the store's optional features, asked once.
+	caps store.Caps
 	// Multipart uploads: multipart is nil when the store cannot take them;
 	// exactly one of presigner and partWriter is set when it can.
 	multipart  store.Multipart
@@ -145,6 +147,7 @@ func New(cfg Config) *Handler {
 	h := &Handler{
 		spool:       cfg.Spooler,
 		store:       cfg.Store,
+		caps:        cfg.Store.Capabilities(),
 		log:         cfg.Logger,
 		readTimeout: cfg.ReadTimeout,
 		maxParts:    cfg.MaxParts,
@@ -178,20 +181,19 @@ func New(cfg Config) *Handler {
 }
 
 func (h *Handler) setupMultipart(cfg Config) {
-	mp, ok := cfg.Store.(store.Multipart)
-	if !ok {
+	if h.caps.Multipart == nil {
 		return
 	}
 	// A presigning store takes the parts itself, so the handler serves no
 	// part PUT even when the store could also write parts.
-	if ps, ok := cfg.Store.(store.PartPresigner); ok {
-		h.presigner = ps
-	} else if pw, ok := cfg.Store.(store.PartWriter); ok {
-		h.partWriter = pw
+	if h.caps.PartPresigner != nil {
+		h.presigner = h.caps.PartPresigner
+	} else if h.caps.PartWriter != nil {
+		h.partWriter = h.caps.PartWriter
 	} else {
 		return
 	}
-	h.multipart = mp
+	h.multipart = h.caps.Multipart
 	h.uploadKey = bytes.Clone(cfg.UploadSecret)
 	if len(h.uploadKey) == 0 {
 		h.uploadKey = make([]byte, 32)
@@ -520,7 +522,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		if err := h.spool.CheckSpace(r.ContentLength); err != nil {
 			return err
 		}
-		if sc, ok := h.store.(store.SpaceChecker); ok {
+		if sc := h.caps.SpaceChecker; sc != nil {
 			if err := sc.CheckSpace(ctx, r.ContentLength); err != nil {
 				return err
 			}
@@ -658,7 +660,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 		if err != nil {
 			return err
 		}
-		if _, remote := h.store.(store.Presigner); info.SHA256 == "" && !remote && wantsSHA256(r) {
+		if remote := h.caps.Presigner != nil; info.SHA256 == "" && !remote && wantsSHA256(r) {
 			if info, err = h.hashStored(ctx, name); err != nil {
 				return err
 			}
@@ -667,7 +669,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 		serveContent(w, r, name, info, io.NewSectionReader(noContent{}, 0, info.Size))
 		return nil
 	}
-	if p, ok := h.store.(store.Presigner); ok {
+	if p := h.caps.Presigner; p != nil {
 		u, err := p.PresignGet(ctx, name, downloadHeaders(name))
 		if err != nil {
 			return err

@@ -26,6 +26,10 @@ type idRecorder struct {
 	ids []string
 }
 
+func (r *idRecorder) Capabilities() store.Caps {
+	return store.Caps{Multipart: r, PartWriter: r}
+}
+
 func (r *idRecorder) saw(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -64,7 +68,8 @@ func (r *idRecorder) Abort(ctx context.Context, id string) error {
 func TestMalformedUploadIDsNeverReachTheStore(t *testing.T) {
 	rec := &idRecorder{}
 	s := newUploadServer(t, fakeBackend, upOptions{wrap: func(st store.Store) store.Store {
-		rec.Store, rec.Multipart, rec.PartWriter = st, st.(store.Multipart), st.(store.PartWriter)
+		caps := st.Capabilities()
+		rec.Store, rec.Multipart, rec.PartWriter = st, caps.Multipart, caps.PartWriter
 		return rec
 	}})
 	up := s.create(t, uploadtest.File{Name: "real.bin", Size: 10}, "")

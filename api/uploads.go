@@ -292,7 +292,7 @@ func (h *Handler) putPart(w http.ResponseWriter, r *http.Request, x *exchange, i
 	if r.ContentLength >= 0 && r.ContentLength != size {
 		return fmt.Errorf("%w: part %d must be %d bytes, not %d", store.ErrUploadMismatch, n, size, r.ContentLength)
 	}
-	if sc, ok := h.store.(store.SpaceChecker); ok {
+	if sc := h.caps.SpaceChecker; sc != nil {
 		if err := sc.CheckSpace(ctx, size); err != nil {
 			return err
 		}

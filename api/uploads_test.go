@@ -662,6 +662,10 @@ type presigningStore struct {
 	store.Multipart
 }
 
+func (p presigningStore) Capabilities() store.Caps {
+	return store.Caps{Multipart: p.Multipart, PartPresigner: p}
+}
+
 func (presigningStore) PresignPart(_ context.Context, u store.Upload, n int, ttl time.Duration) (store.PartURL, error) {
 	return store.PartURL{
 		Number: n, Size: u.PartSizeOf(n), Method: http.MethodPut,
@@ -674,7 +678,7 @@ func (presigningStore) PresignPart(_ context.Context, u store.Upload, n int, ttl
 func TestPresignedPartURLs(t *testing.T) {
 	fake := fakeBackend
 	s := newUploadServer(t, fake, upOptions{wrap: func(st store.Store) store.Store {
-		return presigningStore{Store: st, Multipart: st.(store.Multipart)}
+		return presigningStore{Store: st, Multipart: st.Capabilities().Multipart}
 	}})
 	up := s.create(t, uploadtest.File{Name: "s3.bin", Size: 2*store.DefaultPartSize + 1}, "")
 	require.Len(t, up.Parts, 3)
@@ -690,7 +694,7 @@ func TestPresignedPartURLs(t *testing.T) {
 
 func TestUploadsNeedAMultipartStore(t *testing.T) {
 	s := newUploadServer(t, fakeBackend, upOptions{token: "t", wrap: func(st store.Store) store.Store {
-		return struct{ store.Store }{st}
+		return withoutCaps{st}
 	}})
 	for _, r := range []struct{ method, path string }{
 		{http.MethodPost, "/uploads"},
@@ -703,6 +707,12 @@ func TestUploadsNeedAMultipartStore(t *testing.T) {
 	resp, body := s.finish(t, s.request(t, http.MethodPut, "/uploads/x/parts/1", nil, 0))
 	requireError(t, resp, body, http.StatusUnauthorized, "unauthorized")
 }
+
+// withoutCaps is a store that says it has no optional feature, whatever
+// the store it wraps has.
+type withoutCaps struct{ store.Store }
+
+func (withoutCaps) Capabilities() store.Caps { return store.Caps{} }
 
 // fakeStore keeps files and uploads in memory.
 type fakeStore struct {
@@ -725,6 +735,10 @@ var (
 	_ store.Multipart  = (*fakeStore)(nil)
 	_ store.PartWriter = (*fakeStore)(nil)
 )
+
+func (f *fakeStore) Capabilities() store.Caps {
+	return store.Caps{Multipart: f, PartWriter: f}
+}
 
 func (f *fakeStore) uploadIDs() []string {
 	f.mu.Lock()

@@ -175,9 +175,9 @@ type Completed struct {
 	SHA256 string // lower-case hex digest of the stored bytes
 }
 
-// Multipart is implemented by stores that take files in parts. Every
-// method that takes an ID returns an error matching ErrUploadNotFound for
-// an unknown one.
+// Multipart is implemented by stores that take files in parts (see Caps).
+// Every method that takes an ID returns an error matching ErrUploadNotFound
+// for an unknown one.
 type Multipart interface {
 	// CreateUpload records a new upload of u (its ID and Created are set by
 	// the store and returned). The caller has already called Check; the

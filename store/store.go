@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"time"
 
 	"spillway/spool"
@@ -75,17 +76,61 @@ type Store interface {
 	// A download already reading the file may read it to its end. Once
 	// Delete returns nil the name can be stored again.
 	Delete(ctx context.Context, name string) error
+	// Capabilities returns the optional features the store has.
+	Capabilities() Caps
+}
+
+// Caps are a store's optional features: each field is the interface that
+// provides one, or nil when the store lacks it. Callers ask for them
+// rather than probing the store by type assertion, which a wrapper would
+// defeat without a word: a wrapper that embeds a Store passes its Caps on
+// as they are, pointing past the wrapper, and one that wraps a feature
+// too, or hides it, returns Caps of its own.
+type Caps struct {
+	// SpaceChecker refuses, before the body, a request whose files cannot
+	// fit, when their sizes are not known one by one (multipart forms).
+	SpaceChecker SpaceChecker
+	// Presigner sends downloads straight to the backend.
+	Presigner Presigner
+	// Multipart takes files in parts. It is used only with one of
+	// PartPresigner (the backend takes the parts, S3) and PartWriter (the
+	// handler does, the directory store); PartPresigner wins when both are
+	// set.
+	Multipart     Multipart
+	PartPresigner PartPresigner
+	PartWriter    PartWriter
+}
+
+// LogValue says what the store can do, for the start-up log line.
+func (c Caps) LogValue() slog.Value {
+	parts := "none"
+	switch {
+	case c.Multipart == nil:
+	case c.PartPresigner != nil:
+		parts = "presigned"
+	case c.PartWriter != nil:
+		parts = "through the handler"
+	}
+	downloads := "served"
+	if c.Presigner != nil {
+		downloads = "presigned"
+	}
+	return slog.GroupValue(
+		slog.String("multipart_parts", parts),
+		slog.String("downloads", downloads),
+		slog.Bool("space_check", c.SpaceChecker != nil),
+	)
 }
 
 // SpaceChecker is implemented by stores with finite space, so that a
 // request whose files' sizes are not known one by one (multipart) can still
-// be refused before its body is read when its total cannot fit.
+// be refused before its body is read when its total cannot fit. See Caps.
 type SpaceChecker interface {
 	CheckSpace(ctx context.Context, size int64) error
 }
 
 // Presigner is implemented by stores whose files are better downloaded
-// straight from the backend, with a URL that expires.
+// straight from the backend, with a URL that expires. See Caps.
 type Presigner interface {
 	// PresignGet returns a GET URL for an existing file whose response
 	// carries hdr in place of whatever the backend has stored.

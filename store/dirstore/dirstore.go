@@ -124,6 +124,12 @@ func (s *Store) Close() error { return s.root.Close() }
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
+// Capabilities implements store.Store: the handler takes the parts of
+// multipart uploads and serves downloads, and space is finite.
+func (s *Store) Capabilities() store.Caps {
+	return store.Caps{SpaceChecker: s, Multipart: s, PartWriter: s}
+}
+
 // Check implements store.Store.
 func (s *Store) Check(ctx context.Context, name string, size int64) error {
 	if err := store.ValidateName(name); err != nil {

@@ -102,6 +102,12 @@ func New(client *s3.Client, bucket string, opts Options) *Store {
 
 func (s *Store) key(name string) string { return s.opts.Prefix + name }
 
+// Capabilities implements store.Store: downloads and parts go straight to
+// S3, at presigned URLs, and a bucket has no space to check.
+func (s *Store) Capabilities() store.Caps {
+	return store.Caps{Presigner: s, Multipart: s, PartPresigner: s}
+}
+
 // Check implements store.Store.
 func (s *Store) Check(ctx context.Context, name string, _ int64) error {
 	if err := store.ValidateName(name); err != nil {
