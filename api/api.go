@@ -535,6 +535,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	batch := h.spool.NewBatch()
 	defer batch.Close()
 	var files []store.File
+	var bodies []*spool.Body // files[i].Body, as spooled
 	names := make(map[string]bool)
 	// formdata rather than mime/multipart: it scans large buffers for the
 	// delimiter, several times faster for big file parts, keeps
@@ -578,6 +579,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 			return x.body.cause(multipartCause(err))
 		}
 		files = append(files, store.File{Name: name, Body: b})
+		bodies = append(bodies, b)
 		x.spool = joinSpool(x.spool, b.Location().String())
 	}
 	if len(files) == 0 {
@@ -590,8 +592,8 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		return err
 	}
 	resp := UploadResponse{Files: make([]FileResult, 0, len(files))}
-	for _, f := range files {
-		resp.Files = append(resp.Files, result(f.Name, f.Body))
+	for i, f := range files {
+		resp.Files = append(resp.Files, result(f.Name, bodies[i]))
 		x.files++
 		x.stored += f.Body.Size()
 	}

@@ -877,7 +877,7 @@ func (f *fakeStore) ListParts(_ context.Context, id string) ([]store.Part, error
 	return parts, nil
 }
 
-func (f *fakeStore) PutPart(_ context.Context, id string, n int, body *spool.Body) (store.Part, error) {
+func (f *fakeStore) PutPart(_ context.Context, id string, n int, body store.Body) (store.Part, error) {
 	b, err := io.ReadAll(body.Reader())
 	if err != nil {
 		return store.Part{}, err

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"spillway/spool"
 )
 
 // Multipart uploads exist because a deployed Function URL takes about
@@ -227,5 +225,5 @@ type PartPresigner interface {
 type PartWriter interface {
 	// PutPart stores body as part n of the upload. The body's size must be
 	// u.PartSizeOf(n) (ErrUploadMismatch otherwise).
-	PutPart(ctx context.Context, id string, n int, body *spool.Body) (Part, error)
+	PutPart(ctx context.Context, id string, n int, body Body) (Part, error)
 }

@@ -5,12 +5,12 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"time"
-
-	"spillway/spool"
 )
 
 var (
@@ -33,10 +33,40 @@ var (
 	ErrChecksum = errors.New("store: checksum mismatch")
 )
 
-// File is one upload to publish: a validated name and its spooled body.
+// File is one upload to publish: a validated name and its body.
 type File struct {
 	Name string
-	Body *spool.Body
+	Body Body
+}
+
+// Body is the content of an upload, received whole before it is published:
+// its size and SHA-256 are known, and it can be read again as often as
+// needed. A *spool.Body is one, and a FileBody.
+type Body interface {
+	// Size returns the body's length in bytes.
+	Size() int64
+	// SHA256 returns the digest of the body's bytes.
+	SHA256() [sha256.Size]byte
+	// Reader returns a new reader over the whole body, independent of any
+	// other, which can Seek and ReadAt.
+	Reader() *io.SectionReader
+}
+
+// FileBody is a Body that may be held in a file, which a store on the same
+// filesystem can link under the name it publishes rather than write the
+// bytes again. Stores find it with a type assertion on the Body.
+type FileBody interface {
+	Body
+	// File returns the open file holding the body's bytes, or nil when it
+	// has none (a body held in memory). The file stays the body's, and a
+	// store links it by its descriptor, never by a name that may lead to
+	// another file by now.
+	File() *os.File
+	// DropName removes the name the file was made under, if it still
+	// leads to the file, once the store has linked it and before the store
+	// makes it readable to others: a mode is the inode's, so that name
+	// would expose the bytes too.
+	DropName() error
 }
 
 // Info describes a stored file.

@@ -231,19 +231,42 @@ func (s *Store) stage(f store.File, made *madeDirs) (_ *staged, err error) {
 		}
 	}()
 
-	if src := f.Body.File(); src != nil {
-		linked, err := s.stageLink(st, src, f.Body.DropName)
-		if err != nil {
-			return nil, err
-		}
-		if linked {
-			return st, nil
+	if fb, ok := f.Body.(store.FileBody); ok {
+		if src := fb.File(); src != nil {
+			linked, err := s.stageLink(st, src, fb.DropName)
+			if err != nil {
+				return nil, err
+			}
+			if linked {
+				return st, nil
+			}
 		}
 	}
 	return st, s.stageCopy(st, func(w io.Writer) error {
-		_, err := f.Body.WriteTo(w)
-		return err
+		return writeBody(w, f.Body)
 	})
+}
+
+// bodyFile returns the file holding b's bytes, or nil when b has none.
+func bodyFile(b store.Body) *os.File {
+	if fb, ok := b.(store.FileBody); ok {
+		return fb.File()
+	}
+	return nil
+}
+
+// writeBody writes b's bytes to w: through b's own WriteTo when it has one
+// (a spooled body's, with its pooled buffer), else through a buffer of up
+// to copyBuffer bytes, since writes of that size are the fast ones.
+func writeBody(w io.Writer, b store.Body) error {
+	if wt, ok := b.(io.WriterTo); ok {
+		_, err := wt.WriteTo(w)
+		return err
+	}
+	buf := make([]byte, max(1, min(b.Size(), copyBuffer)))
+	// Hiding w's ReadFrom makes the copy go through buf.
+	_, err := io.CopyBuffer(struct{ io.Writer }{w}, b.Reader(), buf)
+	return err
 }
 
 // newStaged opens name's directory, making it and its parents if needed,

@@ -33,7 +33,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"spillway/spool"
 	"spillway/store"
 )
 
@@ -57,9 +56,9 @@ const (
 	etagLen = 32
 	// partNameLen is len("00001-") plus the ETag.
 	partNameLen = 6 + etagLen
-	// assembleBuffer is the one buffer a completion copies through; writes
-	// of 256 KiB–1 MiB are the fast ones on these disks.
-	assembleBuffer = 1 << 20
+	// copyBuffer is the one buffer a completion, or a copied body, goes
+	// through; writes of 256 KiB–1 MiB are the fast ones on these disks.
+	copyBuffer = 1 << 20
 )
 
 // errDamaged marks a manifest that cannot be read back: the sweep removes
@@ -204,7 +203,7 @@ func (s *Store) ListParts(_ context.Context, id string) ([]store.Part, error) {
 // PutPart implements store.PartWriter. The bytes are linked or copied under
 // a temporary name without the lock, and only the rename into place is
 // done under it, so a slow copy never holds up the upload's other parts.
-func (s *Store) PutPart(ctx context.Context, id string, n int, body *spool.Body) (_ store.Part, err error) {
+func (s *Store) PutPart(ctx context.Context, id string, n int, body store.Body) (_ store.Part, err error) {
 	h, err := s.openUpload(id)
 	if err != nil {
 		return store.Part{}, err
@@ -282,9 +281,10 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, body *spool.Body)
 }
 
 // writePart puts body's bytes under tmp in the upload's directory: a hard
-// link to the spool file when both are on one filesystem, a copy otherwise.
-func (s *Store) writePart(h *upload, tmp string, body *spool.Body) (err error) {
-	if src := body.File(); src != nil {
+// link to the body's file when both are on one filesystem, a copy
+// otherwise.
+func (s *Store) writePart(h *upload, tmp string, body store.Body) (err error) {
+	if src := bodyFile(body); src != nil {
 		if s.opts.Fsync {
 			if err := src.Sync(); err != nil {
 				return fmt.Errorf("dirstore: upload %s: sync part: %w", h.id, err)
@@ -315,7 +315,7 @@ func (s *Store) writePart(h *upload, tmp string, body *spool.Body) (err error) {
 			h.dir.Remove(tmp)
 		}
 	}()
-	if _, err := body.WriteTo(f); err != nil {
+	if err := writeBody(f, body); err != nil {
 		return fmt.Errorf("dirstore: upload %s: write part: %w", h.id, uploadsError(err))
 	}
 	if s.opts.Fsync {
@@ -596,7 +596,7 @@ func (h *upload) match(parts []store.Part) ([]string, error) {
 // counting as it goes, so memory stays the same whatever the file's size.
 func (h *upload) assemble(ctx context.Context, w io.Writer, files []string) (sum [sha256.Size]byte, err error) {
 	hash := sha256.New()
-	buf := make([]byte, assembleBuffer)
+	buf := make([]byte, copyBuffer)
 	var total int64
 	for i, name := range files {
 		n, err := h.copyPart(ctx, w, hash, name, buf)
