@@ -121,9 +121,6 @@ func open(dir string, opts Options, sys sysOps) (*Store, int, error) {
 // Close releases the root directory.
 func (s *Store) Close() error { return s.root.Close() }
 
-// Dir returns the store's directory.
-func (s *Store) Dir() string { return s.dir }
-
 // Capabilities implements store.Store: the handler takes the parts of
 // multipart uploads and serves downloads, and space is finite.
 func (s *Store) Capabilities() store.Caps {
