@@ -135,6 +135,8 @@ type Handler struct {
 	progress    time.Duration
 	health      health
 
+	// caps are the store's optional features, asked once.
+	caps store.Caps
 	// Multipart uploads: multipart is nil when the store cannot take them;
 	// exactly one of presigner and partWriter is set when it can.
 	multipart  store.Multipart
@@ -151,6 +153,7 @@ func New(cfg Config) *Handler {
 	h := &Handler{
 		spool:       cfg.Spooler,
 		store:       cfg.Store,
+		caps:        cfg.Store.Capabilities(),
 		log:         cfg.Logger,
 		readTimeout: cfg.ReadTimeout,
 		maxParts:    cfg.MaxParts,
@@ -185,20 +188,19 @@ func New(cfg Config) *Handler {
 }
 
 func (h *Handler) setupMultipart(cfg Config) {
-	mp, ok := cfg.Store.(store.Multipart)
-	if !ok {
+	if h.caps.Multipart == nil {
 		return
 	}
 	// A presigning store takes the parts itself, so the handler serves no
 	// part PUT even when the store could also write parts.
-	if ps, ok := cfg.Store.(store.PartPresigner); ok {
-		h.presigner = ps
-	} else if pw, ok := cfg.Store.(store.PartWriter); ok {
-		h.partWriter = pw
+	if h.caps.PartPresigner != nil {
+		h.presigner = h.caps.PartPresigner
+	} else if h.caps.PartWriter != nil {
+		h.partWriter = h.caps.PartWriter
 	} else {
 		return
 	}
-	h.multipart = mp
+	h.multipart = h.caps.Multipart
 	h.uploadKey = bytes.Clone(cfg.UploadSecret)
 	if len(h.uploadKey) == 0 {
 		h.uploadKey = make([]byte, 32)
@@ -430,7 +432,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		if err := h.spool.CheckSpace(r.ContentLength); err != nil {
 			return err
 		}
-		if sc, ok := h.store.(store.SpaceChecker); ok {
+		if sc := h.caps.SpaceChecker; sc != nil {
 			if err := sc.CheckSpace(ctx, r.ContentLength); err != nil {
 				return err
 			}
@@ -443,6 +445,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	batch := h.spool.NewBatch()
 	defer batch.Close()
 	var files []store.File
+	var bodies []*spool.Body // files[i].Body, as spooled
 	names := make(map[string]bool)
 	// formdata rather than mime/multipart: it scans large buffers for the
 	// delimiter, several times faster for big file parts, keeps
@@ -486,6 +489,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 			return x.body.cause(multipartCause(err))
 		}
 		files = append(files, store.File{Name: name, Body: b})
+		bodies = append(bodies, b)
 		x.spool = joinSpool(x.spool, b.Location().String())
 	}
 	if len(files) == 0 {
@@ -498,8 +502,8 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		return err
 	}
 	resp := UploadResponse{Files: make([]FileResult, 0, len(files))}
-	for _, f := range files {
-		resp.Files = append(resp.Files, result(f.Name, f.Body))
+	for i, f := range files {
+		resp.Files = append(resp.Files, result(f.Name, bodies[i]))
 		x.files++
 		x.stored += f.Body.Size()
 	}
@@ -568,7 +572,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 		if err != nil {
 			return err
 		}
-		if _, remote := h.store.(store.Presigner); info.SHA256 == "" && !remote && wantsSHA256(r) {
+		if remote := h.caps.Presigner != nil; info.SHA256 == "" && !remote && wantsSHA256(r) {
 			if info, err = h.hashStored(ctx, name); err != nil {
 				return err
 			}
@@ -577,7 +581,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 		serveContent(w, r, name, info, io.NewSectionReader(noContent{}, 0, info.Size))
 		return nil
 	}
-	if p, ok := h.store.(store.Presigner); ok {
+	if p := h.caps.Presigner; p != nil {
 		u, err := p.PresignGet(ctx, name, downloadHeaders(name))
 		if err != nil {
 			return err

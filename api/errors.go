@@ -114,6 +114,7 @@ var mapping = []struct {
 	code   string
 }{
 	{spool.ErrTooLarge, "too_large"},
+	{store.ErrUploadTooLarge, "too_large"},
 	{ErrUnauthorized, "unauthorized"},
 	{errBadSignature, "bad_signature"},
 	{errBusy, "busy"},
@@ -130,6 +131,7 @@ var mapping = []struct {
 	{spool.ErrTooLong, "bad_request"},
 	{errBadQuery, "bad_query"},
 	{ErrBadRequest, "bad_request"},
+	{store.ErrInvalidUpload, "bad_request"},
 	{store.ErrChecksum, "bad_checksum"},
 	{store.ErrUploadMismatch, "upload_mismatch"},
 	{errUnsupportedMT, "unsupported_media_type"},

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,9 +36,6 @@ const (
 	// at most MaxPartCount entries of about 100 bytes each.
 	createBodyLimit   = 64 << 10
 	completeBodyLimit = 2 << 20
-	// maxUploadIDLen bounds the IDs accepted from a path before any store
-	// sees them.
-	maxUploadIDLen = 512
 	// spoolParts is the spool a completed upload reports: its bytes came
 	// through earlier requests, one part at a time.
 	spoolParts = "parts"
@@ -98,40 +96,32 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 	if err := decodeJSON(r, x, createBodyLimit, &req); err != nil {
 		return err
 	}
-	if err := store.ValidateName(req.Name); err != nil {
+	// The declaration's rules are store.Upload.Validate's; the order of the
+	// checks is docs/MULTIPART.md's, the digest's last.
+	decl := store.Upload{Name: req.Name, Size: req.Size, PartSize: store.PartSizeFor(req.Size)}
+	switch err := decl.Validate(); {
+	case errors.Is(err, store.ErrUploadTooLarge), err == nil && decl.Size > h.uploadLimit():
+		return &spool.TooLargeError{Limit: h.uploadLimit(), Size: decl.Size}
+	case err != nil:
 		return err
 	}
-	if req.Size < 1 {
-		return fmt.Errorf("%w: size must be at least 1, not %d", ErrBadRequest, req.Size)
-	}
-	// MaxPartCount parts of MaxPartSize bytes is the most any part size
-	// can cover: past it there is no valid cut.
-	limit := h.spool.MaxSize()
-	if limit == 0 || limit > store.MaxPartCount*store.MaxPartSize {
-		limit = store.MaxPartCount * store.MaxPartSize
-	}
-	if req.Size > limit {
-		return &spool.TooLargeError{Limit: limit, Size: req.Size}
-	}
-	if err := h.store.Check(ctx, req.Name, req.Size); err != nil {
+	if err := h.store.Check(ctx, decl.Name, decl.Size); err != nil {
 		return err
 	}
-	sum, err := parseSHA256(req.SHA256)
-	if err != nil {
+	var err error
+	if decl.SHA256, err = store.ParseSHA256(req.SHA256); err != nil {
 		return err
 	}
 
-	u, err := h.multipart.CreateUpload(ctx, store.Upload{
-		Name: req.Name, Size: req.Size, SHA256: sum, PartSize: store.PartSizeFor(req.Size),
-	})
+	u, err := h.multipart.CreateUpload(ctx, decl)
 	if err != nil {
 		return fmt.Errorf("create upload of %q: %w", req.Name, err)
 	}
 	var page PartURLPage
-	if validUploadID(u.ID) {
+	if store.ValidUploadID(u.ID) {
 		page, err = h.partURLPage(r, u, 1)
 	} else {
-		err = fmt.Errorf("store returned upload ID %q, which is not URL-safe", u.ID)
+		err = fmt.Errorf("store returned upload ID %q, which NewUploadID never does", u.ID)
 	}
 	if err != nil {
 		// The client never learns the ID, so nobody else would abort it
@@ -184,7 +174,7 @@ func (h *Handler) partURLs(w http.ResponseWriter, r *http.Request, id string) er
 }
 
 func (h *Handler) abortUpload(w http.ResponseWriter, r *http.Request, id string) error {
-	if !validUploadID(id) {
+	if !store.ValidUploadID(id) {
 		return fmt.Errorf("%w: %q", store.ErrUploadNotFound, id)
 	}
 	if err := h.multipart.Abort(r.Context(), id); err != nil {
@@ -195,7 +185,7 @@ func (h *Handler) abortUpload(w http.ResponseWriter, r *http.Request, id string)
 }
 
 func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
-	if !validUploadID(id) {
+	if !store.ValidUploadID(id) {
 		return fmt.Errorf("%w: %q", store.ErrUploadNotFound, id)
 	}
 	var req CompleteRequest
@@ -233,7 +223,7 @@ func (h *Handler) putPart(w http.ResponseWriter, r *http.Request, x *exchange, i
 	if r.ContentLength >= 0 && r.ContentLength != size {
 		return fmt.Errorf("%w: part %d must be %d bytes, not %d", store.ErrUploadMismatch, n, size, r.ContentLength)
 	}
-	if sc, ok := h.store.(store.SpaceChecker); ok {
+	if sc := h.caps.SpaceChecker; sc != nil {
 		if err := sc.CheckSpace(ctx, size); err != nil {
 			return err
 		}
@@ -296,7 +286,7 @@ func (l *partLimiter) Read(p []byte) (int, error) {
 // upload returns the upload with this ID. An ID that could not have come
 // from a store never reaches one.
 func (h *Handler) upload(ctx context.Context, id string) (store.Upload, error) {
-	if !validUploadID(id) {
+	if !store.ValidUploadID(id) {
 		return store.Upload{}, fmt.Errorf("%w: %q", store.ErrUploadNotFound, id)
 	}
 	u, err := h.multipart.Upload(ctx, id)
@@ -306,20 +296,14 @@ func (h *Handler) upload(ctx context.Context, id string) (store.Upload, error) {
 	return u, nil
 }
 
-// validUploadID accepts the RFC 3986 unreserved characters, which is what
-// "URL-safe" promises, so an ID needs no escaping in a path and cannot
-// carry a path separator.
-func validUploadID(id string) bool {
-	if id == "" || id == "." || id == ".." || len(id) > maxUploadIDLen {
-		return false
+// uploadLimit is the largest upload POST /uploads accepts: the spool's
+// limit, which applies to a file sent whole, or what parts can hold.
+func (h *Handler) uploadLimit() int64 {
+	limit := h.spool.MaxSize()
+	if limit == 0 || limit > store.MaxUploadSize {
+		limit = store.MaxUploadSize
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
-			return false
-		}
-	}
-	return true
+	return limit
 }
 
 func uploadInfo(u store.Upload) UploadInfo {
@@ -417,21 +401,6 @@ func (h *Handler) verifyPartURL(r *http.Request) error {
 		return fmt.Errorf("%w: the URL expired at %s", errBadSignature, time.Unix(exp, 0).UTC().Format(time.RFC3339))
 	}
 	return nil
-}
-
-// parseSHA256 checks a declared digest and returns it in lower case; ""
-// when none was declared.
-func parseSHA256(s string) (string, error) {
-	if s == "" {
-		return "", nil
-	}
-	if len(s) != 2*sha256.Size {
-		return "", fmt.Errorf("%w: sha256 must be 64 hex digits", ErrBadRequest)
-	}
-	if _, err := hex.DecodeString(s); err != nil {
-		return "", fmt.Errorf("%w: sha256 must be 64 hex digits", ErrBadRequest)
-	}
-	return strings.ToLower(s), nil
 }
 
 // decodeJSON reads a small JSON body, whole, into v. Unknown fields and

@@ -662,6 +662,10 @@ type presigningStore struct {
 	store.Multipart
 }
 
+func (p presigningStore) Capabilities() store.Caps {
+	return store.Caps{Multipart: p.Multipart, PartPresigner: p}
+}
+
 func (presigningStore) PresignPart(_ context.Context, u store.Upload, n int, ttl time.Duration) (store.PartURL, error) {
 	return store.PartURL{
 		Number: n, Size: u.PartSizeOf(n), Method: http.MethodPut,
@@ -674,7 +678,7 @@ func (presigningStore) PresignPart(_ context.Context, u store.Upload, n int, ttl
 func TestPresignedPartURLs(t *testing.T) {
 	fake := fakeBackend
 	s := newUploadServer(t, fake, upOptions{wrap: func(st store.Store) store.Store {
-		return presigningStore{Store: st, Multipart: st.(store.Multipart)}
+		return presigningStore{Store: st, Multipart: st.Capabilities().Multipart}
 	}})
 	up := s.create(t, uploadtest.File{Name: "s3.bin", Size: 2*store.DefaultPartSize + 1}, "")
 	require.Len(t, up.Parts, 3)
@@ -690,7 +694,7 @@ func TestPresignedPartURLs(t *testing.T) {
 
 func TestUploadsNeedAMultipartStore(t *testing.T) {
 	s := newUploadServer(t, fakeBackend, upOptions{token: "t", wrap: func(st store.Store) store.Store {
-		return struct{ store.Store }{st}
+		return withoutCaps{st}
 	}})
 	for _, r := range []struct{ method, path string }{
 		{http.MethodPost, "/uploads"},
@@ -704,12 +708,17 @@ func TestUploadsNeedAMultipartStore(t *testing.T) {
 	requireError(t, resp, body, http.StatusUnauthorized, "unauthorized")
 }
 
+// withoutCaps is a store that says it has no optional feature, whatever
+// the store it wraps has.
+type withoutCaps struct{ store.Store }
+
+func (withoutCaps) Capabilities() store.Caps { return store.Caps{} }
+
 // fakeStore keeps files and uploads in memory.
 type fakeStore struct {
 	mu      sync.Mutex
 	files   map[string][]byte
 	uploads map[string]*fakeUpload
-	seq     int
 	space   int64
 }
 
@@ -726,6 +735,10 @@ var (
 	_ store.Multipart  = (*fakeStore)(nil)
 	_ store.PartWriter = (*fakeStore)(nil)
 )
+
+func (f *fakeStore) Capabilities() store.Caps {
+	return store.Caps{Multipart: f, PartWriter: f}
+}
 
 func (f *fakeStore) uploadIDs() []string {
 	f.mu.Lock()
@@ -825,8 +838,7 @@ func (f *fakeStore) Delete(_ context.Context, name string) error {
 func (f *fakeStore) CreateUpload(_ context.Context, u store.Upload) (store.Upload, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.seq++
-	u.ID, u.Created = fmt.Sprintf("up-%d", f.seq), time.Now()
+	u.ID, u.Created = store.NewUploadID(), time.Now()
 	f.uploads[u.ID] = &fakeUpload{u: u, parts: map[int][]byte{}}
 	return u, nil
 }
@@ -865,7 +877,7 @@ func (f *fakeStore) ListParts(_ context.Context, id string) ([]store.Part, error
 	return parts, nil
 }
 
-func (f *fakeStore) PutPart(_ context.Context, id string, n int, body *spool.Body) (store.Part, error) {
+func (f *fakeStore) PutPart(_ context.Context, id string, n int, body store.Body) (store.Part, error) {
 	b, err := io.ReadAll(body.Reader())
 	if err != nil {
 		return store.Part{}, err

@@ -111,12 +111,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	bi := buildinfo.Read()
 	log.Info("spillway local server listening", "url", "http://"+ln.Addr().String(),
 		"version", bi.Version, "revision", bi.Revision, "config", cfg, "orphans_swept", swept+staged,
-		"open_files_soft", soft, "open_files_hard", hard, "max_connections", maxConns)
+		"open_files_soft", soft, "open_files_hard", hard, "max_connections", maxConns, "store", st.Capabilities())
 
 	if cfg.Token == "" && !isLoopback(ln.Addr()) {
 		log.Warn("listening beyond loopback without --token: anyone who can reach this address can upload and download")
 	}
-	if _, ok := st.(store.PartWriter); ok && cfg.UploadSecret == "" {
+	if st.Capabilities().PartWriter != nil && cfg.UploadSecret == "" {
 		// api.New makes the random key.
 		log.Info("no --upload-secret: part URLs of multipart uploads are signed with a random key and stop working when the server restarts")
 	}

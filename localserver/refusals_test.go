@@ -33,6 +33,13 @@ type holdingStore struct {
 	entered chan struct{}
 }
 
+// Capabilities passes the store's on, with the completions held here.
+func (s *holdingStore) Capabilities() store.Caps {
+	c := s.Store.Capabilities()
+	c.Multipart = s
+	return c
+}
+
 func (s *holdingStore) Complete(ctx context.Context, id string, parts []store.Part) (store.Completed, error) {
 	s.entered <- struct{}{}
 	<-ctx.Done()

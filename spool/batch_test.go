@@ -52,7 +52,7 @@ func TestBatchBoundsDescriptors(t *testing.T) {
 		uploadtest.RequireContent(t, files[i], b.Reader())
 		sum := b.SHA256()
 		assert.Equal(t, files[i].SHA256(), hex.EncodeToString(sum[:]))
-		fi, err := os.Stat(b.Path())
+		fi, err := os.Stat(spool.BodyPath(b))
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	}
@@ -85,14 +85,14 @@ func TestBatchOpenRefusesAReplacedFile(t *testing.T) {
 			batch := s.NewBatch()
 			b, err := batch.Spool(t.Context(), strings.NewReader("the client's bytes"), -1)
 			require.NoError(t, err)
-			require.NoError(t, os.Remove(b.Path()))
+			require.NoError(t, os.Remove(spool.BodyPath(b)))
 			switch how {
 			case "same size":
-				require.NoError(t, os.WriteFile(b.Path(), []byte("somebody else's!!!"), 0o600))
+				require.NoError(t, os.WriteFile(spool.BodyPath(b), []byte("somebody else's!!!"), 0o600))
 			case "symlink":
 				other := filepath.Join(t.TempDir(), "other")
 				require.NoError(t, os.WriteFile(other, []byte("somebody else's!!!"), 0o600))
-				require.NoError(t, os.Symlink(other, b.Path()))
+				require.NoError(t, os.Symlink(other, spool.BodyPath(b)))
 			}
 			require.Error(t, batch.Open())
 			assert.Nil(t, b.File())

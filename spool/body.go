@@ -89,10 +89,10 @@ type onlyWriter struct{ io.Writer }
 // stays owned by the Body.
 func (b *Body) File() *os.File { return b.f }
 
-// Path returns the temp file's name, or "" for a memory body and once
+// name returns the temp file's name, or "" for a memory body and once
 // DropName has run. The name can disappear (a sweep by another process, say)
 // while File stays readable.
-func (b *Body) Path() string {
+func (b *Body) name() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.path
@@ -102,8 +102,9 @@ func (b *Body) Path() string {
 // name still leads to this body's file; File stays readable until Close. A
 // store that has linked File elsewhere calls it before it makes the file
 // readable to others: a mode is the inode's, so a name left in the spool
-// directory would expose the bytes there too. Afterwards Path returns "",
-// and Close removes no name, not even one that someone else's file took.
+// directory would expose the bytes there too. Afterwards the body has no
+// name, and Close removes no name, not even one that someone else's file
+// took.
 func (b *Body) DropName() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -150,7 +151,7 @@ func (b *Body) close() error {
 		cerr = b.f.Close()
 	}
 	var rerr error
-	if path := b.Path(); path != "" {
+	if path := b.name(); path != "" {
 		rerr = os.Remove(path)
 	}
 	if errors.Is(rerr, fs.ErrNotExist) {

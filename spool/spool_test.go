@@ -56,11 +56,11 @@ func TestThresholdTable(t *testing.T) {
 					assert.Equal(t, f.SHA256(), hex.EncodeToString(sum[:]))
 					uploadtest.RequireContent(t, f, b.Reader())
 					if b.Location() == spool.Disk {
-						fi, err := os.Stat(b.Path())
+						fi, err := os.Stat(spool.BodyPath(b))
 						require.NoError(t, err)
 						assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-						assert.True(t, strings.HasPrefix(filepath.Base(b.Path()), spool.FilePrefix))
-						assert.Equal(t, dir, filepath.Dir(b.Path()))
+						assert.True(t, strings.HasPrefix(filepath.Base(spool.BodyPath(b)), spool.FilePrefix))
+						assert.Equal(t, dir, filepath.Dir(spool.BodyPath(b)))
 					}
 					require.NoError(t, b.Close())
 					uploadtest.RequireEmptyDir(t, dir)
@@ -324,7 +324,7 @@ func TestCloseIsIdempotentAndToleratesMissingFile(t *testing.T) {
 	b, err := s.Spool(t.Context(), strings.NewReader("hello"), 5)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), s.Stats().OpenFiles)
-	require.NoError(t, os.Remove(b.Path()))
+	require.NoError(t, os.Remove(spool.BodyPath(b)))
 	require.NoError(t, b.Close())
 	require.NoError(t, b.Close())
 	st := s.Stats()
@@ -349,7 +349,7 @@ func TestSweepRemovesOnlyOrphans(t *testing.T) {
 	assert.Equal(t, 1, n)
 	assert.NoFileExists(t, orphan)
 	assert.FileExists(t, unrelated)
-	assert.FileExists(t, live.Path(), "a live spool file must survive a sweep")
+	assert.FileExists(t, spool.BodyPath(live), "a live spool file must survive a sweep")
 
 	// A second Spooler over the same directory (another server sharing
 	// /tmp) sweeps at start-up without touching the live file either.
@@ -358,7 +358,7 @@ func TestSweepRemovesOnlyOrphans(t *testing.T) {
 	n, err = spool.Sweep(dir)
 	require.NoError(t, err)
 	assert.Zero(t, n)
-	assert.FileExists(t, live.Path())
+	assert.FileExists(t, spool.BodyPath(live))
 
 	require.NoError(t, live.Close())
 	require.NoError(t, os.Remove(unrelated))
@@ -407,7 +407,7 @@ func TestSpoolFilesArePrivateWhateverTheUmask(t *testing.T) {
 	s, dir := newSpooler(t, func(c *spool.Config) { c.Threshold = 0 })
 	b, err := s.Spool(t.Context(), strings.NewReader("hello"), 5)
 	require.NoError(t, err)
-	fi, err := os.Stat(b.Path())
+	fi, err := os.Stat(spool.BodyPath(b))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	require.NoError(t, b.Close())
@@ -418,9 +418,9 @@ func TestDropName(t *testing.T) {
 	s, dir := newSpooler(t, func(c *spool.Config) { c.Threshold = 0 })
 	b, err := s.Spool(t.Context(), strings.NewReader("hello"), 5)
 	require.NoError(t, err)
-	path := b.Path()
+	path := spool.BodyPath(b)
 	require.NoError(t, b.DropName())
-	assert.Empty(t, b.Path())
+	assert.Empty(t, spool.BodyPath(b))
 	assert.NoFileExists(t, path)
 	got, err := io.ReadAll(b.Reader())
 	require.NoError(t, err)
@@ -431,7 +431,7 @@ func TestDropName(t *testing.T) {
 	// A name that another file took meanwhile is not this body's to remove.
 	b, err = s.Spool(t.Context(), strings.NewReader("hello"), 5)
 	require.NoError(t, err)
-	path = b.Path()
+	path = spool.BodyPath(b)
 	require.NoError(t, os.WriteFile(path+".new", []byte("someone else's"), 0o600))
 	require.NoError(t, os.Rename(path+".new", path))
 	require.NoError(t, b.DropName())

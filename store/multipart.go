@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
-
-	"spillway/spool"
 )
 
 // Multipart uploads exist because a deployed Function URL takes about
@@ -24,6 +26,12 @@ var (
 	// hold, do not match the upload's declaration (a missing or unknown
 	// part, a stale ETag, a wrong part or total size).
 	ErrUploadMismatch = errors.New("store: upload does not match its declaration")
+	// ErrInvalidUpload: a declaration breaks Upload.Validate's rules (other
+	// than the name's, ErrInvalidName, and the size's upper bound,
+	// ErrUploadTooLarge).
+	ErrInvalidUpload = errors.New("store: invalid upload declaration")
+	// ErrUploadTooLarge: a declared size over MaxUploadSize.
+	ErrUploadTooLarge = errors.New("store: upload larger than parts can hold")
 )
 
 // Limits on multipart uploads; S3's own.
@@ -32,6 +40,8 @@ const (
 	MaxPartSize     = 5 << 30
 	MaxPartCount    = 10000
 	DefaultPartSize = 16 << 20
+	// MaxUploadSize is the most MaxPartCount parts of MaxPartSize can hold.
+	MaxUploadSize = MaxPartCount * MaxPartSize
 )
 
 // PartSizeFor returns the part size for a file of size bytes: the default,
@@ -53,8 +63,12 @@ func NewUploadID() string { return rand.Text() }
 // itself so that IDs stay valid if it ever returns longer ones.
 var uploadIDLen = len(rand.Text())
 
-// ValidUploadID reports whether id has the form NewUploadID gives. Stores
-// refuse anything else before an ID gets near a key or a path.
+// ValidUploadID reports whether id has the form NewUploadID gives. The
+// handler and the stores refuse anything else, as an unknown upload, before
+// an ID gets near a store, a key or a path. It is the one rule for IDs: a
+// looser one in front of a store (any URL-safe string, say) would let IDs
+// through that no store issued, such as the lower-case twin of a real one,
+// which a case-insensitive filesystem would take for the real one.
 func ValidUploadID(id string) bool {
 	if len(id) != uploadIDLen {
 		return false
@@ -70,12 +84,59 @@ func ValidUploadID(id string) bool {
 // Upload is a multipart upload in progress: what was declared when it was
 // created, and how it is cut into parts.
 type Upload struct {
-	ID       string    // opaque, URL-safe and unguessable; set by the store
+	ID       string    // NewUploadID's, set by the store: URL-safe and unguessable
 	Name     string    // a name ValidateName accepted
 	Size     int64     // the exact total size, at least 1
 	SHA256   string    // lower-case hex digest of the whole file; "" when none was declared
 	PartSize int64     // every part but the last holds exactly PartSize bytes
 	Created  time.Time // set by the store
+}
+
+// Validate reports whether u is a declaration a store can take: the rules
+// are written here once, for the handler and every store. It checks, in
+// this order, so that a declaration wrong in two ways gets the earlier
+// error: the name (ErrInvalidName), the size, at least 1 (ErrInvalidUpload)
+// and at most MaxUploadSize (ErrUploadTooLarge), the part size, from 1 to
+// MaxPartSize, and the part count, at most MaxPartCount (ErrInvalidUpload),
+// and SHA256, empty or as ParseSHA256 returns it (ErrInvalidUpload). A
+// backend may have limits of its own beyond these (S3's MinPartSize).
+func (u Upload) Validate() error {
+	if err := ValidateName(u.Name); err != nil {
+		return err
+	}
+	switch {
+	case u.Size < 1:
+		return fmt.Errorf("%w: size must be at least 1, not %d", ErrInvalidUpload, u.Size)
+	case u.Size > MaxUploadSize:
+		return fmt.Errorf("%w: size %d is over %d", ErrUploadTooLarge, u.Size, int64(MaxUploadSize))
+	case u.PartSize < 1 || u.PartSize > MaxPartSize:
+		return fmt.Errorf("%w: part size %d is not from 1 to %d", ErrInvalidUpload, u.PartSize, int64(MaxPartSize))
+	case u.PartCount() > MaxPartCount:
+		return fmt.Errorf("%w: %d parts, over the %d-part limit", ErrInvalidUpload, u.PartCount(), MaxPartCount)
+	}
+	if u.SHA256 != "" {
+		if sum, err := ParseSHA256(u.SHA256); err != nil {
+			return err
+		} else if sum != u.SHA256 {
+			return fmt.Errorf("%w: sha256 must be in lower case", ErrInvalidUpload)
+		}
+	}
+	return nil
+}
+
+// ParseSHA256 checks a declared SHA-256, 64 hex digits in either case, and
+// returns it in lower case; "" when none was declared.
+func ParseSHA256(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	if len(s) != 2*sha256.Size {
+		return "", fmt.Errorf("%w: sha256 must be %d hex digits, not %d characters", ErrInvalidUpload, 2*sha256.Size, len(s))
+	}
+	if _, err := hex.DecodeString(s); err != nil {
+		return "", fmt.Errorf("%w: sha256 must be %d hex digits", ErrInvalidUpload, 2*sha256.Size)
+	}
+	return strings.ToLower(s), nil
 }
 
 // PartCount returns how many parts the upload has.
@@ -112,13 +173,14 @@ type Completed struct {
 	SHA256 string // lower-case hex digest of the stored bytes
 }
 
-// Multipart is implemented by stores that take files in parts. Every
-// method that takes an ID returns an error matching ErrUploadNotFound for
-// an unknown one.
+// Multipart is implemented by stores that take files in parts (see Caps).
+// Every method that takes an ID returns an error matching ErrUploadNotFound
+// for an unknown one.
 type Multipart interface {
 	// CreateUpload records a new upload of u (its ID and Created are set by
-	// the store and returned). The caller has already validated the name,
-	// the size and PartSize, and called Check.
+	// the store and returned). The caller has already called Check; the
+	// store refuses a u that fails Validate, and may lower its SHA256 to
+	// lower case first.
 	CreateUpload(ctx context.Context, u Upload) (Upload, error)
 	// Upload returns the upload with this ID.
 	Upload(ctx context.Context, id string) (Upload, error)
@@ -163,5 +225,5 @@ type PartPresigner interface {
 type PartWriter interface {
 	// PutPart stores body as part n of the upload. The body's size must be
 	// u.PartSizeOf(n) (ErrUploadMismatch otherwise).
-	PutPart(ctx context.Context, id string, n int, body *spool.Body) (Part, error)
+	PutPart(ctx context.Context, id string, n int, body Body) (Part, error)
 }

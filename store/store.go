@@ -5,11 +5,12 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
+	"log/slog"
+	"os"
 	"time"
-
-	"spillway/spool"
 )
 
 var (
@@ -32,10 +33,40 @@ var (
 	ErrChecksum = errors.New("store: checksum mismatch")
 )
 
-// File is one upload to publish: a validated name and its spooled body.
+// File is one upload to publish: a validated name and its body.
 type File struct {
 	Name string
-	Body *spool.Body
+	Body Body
+}
+
+// Body is the content of an upload, received whole before it is published:
+// its size and SHA-256 are known, and it can be read again as often as
+// needed. A *spool.Body is one, and a FileBody.
+type Body interface {
+	// Size returns the body's length in bytes.
+	Size() int64
+	// SHA256 returns the digest of the body's bytes.
+	SHA256() [sha256.Size]byte
+	// Reader returns a new reader over the whole body, independent of any
+	// other, which can Seek and ReadAt.
+	Reader() *io.SectionReader
+}
+
+// FileBody is a Body that may be held in a file, which a store on the same
+// filesystem can link under the name it publishes rather than write the
+// bytes again. Stores find it with a type assertion on the Body.
+type FileBody interface {
+	Body
+	// File returns the open file holding the body's bytes, or nil when it
+	// has none (a body held in memory). The file stays the body's, and a
+	// store links it by its descriptor, never by a name that may lead to
+	// another file by now.
+	File() *os.File
+	// DropName removes the name the file was made under, if it still
+	// leads to the file, once the store has linked it and before the store
+	// makes it readable to others: a mode is the inode's, so that name
+	// would expose the bytes too.
+	DropName() error
 }
 
 // Info describes a stored file.
@@ -75,17 +106,61 @@ type Store interface {
 	// A download already reading the file may read it to its end. Once
 	// Delete returns nil the name can be stored again.
 	Delete(ctx context.Context, name string) error
+	// Capabilities returns the optional features the store has.
+	Capabilities() Caps
+}
+
+// Caps are a store's optional features: each field is the interface that
+// provides one, or nil when the store lacks it. Callers ask for them
+// rather than probing the store by type assertion, which a wrapper would
+// defeat without a word: a wrapper that embeds a Store passes its Caps on
+// as they are, pointing past the wrapper, and one that wraps a feature
+// too, or hides it, returns Caps of its own.
+type Caps struct {
+	// SpaceChecker refuses, before the body, a request whose files cannot
+	// fit, when their sizes are not known one by one (multipart forms).
+	SpaceChecker SpaceChecker
+	// Presigner sends downloads straight to the backend.
+	Presigner Presigner
+	// Multipart takes files in parts. It is used only with one of
+	// PartPresigner (the backend takes the parts, S3) and PartWriter (the
+	// handler does, the directory store); PartPresigner wins when both are
+	// set.
+	Multipart     Multipart
+	PartPresigner PartPresigner
+	PartWriter    PartWriter
+}
+
+// LogValue says what the store can do, for the start-up log line.
+func (c Caps) LogValue() slog.Value {
+	parts := "none"
+	switch {
+	case c.Multipart == nil:
+	case c.PartPresigner != nil:
+		parts = "presigned"
+	case c.PartWriter != nil:
+		parts = "through the handler"
+	}
+	downloads := "served"
+	if c.Presigner != nil {
+		downloads = "presigned"
+	}
+	return slog.GroupValue(
+		slog.String("multipart_parts", parts),
+		slog.String("downloads", downloads),
+		slog.Bool("space_check", c.SpaceChecker != nil),
+	)
 }
 
 // SpaceChecker is implemented by stores with finite space, so that a
 // request whose files' sizes are not known one by one (multipart) can still
-// be refused before its body is read when its total cannot fit.
+// be refused before its body is read when its total cannot fit. See Caps.
 type SpaceChecker interface {
 	CheckSpace(ctx context.Context, size int64) error
 }
 
 // Presigner is implemented by stores whose files are better downloaded
-// straight from the backend, with a URL that expires.
+// straight from the backend, with a URL that expires. See Caps.
 type Presigner interface {
 	// PresignGet returns a GET URL for an existing file whose response
 	// carries hdr in place of whatever the backend has stored.

@@ -114,7 +114,7 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 	bi := buildinfo.Read()
 	log.Info("cold start", "version", bi.Version, "revision", bi.Revision, "bucket", cfg.Bucket, "prefix", cfg.Prefix, "spool_dir", cfg.SpoolDir,
 		"threshold", bytesize.Format(cfg.Threshold), "max_upload_size", cfg.MaxUploadSize,
-		"memory_budget", bytesize.Format(cfg.MemoryBudget), "token", cfg.Token != "", "orphans_swept", swept)
+		"memory_budget", bytesize.Format(cfg.MemoryBudget), "token", cfg.Token != "", "orphans_swept", swept, "store", st.Capabilities())
 	// CloudWatch turns these stdout lines into metrics.
 	metrics := emf.New(os.Stdout, "Spillway", spooler)
 	metrics.ColdStart(swept)

@@ -121,8 +121,11 @@ func open(dir string, opts Options, sys sysOps) (*Store, int, error) {
 // Close releases the root directory.
 func (s *Store) Close() error { return s.root.Close() }
 
-// Dir returns the store's directory.
-func (s *Store) Dir() string { return s.dir }
+// Capabilities implements store.Store: the handler takes the parts of
+// multipart uploads and serves downloads, and space is finite.
+func (s *Store) Capabilities() store.Caps {
+	return store.Caps{SpaceChecker: s, Multipart: s, PartWriter: s}
+}
 
 // Check implements store.Store.
 func (s *Store) Check(ctx context.Context, name string, size int64) error {
@@ -225,19 +228,42 @@ func (s *Store) stage(f store.File, made *madeDirs) (_ *staged, err error) {
 		}
 	}()
 
-	if src := f.Body.File(); src != nil {
-		linked, err := s.stageLink(st, src, f.Body.DropName)
-		if err != nil {
-			return nil, err
-		}
-		if linked {
-			return st, nil
+	if fb, ok := f.Body.(store.FileBody); ok {
+		if src := fb.File(); src != nil {
+			linked, err := s.stageLink(st, src, fb.DropName)
+			if err != nil {
+				return nil, err
+			}
+			if linked {
+				return st, nil
+			}
 		}
 	}
 	return st, s.stageCopy(st, func(w io.Writer) error {
-		_, err := f.Body.WriteTo(w)
-		return err
+		return writeBody(w, f.Body)
 	})
+}
+
+// bodyFile returns the file holding b's bytes, or nil when b has none.
+func bodyFile(b store.Body) *os.File {
+	if fb, ok := b.(store.FileBody); ok {
+		return fb.File()
+	}
+	return nil
+}
+
+// writeBody writes b's bytes to w: through b's own WriteTo when it has one
+// (a spooled body's, with its pooled buffer), else through a buffer of up
+// to copyBuffer bytes, since writes of that size are the fast ones.
+func writeBody(w io.Writer, b store.Body) error {
+	if wt, ok := b.(io.WriterTo); ok {
+		_, err := wt.WriteTo(w)
+		return err
+	}
+	buf := make([]byte, max(1, min(b.Size(), copyBuffer)))
+	// Hiding w's ReadFrom makes the copy go through buf.
+	_, err := io.CopyBuffer(struct{ io.Writer }{w}, b.Reader(), buf)
+	return err
 }
 
 // newStaged opens name's directory, making it and its parents if needed,

@@ -136,7 +136,7 @@ func TestPortableCopiesFromTheSpooledFile(t *testing.T) {
 			require.Equal(t, spool.Disk, b.Location())
 			spooled, err := b.File().Stat()
 			require.NoError(t, err)
-			replaceSpoolName(t, b, f.Size)
+			replaceSpoolName(t, e.spoolDir, b, f.Size)
 			require.NoError(t, e.store.Put(t.Context(), []store.File{{Name: f.Name, Body: b}}))
 			uploadtest.RequireFile(t, f, filepath.Join(e.dir, f.Name))
 			stored, err := os.Stat(filepath.Join(e.dir, f.Name))
@@ -169,19 +169,37 @@ func TestDiskBodyIsPublishedByLinkNotCopy(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, os.SameFile(spooled, stored), "the stored file must be the spool file's inode")
 	assert.Equal(t, os.FileMode(0o644), stored.Mode().Perm())
-	assert.Empty(t, b.Path(), "the spool name is dropped once the file is linked")
+	assert.Empty(t, spoolName(t, e.spoolDir, b), "the spool name is dropped once the file is linked")
 	uploadtest.RequireEmptyDir(t, e.spoolDir)
 }
 
-// replaceSpoolName puts other bytes under b's spool file name, as anyone
-// who can write to the spool directory can: an upload into a directory
-// that is also the spool dir, say.
-func replaceSpoolName(t *testing.T, b *spool.Body, size int64) {
+// spoolName returns the name b's file has in the spool dir dir, or ""
+// when no name there leads to it.
+func spoolName(t *testing.T, dir string, b *spool.Body) string {
 	t.Helper()
-	evil := b.Path() + ".evil"
+	mine, err := b.File().Stat()
+	require.NoError(t, err)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		name := filepath.Join(dir, e.Name())
+		if fi, err := os.Lstat(name); err == nil && os.SameFile(mine, fi) {
+			return name
+		}
+	}
+	return ""
+}
+
+// replaceSpoolName puts other bytes under b's spool file name in dir, as
+// anyone who can write to the spool directory can: an upload into a
+// directory that is also the spool dir, say.
+func replaceSpoolName(t *testing.T, dir string, b *spool.Body, size int64) {
+	t.Helper()
+	name := spoolName(t, dir, b)
+	require.NotEmpty(t, name)
+	evil := name + ".evil"
 	require.NoError(t, os.WriteFile(evil, bytes.Repeat([]byte("X"), int(size)), 0o600))
-	require.NoError(t, os.Rename(evil, b.Path()))
-	name := b.Path()
+	require.NoError(t, os.Rename(evil, name))
 	t.Cleanup(func() { os.Remove(name) })
 }
 
@@ -192,7 +210,7 @@ func TestPublishesTheFileSpooledNotWhatItsNameLeadsTo(t *testing.T) {
 			f := uploadtest.File{Name: "victim.bin", Seed: 7, Size: threshold * 2}
 			b := storetest.Body(t, e.spooler, f)
 			require.Equal(t, spool.Disk, b.Location())
-			replaceSpoolName(t, b, f.Size)
+			replaceSpoolName(t, e.spoolDir, b, f.Size)
 			require.NoError(t, e.store.Put(t.Context(), []store.File{{Name: f.Name, Body: b}}))
 			uploadtest.RequireFile(t, f, filepath.Join(e.dir, f.Name))
 		})
@@ -264,7 +282,7 @@ func TestCopyFallbackWhenSpoolNameIsGone(t *testing.T) {
 	e := newEnv(t, dirstore.Options{})
 	f := uploadtest.File{Name: "swept.bin", Seed: 2, Size: threshold * 3}
 	b := storetest.Body(t, e.spooler, f)
-	require.NoError(t, os.Remove(b.Path()))
+	require.NoError(t, os.Remove(spoolName(t, e.spoolDir, b)))
 	require.NoError(t, e.store.Put(t.Context(), []store.File{{Name: f.Name, Body: b}}))
 	uploadtest.RequireFile(t, f, filepath.Join(e.dir, f.Name))
 }

@@ -33,7 +33,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"spillway/spool"
 	"spillway/store"
 )
 
@@ -57,9 +56,9 @@ const (
 	etagLen = 32
 	// partNameLen is len("00001-") plus the ETag.
 	partNameLen = 6 + etagLen
-	// assembleBuffer is the one buffer a completion copies through; writes
-	// of 256 KiB–1 MiB are the fast ones on these disks.
-	assembleBuffer = 1 << 20
+	// copyBuffer is the one buffer a completion, or a copied body, goes
+	// through; writes of 256 KiB–1 MiB are the fast ones on these disks.
+	copyBuffer = 1 << 20
 )
 
 // errDamaged marks a manifest that cannot be read back: the sweep removes
@@ -88,26 +87,6 @@ func (u manifest) upload(id string) store.Upload {
 	return store.Upload{ID: id, Name: u.Name, Size: u.Size, SHA256: u.SHA256, PartSize: u.PartSize, Created: u.Created}
 }
 
-// checkUpload refuses a declaration this store cannot hold. The handler
-// validates declarations before they get here; this keeps a damaged
-// manifest or a careless caller from making nonsense part names.
-func checkUpload(u store.Upload) error {
-	if err := store.ValidateName(u.Name); err != nil {
-		return err
-	}
-	switch {
-	case u.Size < 1:
-		return fmt.Errorf("dirstore: upload of %q: size %d is under 1 byte", u.Name, u.Size)
-	case u.PartSize < 1:
-		return fmt.Errorf("dirstore: upload of %q: part size %d is under 1 byte", u.Name, u.PartSize)
-	case u.PartCount() > store.MaxPartCount:
-		return fmt.Errorf("dirstore: upload of %q: %d parts, over the %d-part limit", u.Name, u.PartCount(), store.MaxPartCount)
-	case u.SHA256 != "" && !isHex(u.SHA256, sha256.Size*2):
-		return fmt.Errorf("dirstore: upload of %q: sha256 is not %d lower-case hex digits", u.Name, sha256.Size*2)
-	}
-	return nil
-}
-
 func isHex(s string, n int) bool {
 	if len(s) != n {
 		return false
@@ -132,8 +111,8 @@ func (s *Store) uploadTTL() time.Duration {
 // always had a manifest.
 func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Upload, err error) {
 	u.SHA256 = strings.ToLower(u.SHA256)
-	if err := checkUpload(u); err != nil {
-		return store.Upload{}, err
+	if err := u.Validate(); err != nil {
+		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return store.Upload{}, err
@@ -224,7 +203,7 @@ func (s *Store) ListParts(_ context.Context, id string) ([]store.Part, error) {
 // PutPart implements store.PartWriter. The bytes are linked or copied under
 // a temporary name without the lock, and only the rename into place is
 // done under it, so a slow copy never holds up the upload's other parts.
-func (s *Store) PutPart(ctx context.Context, id string, n int, body *spool.Body) (_ store.Part, err error) {
+func (s *Store) PutPart(ctx context.Context, id string, n int, body store.Body) (_ store.Part, err error) {
 	h, err := s.openUpload(id)
 	if err != nil {
 		return store.Part{}, err
@@ -302,9 +281,10 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, body *spool.Body)
 }
 
 // writePart puts body's bytes under tmp in the upload's directory: a hard
-// link to the spool file when both are on one filesystem, a copy otherwise.
-func (s *Store) writePart(h *upload, tmp string, body *spool.Body) (err error) {
-	if src := body.File(); src != nil {
+// link to the body's file when both are on one filesystem, a copy
+// otherwise.
+func (s *Store) writePart(h *upload, tmp string, body store.Body) (err error) {
+	if src := bodyFile(body); src != nil {
 		if s.opts.Fsync {
 			if err := src.Sync(); err != nil {
 				return fmt.Errorf("dirstore: upload %s: sync part: %w", h.id, err)
@@ -335,7 +315,7 @@ func (s *Store) writePart(h *upload, tmp string, body *spool.Body) (err error) {
 			h.dir.Remove(tmp)
 		}
 	}()
-	if _, err := body.WriteTo(f); err != nil {
+	if err := writeBody(f, body); err != nil {
 		return fmt.Errorf("dirstore: upload %s: write part: %w", h.id, uploadsError(err))
 	}
 	if s.opts.Fsync {
@@ -473,7 +453,8 @@ func (s *Store) openUpload(id string) (*upload, error) {
 	}
 	if err == nil {
 		h.u = m.upload(id)
-		err = checkUpload(h.u)
+		// A damaged manifest must not make nonsense part names.
+		err = h.u.Validate()
 	}
 	if err != nil {
 		h.close()
@@ -615,7 +596,7 @@ func (h *upload) match(parts []store.Part) ([]string, error) {
 // counting as it goes, so memory stays the same whatever the file's size.
 func (h *upload) assemble(ctx context.Context, w io.Writer, files []string) (sum [sha256.Size]byte, err error) {
 	hash := sha256.New()
-	buf := make([]byte, assembleBuffer)
+	buf := make([]byte, copyBuffer)
 	var total int64
 	for i, name := range files {
 		n, err := h.copyPart(ctx, w, hash, name, buf)

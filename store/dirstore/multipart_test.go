@@ -157,7 +157,7 @@ func TestPartIsTheFileSpooledNotWhatItsNameLeadsTo(t *testing.T) {
 	u := createUpload(t, e.store, f)
 	b := storetest.Body(t, e.spooler, f)
 	require.Equal(t, spool.Disk, b.Location())
-	replaceSpoolName(t, b, f.Size)
+	replaceSpoolName(t, e.spoolDir, b, f.Size)
 	p, err := e.store.PutPart(t.Context(), u.ID, 1, b)
 	require.NoError(t, err)
 	done, err := e.store.Complete(t.Context(), u.ID, []store.Part{p})
@@ -181,7 +181,7 @@ func TestPartIsCopiedWhenItCannotBeLinked(t *testing.T) {
 			u := createUpload(t, e.store, f)
 			b := storetest.Body(t, e.spooler, f)
 			if tc.unlink {
-				require.NoError(t, os.Remove(b.Path()))
+				require.NoError(t, os.Remove(spoolName(t, e.spoolDir, b)))
 			}
 			p, err := e.store.PutPart(t.Context(), u.ID, 1, b)
 			require.NoError(t, err)

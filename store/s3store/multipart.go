@@ -88,12 +88,12 @@ func notFound(id string) error {
 
 // CreateUpload implements store.Multipart.
 func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (store.Upload, error) {
+	u.SHA256 = strings.ToLower(u.SHA256)
 	if err := checkDeclaration(u); err != nil {
 		return store.Upload{}, err
 	}
 	s.retryAborts(ctx)
 	u.ID = store.NewUploadID()
-	u.SHA256 = strings.ToLower(u.SHA256)
 	u.Created = time.Now().UTC()
 	staging := s.stagingKey(u.ID)
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &staging})
@@ -115,21 +115,11 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (store.Upload,
 // a bad declaration would otherwise only show at Complete, after the
 // client has sent every part.
 func checkDeclaration(u store.Upload) error {
-	if err := store.ValidateName(u.Name); err != nil {
-		return err
+	if err := u.Validate(); err != nil {
+		return fmt.Errorf("s3store: create upload: %w", err)
 	}
-	switch {
-	case u.Size < 1:
-		return fmt.Errorf("s3store: create upload of %q: size %d is under 1", u.Name, u.Size)
-	case u.PartSize < store.MinPartSize || u.PartSize > store.MaxPartSize:
-		return fmt.Errorf("s3store: create upload of %q: part size %d is outside S3's limits", u.Name, u.PartSize)
-	case u.PartCount() > store.MaxPartCount:
-		return fmt.Errorf("s3store: create upload of %q: %d parts, over S3's %d", u.Name, u.PartCount(), store.MaxPartCount)
-	}
-	if u.SHA256 != "" {
-		if b, err := hex.DecodeString(u.SHA256); err != nil || len(b) != sha256.Size {
-			return fmt.Errorf("s3store: create upload of %q: SHA-256 %q is not 64 hex digits", u.Name, u.SHA256)
-		}
+	if u.PartSize < store.MinPartSize {
+		return fmt.Errorf("%w: s3store: create upload of %q: part size %d is under S3's %d", store.ErrInvalidUpload, u.Name, u.PartSize, store.MinPartSize)
 	}
 	return nil
 }

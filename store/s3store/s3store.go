@@ -1,5 +1,5 @@
-// Package s3store stores uploads as S3 objects. A spooled body is seekable
-// and its length is known, so it goes up in one PutObject carrying the
+// Package s3store stores uploads as S3 objects. A body is seekable and its
+// length is known, so it goes up in one PutObject carrying the
 // SHA-256 that the spool computed, which S3 verifies; bodies over the part
 // size go up as a multipart upload that is aborted on any failure.
 package s3store
@@ -27,7 +27,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"spillway/spool"
 	"spillway/store"
 )
 
@@ -102,6 +101,12 @@ func New(client *s3.Client, bucket string, opts Options) *Store {
 
 func (s *Store) key(name string) string { return s.opts.Prefix + name }
 
+// Capabilities implements store.Store: downloads and parts go straight to
+// S3, at presigned URLs, and a bucket has no space to check.
+func (s *Store) Capabilities() store.Caps {
+	return store.Caps{Presigner: s, Multipart: s, PartPresigner: s}
+}
+
 // Check implements store.Store.
 func (s *Store) Check(ctx context.Context, name string, _ int64) error {
 	if err := store.ValidateName(name); err != nil {
@@ -160,7 +165,7 @@ func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 	return nil
 }
 
-func (s *Store) putObject(ctx context.Context, name string, b *spool.Body) error {
+func (s *Store) putObject(ctx context.Context, name string, b store.Body) error {
 	sum := b.SHA256()
 	in := &s3.PutObjectInput{
 		Bucket:         &s.bucket,
@@ -180,7 +185,7 @@ func (s *Store) putObject(ctx context.Context, name string, b *spool.Body) error
 	return nil
 }
 
-func (s *Store) putMultipart(ctx context.Context, name string, b *spool.Body) (err error) {
+func (s *Store) putMultipart(ctx context.Context, name string, b store.Body) (err error) {
 	key := s.key(name)
 	sum := b.SHA256()
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{

@@ -93,7 +93,7 @@ func testListPages(t *testing.T, newStore ListFactory) {
 	putNames(t, s, sp, listNames...)
 	// An upload in progress keeps state under a hidden name, which sorts
 	// among the names and must be skipped on every page.
-	if mp, ok := s.(store.Multipart); ok {
+	if mp := s.Capabilities().Multipart; mp != nil {
 		u, err := mp.CreateUpload(t.Context(), store.Upload{Name: "pending.bin", Size: 2 * store.MinPartSize, PartSize: store.MinPartSize})
 		require.NoError(t, err)
 		// t.Context is done by the time cleanups run.

@@ -3,9 +3,12 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -32,6 +35,28 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("NotFoundAndInvalid", func(t *testing.T) { testNotFoundAndInvalid(t, newStore) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, newStore) })
 	t.Run("DeleteRacesPut", func(t *testing.T) { testDeleteRacesPut(t, newStore) })
+	t.Run("PlainBodies", func(t *testing.T) { testPlainBodies(t, newStore) })
+}
+
+// A spooled body is a store.FileBody, which a store may link.
+var _ store.FileBody = (*spool.Body)(nil)
+
+// MemBody returns f as a store.Body held in memory, with nothing but the
+// Body methods: for tests in which how a body was spooled is not the point.
+func MemBody(f uploadtest.File) store.Body {
+	data := f.Bytes()
+	return &memBody{data: data, sum: sha256.Sum256(data)}
+}
+
+type memBody struct {
+	data []byte
+	sum  [sha256.Size]byte
+}
+
+func (b *memBody) Size() int64               { return int64(len(b.data)) }
+func (b *memBody) SHA256() [sha256.Size]byte { return b.sum }
+func (b *memBody) Reader() *io.SectionReader {
+	return io.NewSectionReader(bytes.NewReader(b.data), 0, int64(len(b.data)))
 }
 
 // Body spools f with sp and closes it when the test ends.
@@ -258,6 +283,26 @@ func testDelete(t *testing.T, newStore Factory) {
 	put(asFile)
 	RequireStored(t, s, asFile)
 	require.Equal(t, []string{"a/b", "a/beside.txt", "top.bin"}, ListAll(t, s, "", 0))
+}
+
+// testPlainBodies: a store publishes any store.Body, not only the
+// spooler's, whatever its size.
+func testPlainBodies(t *testing.T, newStore Factory) {
+	s, sp := newStore(t)
+	files := []uploadtest.File{
+		{Name: "plain/empty.bin", Seed: 1, Size: 0},
+		{Name: "plain/one.bin", Seed: 2, Size: 1},
+		{Name: "plain/over.bin", Seed: 3, Size: sp.Threshold() + 1},
+		{Name: "plain/large.bin", Seed: 4, Size: 3<<20 + 5},
+	}
+	var puts []store.File
+	for _, f := range files {
+		puts = append(puts, store.File{Name: f.Name, Body: MemBody(f)})
+	}
+	require.NoError(t, s.Put(t.Context(), puts))
+	for _, f := range files {
+		RequireStored(t, s, f)
+	}
 }
 
 // testDeleteRacesPut deletes a file while another upload of its name is
