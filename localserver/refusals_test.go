@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/serve"
 	"spillway/internal/uploadtest"
 	"spillway/metrics"
 	"spillway/spool"
@@ -67,11 +68,11 @@ func newHeldServer(t *testing.T) *heldServer {
 	}
 	h := api.New(api.Config{Spooler: sp, Store: s.st, Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Observer: s.prom})
 	app := withMetrics(h, s.prom, true)
-	inflight := &tracker{h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	inflight := serve.NewTracker(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		app.ServeHTTP(w, r)
 		s.served <- struct{}{}
-	}), refuse: h.Refuse}
-	baseCtx, abort := abortable()
+	}), func(w http.ResponseWriter, r *http.Request) { h.Refuse(w, r, api.ErrUnavailable) })
+	baseCtx, abort := serve.Abortable(api.ErrUnavailable)
 	s.abort = abort
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -84,7 +85,7 @@ func newHeldServer(t *testing.T) *heldServer {
 		abort()
 		srv.Close()
 		<-served
-		inflight.wait()
+		inflight.Wait()
 		ds.Close()
 		uploadtest.RequireEmptyDir(t, spoolDir)
 	})
