@@ -102,6 +102,10 @@ func Parse(p Program, args []string, getenv func(string) string, usage io.Writer
 	}
 	fs := flag.NewFlagSet(p.String(), flag.ContinueOnError)
 	fs.SetOutput(usage)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+		printDefaults(fs)
+	}
 	env := map[string]string{} // flag name → variable
 	for _, s := range settings {
 		if s.For&p == 0 {

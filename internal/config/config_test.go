@@ -1,6 +1,7 @@
 package config
 
 import (
+	"flag"
 	"io"
 	"log/slog"
 	"os"
@@ -223,4 +224,25 @@ func TestLogValue(t *testing.T) {
 	slog.New(slog.NewTextHandler(&b, nil)).Info("x", "config", f)
 	assert.Contains(t, b.String(), "config.bucket=b")
 	assert.NotContains(t, b.String(), "config.addr", "only the function's settings")
+}
+
+// -help reads as the flag package's own: each flag with its type and
+// environment variable, and defaults other than the zero value.
+func TestHelp(t *testing.T) {
+	var b strings.Builder
+	_, err := parseConfig([]string{"-help"}, env(nil), &b)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	help := b.String()
+	for _, want := range []string{
+		"Usage of localserver:\n",
+		"  -addr string\n    \tlisten address (env SPILLWAY_ADDR) (default \"127.0.0.1:8080\")\n",
+		"  -threshold size\n", "(env SPILLWAY_THRESHOLD) (default 2MiB)\n",
+		"  -overwrite\n", "  -read-timeout duration\n", "  -file-mode mode\n", "(default 0644)\n",
+		"  -max-concurrent-uploads int\n", "(default 64)\n",
+	} {
+		assert.Contains(t, help, want)
+	}
+	assert.NotContains(t, help, "(default false)")
+	assert.NotContains(t, help, "(default 0)")
+	assert.Equal(t, len(Settings()), strings.Count(help, "\n  -"))
 }

@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -12,117 +14,92 @@ import (
 	"spillway/internal/bytesize"
 )
 
-// The flag.Values of the settings. Each binds one field of a Config; the
-// same value reads a flag, an environment variable and a default, and
-// prints the setting for the log, the help and the README.
+// The flag.Values of the settings, each a pointer to one field of a
+// Config, as the flag package's own are. The same value reads a flag, an
+// environment variable and a default, and prints the setting for the log,
+// the help and the README. typeName names the value in the help.
 
-type stringValue struct{ p *string }
+type stringValue string
 
-func (v stringValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return *v.p
-}
+func (v *stringValue) String() string     { return string(*v) }
+func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+func (*stringValue) typeName() string     { return "string" }
 
-func (v stringValue) Set(s string) error { *v.p = s; return nil }
+type boolValue bool
 
-type boolValue struct{ p *bool }
-
-func (v boolValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strconv.FormatBool(*v.p)
-}
-
-func (v boolValue) Set(s string) error {
+func (v *boolValue) String() string { return strconv.FormatBool(bool(*v)) }
+func (v *boolValue) Set(s string) error {
 	b, err := strconv.ParseBool(s)
 	if err != nil {
 		return errors.New("parse error")
 	}
-	*v.p = b
+	*v = boolValue(b)
 	return nil
 }
+func (*boolValue) IsBoolFlag() bool { return true }
+func (*boolValue) typeName() string { return "" }
 
-func (v boolValue) IsBoolFlag() bool { return true }
+type intValue int
 
-type intValue struct{ p *int }
-
-func (v intValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strconv.Itoa(*v.p)
-}
-
-func (v intValue) Set(s string) error {
+func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+func (v *intValue) Set(s string) error {
 	n, err := strconv.ParseInt(s, 0, strconv.IntSize)
 	if err != nil {
 		return errors.New("parse error")
 	}
-	*v.p = int(n)
+	*v = intValue(n)
 	return nil
 }
+func (*intValue) typeName() string { return "int" }
 
-type durationValue struct{ p *time.Duration }
+type durationValue time.Duration
 
-func (v durationValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return v.p.String()
-}
-
-func (v durationValue) Set(s string) error {
+func (v *durationValue) String() string { return time.Duration(*v).String() }
+func (v *durationValue) Set(s string) error {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		return errors.New("parse error")
 	}
-	*v.p = d
+	*v = durationValue(d)
 	return nil
 }
+func (*durationValue) typeName() string { return "duration" }
 
-// sizeValue is a byte count with units. zero, when set, is what a zero
-// size means, printed in its place ("unlimited").
-type sizeValue struct {
-	p    *int64
-	zero string
-}
+// sizeValue is a byte count with units.
+type sizeValue int64
 
-func (v sizeValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	if *v.p == 0 && v.zero != "" {
-		return v.zero
-	}
-	return bytesize.Format(*v.p)
-}
-
-// plain is the size in bytes, as the function's environment carries it.
-func (v sizeValue) plain() string { return strconv.FormatInt(*v.p, 10) }
-
-func (v sizeValue) Set(s string) error {
+func (v *sizeValue) String() string { return bytesize.Format(int64(*v)) }
+func (v *sizeValue) Set(s string) error {
 	n, err := bytesize.Parse(s)
 	if err != nil {
 		return err
 	}
-	*v.p = n
+	*v = sizeValue(n)
 	return nil
 }
+func (*sizeValue) typeName() string { return "size" }
+
+// plain is the size in bytes, as the function's environment carries it.
+func (v *sizeValue) plain() string { return strconv.FormatInt(int64(*v), 10) }
+
+// limitValue is a size limit, where zero means none.
+type limitValue int64
+
+func (v *limitValue) String() string {
+	if *v == 0 {
+		return "unlimited"
+	}
+	return (*sizeValue)(v).String()
+}
+func (v *limitValue) Set(s string) error { return (*sizeValue)(v).Set(s) }
+func (*limitValue) typeName() string     { return "size" }
+func (v *limitValue) plain() string      { return (*sizeValue)(v).plain() }
 
 // modeValue is the permission bits of stored files, in octal.
-type modeValue struct{ p *fs.FileMode }
+type modeValue fs.FileMode
 
-func (v modeValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return fmt.Sprintf("%#o", uint32(*v.p))
-}
-
-func (v modeValue) Set(s string) error {
+func (v *modeValue) String() string { return fmt.Sprintf("%#o", uint32(*v)) }
+func (v *modeValue) Set(s string) error {
 	n, err := strconv.ParseUint(strings.TrimPrefix(s, "0o"), 8, 32)
 	if err != nil {
 		return errors.New("not an octal mode such as 0644")
@@ -134,18 +111,38 @@ func (v modeValue) Set(s string) error {
 	case m&0o400 == 0:
 		return errors.New("the owner must be able to read stored files")
 	}
-	*v.p = m
+	*v = modeValue(m)
 	return nil
 }
+func (*modeValue) typeName() string { return "mode" }
 
 // levelValue is a log level: debug, info, warn or error.
-type levelValue struct{ p *slog.Level }
+type levelValue slog.Level
 
-func (v levelValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return v.p.String()
+func (v *levelValue) String() string     { return slog.Level(*v).String() }
+func (v *levelValue) Set(s string) error { return (*slog.Level)(v).UnmarshalText([]byte(s)) }
+func (*levelValue) typeName() string     { return "level" }
+
+// printDefaults is flag.PrintDefaults with the values' own type names
+// (flag names only its own types, and calls every other one "value").
+func printDefaults(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "  -%s", f.Name)
+		_, usage := flag.UnquoteUsage(f)
+		if t, ok := f.Value.(interface{ typeName() string }); ok && t.typeName() != "" {
+			b.WriteString(" " + t.typeName())
+		}
+		b.WriteString("\n    \t")
+		b.WriteString(strings.ReplaceAll(usage, "\n", "\n    \t"))
+		zero := reflect.New(reflect.TypeOf(f.Value).Elem()).Interface().(flag.Value).String()
+		if f.DefValue != zero {
+			if _, ok := f.Value.(*stringValue); ok {
+				fmt.Fprintf(&b, " (default %q)", f.DefValue)
+			} else {
+				fmt.Fprintf(&b, " (default %v)", f.DefValue)
+			}
+		}
+		fmt.Fprintln(fs.Output(), b.String())
+	})
 }
-
-func (v levelValue) Set(s string) error { return v.p.UnmarshalText([]byte(s)) }
