@@ -102,6 +102,7 @@ func Parse(p Program, args []string, getenv func(string) string, usage io.Writer
 	}
 	fs := flag.NewFlagSet(p.String(), flag.ContinueOnError)
 	fs.SetOutput(usage)
+	// The flag package names only its own value types in the help.
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
 		printDefaults(fs)
