@@ -40,6 +40,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/localserver ./localserver
 	CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -o $(BIN)/bootstrap ./functions/upload
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/spillway ./cmd/spillway
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/funcurl ./cmd/funcurl
 
 # Run by `sam build` (BuildMethod: makefile) for the UploadFunction resource.
 build-UploadFunction:
@@ -59,7 +60,7 @@ lint:
 WIN_PKGS := ./cmd/spillway ./client
 lint-cross:
 	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
-	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./localserver ./cmd/spillway ./functions/upload
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./localserver ./cmd/spillway ./cmd/funcurl ./functions/upload
 	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null $(WIN_PKGS)
 	@for p in $(WIN_PKGS); do echo "GOOS=windows $(GO) vet $$p (without its tests)"; \
 		GOOS=windows GOARCH=amd64 $(GO) vet $$(ls $$p/*.go | grep -v '_test\.go$$') || exit 1; done
@@ -115,12 +116,12 @@ emulator:
 		--runtime-api-address $(RIE_API) $(abspath $(BIN))/bootstrap
 
 # The function behind a local Function URL on 127.0.0.1:8080, against
-# `make s3`: the local server turns each request into a Function URL event
-# and runs bin/bootstrap under the emulator. No Docker.
+# `make s3`: funcurl turns each request into a Function URL event and runs
+# bin/bootstrap under the emulator. No Docker.
 emulate: build
 	GOBIN=$(abspath $(BIN)) CGO_ENABLED=0 $(GO) install $(RIE)
 	$(S3_ENV) SPILLWAY_BUCKET=$(S3_BUCKET) \
-		$(BIN)/localserver --function $(BIN)/bootstrap --rie $(BIN)/aws-lambda-rie
+		$(BIN)/funcurl --function $(BIN)/bootstrap --rie $(BIN)/aws-lambda-rie
 
 # Send one event to `make emulator`.
 invoke:

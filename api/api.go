@@ -352,10 +352,6 @@ func clientWentAway(ctx context.Context, err error) bool {
 	return errors.Is(cause, context.Canceled) && !errors.Is(cause, ErrUnavailable)
 }
 
-// Authorized reports whether r carries the configured bearer token (or no
-// token is configured), for routes an entrypoint serves beside the API.
-func (h *Handler) Authorized(r *http.Request) bool { return h.authorized(r) }
-
 // authorized checks the bearer token in constant time.
 func (h *Handler) authorized(r *http.Request) bool {
 	if h.token == nil {

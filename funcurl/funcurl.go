@@ -107,6 +107,12 @@ const msgInternal = "Internal Server Error"
 // MaxRequestSize.
 const msgTooLarge = "the request is over the 6,291,456 bytes a Function URL event can carry; send large files in parts (POST /uploads)"
 
+// msgUnavailable is the API's fixed message for code unavailable.
+const msgUnavailable = "the server is shutting down or ran out of time for this request; retry after the Retry-After delay"
+
+// errShuttingDown is logged for a request refused during shutdown.
+var errShuttingDown = errors.New("the server is shutting down")
+
 // exchange is what the log line says about one request.
 type exchange struct {
 	id       string // the request ID, for the error JSON
@@ -121,13 +127,30 @@ type exchange struct {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.handle(w, r, func(x *exchange, trace string, start time.Time) {
+		h.serve(w, r, newEvent(r, x.id, trace, start), x)
+	})
+}
+
+// Unavailable answers a request that arrives while the server shuts down
+// with 503 and the API's error JSON (code unavailable), as the local
+// server answers it, without invoking the function.
+func (h *Handler) Unavailable(w http.ResponseWriter, r *http.Request) {
+	h.handle(w, r, func(x *exchange, _ string, _ time.Time) {
+		w.Header().Set("Retry-After", "1")
+		h.apiError(w, x, http.StatusServiceUnavailable, "unavailable", msgUnavailable, errShuttingDown)
+	})
+}
+
+// handle gives a request its IDs, runs answer, and logs the request.
+func (h *Handler) handle(w http.ResponseWriter, r *http.Request, answer func(x *exchange, trace string, start time.Time)) {
 	start := time.Now()
 	id := newRequestID()
 	trace := traceID(r.Header.Get("X-Amzn-Trace-Id"), start)
 	w.Header().Set("X-Amzn-Requestid", id)
 	w.Header().Set("X-Amzn-Trace-Id", trace)
 	x := &exchange{id: id}
-	h.serve(w, r, newEvent(r, id, trace, start), x)
+	answer(x, trace, start)
 
 	level := slog.LevelInfo
 	if x.status >= 500 {
@@ -433,16 +456,21 @@ func (h *Handler) writeJSON(w http.ResponseWriter, x *exchange, status int, v an
 }
 
 // tooLarge refuses an event over MaxRequestSize, before the function runs.
-// Its body has the shape of the API's errors (see api.Error).
 func (h *Handler) tooLarge(w http.ResponseWriter, x *exchange, err error) {
+	h.apiError(w, x, http.StatusRequestEntityTooLarge, "too_large", msgTooLarge, err)
+}
+
+// apiError answers with a body in the shape of the API's errors (see
+// api.Error).
+func (h *Handler) apiError(w http.ResponseWriter, x *exchange, status int, code, message string, err error) {
 	type apiError struct {
 		Code      string `json:"code"`
 		Message   string `json:"message"`
 		RequestID string `json:"request_id"`
 	}
-	h.writeJSON(w, x, http.StatusRequestEntityTooLarge, struct {
+	h.writeJSON(w, x, status, struct {
 		Error apiError `json:"error"`
-	}{apiError{"too_large", msgTooLarge, x.id}}, err)
+	}{apiError{code, message, x.id}}, err)
 }
 
 // bodyReader counts the bytes of a request body and pushes the read

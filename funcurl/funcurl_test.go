@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -25,6 +27,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spillway/api"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 )
@@ -538,4 +541,30 @@ func TestStalledBodyTimesOut(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	assert.Zero(t, inv.calls.Load())
 	uploadtest.RequireEmptyDir(t, e.spoolDir)
+}
+
+// A request refused during shutdown gets the API's 503 JSON, not the
+// function: the emulator answers as the local server does.
+func TestUnavailableAnswersWithoutTheFunction(t *testing.T) {
+	inv := &fakeInvoker{}
+	var logs uploadtest.SyncBuffer
+	h := New(Config{Invoker: inv, Logger: slogTo(&logs)})
+	rec := httptest.NewRecorder()
+	h.Unavailable(rec, httptest.NewRequest(http.MethodPut, "/files/a.bin", strings.NewReader("x")))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+	var e struct {
+		Error struct {
+			Code      string `json:"code"`
+			Message   string `json:"message"`
+			RequestID string `json:"request_id"`
+		} `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e), rec.Body.String())
+	assert.Equal(t, "unavailable", e.Error.Code)
+	assert.Equal(t, api.ErrorFor(api.ErrUnavailable).Message, e.Error.Message, "the API's own message")
+	assert.Equal(t, rec.Header().Get("X-Amzn-Requestid"), e.Error.RequestID)
+	assert.Zero(t, inv.calls.Load())
+	assert.Contains(t, logs.String(), "status=503")
+	assert.Contains(t, logs.String(), "request_id="+e.Error.RequestID)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/serve"
 	"spillway/internal/uploadtest"
 )
 
@@ -91,6 +92,6 @@ func TestMemoryBudgetHoldsUnderLoad(t *testing.T) {
 	t.Logf("64 concurrent 1.5 MiB uploads, 64 MiB budget: spool %v, peak RSS %.1f MiB", counts, float64(hwm)/(1<<20))
 	assert.Positive(t, counts["memory"])
 	assert.Positive(t, counts["disk"], "the budget must send some small bodies to disk")
-	assert.LessOrEqual(t, hwm, int64(budget+memoryOverhead), "peak RSS over budget + overhead")
+	assert.LessOrEqual(t, hwm, int64(budget+serve.MemoryOverhead), "peak RSS over budget + overhead")
 	srv.stop(t)
 }

@@ -22,39 +22,6 @@ import (
 	"spillway/internal/uploadtest"
 )
 
-func TestParseConfigFunction(t *testing.T) {
-	c, err := parseConfig(nil, env(nil), io.Discard)
-	require.NoError(t, err)
-	assert.Empty(t, c.Function)
-	assert.Equal(t, "aws-lambda-rie", c.RIE, "looked up in PATH")
-
-	vars := env(map[string]string{"SPILLWAY_FUNCTION": "bin/bootstrap", "SPILLWAY_RIE": "/opt/rie"})
-	c, err = parseConfig(nil, vars, io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, "bin/bootstrap", c.Function)
-	assert.Equal(t, "/opt/rie", c.RIE)
-
-	c, err = parseConfig([]string{"--function", "other/bootstrap", "--rie", "bin/aws-lambda-rie"}, vars, io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, "other/bootstrap", c.Function, "a flag overrides its variable")
-	assert.Equal(t, "bin/aws-lambda-rie", c.RIE)
-}
-
-func TestFunctionEnvCarriesTheServersSettings(t *testing.T) {
-	cfg := config{Bucket: "b", Threshold: 1 << 20, MemoryBudget: 8 << 20}
-	got := functionEnv([]string{"PATH=/bin", "AWS_REGION=us-east-1", "SPILLWAY_BUCKET=stale", "SPILLWAY_TOKEN=stale", "SPILLWAY_ADDR=x"}, cfg, "/spool")
-	assert.ElementsMatch(t, []string{
-		"PATH=/bin", "AWS_REGION=us-east-1", "SPILLWAY_ADDR=x",
-		"SPILLWAY_BUCKET=b", "SPILLWAY_SPOOL_DIR=/spool", "SPILLWAY_THRESHOLD=1048576",
-		"SPILLWAY_MAX_UPLOAD_SIZE=0", "SPILLWAY_MEMORY_BUDGET=8388608",
-		"AWS_LAMBDA_FUNCTION_TIMEOUT=900",
-	}, got, "the server's settings win, and an unset token is unset")
-
-	got = functionEnv([]string{"AWS_LAMBDA_FUNCTION_TIMEOUT=30"}, cfg, "/spool")
-	assert.Contains(t, got, "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "a timeout the user set is kept")
-	assert.NotContains(t, got, "AWS_LAMBDA_FUNCTION_TIMEOUT=900")
-}
-
 func TestFunctionModeRefusesToStartWithout(t *testing.T) {
 	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
 	require.NoError(t, os.WriteFile(bootstrap, []byte("#!/bin/sh\n"), 0o755))

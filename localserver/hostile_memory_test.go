@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/serve"
 	"spillway/internal/uploadtest"
 )
 
@@ -102,7 +103,7 @@ func TestLargePartHeadersStayWithinBudget(t *testing.T) {
 
 	hwm := vmHWM(t, srv.cmd.Process.Pid)
 	t.Logf("%d concurrent multipart requests with a 10 MiB part header, 8 MiB budget: peak RSS %.1f MiB", clients, float64(hwm)/(1<<20))
-	assert.LessOrEqual(t, hwm, int64(budget+memoryOverhead), "peak RSS over budget + overhead")
+	assert.LessOrEqual(t, hwm, int64(budget+serve.MemoryOverhead), "peak RSS over budget + overhead")
 	uploadtest.RequireEmptyDir(t, srv.dir)
 	srv.stop(t)
 }
@@ -173,6 +174,6 @@ func TestConcurrentListingsStayWithinBudget(t *testing.T) {
 	hwm := vmHWM(t, srv.cmd.Process.Pid)
 	t.Logf("%d clients x %d pages of a folder of %d files, 8 MiB budget: statuses %v, peak RSS %.1f MiB", clients, rounds, files, statuses, float64(hwm)/(1<<20))
 	assert.Positive(t, statuses[http.StatusOK])
-	assert.LessOrEqual(t, hwm, int64(budget+memoryOverhead), "peak RSS over budget + overhead")
+	assert.LessOrEqual(t, hwm, int64(budget+serve.MemoryOverhead), "peak RSS over budget + overhead")
 	srv.stop(t)
 }

@@ -1,6 +1,7 @@
 // Command localserver is Spillway's development server: the same upload API
 // as the deployed function, served with net/http, spooling bodies to a local
-// directory and storing files in another.
+// directory and storing files in another. With --function it is the local
+// Function URL emulator instead (see cmd/funcurl).
 package main
 
 import (
@@ -10,19 +11,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"sync"
 	"syscall"
-	"time"
 
 	"spillway/api"
 	"spillway/internal/buildinfo"
+	"spillway/internal/config"
+	"spillway/internal/emulator"
+	"spillway/internal/serve"
 	"spillway/metrics/prom"
-	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
 	"spillway/store/s3store"
@@ -48,181 +47,94 @@ func main() {
 // run serves until ctx is cancelled. ready, when not nil, receives the
 // address the server listens on.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := config.Parse(config.Server, args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	if getenv("GOMEMLIMIT") == "" {
-		// Bodies held in memory are capped by the budget; a soft limit a
-		// little above it makes the GC return their memory promptly, so
-		// the process stays near budget + a fixed overhead under load.
-		debug.SetMemoryLimit(cfg.MemoryBudget + memoryOverhead)
+	serve.LimitMemory(getenv, cfg.MemoryBudget)
+	if cfg.Function != "" {
+		return emulator.Run(ctx, cfg, stderr, ready)
 	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
 	if cfg.Bucket == "" {
 		// Before the sweep, and before either directory is made.
-		if err := checkDirs(cfg.Directory, cfg.SpoolDir); err != nil {
+		if err := cfg.CheckDirs(); err != nil {
 			return err
 		}
 	}
-	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
-		return fmt.Errorf("spool dir: %w", err)
-	}
-	swept, err := spool.Sweep(cfg.SpoolDir)
-	if err != nil {
-		log.Warn("sweeping the spool dir failed", "error", err)
-	}
-	spooler, err := spool.New(spool.Config{
-		Dir:          cfg.SpoolDir,
-		Threshold:    cfg.Threshold,
-		MemoryBudget: cfg.MemoryBudget,
-		MaxSize:      spoolLimit(cfg),
-	})
+	spooler, swept, err := cfg.Spooler(cfg.MaxUploadSize, log)
 	if err != nil {
 		return err
 	}
-	fn, err := startFunction(ctx, cfg, spooler, log, stderr)
-	if err != nil {
-		return err
-	}
-	defer fn.Close()
 	st, staged, err := openStore(ctx, cfg, getenv)
 	if err != nil {
 		return err
 	}
-
-	soft, hard, limitErr := raiseOpenFileLimit()
-	if limitErr != nil && !errors.Is(limitErr, errors.ErrUnsupported) {
-		log.Warn("raising the open-file limit failed", "error", limitErr)
+	metrics := prom.New(spooler)
+	metrics.Swept(swept + staged)
+	bi := buildinfo.Read()
+	maxListings := cfg.MaxListings
+	if maxListings == 0 {
+		maxListings = -1 // no cap, as for uploads
 	}
-	maxConns := cfg.MaxConnections
-	if maxConns == 0 {
-		maxConns = defaultMaxConnections(soft, cfg.MaxUploads)
-	} else if soft > 0 && uint64(maxConns) >= soft {
-		log.Warn("--max-connections is not below the open-file limit: uploads can run out of descriptors",
-			"max_connections", maxConns, "open_files_soft", soft)
-	}
+	handler := api.New(api.Config{
+		Spooler:               spooler,
+		Store:                 st,
+		Logger:                log,
+		ReadTimeout:           cfg.ReadTimeout,
+		MaxConcurrentUploads:  cfg.MaxUploads,
+		MaxConcurrentListings: maxListings,
+		Token:                 cfg.Token,
+		Observer:              metrics,
+		Metrics:               metrics.Handler(),
+		MetricsPublic:         cfg.MetricsPublic,
+		UploadSecret:          []byte(cfg.UploadSecret),
+		Version:               bi.Version,
+		Revision:              bi.Revision,
+	})
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	err = serve.Run(ctx, serve.Config{
+		Addr:            cfg.Addr,
+		Handler:         handler,
+		Logger:          log,
+		Refuse:          func(w http.ResponseWriter, r *http.Request) { handler.Refuse(w, r, api.ErrUnavailable) },
+		AbortCause:      api.ErrUnavailable,
+		CORSOrigins:     cfg.CORSOrigins,
+		MaxConnections:  cfg.MaxConnections,
+		MaxUploads:      cfg.MaxUploads,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Listening: func(l serve.Listening) {
+			log.Info("spillway local server listening", "url", "http://"+l.Addr.String(),
+				"version", bi.Version, "revision", bi.Revision, "config", cfg, "orphans_swept", swept+staged,
+				"open_files_soft", l.OpenFilesSoft, "open_files_hard", l.OpenFilesHard, "max_connections", l.MaxConnections, "store", st.Capabilities())
+			if cfg.Token == "" && !serve.IsLoopback(l.Addr) {
+				log.Warn("listening beyond loopback without --token: anyone who can reach this address can upload and download")
+			}
+			if st.Capabilities().PartWriter != nil && cfg.UploadSecret == "" {
+				// api.New made the random key.
+				log.Info("no --upload-secret: part URLs of multipart uploads are signed with a random key and stop working when the server restarts")
+			}
+			if ready != nil {
+				ready <- l.Addr.String()
+			}
+		},
+	})
 	if err != nil {
 		return err
 	}
-	bi := buildinfo.Read()
-	log.Info("spillway local server listening", "url", "http://"+ln.Addr().String(),
-		"version", bi.Version, "revision", bi.Revision, "config", cfg, "orphans_swept", swept+staged,
-		"open_files_soft", soft, "open_files_hard", hard, "max_connections", maxConns, "store", st.Capabilities())
-
-	if cfg.Token == "" && !isLoopback(ln.Addr()) {
-		log.Warn("listening beyond loopback without --token: anyone who can reach this address can upload and download")
-	}
-	if st.Capabilities().PartWriter != nil && cfg.UploadSecret == "" {
-		// api.New makes the random key.
-		log.Info("no --upload-secret: part URLs of multipart uploads are signed with a random key and stop working when the server restarts")
-	}
-	metrics := prom.New(spooler)
-	metrics.Swept(swept + staged)
-	handler := api.New(api.Config{
-		Spooler:              spooler,
-		Store:                st,
-		Logger:               log,
-		ReadTimeout:          cfg.ReadTimeout,
-		MaxConcurrentUploads: cfg.MaxUploads,
-		Token:                cfg.Token,
-		Observer:             metrics,
-		UploadSecret:         []byte(cfg.UploadSecret),
-		Version:              bi.Version,
-		Revision:             bi.Revision,
-	})
-	var app http.Handler = withMetrics(handler, metrics, cfg.MetricsPublic)
-	if fn != nil {
-		app = fn
-	}
-	inflight := &tracker{h: withCORS(app, cfg.CORSOrigins), refuse: handler.Refuse}
-	baseCtx, abort := abortable()
-	defer abort()
-	if fn != nil {
-		// Invocations do not end with their clients (see funcurl); once
-		// the grace period is over, stopping the emulator ends them.
-		context.AfterFunc(baseCtx, func() { fn.Close() })
-	}
-	srv := &http.Server{
-		Handler:           closeAfterChunked(inflight),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	if maxConns > 0 {
-		// At the cap, idle keep-alive connections give their slots to the
-		// connections waiting: turning keep-alives off closes the idle
-		// ones, and answers close the others, until the load is down.
-		ln = newLimitListener(ln, maxConns,
-			func() { srv.SetKeepAlivesEnabled(false) },
-			func() { srv.SetKeepAlivesEnabled(true) })
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
-
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "grace", cfg.ShutdownTimeout)
-	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(graceCtx); err != nil {
-		// Grace is over: cancel the uploads still running and close their
-		// connections, so their reads fail and their spool files go.
-		log.Warn("grace period over, aborting in-flight uploads", "error", err)
-		abort()
-		srv.Close()
-	}
-	inflight.wait()
 	stats := spooler.Stats()
 	log.Info("stopped", "spool_files_open", stats.OpenFiles, "memory_bodies", stats.MemoryBodies,
 		"disk_bodies", stats.DiskBodies, "spool_errors", stats.Errors, "cleanup_failures", stats.CleanupFailures)
 	return nil
 }
 
-// memoryOverhead is what the server needs beyond the memory budget at its
-// upload cap: the runtime, connection buffers and one copy buffer per
-// upload spooling to disk.
-const memoryOverhead = 48 << 20
-
-// withMetrics serves GET /metrics beside the API. It follows the token rule
-// unless public is set.
-func withMetrics(h *api.Handler, metrics *prom.Metrics, public bool) http.Handler {
-	metricsHandler := metrics.Handler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/metrics" {
-			h.ServeHTTP(w, r)
-			return
-		}
-		if !public && !h.Authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)
-			h.Refuse(w, r, api.ErrUnauthorized)
-			return
-		}
-		metricsHandler.ServeHTTP(w, r)
-	})
-}
-
-func isLoopback(addr net.Addr) bool {
-	tcp, ok := addr.(*net.TCPAddr)
-	return ok && tcp.IP.IsLoopback()
-}
-
 // openStore opens the directory store, or the S3 store with --bucket. It
 // returns how many orphaned staging files it removed.
-func openStore(ctx context.Context, cfg config, getenv func(string) string) (store.Store, int, error) {
+func openStore(ctx context.Context, cfg config.Config, getenv func(string) string) (store.Store, int, error) {
 	if cfg.Bucket == "" {
-		st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync, FileMode: cfg.FileMode,
-			CaseSensitiveNames: cfg.CaseSensitiveNames})
+		st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync,
+			FileMode: cfg.FileMode, CaseSensitiveNames: cfg.CaseSensitiveNames})
 		if err != nil {
 			return nil, 0, err
 		}
@@ -234,62 +146,4 @@ func openStore(ctx context.Context, cfg config, getenv func(string) string) (sto
 		return nil, 0, err
 	}
 	return s3store.New(client, cfg.Bucket, s3store.Options{Prefix: cfg.Prefix, Overwrite: cfg.Overwrite}), 0, nil
-}
-
-// abortable returns the base context of every request and the function
-// that cancels it when the grace period is over. Its cause, ErrUnavailable,
-// is how the handler tells requests cut by the shutdown (503 unavailable)
-// from those whose client went away (net/http cancels those without one).
-func abortable() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	return ctx, func() { cancel(api.ErrUnavailable) }
-}
-
-// tracker counts running handlers so that shutdown can wait for their
-// cleanup, even for connections that srv.Close cut.
-type tracker struct {
-	h       http.Handler
-	refuse  func(http.ResponseWriter, *http.Request, error)
-	mu      sync.Mutex
-	closing bool
-	wg      sync.WaitGroup
-}
-
-func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	t.mu.Lock()
-	if t.closing {
-		t.mu.Unlock()
-		w.Header().Set("Connection", "close")
-		t.refuse(w, r, api.ErrUnavailable)
-		return
-	}
-	t.wg.Add(1)
-	t.mu.Unlock()
-	defer t.wg.Done()
-	t.h.ServeHTTP(w, r)
-}
-
-// closeAfterChunked closes the connection after every request that came
-// with a Transfer-Encoding. RFC 9112 §6.1 asks that of a request with both
-// Transfer-Encoding and Content-Length: a front end that framed it by its
-// length, while this server reads it as chunked, would see bytes after the
-// last chunk as that request's body, and this server would run them as the
-// next request. net/http removes the Content-Length of a chunked request
-// before any handler runs, so the two cannot be told apart here; a chunked
-// request is one of unknown length, an upload, for which a new connection
-// costs little.
-func closeAfterChunked(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(r.TransferEncoding) > 0 {
-			w.Header().Set("Connection", "close")
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-func (t *tracker) wait() {
-	t.mu.Lock()
-	t.closing = true
-	t.mu.Unlock()
-	t.wg.Wait()
 }

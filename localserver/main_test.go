@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,101 +24,6 @@ import (
 
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
-}
-
-func TestParseConfigDefaults(t *testing.T) {
-	c, err := parseConfig(nil, env(nil), io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, "127.0.0.1:8080", c.Addr)
-	assert.Equal(t, "./uploads", c.Directory)
-	assert.Equal(t, int64(2<<20), c.Threshold)
-	assert.Equal(t, int64(64<<20), c.MemoryBudget)
-	assert.Zero(t, c.MaxUploadSize)
-	assert.False(t, c.Overwrite)
-	assert.Equal(t, os.FileMode(0o644), c.FileMode)
-	assert.True(t, c.Fsync)
-	assert.False(t, c.CaseSensitiveNames, "names that differ only in case are refused by default")
-	assert.Equal(t, slog.LevelInfo, c.LogLevel)
-	assert.Equal(t, 60*time.Second, c.ReadTimeout)
-	assert.Equal(t, 64, c.MaxUploads)
-	assert.Zero(t, c.MaxConnections, "derived from the open-file limit")
-	assert.Empty(t, c.Token)
-	assert.Empty(t, c.UploadSecret)
-}
-
-func TestParseConfigEnvAndFlags(t *testing.T) {
-	vars := env(map[string]string{
-		"SPILLWAY_ADDR":                   "127.0.0.1:9000",
-		"SPILLWAY_THRESHOLD":              "512k",
-		"SPILLWAY_MAX_UPLOAD_SIZE":        "10GB",
-		"SPILLWAY_MEMORY_BUDGET":          "16MiB",
-		"SPILLWAY_OVERWRITE":              "true",
-		"SPILLWAY_FSYNC":                  "false",
-		"SPILLWAY_LOG_LEVEL":              "debug",
-		"SPILLWAY_DIRECTORY":              "/srv/up",
-		"SPILLWAY_SPOOL_DIR":              "/var/tmp",
-		"SPILLWAY_READ_TIMEOUT":           "5s",
-		"SPILLWAY_TOKEN":                  "t0k",
-		"SPILLWAY_CORS_ORIGIN":            "*",
-		"SPILLWAY_MAX_CONCURRENT_UPLOADS": "8",
-		"SPILLWAY_UPLOAD_SECRET":          "from-the-environment",
-		"SPILLWAY_FILE_MODE":              "0640",
-		"SPILLWAY_CASE_SENSITIVE_NAMES":   "true",
-		"SPILLWAY_MAX_CONNECTIONS":        "300",
-	})
-	c, err := parseConfig([]string{"--threshold", "1MiB", "--overwrite=false", "--addr=[::1]:0"}, vars, io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, "[::1]:0", c.Addr, "a flag overrides its variable")
-	assert.Equal(t, int64(1<<20), c.Threshold)
-	assert.False(t, c.Overwrite)
-	assert.Equal(t, int64(10e9), c.MaxUploadSize)
-	assert.Equal(t, int64(16<<20), c.MemoryBudget)
-	assert.False(t, c.Fsync)
-	assert.True(t, c.CaseSensitiveNames)
-	assert.Equal(t, slog.LevelDebug, c.LogLevel)
-	assert.Equal(t, "/srv/up", c.Directory)
-	assert.Equal(t, "/var/tmp", c.SpoolDir)
-	assert.Equal(t, 5*time.Second, c.ReadTimeout)
-	assert.Equal(t, "t0k", c.Token)
-	assert.Equal(t, "*", c.CORSOrigins)
-	assert.Equal(t, 8, c.MaxUploads)
-	assert.Equal(t, "from-the-environment", c.UploadSecret)
-	assert.Equal(t, os.FileMode(0o640), c.FileMode)
-	assert.Equal(t, 300, c.MaxConnections)
-
-	c, err = parseConfig([]string{"--upload-secret", "from-the-command-line"}, vars, io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, "from-the-command-line", c.UploadSecret, "a flag overrides its variable")
-}
-
-func TestParseConfigErrorsNameTheSetting(t *testing.T) {
-	_, err := parseConfig([]string{"--threshold", "2XB"}, env(nil), io.Discard)
-	require.ErrorContains(t, err, "threshold")
-	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_MEMORY_BUDGET": "lots"}), io.Discard)
-	require.ErrorContains(t, err, "SPILLWAY_MEMORY_BUDGET")
-	require.ErrorContains(t, err, "--memory-budget")
-	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_FSYNC": "maybe"}), io.Discard)
-	require.ErrorContains(t, err, "SPILLWAY_FSYNC")
-	_, err = parseConfig([]string{"stray"}, env(nil), io.Discard)
-	require.Error(t, err)
-	for _, mode := range []string{"rw-r--r--", "0o1644", "4755", "0888", "-1", "0244", "0077", ""} {
-		_, err = parseConfig([]string{"--file-mode=" + mode}, env(nil), io.Discard)
-		require.ErrorContains(t, err, "file-mode", "%q", mode)
-	}
-	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_FILE_MODE": "0200"}), io.Discard)
-	require.ErrorContains(t, err, "SPILLWAY_FILE_MODE")
-	require.ErrorContains(t, err, "the owner must be able to read")
-	for mode, want := range map[string]os.FileMode{"0600": 0o600, "640": 0o640, "0o755": 0o755, "0400": 0o400} {
-		c, err := parseConfig([]string{"--file-mode", mode}, env(nil), io.Discard)
-		require.NoError(t, err, mode)
-		assert.Equal(t, want, c.FileMode, mode)
-	}
-	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_UPLOAD_SECRET": "short"}), io.Discard)
-	require.ErrorContains(t, err, "SPILLWAY_UPLOAD_SECRET")
-	require.ErrorContains(t, err, "--upload-secret")
-	_, err = parseConfig(nil, env(map[string]string{"SPILLWAY_MAX_CONNECTIONS": "-1"}), io.Discard)
-	require.ErrorContains(t, err, "SPILLWAY_MAX_CONNECTIONS")
-	require.ErrorContains(t, err, "--max-connections")
 }
 
 type running struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/serve"
 	"spillway/internal/uploadtest"
 	"spillway/metrics/prom"
 	"spillway/spool"
@@ -72,13 +73,14 @@ func newHeldServer(t *testing.T) *heldServer {
 		served: make(chan struct{}, 16),
 		client: &http.Client{Transport: &http.Transport{}},
 	}
-	h := api.New(api.Config{Spooler: sp, Store: s.st, Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Observer: s.prom})
-	app := withMetrics(h, s.prom, true)
-	inflight := &tracker{h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := api.New(api.Config{Spooler: sp, Store: s.st, Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Observer: s.prom,
+		Metrics: s.prom.Handler(), MetricsPublic: true})
+	app := h
+	inflight := serve.NewTracker(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		app.ServeHTTP(w, r)
 		s.served <- struct{}{}
-	}), refuse: h.Refuse}
-	baseCtx, abort := abortable()
+	}), func(w http.ResponseWriter, r *http.Request) { h.Refuse(w, r, api.ErrUnavailable) })
+	baseCtx, abort := serve.Abortable(api.ErrUnavailable)
 	s.abort = abort
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -91,7 +93,7 @@ func newHeldServer(t *testing.T) *heldServer {
 		abort()
 		srv.Close()
 		<-served
-		inflight.wait()
+		inflight.Wait()
 		ds.Close()
 		uploadtest.RequireEmptyDir(t, spoolDir)
 	})

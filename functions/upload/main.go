@@ -7,8 +7,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 
@@ -16,10 +16,9 @@ import (
 
 	"spillway/api"
 	"spillway/internal/buildinfo"
-	"spillway/internal/bytesize"
+	"spillway/internal/config"
 	"spillway/lambdahttp"
 	"spillway/metrics/emf"
-	"spillway/spool"
 	"spillway/store/s3store"
 )
 
@@ -37,72 +36,15 @@ func main() {
 	lambda.Start(h)
 }
 
-// config is the function's configuration, read from the environment only.
-type config struct {
-	Bucket        string
-	Prefix        string
-	SpoolDir      string
-	Threshold     int64
-	MaxUploadSize int64
-	MemoryBudget  int64
-	Token         string
-}
-
-func loadConfig(getenv func(string) string) (config, error) {
-	c := config{
-		Bucket:       getenv("SPILLWAY_BUCKET"),
-		Prefix:       getenv("SPILLWAY_PREFIX"),
-		SpoolDir:     getenv("SPILLWAY_SPOOL_DIR"),
-		Token:        getenv("SPILLWAY_TOKEN"),
-		Threshold:    spool.DefaultThreshold,
-		MemoryBudget: spool.DefaultMemoryBudget,
-	}
-	if c.Bucket == "" {
-		return c, errors.New("SPILLWAY_BUCKET is not set: the function needs a bucket to store uploads in")
-	}
-	if c.SpoolDir == "" {
-		c.SpoolDir = "/tmp"
-	}
-	for _, s := range []struct {
-		name string
-		p    *int64
-	}{
-		{"SPILLWAY_THRESHOLD", &c.Threshold},
-		{"SPILLWAY_MAX_UPLOAD_SIZE", &c.MaxUploadSize},
-		{"SPILLWAY_MEMORY_BUDGET", &c.MemoryBudget},
-	} {
-		if v := getenv(s.name); v != "" {
-			n, err := bytesize.Parse(v)
-			if err != nil {
-				return c, fmt.Errorf("%s: %w", s.name, err)
-			}
-			*s.p = n
-		}
-	}
-	return c, nil
-}
-
 // coldStart builds the handler once per execution environment. /tmp
 // outlives invocations, and the previous process may have died mid-upload,
 // so the spool dir is swept first.
 func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger) (*lambdahttp.Adapter, error) {
-	cfg, err := loadConfig(getenv)
+	cfg, err := config.Parse(config.Function, nil, getenv, io.Discard)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
-		return nil, fmt.Errorf("spool dir: %w", err)
-	}
-	swept, err := spool.Sweep(cfg.SpoolDir)
-	if err != nil {
-		log.Warn("sweeping the spool dir failed", "error", err)
-	}
-	spooler, err := spool.New(spool.Config{
-		Dir:          cfg.SpoolDir,
-		Threshold:    cfg.Threshold,
-		MemoryBudget: cfg.MemoryBudget,
-		MaxSize:      cfg.MaxUploadSize,
-	})
+	spooler, swept, err := cfg.Spooler(cfg.MaxUploadSize, log)
 	if err != nil {
 		return nil, err
 	}
@@ -112,9 +54,8 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 	}
 	st := s3store.New(client, cfg.Bucket, s3store.Options{Prefix: cfg.Prefix})
 	bi := buildinfo.Read()
-	log.Info("cold start", "version", bi.Version, "revision", bi.Revision, "bucket", cfg.Bucket, "prefix", cfg.Prefix, "spool_dir", cfg.SpoolDir,
-		"threshold", bytesize.Format(cfg.Threshold), "max_upload_size", cfg.MaxUploadSize,
-		"memory_budget", bytesize.Format(cfg.MemoryBudget), "token", cfg.Token != "", "orphans_swept", swept, "store", st.Capabilities())
+	// The settings inline, at the top level of the JSON line.
+	log.Info("cold start", "version", bi.Version, "revision", bi.Revision, slog.Any("", cfg), "orphans_swept", swept, "store", st.Capabilities())
 	// CloudWatch turns these stdout lines into metrics.
 	metrics := emf.New(os.Stdout, "Spillway", spooler)
 	metrics.ColdStart(swept)

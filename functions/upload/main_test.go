@@ -26,23 +26,6 @@ import (
 	"spillway/spool"
 )
 
-func TestLoadConfig(t *testing.T) {
-	_, err := loadConfig(func(string) string { return "" })
-	require.ErrorContains(t, err, "SPILLWAY_BUCKET")
-
-	vars := map[string]string{"SPILLWAY_BUCKET": "b", "SPILLWAY_THRESHOLD": "1MiB", "SPILLWAY_MAX_UPLOAD_SIZE": "10MB"}
-	c, err := loadConfig(func(k string) string { return vars[k] })
-	require.NoError(t, err)
-	assert.Equal(t, "/tmp", c.SpoolDir)
-	assert.Equal(t, int64(1<<20), c.Threshold)
-	assert.Equal(t, int64(10e6), c.MaxUploadSize)
-	assert.Equal(t, int64(spool.DefaultMemoryBudget), c.MemoryBudget)
-
-	vars["SPILLWAY_MEMORY_BUDGET"] = "plenty"
-	_, err = loadConfig(func(k string) string { return vars[k] })
-	require.ErrorContains(t, err, "SPILLWAY_MEMORY_BUDGET")
-}
-
 // buildBootstrap builds the function for this host, as `sam build` builds
 // it for Lambda: static, with the lambda.norpc tag.
 func buildBootstrap(t *testing.T) string {

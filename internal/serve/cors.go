@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"net/http"
@@ -15,9 +15,9 @@ const (
 	corsMaxAge        = "3600"
 )
 
-// withCORS answers preflights and adds CORS headers for the allowed
+// CORS answers preflights and adds CORS headers for the allowed
 // origins: a comma-separated list, or "*". Empty leaves h as it is.
-func withCORS(h http.Handler, origins string) http.Handler {
+func CORS(h http.Handler, origins string) http.Handler {
 	var allowed []string
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"net"
@@ -15,7 +15,7 @@ import (
 
 func TestCORS(t *testing.T) {
 	var reached int
-	h := withCORS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := CORS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reached++
 		w.WriteHeader(http.StatusCreated)
 	}), "https://app.example, https://admin.example")
@@ -45,28 +45,28 @@ func TestCORS(t *testing.T) {
 	h.ServeHTTP(rec, other)
 	assert.Empty(t, rec.Header().Get("Access-Control-Allow-Origin"))
 
-	star := withCORS(http.NotFoundHandler(), "*")
+	star := CORS(http.NotFoundHandler(), "*")
 	rec = httptest.NewRecorder()
 	star.ServeHTTP(rec, put)
 	assert.Equal(t, "*", rec.Header().Get("Access-Control-Allow-Origin"))
 
-	off := withCORS(http.NotFoundHandler(), "")
+	off := CORS(http.NotFoundHandler(), "")
 	rec = httptest.NewRecorder()
 	off.ServeHTTP(rec, put)
 	assert.Empty(t, rec.Header().Get("Access-Control-Allow-Origin"))
 }
 
 func TestIsLoopback(t *testing.T) {
-	assert.True(t, isLoopback(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}))
-	assert.True(t, isLoopback(&net.TCPAddr{IP: net.IPv6loopback}))
-	assert.False(t, isLoopback(&net.TCPAddr{IP: net.IPv4zero}))
-	assert.False(t, isLoopback(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1)}))
+	assert.True(t, IsLoopback(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}))
+	assert.True(t, IsLoopback(&net.TCPAddr{IP: net.IPv6loopback}))
+	assert.False(t, IsLoopback(&net.TCPAddr{IP: net.IPv4zero}))
+	assert.False(t, IsLoopback(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1)}))
 }
 
 // The local server's CORS methods are the Function URL's, DELETE among
 // them: the upload page deletes files and aborts uploads with it.
 func TestCORSMethodsMatchTheTemplate(t *testing.T) {
-	tmpl, err := os.ReadFile("../template.yaml")
+	tmpl, err := os.ReadFile("../../template.yaml")
 	require.NoError(t, err)
 	m := regexp.MustCompile(`(?m)^\s*AllowMethods:\s*\[([^\]]*)\]`).FindSubmatch(tmpl)
 	require.NotNil(t, m, "no AllowMethods list in template.yaml")
@@ -78,7 +78,7 @@ func TestCORSMethodsMatchTheTemplate(t *testing.T) {
 	assert.ElementsMatch(t, fromTemplate, local)
 	assert.Contains(t, local, http.MethodDelete)
 
-	h := withCORS(http.NotFoundHandler(), "https://app.example")
+	h := CORS(http.NotFoundHandler(), "https://app.example")
 	pre := httptest.NewRequest(http.MethodOptions, "/files/a.bin", nil)
 	pre.Header.Set("Origin", "https://app.example")
 	pre.Header.Set("Access-Control-Request-Method", http.MethodDelete)

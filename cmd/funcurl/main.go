@@ -1,0 +1,52 @@
+// Command funcurl is the local Function URL emulator: it serves a Lambda
+// function binary (bootstrap) behind a local Function URL, each request
+// running the function under the Runtime Interface Emulator, with no
+// Docker. `localserver --function` runs the same.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"spillway/internal/buildinfo"
+	"spillway/internal/config"
+	"spillway/internal/emulator"
+	"spillway/internal/serve"
+)
+
+func main() {
+	if buildinfo.Requested(os.Args[1:]) {
+		fmt.Println("funcurl", buildinfo.Read())
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "funcurl:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is cancelled. ready, when not nil, receives the
+// address the emulator listens on.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
+	cfg, err := config.Parse(config.Emulator, args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.Function == "" {
+		return errors.New("--function: give the function binary to serve, such as bin/bootstrap (`make build` builds it)")
+	}
+	serve.LimitMemory(getenv, cfg.MemoryBudget)
+	return emulator.Run(ctx, cfg, stderr, ready)
+}

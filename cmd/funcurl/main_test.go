@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/api"
+	"spillway/internal/testservers"
+	"spillway/internal/uploadtest"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestRefusesToStartWithout(t *testing.T) {
+	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
+	require.NoError(t, os.WriteFile(bootstrap, []byte("#!/bin/sh\n"), 0o755))
+	spoolDir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--function"},
+		{[]string{"--function", bootstrap}, "needs --bucket"},
+		{[]string{"--function", bootstrap + ".missing", "--bucket", "b"}, "no such file"},
+		{[]string{"--function", bootstrap, "--bucket", "b", "--rie", "no-such-aws-lambda-rie"}, "make emulate"},
+		// The local server's own settings are not the emulator's.
+		{[]string{"--function", bootstrap, "--bucket", "b", "--overwrite"}, "overwrite"},
+	} {
+		args := append([]string{"--addr", "127.0.0.1:0", "--spool-dir", spoolDir}, c.args...)
+		err := run(t.Context(), args, env(nil), io.Discard, nil)
+		require.ErrorContains(t, err, c.want, "%q", c.args)
+	}
+	uploadtest.RequireEmptyDir(t, spoolDir)
+}
+
+// The emulator builds no store, API handler or metrics: the function has
+// its own, so the binary does not even link them.
+func TestLinksNoStoreNorMetrics(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	require.NoError(t, err)
+	deps := strings.Fields(string(out))
+	for _, dep := range deps {
+		for _, banned := range []string{"spillway/store/", "spillway/metrics", "github.com/prometheus/", "github.com/aws/aws-sdk-go-v2/service/s3"} {
+			assert.False(t, strings.HasPrefix(dep, banned), "cmd/funcurl links %s", dep)
+		}
+	}
+	assert.Contains(t, deps, "spillway/funcurl")
+	assert.Contains(t, deps, "spillway/internal/serve")
+}
+
+var riePidRE = regexp.MustCompile(`msg="function URL emulator started" .* rie_pid=(\d+)`)
+
+// TestServesTheFunction runs the real upload function under the real
+// emulator, storing into a real S3 gateway, through this command.
+func TestServesTheFunction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the function and runs the emulator and versitygw")
+	}
+	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
+	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bootstrap, "../../functions/upload")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+	rie := testservers.Tool(t, testservers.RIE)
+	gw := testservers.StartS3(t)
+	for _, kv := range gw.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v) // the emulator passes its environment to the function
+	}
+
+	spoolDir := t.TempDir()
+	logs := &uploadtest.SyncBuffer{}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	args := []string{"--addr", "127.0.0.1:0", "--spool-dir", spoolDir, "--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket}
+	go func() { done <- run(ctx, args, env(nil), logs, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		require.FailNow(t, "the emulator did not start", "%v\n%s", err, logs.String())
+	}
+	m := riePidRE.FindStringSubmatch(logs.String())
+	require.NotNil(t, m, logs.String())
+	riePid, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	emulator := testservers.PidFD(t, riePid)
+
+	f := uploadtest.File{Name: "via-funcurl.bin", Seed: 9, Size: 3 << 20}
+	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/files/"+f.Name, f.Reader())
+	require.NoError(t, err)
+	req.ContentLength = f.Size
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 60 * time.Second}
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+	var got api.UploadResponse
+	require.NoError(t, json.Unmarshal(body, &got), string(body))
+	require.Len(t, got.Files, 1)
+	assert.Equal(t, f.SHA256(), got.Files[0].SHA256)
+	assert.Equal(t, resp.Header.Get("X-Amzn-Requestid"), resp.Header.Get("X-Request-Id"), "the function answered")
+	uploadtest.RequireFile(t, f, gw.ObjectPath(f.Name))
+	client.CloseIdleConnections()
+
+	stop()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		require.FailNow(t, "the emulator did not stop")
+	}
+	testservers.WaitGone(t, emulator)
+	uploadtest.RequireEmptyDir(t, spoolDir)
+	out2 := logs.String()
+	assert.Contains(t, out2, `msg="spillway local server listening"`)
+	assert.Contains(t, out2, "config.function="+bootstrap)
+	assert.NotContains(t, out2, "config.overwrite", "only the emulator's settings")
+	assert.Contains(t, out2, `"msg":"request"`, "the function's own log lines come through")
+	assert.Contains(t, out2, "spool_files_open=0")
+}
