@@ -30,8 +30,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"spillway/apierr"
 	"spillway/lambdahttp"
 	"spillway/spool"
+	"spillway/wire"
 )
 
 // Limits of a deployed Function URL (payload quotas of a synchronous
@@ -432,17 +434,14 @@ func (h *Handler) writeJSON(w http.ResponseWriter, x *exchange, status int, v an
 	w.Write(body)
 }
 
-// tooLarge refuses an event over MaxRequestSize, before the function runs.
-// Its body has the shape of the API's errors (see api.Error).
+// tooLarge refuses an event over MaxRequestSize, before the function runs,
+// as the API refuses a body over its limit: too_large, from the API's
+// catalogue. Its message names the limit it hit, the Function URL's, and
+// the way around it, which the API's own too_large cannot know.
 func (h *Handler) tooLarge(w http.ResponseWriter, x *exchange, err error) {
-	type apiError struct {
-		Code      string `json:"code"`
-		Message   string `json:"message"`
-		RequestID string `json:"request_id"`
-	}
-	h.writeJSON(w, x, http.StatusRequestEntityTooLarge, struct {
-		Error apiError `json:"error"`
-	}{apiError{"too_large", msgTooLarge, x.id}}, err)
+	e := apierr.Of(wire.CodeTooLarge)
+	e.Message, e.RequestID = msgTooLarge, x.id
+	h.writeJSON(w, x, e.Status, e.Response(), err)
 }
 
 // bodyReader counts the bytes of a request body and pushes the read

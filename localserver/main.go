@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"spillway/api"
+	"spillway/apierr"
 	"spillway/internal/buildinfo"
 	"spillway/metrics"
 	"spillway/spool"
@@ -205,7 +206,7 @@ func withMetrics(h *api.Handler, prom *metrics.Prometheus, public bool) http.Han
 		}
 		if !public && !h.Authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)
-			h.Refuse(w, r, api.ErrUnauthorized)
+			h.Refuse(w, r, apierr.ErrUnauthorized)
 			return
 		}
 		metricsHandler.ServeHTTP(w, r)
@@ -242,7 +243,7 @@ func openStore(ctx context.Context, cfg config, getenv func(string) string) (sto
 // from those whose client went away (net/http cancels those without one).
 func abortable() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return ctx, func() { cancel(api.ErrUnavailable) }
+	return ctx, func() { cancel(apierr.ErrUnavailable) }
 }
 
 // tracker counts running handlers so that shutdown can wait for their
@@ -260,7 +261,7 @@ func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t.closing {
 		t.mu.Unlock()
 		w.Header().Set("Connection", "close")
-		t.refuse(w, r, api.ErrUnavailable)
+		t.refuse(w, r, apierr.ErrUnavailable)
 		return
 	}
 	t.wg.Add(1)
