@@ -102,13 +102,13 @@ type Observer interface {
 // Outcome describes one finished request.
 type Outcome struct {
 	Method        string
-	Upload        bool      // PUT /files/{name}, POST /files, a part PUT, or POST /uploads/{id}/complete
-	Status        int       // the status written
-	Code          wire.Code // the error code, "" on success
-	Spool         wire.Spool
-	Files         int   // files stored
-	BytesReceived int64 // body bytes read
-	BytesStored   int64 // bytes of the files stored
+	Upload        bool       // PUT /files/{name}, POST /files, a part PUT, or POST /uploads/{id}/complete
+	Status        int        // the status written
+	Code          wire.Code  // the error code, "" on success
+	Spool         wire.Spool // where the body was held; SpoolParts for a completion
+	Files         int        // files stored
+	BytesReceived int64      // body bytes read
+	BytesStored   int64      // bytes of the files stored
 	Duration      time.Duration
 }
 
