@@ -34,6 +34,7 @@ var (
 	errBadQuery = apierr.New(wire.CodeBadQuery, "bad query parameter")
 )
 
+// A rule answers the errors that wrap target with code.
 type rule struct {
 	target error
 	code   wire.Code
@@ -108,7 +109,9 @@ func ErrorFor(err error) *apierr.Error {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		status, body = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error; quote the request_id when you report it"}}`) // unreachable: v is the handler's own types
+		// Unreachable: v is one of the wire types.
+		apierr.Of(wire.CodeInternal).Write(w)
+		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
