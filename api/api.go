@@ -25,9 +25,11 @@ import (
 	"syscall"
 	"time"
 
+	"spillway/apierr"
 	"spillway/internal/formdata"
 	"spillway/spool"
 	"spillway/store"
+	"spillway/wire"
 )
 
 // DefaultMaxParts caps the parts of one multipart request, as mime/multipart
@@ -103,22 +105,15 @@ type Observer interface {
 // Outcome describes one finished request.
 type Outcome struct {
 	Method        string
-	Route         string // the route's pattern, such as "/files/{name...}"; "" for a path no route has
-	Upload        bool   // PUT /files/{name}, POST /files, a part PUT, or POST /uploads/{id}/complete
-	Status        int    // the status written
-	Code          string // the error code, "" on success
-	Spool         string // "memory", "disk", "mixed", "parts" (a completion), or "" when nothing was spooled
-	Files         int    // files stored
-	BytesReceived int64  // body bytes read
-	BytesStored   int64  // bytes of the files stored
+	Route         string     // the route's pattern, such as "/files/{name...}"; "" for a path no route has
+	Upload        bool       // PUT /files/{name}, POST /files, a part PUT, or POST /uploads/{id}/complete
+	Status        int        // the status written
+	Code          wire.Code  // the error code, "" on success
+	Spool         wire.Spool // where the body was held; SpoolParts for a completion
+	Files         int        // files stored
+	BytesReceived int64      // body bytes read
+	BytesStored   int64      // bytes of the files stored
 	Duration      time.Duration
-}
-
-// health is the body of GET /healthz.
-type health struct {
-	Status   string `json:"status"`
-	Version  string `json:"version,omitempty"`
-	Revision string `json:"revision,omitempty"`
 }
 
 // Handler serves the upload API.
@@ -133,7 +128,7 @@ type Handler struct {
 	listSlots   chan struct{} // nil: listings are not capped
 	observer    Observer
 	progress    time.Duration
-	health      health
+	health      wire.Health
 
 	// caps are the store's optional features, asked once.
 	caps store.Caps
@@ -157,7 +152,7 @@ func New(cfg Config) *Handler {
 		log:         cfg.Logger,
 		readTimeout: cfg.ReadTimeout,
 		maxParts:    cfg.MaxParts,
-		health:      health{Status: "ok", Version: cfg.Version, Revision: cfg.Revision},
+		health:      wire.Health{Status: "ok", Version: cfg.Version, Revision: cfg.Revision},
 	}
 	if cfg.Token != "" {
 		h.token = []byte(cfg.Token)
@@ -212,19 +207,6 @@ func (h *Handler) setupMultipart(cfg Config) {
 	}
 }
 
-// FileResult is one stored file in a 201 response.
-type FileResult struct {
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-	Spool  string `json:"spool"`
-}
-
-// UploadResponse is the body of a 201.
-type UploadResponse struct {
-	Files []FileResult `json:"files"`
-}
-
 // exchange is what the log line says about one request.
 type exchange struct {
 	start  time.Time
@@ -232,11 +214,11 @@ type exchange struct {
 	match  match  // the request's route
 	w      *responseWriter
 	body   *requestBody
-	spool  string
-	code   string // the error code of a refused request
-	err    error  // the detail of a refusal, which the client does not see
-	files  int    // files stored
-	stored int64  // their bytes
+	spool  wire.Spool
+	code   wire.Code // the error code of a refused request
+	err    error     // the detail of a refusal, which the client does not see
+	files  int       // files stored
+	stored int64     // their bytes
 }
 
 // ServeHTTP implements http.Handler.
@@ -264,14 +246,14 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (*exchange, *htt
 	}
 	// Every request has an ID a user can quote: the Lambda request ID when
 	// the entrypoint set one, a fresh one otherwise.
-	x.id = RequestID(r.Context())
+	x.id = apierr.RequestID(r.Context())
 	if x.id == "" {
 		x.id = rand.Text()
 	}
 	// A copy of the request carries the wrapped body: net/http inspects the
 	// original's Body after the handler (an unread Expect: 100-continue body
 	// must close the connection, not be read), so that one stays as it was.
-	r = r.WithContext(WithRequestID(r.Context(), x.id))
+	r = r.WithContext(apierr.WithRequestID(r.Context(), x.id))
 	x.match = h.table.match(r.Method, r.URL.EscapedPath())
 	x.match.setPathValues(r)
 	if r.Body != nil {
@@ -292,11 +274,11 @@ func (h *Handler) end(x *exchange, r *http.Request, err error) {
 		e := *ErrorFor(err)
 		e.RequestID = x.id
 		x.code, x.err = e.Code, err
-		writeError(x.w, &e)
+		e.Write(x.w)
 	}
 	// A transport that buffers the response may refuse it as too large;
 	// it then answers that error, and so does the log line.
-	if errors.Is(x.w.err, ErrResponseTooLarge) {
+	if errors.Is(x.w.err, apierr.ErrResponseTooLarge) {
 		e := ErrorFor(x.w.err)
 		x.w.status, x.code, x.err = e.Status, e.Code, x.w.err
 	}
@@ -313,12 +295,12 @@ func (h *Handler) end(x *exchange, r *http.Request, err error) {
 		slog.String("path", path),
 		slog.Int("status", x.w.status),
 		slog.Int64("bytes", x.body.n),
-		slog.String("spool", x.spool),
+		slog.String("spool", string(x.spool)),
 		slog.Duration("duration", time.Since(x.start)),
 		slog.String("request_id", x.id),
 	}
 	if x.code != "" {
-		attrs = append(attrs, slog.String("code", x.code))
+		attrs = append(attrs, slog.String("code", string(x.code)))
 	}
 	if x.err != nil {
 		attrs = append(attrs, slog.String("error", x.err.Error()))
@@ -343,13 +325,13 @@ func (h *Handler) end(x *exchange, r *http.Request, err error) {
 // clientWentAway reports a failure that comes from the request's context
 // being cancelled while the server was not shutting down: net/http cancels
 // it when the client closes the connection, while an entrypoint that
-// shuts down cancels it with ErrUnavailable as its cause.
+// shuts down cancels it with apierr.ErrUnavailable as its cause.
 func clientWentAway(ctx context.Context, err error) bool {
 	if !errors.Is(err, context.Canceled) || ctx.Err() == nil {
 		return false
 	}
 	cause := context.Cause(ctx)
-	return errors.Is(cause, context.Canceled) && !errors.Is(cause, ErrUnavailable)
+	return errors.Is(cause, context.Canceled) && !errors.Is(cause, apierr.ErrUnavailable)
 }
 
 // authorized checks the bearer token in constant time.
@@ -395,11 +377,11 @@ func (h *Handler) putRaw(w http.ResponseWriter, r *http.Request, x *exchange, na
 		return x.body.cause(err)
 	}
 	defer b.Close()
-	x.spool = b.Location().String()
+	x.spool = b.Location().Kind()
 	if err := h.store.Put(ctx, []store.File{{Name: name, Body: b}}); err != nil {
 		return err
 	}
-	resp := UploadResponse{Files: []FileResult{result(name, b)}}
+	resp := wire.UploadResponse{Files: []wire.FileResult{result(name, b)}}
 	x.files, x.stored = 1, b.Size()
 	// Release the spool before answering: a client that sees the 201 sees
 	// a clean spool directory too.
@@ -486,7 +468,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		}
 		files = append(files, store.File{Name: name, Body: b})
 		bodies = append(bodies, b)
-		x.spool = joinSpool(x.spool, b.Location().String())
+		x.spool = joinSpool(x.spool, b.Location().Kind())
 	}
 	if len(files) == 0 {
 		return errNoFiles
@@ -497,7 +479,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	if err := h.store.Put(ctx, files); err != nil {
 		return err
 	}
-	resp := UploadResponse{Files: make([]FileResult, 0, len(files))}
+	resp := wire.UploadResponse{Files: make([]wire.FileResult, 0, len(files))}
 	for i, f := range files {
 		resp.Files = append(resp.Files, result(f.Name, bodies[i]))
 		x.files++
@@ -548,11 +530,11 @@ func multipartCause(err error) error {
 	return err
 }
 
-func joinSpool(acc, loc string) string {
-	if acc == "" || acc == loc {
+func joinSpool(acc, loc wire.Spool) wire.Spool {
+	if acc == wire.SpoolNone || acc == loc {
 		return loc
 	}
-	return "mixed"
+	return wire.SpoolMixed
 }
 
 // download serves GET and HEAD of a stored file. HEAD is answered from
@@ -595,9 +577,9 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 	return nil
 }
 
-func result(name string, b *spool.Body) FileResult {
+func result(name string, b *spool.Body) wire.FileResult {
 	sum := b.SHA256()
-	return FileResult{Name: name, Size: b.Size(), SHA256: hex.EncodeToString(sum[:]), Spool: b.Location().String()}
+	return wire.FileResult{Name: name, Size: b.Size(), SHA256: hex.EncodeToString(sum[:]), Spool: b.Location().Kind()}
 }
 
 // fileURL is the escaped path of a stored file.
@@ -675,7 +657,7 @@ func (b *requestBody) cause(err error) error {
 		return fmt.Errorf("%w: %w", spool.ErrIncomplete, b.err)
 	case errors.Is(err, spool.ErrTooLarge):
 		return err
-	case errors.Is(b.err, os.ErrDeadlineExceeded), errors.Is(b.err, ErrBadRequest):
+	case errors.Is(b.err, os.ErrDeadlineExceeded), errors.Is(b.err, apierr.ErrBadRequest):
 		return b.err
 	case errors.As(b.err, &netErr):
 		// The connection failed under the body: the client is gone.
@@ -683,7 +665,7 @@ func (b *requestBody) cause(err error) error {
 	}
 	// What is left is the framing itself: a malformed chunk, an oversized
 	// trailer. net/http's errors for those are not exported.
-	return fmt.Errorf("%w: malformed body: %w", ErrBadRequest, b.err)
+	return fmt.Errorf("%w: malformed body: %w", apierr.ErrBadRequest, b.err)
 }
 
 // clientGone reports the read errors of a client that went away mid-body:
@@ -721,16 +703,3 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 }
 
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-type requestIDKey struct{}
-
-// WithRequestID returns a context whose requests log id as request_id.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
-// RequestID returns the id set by WithRequestID, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}

@@ -26,6 +26,7 @@ import (
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -140,15 +141,6 @@ func (s *server) waitServed(t *testing.T) int {
 	}
 }
 
-type errorBody struct {
-	Error struct {
-		Code      string `json:"code"`
-		Message   string `json:"message"`
-		Limit     int64  `json:"limit"`
-		RequestID string `json:"request_id"`
-	} `json:"error"`
-}
-
 // internalPrefixes begin the errors of Spillway's packages: none may reach
 // a response.
 var internalPrefixes = []string{"store:", "dirstore:", "s3store:", "spool:", "formdata:", "api:"}
@@ -178,9 +170,9 @@ func requireError(t *testing.T, resp *http.Response, body []byte, status int, co
 	t.Helper()
 	require.Equal(t, status, resp.StatusCode, "body: %s", body)
 	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
-	var e errorBody
+	var e wire.ErrorResponse
 	require.NoError(t, json.Unmarshal(body, &e), string(body))
-	assert.Equal(t, code, e.Error.Code, string(body))
+	assert.Equal(t, wire.Code(code), e.Error.Code, string(body))
 	assert.NotEmpty(t, e.Error.Message)
 	for _, p := range internalPrefixes {
 		assert.NotContains(t, e.Error.Message, p)
@@ -237,7 +229,7 @@ func TestThresholdTable(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			resp, body := s.send(t, c)
 			require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-			var got api.UploadResponse
+			var got wire.UploadResponse
 			require.NoError(t, json.Unmarshal(body, &got))
 			require.Len(t, got.Files, len(c.Files))
 			for i, f := range c.Files {
@@ -607,7 +599,7 @@ func TestListDownloadAndHealth(t *testing.T) {
 
 	resp, body = s.do(t, s.request(t, http.MethodGet, "/files", nil, 0))
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var list api.ListResponse
+	var list wire.ListResponse
 	require.NoError(t, json.Unmarshal(body, &list))
 	require.Len(t, list.Files, 2)
 	assert.Equal(t, "a.txt", list.Files[0].Name)

@@ -10,6 +10,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"spillway/apierr"
+	"spillway/wire"
 )
 
 // Every code in the mapping answers with its one fixed message, however
@@ -19,10 +22,10 @@ func TestEveryCodeHasOneFixedMessage(t *testing.T) {
 	leaks := []string{"secret.bin", "/tmp/", "12345", "example.com", "my-bucket", "REQID",
 		"store:", "dirstore:", "s3store:", "spool:", "formdata:"}
 	for _, m := range mapping {
-		t.Run(m.code+"/"+m.target.Error(), func(t *testing.T) {
-			want, ok := codes[m.code]
-			require.True(t, ok, "the code has no message")
-			require.NotEmpty(t, want.message)
+		t.Run(string(m.code)+"/"+m.target.Error(), func(t *testing.T) {
+			want := apierr.Of(m.code)
+			require.Equal(t, m.code, want.Code, "the code has no message")
+			require.NotEmpty(t, want.Message)
 			for _, err := range []error{
 				m.target,
 				fmt.Errorf("dirstore: publish %q in /tmp/spillway-12345/uploads: %w", "secret.bin", m.target),
@@ -30,12 +33,12 @@ func TestEveryCodeHasOneFixedMessage(t *testing.T) {
 					"StatusCode: 403, RequestID: REQID, HostID: 12345, api error: https://my-bucket.example.com/secret.bin", m.target),
 			} {
 				rec := httptest.NewRecorder()
-				WriteError(WithRequestID(t.Context(), "req-1"), rec, err)
-				assert.Equal(t, want.status, rec.Code)
-				var got struct{ Error Error }
+				apierr.WriteError(apierr.WithRequestID(t.Context(), "req-1"), rec, ErrorFor(err))
+				assert.Equal(t, want.Status, rec.Code)
+				var got wire.ErrorResponse
 				require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got), rec.Body.String())
 				assert.Equal(t, m.code, got.Error.Code)
-				assert.Equal(t, want.message, got.Error.Message)
+				assert.Equal(t, want.Message, got.Error.Message)
 				for _, leak := range leaks {
 					assert.NotContains(t, rec.Body.String(), leak)
 				}
@@ -46,19 +49,30 @@ func TestEveryCodeHasOneFixedMessage(t *testing.T) {
 	}
 }
 
+// The handler's own error values choose their code by themselves: the
+// mapping's entry for each agrees with it.
+func TestOwnErrorsKeepTheirCode(t *testing.T) {
+	for _, m := range mapping {
+		if code, ok := apierr.CodeOf(m.target); ok {
+			assert.Equal(t, code, m.code, m.target.Error())
+			assert.Equal(t, code, ErrorFor(fmt.Errorf("wrapped: %w", m.target)).Code)
+		}
+	}
+}
+
 // An error outside the mapping is 500 internal with its fixed message, and
 // every code that has a message is one the handler can answer.
 func TestUnknownErrorsAreInternal(t *testing.T) {
 	e := ErrorFor(errors.New("dirstore: open /srv/uploads/secret.bin: input/output error"))
 	assert.Equal(t, http.StatusInternalServerError, e.Status)
-	assert.Equal(t, "internal", e.Code)
-	assert.Equal(t, codes["internal"].message, e.Message)
+	assert.Equal(t, wire.CodeInternal, e.Code)
+	assert.Equal(t, apierr.Of(wire.CodeInternal).Message, e.Message)
 
-	used := map[string]bool{"internal": true}
+	used := map[wire.Code]bool{wire.CodeInternal: true}
 	for _, m := range mapping {
 		used[m.code] = true
 	}
-	for code := range codes {
+	for _, code := range apierr.Codes() {
 		assert.True(t, used[code], "%s has a message but no error maps to it", code)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 // The fuzzed handler's limits: small, so that short inputs reach the disk
@@ -177,7 +178,7 @@ func FuzzMultipart(f *testing.F) {
 		require.Less(t, rec.Code, 500, "%s", rec.Body)
 
 		if rec.Code != http.StatusCreated {
-			var e errorBody
+			var e wire.ErrorResponse
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e), "%s", rec.Body)
 			require.NotEmpty(t, e.Error.Code)
 			require.GreaterOrEqual(t, rec.Code, 400)
@@ -186,7 +187,7 @@ func FuzzMultipart(f *testing.F) {
 		}
 
 		require.NoError(t, refErr, "the handler stored what mime/multipart refuses")
-		var got api.UploadResponse
+		var got wire.UploadResponse
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
 		require.Len(t, got.Files, len(want))
 		entries, err := os.ReadDir(uploads)

@@ -20,6 +20,7 @@ import (
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 // hostileEscapeSegments percent-encodes each segment of name, keeping its slashes,
@@ -74,7 +75,7 @@ func hostileQuotedFilename(name string) (string, bool) {
 // The response itself carries only the fixed message, never the name.
 func requireHostileNameIntact(t *testing.T, s *server, resp *http.Response, body []byte, name string) {
 	t.Helper()
-	var e errorBody
+	var e wire.ErrorResponse
 	require.NoError(t, json.Unmarshal(body, &e))
 	assert.Equal(t, api.ErrorFor(store.ErrInvalidName).Message, e.Error.Message)
 	line := s.logLine(t, resp.Header.Get("X-Request-Id"))

@@ -8,26 +8,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"spillway/store"
+	"spillway/wire"
 )
-
-// ListEntry is one file in GET /files.
-type ListEntry struct {
-	Name     string    `json:"name"`
-	Size     int64     `json:"size"`
-	Modified time.Time `json:"modified"`
-}
-
-// ListResponse is the body of GET /files: one page of files, sorted by
-// name in byte order.
-type ListResponse struct {
-	Files []ListEntry `json:"files"`
-	// NextCursor, passed back as ?cursor=, lists the page after this one.
-	// The last page has none.
-	NextCursor string `json:"next_cursor,omitempty"`
-}
 
 // maxListBody bounds the body of one page. A Function URL response is
 // capped near 6 MB, and the Lambda adapter may escape the JSON again or
@@ -70,10 +54,10 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := ListResponse{Files: make([]ListEntry, 0, len(infos))}
+	resp := wire.ListResponse{Files: make([]wire.ListEntry, 0, len(infos))}
 	size := len(`{"files":[]}`) + listReserve
 	for i, info := range infos {
-		e := ListEntry{Name: info.Name, Size: info.Size, Modified: info.Modified.UTC()}
+		e := wire.ListEntry{Name: info.Name, Size: info.Size, Modified: info.Modified.UTC()}
 		b, err := json.Marshal(e)
 		if err != nil {
 			return fmt.Errorf("list: encode %q: %w", info.Name, err)

@@ -13,6 +13,7 @@ import (
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 	"spillway/store"
+	"spillway/wire"
 )
 
 // A full spool directory answers 507 with the fixed message: the client
@@ -25,7 +26,7 @@ func TestNoSpaceHidesTheSpoolDir(t *testing.T) {
 	resp, body := s.do(t, req)
 	requireError(t, resp, body, http.StatusInsufficientStorage, "insufficient_storage")
 	s.waitServed(t)
-	var e errorBody
+	var e wire.ErrorResponse
 	require.NoError(t, json.Unmarshal(body, &e))
 	assert.Equal(t, api.ErrorFor(spool.ErrNoSpace).Message, e.Error.Message)
 	assert.NotContains(t, string(body), s.spoolDir)
@@ -62,7 +63,7 @@ func TestRefusalsLogTheirDetail(t *testing.T) {
 			resp, body := s.do(t, s.request(t, http.MethodPut, tc.path, strings.NewReader(strings.Repeat("x", int(tc.size))), tc.size))
 			requireError(t, resp, body, tc.status, tc.code)
 			s.waitServed(t)
-			var e errorBody
+			var e wire.ErrorResponse
 			require.NoError(t, json.Unmarshal(body, &e))
 			assert.Equal(t, api.ErrorFor(tc.target).Message, e.Error.Message)
 			assert.NotContains(t, e.Error.Message, tc.detail)

@@ -19,6 +19,7 @@ import (
 	"spillway/internal/formdata"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
+	"spillway/wire"
 )
 
 // mpPost sends body as multipart/form-data with the given boundary.
@@ -103,7 +104,7 @@ func TestMultipartEmptyFilename(t *testing.T) {
 	resp, body := s.mpPost(t, "b", empty+mpFilePart("b", "real.txt", "real")+emptyStar+"--b--\r\n")
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
 	s.waitServed(t)
-	var got api.UploadResponse
+	var got wire.UploadResponse
 	require.NoError(t, json.Unmarshal(body, &got))
 	require.Len(t, got.Files, 1)
 	assert.Equal(t, "real.txt", got.Files[0].Name)

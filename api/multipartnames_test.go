@@ -12,10 +12,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"spillway/api"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 // mpStyle builds a multipart/form-data body the way one kind of client
@@ -102,7 +102,7 @@ func TestMultipartFilenameStar(t *testing.T) {
 					return
 				}
 				require.Equal(t, http.StatusCreated, resp.StatusCode, string(respBody))
-				var got api.UploadResponse
+				var got wire.UploadResponse
 				require.NoError(t, json.Unmarshal(respBody, &got))
 				require.Len(t, got.Files, 3)
 				assert.Equal(t, tc.want, got.Files[1].Name)

@@ -12,6 +12,7 @@ import (
 	"spillway/api"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
+	"spillway/wire"
 )
 
 type recordingObserver struct {
@@ -60,7 +61,7 @@ func TestObserverSeesEveryRequest(t *testing.T) {
 	up := obs.outcomes[0]
 	assert.True(t, up.Upload)
 	assert.Equal(t, http.StatusCreated, up.Status)
-	assert.Equal(t, "mixed", up.Spool)
+	assert.Equal(t, wire.SpoolMixed, up.Spool)
 	assert.Equal(t, 2, up.Files)
 	assert.Equal(t, int64(10+spool.DefaultThreshold+1), up.BytesStored)
 	assert.Greater(t, up.BytesReceived, up.BytesStored, "multipart framing counts as received")
@@ -68,7 +69,7 @@ func TestObserverSeesEveryRequest(t *testing.T) {
 
 	refused := obs.outcomes[1]
 	assert.True(t, refused.Upload)
-	assert.Equal(t, "exists", refused.Code)
+	assert.Equal(t, wire.CodeExists, refused.Code)
 	assert.Zero(t, refused.Files)
 
 	assert.False(t, obs.outcomes[2].Upload)

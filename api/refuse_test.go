@@ -15,8 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/apierr"
 	"spillway/spool"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 func newObservedHandler(t *testing.T) (*api.Handler, *recordingObserver, *bytes.Buffer) {
@@ -44,15 +46,15 @@ func logLine(t *testing.T, logs *bytes.Buffer) map[string]any {
 func TestRefuse(t *testing.T) {
 	h, obs, logs := newObservedHandler(t)
 	rec := httptest.NewRecorder()
-	ctx := api.WithRequestID(context.Background(), "req-1")
+	ctx := apierr.WithRequestID(context.Background(), "req-1")
 	r := httptest.NewRequestWithContext(ctx, http.MethodPut, "/files/x", nil)
-	h.Refuse(rec, r, fmt.Errorf("%w: no requestContext", api.ErrBadEvent))
+	h.Refuse(rec, r, fmt.Errorf("%w: no requestContext", apierr.ErrBadEvent))
 
 	require.Equal(t, http.StatusInternalServerError, rec.Code)
 	assert.Equal(t, "req-1", rec.Header().Get("X-Request-Id"))
-	var body struct{ Error api.Error }
+	var body wire.ErrorResponse
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
-	assert.Equal(t, api.Error{Code: "bad_event", Message: api.ErrorFor(api.ErrBadEvent).Message, RequestID: "req-1"}, body.Error)
+	assert.Equal(t, wire.Error{Code: "bad_event", Message: api.ErrorFor(apierr.ErrBadEvent).Message, RequestID: "req-1"}, body.Error)
 
 	l := logLine(t, logs)
 	assert.Equal(t, "ERROR", l["level"])
@@ -65,7 +67,7 @@ func TestRefuse(t *testing.T) {
 	require.Len(t, obs.outcomes, 1)
 	o := obs.outcomes[0]
 	assert.Equal(t, http.StatusInternalServerError, o.Status)
-	assert.Equal(t, "bad_event", o.Code)
+	assert.Equal(t, wire.CodeBadEvent, o.Code)
 	assert.True(t, o.Upload)
 }
 
@@ -73,7 +75,7 @@ func TestRefuse(t *testing.T) {
 type refusingWriter struct{ *httptest.ResponseRecorder }
 
 func (w refusingWriter) Write([]byte) (int, error) {
-	return 0, fmt.Errorf("%w: over the cap", api.ErrResponseTooLarge)
+	return 0, fmt.Errorf("%w: over the cap", apierr.ErrResponseTooLarge)
 }
 
 // TestTransportRefusesResponse: when the ResponseWriter refuses the body as
@@ -89,5 +91,5 @@ func TestTransportRefusesResponse(t *testing.T) {
 	assert.Contains(t, l["error"], "over the cap")
 	require.Len(t, obs.outcomes, 1)
 	assert.Equal(t, http.StatusBadGateway, obs.outcomes[0].Status)
-	assert.Equal(t, "response_too_large", obs.outcomes[0].Code)
+	assert.Equal(t, wire.CodeResponseTooLarge, obs.outcomes[0].Code)
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"spillway/apierr"
 	"spillway/store"
 	"spillway/web"
 )
@@ -392,7 +393,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, m match) err
 	}
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)
-		return ErrUnauthorized
+		return apierr.ErrUnauthorized
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 // allMethods are the methods tried on every pattern.
@@ -76,9 +77,9 @@ func serveTable(h *Handler, method, path, token string) *httptest.ResponseRecord
 
 func errorCode(t *testing.T, rec *httptest.ResponseRecorder) string {
 	t.Helper()
-	var e struct{ Error Error }
+	var e wire.ErrorResponse
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e), rec.Body.String())
-	return e.Error.Code
+	return string(e.Error.Code)
 }
 
 // TestRouteTable walks the table: every route has an auth rule, the Allow

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/apierr"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 )
@@ -126,7 +127,7 @@ func TestObserverSeesTheRoute(t *testing.T) {
 		s.call(t, r.method, r.path, nil, 0)
 	}
 	rec := httptest.NewRecorder()
-	h.Refuse(rec, httptest.NewRequest(http.MethodPut, "/files/c.bin", nil), api.ErrUnavailable)
+	h.Refuse(rec, httptest.NewRequest(http.MethodPut, "/files/c.bin", nil), apierr.ErrUnavailable)
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 
 	type label struct {

@@ -15,8 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"spillway/apierr"
 	"spillway/spool"
 	"spillway/store"
+	"spillway/wire"
 )
 
 // The /uploads routes of docs/MULTIPART.md: files too large for one request
@@ -36,63 +38,11 @@ const (
 	// at most MaxPartCount entries of about 100 bytes each.
 	createBodyLimit   = 64 << 10
 	completeBodyLimit = 2 << 20
-	// spoolParts is the spool a completed upload reports: its bytes came
-	// through earlier requests, one part at a time.
-	spoolParts = "parts"
 )
-
-// CreateUploadRequest is the body of POST /uploads.
-type CreateUploadRequest struct {
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256,omitempty"`
-}
-
-// UploadInfo describes an upload in progress.
-type UploadInfo struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Size      int64  `json:"size"`
-	SHA256    string `json:"sha256,omitempty"` // omitted when none was declared
-	PartSize  int64  `json:"part_size"`
-	PartCount int    `json:"part_count"`
-}
-
-// PartURLPage is one page of part URLs: GET /uploads/{id}/parts.
-type PartURLPage struct {
-	Parts []store.PartURL `json:"parts"`
-	// NextFrom is the first part number of the next page; 0 when none.
-	NextFrom int `json:"next_from"`
-}
-
-// CreatedUpload is the body of POST /uploads's 201: the upload and the
-// first page of its part URLs.
-type CreatedUpload struct {
-	UploadInfo
-	PartURLPage
-}
-
-// UploadState is the body of GET /uploads/{id}: what a client needs to
-// resume.
-type UploadState struct {
-	UploadInfo
-	Received []store.Part `json:"received"`
-}
-
-// CompleteRequest is the body of POST /uploads/{id}/complete.
-type CompleteRequest struct {
-	Parts []CompletePart `json:"parts"`
-}
-
-// CompletePart names one part to complete with.
-type CompletePart struct {
-	Number int    `json:"n"`
-	ETag   string `json:"etag"`
-}
 
 func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	ctx := r.Context()
-	var req CreateUploadRequest
+	var req wire.CreateUploadRequest
 	if err := decodeJSON(r, x, createBodyLimit, &req); err != nil {
 		return err
 	}
@@ -117,7 +67,7 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 	if err != nil {
 		return fmt.Errorf("create upload of %q: %w", req.Name, err)
 	}
-	var page PartURLPage
+	var page wire.PartURLPage
 	if store.ValidUploadID(u.ID) {
 		page, err = h.partURLPage(r, u, 1)
 	} else {
@@ -132,7 +82,7 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 		return err
 	}
 	w.Header().Set("Location", "/uploads/"+u.ID)
-	writeJSON(w, http.StatusCreated, CreatedUpload{UploadInfo: uploadInfo(u), PartURLPage: page})
+	writeJSON(w, http.StatusCreated, wire.CreatedUpload{UploadInfo: uploadInfo(u), PartURLPage: page})
 	return nil
 }
 
@@ -148,7 +98,11 @@ func (h *Handler) uploadState(w http.ResponseWriter, r *http.Request, id string)
 	if parts == nil {
 		parts = []store.Part{}
 	}
-	writeJSON(w, http.StatusOK, UploadState{UploadInfo: uploadInfo(u), Received: parts})
+	received := make([]wire.Part, len(parts))
+	for i, p := range parts {
+		received[i] = wire.Part{Number: p.Number, Size: p.Size, ETag: p.ETag}
+	}
+	writeJSON(w, http.StatusOK, wire.UploadState{UploadInfo: uploadInfo(u), Received: received})
 	return nil
 }
 
@@ -157,7 +111,7 @@ func (h *Handler) partURLs(w http.ResponseWriter, r *http.Request, id string) er
 	if v := r.URL.Query().Get("from"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return fmt.Errorf("%w: from must be a part number, not %q", ErrBadRequest, v)
+			return fmt.Errorf("%w: from must be a part number, not %q", apierr.ErrBadRequest, v)
 		}
 		from = n
 	}
@@ -188,7 +142,7 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exch
 	if !store.ValidUploadID(id) {
 		return fmt.Errorf("%w: %q", store.ErrUploadNotFound, id)
 	}
-	var req CompleteRequest
+	var req wire.CompleteRequest
 	if err := decodeJSON(r, x, completeBodyLimit, &req); err != nil {
 		return err
 	}
@@ -200,10 +154,10 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exch
 	if err != nil {
 		return fmt.Errorf("complete upload %s: %w", id, err)
 	}
-	x.spool, x.files, x.stored = spoolParts, 1, c.Size
+	x.spool, x.files, x.stored = wire.SpoolParts, 1, c.Size
 	w.Header().Set("Location", fileURL(c.Name))
-	writeJSON(w, http.StatusCreated, UploadResponse{Files: []FileResult{
-		{Name: c.Name, Size: c.Size, SHA256: c.SHA256, Spool: spoolParts},
+	writeJSON(w, http.StatusCreated, wire.UploadResponse{Files: []wire.FileResult{
+		{Name: c.Name, Size: c.Size, SHA256: c.SHA256, Spool: wire.SpoolParts},
 	}})
 	return nil
 }
@@ -239,7 +193,7 @@ func (h *Handler) putPart(w http.ResponseWriter, r *http.Request, x *exchange, i
 		return x.body.cause(err)
 	}
 	defer b.Close()
-	x.spool = b.Location().String()
+	x.spool = b.Location().Kind()
 	if b.Size() != size {
 		return fmt.Errorf("%w: part %d must be %d bytes, not %d", store.ErrUploadMismatch, n, size, b.Size())
 	}
@@ -252,7 +206,7 @@ func (h *Handler) putPart(w http.ResponseWriter, r *http.Request, x *exchange, i
 		h.log.Warn("spool cleanup failed", "error", err)
 	}
 	w.Header().Set("ETag", part.ETag)
-	writeJSON(w, http.StatusOK, part)
+	writeJSON(w, http.StatusOK, wire.Part{Number: part.Number, Size: part.Size, ETag: part.ETag})
 	return nil
 }
 
@@ -306,15 +260,15 @@ func (h *Handler) uploadLimit() int64 {
 	return limit
 }
 
-func uploadInfo(u store.Upload) UploadInfo {
-	return UploadInfo{ID: u.ID, Name: u.Name, Size: u.Size, SHA256: u.SHA256, PartSize: u.PartSize, PartCount: u.PartCount()}
+func uploadInfo(u store.Upload) wire.UploadInfo {
+	return wire.UploadInfo{ID: u.ID, Name: u.Name, Size: u.Size, SHA256: u.SHA256, PartSize: u.PartSize, PartCount: u.PartCount()}
 }
 
 // partURLPage returns the URLs of parts from, from+1, … (at most
 // partsPerPage of them).
-func (h *Handler) partURLPage(r *http.Request, u store.Upload, from int) (PartURLPage, error) {
+func (h *Handler) partURLPage(r *http.Request, u store.Upload, from int) (wire.PartURLPage, error) {
 	count := u.PartCount()
-	page := PartURLPage{Parts: []store.PartURL{}}
+	page := wire.PartURLPage{Parts: []wire.PartURL{}}
 	if from > count {
 		return page, nil
 	}
@@ -327,12 +281,14 @@ func (h *Handler) partURLPage(r *http.Request, u store.Upload, from int) (PartUR
 		if h.presigner != nil {
 			pu, err := h.presigner.PresignPart(r.Context(), u, n, h.partTTL)
 			if err != nil {
-				return PartURLPage{}, fmt.Errorf("presign part %d of upload %s: %w", n, u.ID, err)
+				return wire.PartURLPage{}, fmt.Errorf("presign part %d of upload %s: %w", n, u.ID, err)
 			}
-			page.Parts = append(page.Parts, pu)
+			page.Parts = append(page.Parts, wire.PartURL{
+				Number: pu.Number, Size: pu.Size, Method: pu.Method, URL: pu.URL, Headers: pu.Header, Expires: pu.Expires,
+			})
 			continue
 		}
-		page.Parts = append(page.Parts, store.PartURL{
+		page.Parts = append(page.Parts, wire.PartURL{
 			Number:  n,
 			Size:    u.PartSizeOf(n),
 			Method:  http.MethodPut,
@@ -412,7 +368,7 @@ func decodeJSON(r *http.Request, x *exchange, limit int64, v any) error {
 	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return x.body.cause(fmt.Errorf("%w: read the JSON body: %w", ErrBadRequest, err))
+		return x.body.cause(fmt.Errorf("%w: read the JSON body: %w", apierr.ErrBadRequest, err))
 	}
 	if int64(len(data)) > limit {
 		return fmt.Errorf("%w: a JSON body over the %d-byte limit", spool.ErrTooLarge, limit)
@@ -420,10 +376,10 @@ func decodeJSON(r *http.Request, x *exchange, limit int64, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: JSON body: %v", ErrBadRequest, err)
+		return fmt.Errorf("%w: JSON body: %v", apierr.ErrBadRequest, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: JSON body: data after the object", ErrBadRequest)
+		return fmt.Errorf("%w: JSON body: data after the object", apierr.ErrBadRequest)
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ import (
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 // The /uploads routes run against two stores: a small in-memory fake, and
@@ -147,18 +148,18 @@ func (s *upServer) callJSON(t *testing.T, method, path string, v any) (*http.Res
 	return s.call(t, method, path, bytes.NewReader(data), int64(len(data)))
 }
 
-func (s *upServer) create(t *testing.T, f uploadtest.File, sum string) api.CreatedUpload {
+func (s *upServer) create(t *testing.T, f uploadtest.File, sum string) wire.CreatedUpload {
 	t.Helper()
-	resp, body := s.callJSON(t, http.MethodPost, "/uploads", api.CreateUploadRequest{Name: f.Name, Size: f.Size, SHA256: sum})
+	resp, body := s.callJSON(t, http.MethodPost, "/uploads", wire.CreateUploadRequest{Name: f.Name, Size: f.Size, SHA256: sum})
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-	var got api.CreatedUpload
+	var got wire.CreatedUpload
 	require.NoError(t, json.Unmarshal(body, &got))
 	assert.Equal(t, "/uploads/"+got.ID, resp.Header.Get("Location"))
 	return got
 }
 
 // putPart sends part n of f to its URL, without the token.
-func (s *upServer) putPart(t *testing.T, pu store.PartURL, f uploadtest.File) (*http.Response, []byte) {
+func (s *upServer) putPart(t *testing.T, pu wire.PartURL, f uploadtest.File) (*http.Response, []byte) {
 	t.Helper()
 	data := partBytes(f, pu)
 	req, err := http.NewRequestWithContext(t.Context(), pu.Method, pu.URL, bytes.NewReader(data))
@@ -166,11 +167,11 @@ func (s *upServer) putPart(t *testing.T, pu store.PartURL, f uploadtest.File) (*
 	return s.finish(t, req)
 }
 
-func (s *upServer) sendPart(t *testing.T, pu store.PartURL, f uploadtest.File) store.Part {
+func (s *upServer) sendPart(t *testing.T, pu wire.PartURL, f uploadtest.File) wire.Part {
 	t.Helper()
 	resp, body := s.putPart(t, pu, f)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	var p store.Part
+	var p wire.Part
 	require.NoError(t, json.Unmarshal(body, &p))
 	assert.Equal(t, pu.Number, p.Number)
 	assert.Equal(t, pu.Size, p.Size)
@@ -178,16 +179,16 @@ func (s *upServer) sendPart(t *testing.T, pu store.PartURL, f uploadtest.File) s
 	return p
 }
 
-func (s *upServer) complete(t *testing.T, id string, parts ...store.Part) (*http.Response, []byte) {
+func (s *upServer) complete(t *testing.T, id string, parts ...wire.Part) (*http.Response, []byte) {
 	t.Helper()
-	req := api.CompleteRequest{Parts: []api.CompletePart{}}
+	req := wire.CompleteRequest{Parts: []wire.CompletePart{}}
 	for _, p := range parts {
-		req.Parts = append(req.Parts, api.CompletePart{Number: p.Number, ETag: p.ETag})
+		req.Parts = append(req.Parts, wire.CompletePart{Number: p.Number, ETag: p.ETag})
 	}
 	return s.callJSON(t, http.MethodPost, "/uploads/"+id+"/complete", req)
 }
 
-func partBytes(f uploadtest.File, pu store.PartURL) []byte {
+func partBytes(f uploadtest.File, pu wire.PartURL) []byte {
 	all := f.Bytes()
 	off := int64(pu.Number-1) * store.PartSizeFor(f.Size)
 	return all[off : off+pu.Size]
@@ -234,10 +235,10 @@ func TestUploadsFullFlow(t *testing.T) {
 
 		resp, body := s.call(t, http.MethodGet, "/uploads/"+up.ID, nil, 0)
 		require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-		var state api.UploadState
+		var state wire.UploadState
 		require.NoError(t, json.Unmarshal(body, &state))
 		assert.Equal(t, up.UploadInfo, state.UploadInfo)
-		assert.Equal(t, []store.Part{p1, p3}, state.Received)
+		assert.Equal(t, []wire.Part{p1, p3}, state.Received)
 
 		p2 := s.sendPart(t, up.Parts[1], f)
 		resp, body = s.complete(t, up.ID, stale, p2, p3)
@@ -245,9 +246,9 @@ func TestUploadsFullFlow(t *testing.T) {
 		resp, body = s.complete(t, up.ID, p1, p2, p3)
 		require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
 		assert.Equal(t, "/files/isos/big.iso", resp.Header.Get("Location"))
-		var got api.UploadResponse
+		var got wire.UploadResponse
 		require.NoError(t, json.Unmarshal(body, &got))
-		assert.Equal(t, api.UploadResponse{Files: []api.FileResult{{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), Spool: "parts"}}}, got)
+		assert.Equal(t, wire.UploadResponse{Files: []wire.FileResult{{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), Spool: "parts"}}}, got)
 
 		resp, body = s.call(t, http.MethodGet, "/files/isos/big.iso", nil, 0)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -264,11 +265,11 @@ func TestUploadsFullFlow(t *testing.T) {
 			switch {
 			case o.Method == http.MethodPut:
 				assert.True(t, o.Upload)
-				assert.Contains(t, []string{"memory", "disk"}, o.Spool)
+				assert.Contains(t, []wire.Spool{wire.SpoolMemory, wire.SpoolDisk}, o.Spool)
 				assert.Zero(t, o.Files)
 				parts++
 			case o.Upload && o.Code == "":
-				assert.Equal(t, "parts", o.Spool)
+				assert.Equal(t, wire.SpoolParts, o.Spool)
 				assert.Equal(t, 1, o.Files)
 				assert.Equal(t, f.Size, o.BytesStored)
 				completions++
@@ -471,16 +472,16 @@ func TestCompleteMissingPartThenSuccess(t *testing.T) {
 
 		resp, body := s.complete(t, up.ID, p1)
 		requireError(t, resp, body, http.StatusBadRequest, "upload_mismatch")
-		resp, body = s.complete(t, up.ID, p1, store.Part{Number: 2, ETag: `"made-up"`})
+		resp, body = s.complete(t, up.ID, p1, wire.Part{Number: 2, ETag: `"made-up"`})
 		requireError(t, resp, body, http.StatusBadRequest, "upload_mismatch")
 		resp, body = s.complete(t, up.ID)
 		requireError(t, resp, body, http.StatusBadRequest, "upload_mismatch")
 
 		resp, body = s.call(t, http.MethodGet, "/uploads/"+up.ID, nil, 0)
 		require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-		var state api.UploadState
+		var state wire.UploadState
 		require.NoError(t, json.Unmarshal(body, &state))
-		require.Equal(t, []store.Part{p1}, state.Received)
+		require.Equal(t, []wire.Part{p1}, state.Received)
 
 		p2 := s.sendPart(t, up.Parts[1], f)
 		resp, body = s.complete(t, up.ID, p1, p2)
@@ -579,7 +580,7 @@ func TestPartURLPages(t *testing.T) {
 	for from := up.NextFrom; from != 0; {
 		resp, body := s.call(t, http.MethodGet, fmt.Sprintf("/uploads/%s/parts?from=%d", up.ID, from), nil, 0)
 		require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-		var page api.PartURLPage
+		var page wire.PartURLPage
 		require.NoError(t, json.Unmarshal(body, &page))
 		require.NotEmpty(t, page.Parts)
 		require.Equal(t, from, page.Parts[0].Number)
@@ -607,7 +608,7 @@ func TestPartURLPages(t *testing.T) {
 	req.Header.Set("X-Forwarded-Proto", "https")
 	resp, body = s.finish(t, req)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	var page api.PartURLPage
+	var page wire.PartURLPage
 	require.NoError(t, json.Unmarshal(body, &page))
 	assert.True(t, strings.HasPrefix(page.Parts[0].URL, "https://uploads.example:8443/uploads/"+up.ID+"/parts/7?"), page.Parts[0].URL)
 }
@@ -684,7 +685,7 @@ func TestPresignedPartURLs(t *testing.T) {
 	require.Len(t, up.Parts, 3)
 	assert.Equal(t, "https://bucket.example/"+up.ID+"?partNumber=3", up.Parts[2].URL)
 	assert.Equal(t, int64(1), up.Parts[2].Size)
-	assert.Equal(t, map[string]string{"x-amz-checksum-sha256": "…"}, up.Parts[2].Header)
+	assert.Equal(t, map[string]string{"x-amz-checksum-sha256": "…"}, up.Parts[2].Headers)
 	// The handler takes no parts itself.
 	resp, body := s.call(t, http.MethodPut, "/uploads/"+up.ID+"/parts/1", strings.NewReader("x"), 1)
 	requireError(t, resp, body, http.StatusNotFound, "not_found")

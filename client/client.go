@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"spillway/wire"
 )
 
 // DefaultDirectMax is the largest file sent with one PUT: a deployed
@@ -193,14 +195,7 @@ func readError(resp *http.Response) *Error {
 		e.retryAfter = time.Duration(secs) * time.Second
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var j struct {
-		Error struct {
-			Code      string `json:"code"`
-			Message   string `json:"message"`
-			Limit     int64  `json:"limit"`
-			RequestID string `json:"request_id"`
-		} `json:"error"`
-	}
+	var j wire.ErrorResponse
 	var x struct {
 		Code      string `xml:"Code"`
 		Message   string `xml:"Message"`
@@ -208,7 +203,7 @@ func readError(resp *http.Response) *Error {
 	}
 	switch {
 	case json.Unmarshal(body, &j) == nil && j.Error.Code != "":
-		e.Code, e.Message, e.Limit = j.Error.Code, j.Error.Message, j.Error.Limit
+		e.Code, e.Message, e.Limit = string(j.Error.Code), j.Error.Message, j.Error.Limit
 		if j.Error.RequestID != "" {
 			e.RequestID = j.Error.RequestID
 		}
@@ -226,10 +221,11 @@ func readError(resp *http.Response) *Error {
 	return e
 }
 
-// isCode reports whether err is an API error with this status and code.
-func isCode(err error, status int, code string) bool {
+// isCode reports whether err is an API error with this status and code
+// (any code when code is empty).
+func isCode(err error, status int, code wire.Code) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Status == status && (code == "" || e.Code == code)
+	return errors.As(err, &e) && e.Status == status && (code == "" || e.Code == string(code))
 }
 
 // route returns the URL of one of the server's routes; segments are

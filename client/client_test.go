@@ -23,8 +23,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/apierr"
 	"spillway/client"
 	"spillway/spool"
+	"spillway/wire"
 )
 
 // testCtx bounds every push, so that a bug hangs no test for long.
@@ -114,7 +116,7 @@ func TestPushDirect(t *testing.T) {
 	assert.Equal(t, "2026/report.pdf", res.Name)
 	assert.Equal(t, int64(3000), res.Size)
 	assert.Equal(t, sumOf(data), res.SHA256)
-	assert.Equal(t, "memory", res.Spool)
+	assert.Equal(t, wire.SpoolMemory, res.Spool)
 	assert.False(t, res.Multipart)
 	assert.Equal(t, int64(3000), res.Sent)
 	got, ok := f.file("2026/report.pdf")
@@ -170,7 +172,7 @@ func TestPushMultipart(t *testing.T) {
 	assert.False(t, res.Resumed)
 	assert.Equal(t, "isos/big.iso", res.Name)
 	assert.Equal(t, sumOf(data), res.SHA256)
-	assert.Equal(t, "parts", res.Spool)
+	assert.Equal(t, wire.SpoolParts, res.Spool)
 	assert.Equal(t, int64(size), res.Sent)
 	assert.NotEmpty(t, res.UploadID)
 	got, ok := f.file("isos/big.iso")
@@ -883,7 +885,7 @@ func TestErrorString(t *testing.T) {
 // message, the limit of a too_large and the request ID.
 func TestAPIErrorsAreParsed(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(api.WithRequestID(r.Context(), "req-9"), w, &spool.TooLargeError{Limit: 1000, Size: 3000})
+		apierr.WriteError(apierr.WithRequestID(r.Context(), "req-9"), w, api.ErrorFor(&spool.TooLargeError{Limit: 1000, Size: 3000}))
 	}))
 	t.Cleanup(srv.Close)
 	path, _ := writeFile(t, "a.bin", 3000)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"spillway/wire"
 )
 
 // fake serves the upload API of the README and docs/MULTIPART.md in
@@ -190,11 +192,7 @@ func (f *fake) stored(name string, body []byte, spool string) map[string]any {
 }
 
 func (f *fake) create(w http.ResponseWriter, r *http.Request, body []byte) {
-	var in struct {
-		Name   string `json:"name"`
-		Size   int64  `json:"size"`
-		SHA256 string `json:"sha256"`
-	}
+	var in wire.CreateUploadRequest
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil || in.Size < 1 || in.Name == "" {
@@ -368,12 +366,7 @@ func etagOf(b []byte) string {
 }
 
 func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
-	var in struct {
-		Parts []struct {
-			N    int    `json:"n"`
-			ETag string `json:"etag"`
-		} `json:"parts"`
-	}
+	var in wire.CompleteRequest
 	if err := json.Unmarshal(body, &in); err != nil {
 		writeErr(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -399,10 +392,10 @@ func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	var data []byte
 	for i, p := range in.Parts {
-		got, ok := u.parts[p.N]
+		got, ok := u.parts[p.Number]
 		// Quoted or not, as the stores compare them.
-		if p.N != i+1 || !ok || strings.Trim(got.etag, `"`) != strings.Trim(p.ETag, `"`) {
-			writeErr(w, http.StatusBadRequest, "upload_mismatch", fmt.Sprintf("part %d missing or stale", p.N))
+		if p.Number != i+1 || !ok || strings.Trim(got.etag, `"`) != strings.Trim(p.ETag, `"`) {
+			writeErr(w, http.StatusBadRequest, "upload_mismatch", fmt.Sprintf("part %d missing or stale", p.Number))
 			return
 		}
 		data = append(data, got.data...)

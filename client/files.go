@@ -8,15 +8,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
+
+	"spillway/wire"
 )
 
 // FileInfo is one stored file, as GET /files lists it.
-type FileInfo struct {
-	Name     string    `json:"name"`
-	Size     int64     `json:"size"`
-	Modified time.Time `json:"modified"`
-}
+type FileInfo = wire.ListEntry
 
 // maxListPages bounds how many pages one listing follows, so that a server
 // whose cursors never end cannot keep a client listing forever: ten
@@ -46,10 +43,7 @@ func (c *Client) List(ctx context.Context, prefix string, pageSize int) iter.Seq
 			if cursor != "" {
 				q.Set("cursor", cursor)
 			}
-			var resp struct {
-				Files      []FileInfo `json:"files"`
-				NextCursor string     `json:"next_cursor"`
-			}
+			var resp wire.ListResponse
 			if err := c.doJSON(ctx, http.MethodGet, c.route(q, "files"), nil, http.StatusOK, &resp); err != nil {
 				yield(FileInfo{}, fmt.Errorf("list: %w", err))
 				return

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/text/unicode/norm"
+
+	"spillway/wire"
 )
 
 // ErrMismatch is returned, wrapped, when the server reports a file other
@@ -63,8 +65,8 @@ type Progress struct {
 type Result struct {
 	Name      string // as the server stored it
 	Size      int64
-	SHA256    string // lower-case hex; the server's and the local one agree
-	Spool     string // where the server held the body: "memory", "disk", "parts"…
+	SHA256    string     // lower-case hex; the server's and the local one agree
+	Spool     wire.Spool // where the server held the body
 	Multipart bool
 	UploadID  string // the multipart upload's ID; "" for a direct PUT
 	Resumed   bool   // parts an earlier run saw stored were kept, not sent again
@@ -128,68 +130,6 @@ func (c *Client) push(ctx context.Context, path, name string) (Result, error) {
 	return res, err
 }
 
-// The API's JSON, as docs/MULTIPART.md and the README define it. The
-// client keeps its own copies: it speaks HTTP and shares no code with the
-// server.
-type (
-	fileResult struct {
-		Name   string `json:"name"`
-		Size   int64  `json:"size"`
-		SHA256 string `json:"sha256"`
-		Spool  string `json:"spool"`
-	}
-	uploadResponse struct {
-		Files []fileResult `json:"files"`
-	}
-	createRequest struct {
-		Name   string `json:"name"`
-		Size   int64  `json:"size"`
-		SHA256 string `json:"sha256,omitempty"`
-	}
-	partURL struct {
-		N       int               `json:"n"`
-		Size    int64             `json:"size"`
-		Method  string            `json:"method"`
-		URL     string            `json:"url"`
-		Headers map[string]string `json:"headers"`
-		Expires time.Time         `json:"expires"`
-	}
-	partsPage struct {
-		Parts    []partURL `json:"parts"`
-		NextFrom int       `json:"next_from"`
-	}
-	createResponse struct {
-		ID        string `json:"id"`
-		Name      string `json:"name"`
-		Size      int64  `json:"size"`
-		SHA256    string `json:"sha256"`
-		PartSize  int64  `json:"part_size"`
-		PartCount int    `json:"part_count"`
-		partsPage
-	}
-	receivedPart struct {
-		N    int    `json:"n"`
-		Size int64  `json:"size"`
-		ETag string `json:"etag"`
-	}
-	statusResponse struct {
-		ID        string         `json:"id"`
-		Name      string         `json:"name"`
-		Size      int64          `json:"size"`
-		SHA256    string         `json:"sha256"`
-		PartSize  int64          `json:"part_size"`
-		PartCount int            `json:"part_count"`
-		Received  []receivedPart `json:"received"`
-	}
-	completePart struct {
-		N    int    `json:"n"`
-		ETag string `json:"etag"`
-	}
-	completeRequest struct {
-		Parts []completePart `json:"parts"`
-	}
-)
-
 // pushDirect sends the file with one PUT /files/{name}. It hashes the file
 // first: a signed request needs the hash up front, and a retry can reuse it.
 func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size int64, rep *reporter) (Result, error) {
@@ -200,7 +140,7 @@ func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size i
 	}
 	rep.set(StageSend, 0)
 	target := c.route(nil, "files", name)
-	var out uploadResponse
+	var out wire.UploadResponse
 	for attempt := 1; ; attempt++ {
 		var n int64
 		n, err = c.putFile(ctx, target, f, size, sum, rep, &out)
@@ -208,7 +148,7 @@ func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size i
 		if err == nil {
 			break
 		}
-		if isCode(err, http.StatusConflict, "exists") {
+		if isCode(err, http.StatusConflict, wire.CodeExists) {
 			_, err = c.settleExists(ctx, &res, name, sum, err)
 			return res, err
 		}
@@ -222,7 +162,7 @@ func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size i
 	return res, checkStored(&res, out, name, size, sum)
 }
 
-func (c *Client) putFile(ctx context.Context, target string, f *os.File, size int64, sum string, rep *reporter, out *uploadResponse) (int64, error) {
+func (c *Client) putFile(ctx context.Context, target string, f *os.File, size int64, sum string, rep *reporter, out *wire.UploadResponse) (int64, error) {
 	// No GetBody: a transport that replayed the body by itself would
 	// bypass the progress count; the retries here replay it instead.
 	body := newProgressBody(io.NewSectionReader(f, 0, size), rep)
@@ -249,7 +189,7 @@ func (c *Client) putFile(ctx context.Context, target string, f *os.File, size in
 
 // checkStored fills res from the server's answer and checks that it stored
 // the bytes that were read.
-func checkStored(res *Result, out uploadResponse, name string, size int64, sum string) error {
+func checkStored(res *Result, out wire.UploadResponse, name string, size int64, sum string) error {
 	if len(out.Files) != 1 {
 		return fmt.Errorf("the server answered with %d files, want 1", len(out.Files))
 	}
@@ -324,7 +264,7 @@ func (c *Client) newUpload(id string, size, partSize int64, partCount int) (*upl
 		return nil, fmt.Errorf("the server cut upload %q of %d bytes into %d parts of %d bytes, which do not fit", id, size, partCount, partSize)
 	}
 	return &upload{id: id, size: size, partSize: partSize, partCount: partCount,
-		urls: &urlBook{c: c, id: id, count: partCount, urls: map[int]partURL{}, got: map[int]time.Time{}}}, nil
+		urls: &urlBook{c: c, id: id, count: partCount, urls: map[int]wire.PartURL{}, got: map[int]time.Time{}}}, nil
 }
 
 // pushParts sends a file too large for one request through the multipart
@@ -339,7 +279,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	statePath := c.statePath(abs, name, info)
 
 	var up *upload
-	var received []receivedPart
+	var received []wire.Part
 	var stlog *stateLog
 	if st := loadState(statePath); st != nil {
 		up, received, err = c.resume(ctx, st, statePath, name, size, sum)
@@ -355,9 +295,9 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 		}
 	}
 	if up == nil {
-		var created createResponse
-		err := c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads"), createRequest{Name: name, Size: size, SHA256: sum}, http.StatusCreated, &created)
-		if isCode(err, http.StatusConflict, "exists") {
+		var created wire.CreatedUpload
+		err := c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads"), wire.CreateUploadRequest{Name: name, Size: size, SHA256: sum}, http.StatusCreated, &created)
+		if isCode(err, http.StatusConflict, wire.CodeExists) {
 			_, err = c.settleExists(ctx, &res, name, sum, fmt.Errorf("create upload: %w", err))
 			return res, err
 		}
@@ -367,7 +307,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 		if up, err = c.newUpload(created.ID, size, created.PartSize, created.PartCount); err != nil {
 			return res, err
 		}
-		up.urls.add(created.partsPage)
+		up.urls.add(created.PartURLPage)
 		stlog = newStateLog(statePath, state{Server: c.base.String(), Name: name, Path: abs, Size: size,
 			ModTime: info.ModTime(), SHA256: sum, ID: up.id, Created: time.Now().UTC()})
 		// Best effort: a state directory that cannot be written costs the
@@ -380,7 +320,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	// was; the parts the server then lists are the truth, so send the rest
 	// and complete again, a bounded number of times.
 	const rounds = 3
-	var out uploadResponse
+	var out wire.UploadResponse
 	for round := 1; ; round++ {
 		if round > 1 {
 			st, err := c.status(ctx, up.id)
@@ -397,19 +337,19 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 		if err != nil {
 			return res, fmt.Errorf("upload %s: %w", up.id, err)
 		}
-		parts := make([]completePart, up.partCount)
+		parts := make([]wire.CompletePart, up.partCount)
 		for i := range parts {
-			parts[i] = completePart{N: i + 1, ETag: etags[i+1]}
+			parts[i] = wire.CompletePart{Number: i + 1, ETag: etags[i+1]}
 		}
-		err = c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads", up.id, "complete"), completeRequest{Parts: parts}, http.StatusCreated, &out)
+		err = c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads", up.id, "complete"), wire.CompleteRequest{Parts: parts}, http.StatusCreated, &out)
 		if err == nil {
 			break
 		}
 		err = fmt.Errorf("complete upload %s: %w", up.id, err)
 		switch {
-		case isCode(err, http.StatusBadRequest, "upload_mismatch") && round < rounds:
+		case isCode(err, http.StatusBadRequest, wire.CodeUploadMismatch) && round < rounds:
 			continue
-		case isCode(err, http.StatusBadRequest, "bad_checksum"):
+		case isCode(err, http.StatusBadRequest, wire.CodeBadChecksum):
 			// The server has discarded the upload: there is nothing left
 			// to resume.
 			_ = removeState(statePath)
@@ -437,7 +377,7 @@ var errStoredAlready = errors.New("stored already")
 
 // resume returns the upload an earlier run left, with the parts the server
 // has, or a nil upload when there is none to resume.
-func (c *Client) resume(ctx context.Context, st *state, statePath, name string, size int64, sum string) (*upload, []receivedPart, error) {
+func (c *Client) resume(ctx context.Context, st *state, statePath, name string, size int64, sum string) (*upload, []wire.Part, error) {
 	discard := func() {
 		// Best effort: the server sweeps abandoned uploads anyway.
 		_ = c.doJSON(ctx, http.MethodDelete, c.route(nil, "uploads", st.ID), nil, http.StatusNoContent, nil)
@@ -476,8 +416,8 @@ func (c *Client) resume(ctx context.Context, st *state, statePath, name string, 
 	return up, status.Received, nil
 }
 
-func (c *Client) status(ctx context.Context, id string) (statusResponse, error) {
-	var st statusResponse
+func (c *Client) status(ctx context.Context, id string) (wire.UploadState, error) {
+	var st wire.UploadState
 	err := c.doJSON(ctx, http.MethodGet, c.route(nil, "uploads", id), nil, http.StatusOK, &st)
 	return st, err
 }
@@ -492,19 +432,19 @@ func (c *Client) status(ctx context.Context, id string) (statusResponse, error) 
 // size the upload's cut gives it. Any other listed part may be one whose
 // body was cut off by an interrupt and that the storage kept anyway (as
 // versitygw does, zero-padded), so it is sent again, which replaces it.
-func (c *Client) sendParts(ctx context.Context, f *os.File, up *upload, received []receivedPart, stlog *stateLog, rep *reporter) (map[int]string, int64, int64, error) {
+func (c *Client) sendParts(ctx context.Context, f *os.File, up *upload, received []wire.Part, stlog *stateLog, rep *reporter) (map[int]string, int64, int64, error) {
 	listed := make(map[int]int, len(received))
 	for _, p := range received {
-		listed[p.N]++
+		listed[p.Number]++
 	}
 	etags := make(map[int]string, up.partCount)
 	var have int64
 	for _, p := range received {
-		if p.N < 1 || p.N > up.partCount || p.Size != up.sizeOf(p.N) || p.ETag == "" || listed[p.N] != 1 {
+		if p.Number < 1 || p.Number > up.partCount || p.Size != up.sizeOf(p.Number) || p.ETag == "" || listed[p.Number] != 1 {
 			continue
 		}
-		if mine, ok := stlog.confirmed(p.N); ok && sameETag(mine, p.ETag) {
-			etags[p.N] = p.ETag
+		if mine, ok := stlog.confirmed(p.Number); ok && sameETag(mine, p.ETag) {
+			etags[p.Number] = p.ETag
 			have += p.Size
 		}
 	}
@@ -610,7 +550,7 @@ func (c *Client) sendPart(ctx context.Context, f *os.File, up *upload, n int, re
 // putPart sends one part to its URL. It carries only the headers the
 // server listed: part URLs are presigned or self-signed, and the API's
 // credentials must never reach storage.
-func (c *Client) putPart(ctx context.Context, pu partURL, f *os.File, off, size int64, rep *reporter) (string, int64, error) {
+func (c *Client) putPart(ctx context.Context, pu wire.PartURL, f *os.File, off, size int64, rep *reporter) (string, int64, error) {
 	ref, err := url.Parse(pu.URL)
 	if err != nil {
 		return "", 0, fmt.Errorf("part URL: %w", err)
@@ -665,26 +605,26 @@ type urlBook struct {
 	id    string
 	count int
 	mu    sync.Mutex
-	urls  map[int]partURL
+	urls  map[int]wire.PartURL
 	got   map[int]time.Time // when each URL was handed out
 	next  int               // the next_from of the latest page
 	last  int               // how many URLs the latest page held
 }
 
 // add records a page of URLs; callers hold mu or own b alone.
-func (b *urlBook) add(page partsPage) {
+func (b *urlBook) add(page wire.PartURLPage) {
 	b.next, b.last = page.NextFrom, len(page.Parts)
 	now := time.Now()
 	for _, p := range page.Parts {
-		if p.N >= 1 && p.N <= b.count {
-			b.urls[p.N], b.got[p.N] = p, now
+		if p.Number >= 1 && p.Number <= b.count {
+			b.urls[p.Number], b.got[p.Number] = p, now
 		}
 	}
 }
 
 // get returns a usable URL for part n. Workers wait for one another's page
 // fetch, which is one request per page of parts.
-func (b *urlBook) get(ctx context.Context, n int) (partURL, error) {
+func (b *urlBook) get(ctx context.Context, n int) (wire.PartURL, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if p, ok := b.urls[n]; ok {
@@ -703,23 +643,23 @@ func (b *urlBook) get(ctx context.Context, n int) (partURL, error) {
 	// A server may start its pages elsewhere than asked; next_from says
 	// where the next one starts, so follow it until part n is covered.
 	for pages := 0; from != 0 && from <= n && pages <= b.count; pages++ {
-		var page partsPage
+		var page wire.PartURLPage
 		q := url.Values{"from": {strconv.Itoa(from)}}
 		if err := b.c.doJSON(ctx, http.MethodGet, b.c.route(q, "uploads", b.id, "parts"), nil, http.StatusOK, &page); err != nil {
-			return partURL{}, fmt.Errorf("part URLs from %d: %w", from, err)
+			return wire.PartURL{}, fmt.Errorf("part URLs from %d: %w", from, err)
 		}
 		b.add(page)
-		if p, ok := b.urls[n]; ok && slices.ContainsFunc(page.Parts, func(p partURL) bool { return p.N == n }) {
+		if p, ok := b.urls[n]; ok && slices.ContainsFunc(page.Parts, func(p wire.PartURL) bool { return p.Number == n }) {
 			return p, nil
 		}
 		from = page.NextFrom
 	}
-	return partURL{}, fmt.Errorf("the server listed no URL for part %d", n)
+	return wire.PartURL{}, fmt.Errorf("the server listed no URL for part %d", n)
 }
 
 // forget drops used, a URL storage refused, unless another worker has
 // already replaced it.
-func (b *urlBook) forget(n int, used partURL) {
+func (b *urlBook) forget(n int, used wire.PartURL) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.urls[n].URL == used.URL {

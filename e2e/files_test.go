@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"spillway/wire"
 )
 
 func TestFilesDirectoryStore(t *testing.T) { caseFiles(t, startDirTarget(t)) }
@@ -59,11 +60,7 @@ func caseFiles(t *testing.T, tg *target) {
 	require.Equal(t, 0, code, lsJSON.out.String())
 	var names []string
 	for line := range strings.SplitSeq(strings.TrimSpace(lsJSON.out.String()), "\n") {
-		var f struct {
-			Name     string    `json:"name"`
-			Size     int64     `json:"size"`
-			Modified time.Time `json:"modified"`
-		}
+		var f wire.ListEntry
 		require.NoError(t, json.Unmarshal([]byte(line), &f), "a JSON line: %q", line)
 		assert.Equal(t, int64(len(f.Name)*100), f.Size)
 		assert.False(t, f.Modified.IsZero())

@@ -26,6 +26,7 @@ import (
 
 	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 // binDir holds the binaries built for this run of the test binary.
@@ -363,69 +364,13 @@ func waitUntil(t *testing.T, timeout, tick time.Duration, what string, gone <-ch
 
 // --- The HTTP contract (docs/MULTIPART.md), decoded as a client would ----
 
-type partURL struct {
-	N       int               `json:"n"`
-	Size    int64             `json:"size"`
-	Method  string            `json:"method"`
-	URL     string            `json:"url"`
-	Headers map[string]string `json:"headers"`
-	Expires time.Time         `json:"expires"`
-}
-
-type createdUpload struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Size      int64     `json:"size"`
-	SHA256    string    `json:"sha256"`
-	PartSize  int64     `json:"part_size"`
-	PartCount int       `json:"part_count"`
-	Parts     []partURL `json:"parts"`
-	NextFrom  int       `json:"next_from"`
-}
-
-type receivedPart struct {
-	N    int    `json:"n"`
-	Size int64  `json:"size"`
-	ETag string `json:"etag"`
-}
-
-type uploadStatus struct {
-	ID        string         `json:"id"`
-	Name      string         `json:"name"`
-	Size      int64          `json:"size"`
-	PartSize  int64          `json:"part_size"`
-	PartCount int            `json:"part_count"`
-	Received  []receivedPart `json:"received"`
-}
-
-func (s uploadStatus) receivedBytes() int64 {
+// receivedBytes is how much of an upload the server holds.
+func receivedBytes(s wire.UploadState) int64 {
 	var n int64
 	for _, p := range s.Received {
 		n += p.Size
 	}
 	return n
-}
-
-type completePart struct {
-	N    int    `json:"n"`
-	ETag string `json:"etag"`
-}
-
-type storedFiles struct {
-	Files []struct {
-		Name   string `json:"name"`
-		Size   int64  `json:"size"`
-		SHA256 string `json:"sha256"`
-		Spool  string `json:"spool"`
-	} `json:"files"`
-}
-
-type apiError struct {
-	Error struct {
-		Code      string `json:"code"`
-		Message   string `json:"message"`
-		RequestID string `json:"request_id"`
-	} `json:"error"`
 }
 
 // apiClient calls the server's own routes with the token, and part URLs
@@ -481,31 +426,31 @@ func (a *apiClient) callJSON(t *testing.T, method, path string, in any, want int
 }
 
 // requireError requires an API error of this status and code.
-func (a *apiClient) requireError(t *testing.T, method, path string, in any, status int, code string) {
+func (a *apiClient) requireError(t *testing.T, method, path string, in any, status int, code wire.Code) {
 	t.Helper()
 	got, body := a.call(t, method, path, in)
 	require.Equal(t, status, got, "%s %s: %s", method, path, body)
-	var e apiError
+	var e wire.ErrorResponse
 	require.NoError(t, json.Unmarshal(body, &e), "%s %s: %s", method, path, body)
 	require.Equal(t, code, e.Error.Code, "%s %s: %s", method, path, body)
 }
 
-func (a *apiClient) status(t *testing.T, id string) uploadStatus {
+func (a *apiClient) status(t *testing.T, id string) wire.UploadState {
 	t.Helper()
-	var st uploadStatus
+	var st wire.UploadState
 	a.callJSON(t, http.MethodGet, "/uploads/"+id, nil, http.StatusOK, &st)
 	return st
 }
 
 // putPart sends part p of the file to its URL, with only the headers the
 // server listed, and returns the ETag.
-func (a *apiClient) putPart(t *testing.T, f *os.File, partSize int64, p partURL) string {
+func (a *apiClient) putPart(t *testing.T, f *os.File, partSize int64, p wire.PartURL) string {
 	t.Helper()
 	method := p.Method
 	if method == "" {
 		method = http.MethodPut
 	}
-	req, err := http.NewRequest(method, p.URL, io.NewSectionReader(f, int64(p.N-1)*partSize, p.Size))
+	req, err := http.NewRequest(method, p.URL, io.NewSectionReader(f, int64(p.Number-1)*partSize, p.Size))
 	require.NoError(t, err)
 	req.ContentLength = p.Size
 	// As the CLI sends parts: storage that refuses one says so before
@@ -518,9 +463,9 @@ func (a *apiClient) putPart(t *testing.T, f *os.File, partSize int64, p partURL)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	require.Equal(t, http.StatusOK, resp.StatusCode, "part %d: %s", p.N, body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "part %d: %s", p.Number, body)
 	etag := resp.Header.Get("ETag")
-	require.NotEmpty(t, etag, "part %d: no ETag", p.N)
+	require.NotEmpty(t, etag, "part %d: no ETag", p.Number)
 	return etag
 }
 

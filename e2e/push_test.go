@@ -36,6 +36,7 @@ import (
 
 	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 const (
@@ -371,10 +372,10 @@ func caseResume(t *testing.T, tg *target) {
 		}
 		return false
 	})
-	var half uploadStatus
+	var half wire.UploadState
 	waitUntil(t, 2*time.Minute, 5*time.Millisecond, "half the file to be stored", run1.exited, func() bool {
 		half = tg.api.status(t, id)
-		return half.receivedBytes() >= size/2
+		return receivedBytes(half) >= size/2
 	})
 	require.NoError(t, run1.cmd.Process.Signal(os.Interrupt))
 	code1, rss1 := run1.wait(t, time.Minute)
@@ -386,7 +387,7 @@ func caseResume(t *testing.T, tg *target) {
 	require.Equal(t, parts, r1.PartCount)
 	require.Equal(t, int64(partSize), r1.PartSize)
 	require.Less(t, len(r1.Received), parts, "interrupted before every part was stored")
-	require.GreaterOrEqual(t, r1.receivedBytes(), int64(size/2))
+	require.GreaterOrEqual(t, receivedBytes(r1), int64(size/2))
 	// The parts the first run saw stored, as its state confirms them: the
 	// server lists each of them with that ETag, and they hold the file's
 	// bytes. Parts the server lists besides may have been cut off by the
@@ -395,7 +396,7 @@ func caseResume(t *testing.T, tg *target) {
 	require.NotEmpty(t, confirmed, "the interrupted run confirmed no part")
 	listed := map[int]string{}
 	for _, p := range r1.Received {
-		listed[p.N] = p.ETag
+		listed[p.Number] = p.ETag
 	}
 	for n, etag := range confirmed {
 		require.Contains(t, listed, n, "part %d is confirmed but not listed", n)
@@ -491,14 +492,14 @@ func caseResume(t *testing.T, tg *target) {
 // corruptParts compares each part the store holds for the upload with the
 // source file, byte for byte, where the store keeps it, and describes the
 // parts that differ, by number.
-func corruptParts(t *testing.T, tg *target, src string, st uploadStatus) map[int]string {
+func corruptParts(t *testing.T, tg *target, src string, st wire.UploadState) map[int]string {
 	t.Helper()
 	// The store may still be finishing a part cut off by the interrupt
 	// (versitygw links it after the client has gone), so storage can hold
 	// more parts than the snapshot listed: all are checked.
 	files := partFiles(t, tg, st.ID)
 	for _, p := range st.Received {
-		require.Contains(t, files, p.N, "part %d is listed but not in storage", p.N)
+		require.Contains(t, files, p.Number, "part %d is listed but not in storage", p.Number)
 	}
 	f, err := os.Open(src)
 	require.NoError(t, err)
@@ -599,7 +600,7 @@ func diffFileRange(t *testing.T, path string, off, size int64, want io.Reader) s
 // still for a few polls in a row: a store may still be finishing a part
 // that an interrupt cut off (versitygw links it after the client has
 // gone). Polling is the only view into another process's progress.
-func settledStatus(t *testing.T, tg *target, id string) uploadStatus {
+func settledStatus(t *testing.T, tg *target, id string) wire.UploadState {
 	t.Helper()
 	const still = 5
 	st := tg.api.status(t, id)
@@ -671,13 +672,13 @@ const smallSize = 2*partSize + 8<<20 + 12345
 // createAndSend creates an upload of the file at src, declaring sum, and
 // sends the parts numbered in send. It returns the upload, the ETags of
 // the parts sent, and the part PUTs' rate in MB/s.
-func createAndSend(t *testing.T, tg *target, src, name, sum string, send ...int) (createdUpload, []completePart, float64) {
+func createAndSend(t *testing.T, tg *target, src, name, sum string, send ...int) (wire.CreatedUpload, []wire.CompletePart, float64) {
 	t.Helper()
 	req := map[string]any{"name": name, "size": smallSize}
 	if sum != "" {
 		req["sha256"] = sum
 	}
-	var up createdUpload
+	var up wire.CreatedUpload
 	tg.api.callJSON(t, http.MethodPost, "/uploads", req, http.StatusCreated, &up)
 	require.NotEmpty(t, up.ID)
 	require.Equal(t, sum, up.SHA256)
@@ -688,13 +689,13 @@ func createAndSend(t *testing.T, tg *target, src, name, sum string, send ...int)
 	f, err := os.Open(src)
 	require.NoError(t, err)
 	defer f.Close()
-	var etags []completePart
+	var etags []wire.CompletePart
 	var bytes int64
 	start := time.Now()
 	for _, n := range send {
 		p := up.Parts[n-1]
-		require.Equal(t, n, p.N)
-		etags = append(etags, completePart{N: n, ETag: tg.api.putPart(t, f, up.PartSize, p)})
+		require.Equal(t, n, p.Number)
+		etags = append(etags, wire.CompletePart{Number: n, ETag: tg.api.putPart(t, f, up.PartSize, p)})
 		bytes += p.Size
 	}
 	mbps := float64(bytes) / 1e6 / time.Since(start).Seconds()
@@ -702,7 +703,7 @@ func createAndSend(t *testing.T, tg *target, src, name, sum string, send ...int)
 	st := tg.api.status(t, up.ID)
 	var got []int
 	for _, p := range st.Received {
-		got = append(got, p.N)
+		got = append(got, p.Number)
 	}
 	require.Equal(t, send, got, "parts the server reports")
 	return up, etags, mbps
@@ -762,7 +763,7 @@ func caseAbort(t *testing.T, tg *target) {
 	require.NoError(t, err)
 	defer f.Close()
 	last := up.Parts[2]
-	req, err := http.NewRequest(http.MethodPut, last.URL, io.NewSectionReader(f, int64(last.N-1)*up.PartSize, last.Size))
+	req, err := http.NewRequest(http.MethodPut, last.URL, io.NewSectionReader(f, int64(last.Number-1)*up.PartSize, last.Size))
 	require.NoError(t, err)
 	req.ContentLength = last.Size
 	req.Header.Set("Expect", "100-continue")
@@ -804,15 +805,15 @@ func caseTruncatedPart(t *testing.T, tg *target) {
 	require.NoError(t, err)
 	defer f.Close()
 	cut := up.Parts[1]
-	truncatedPut(t, cut, io.NewSectionReader(f, int64(cut.N-1)*up.PartSize, cut.Size/2))
+	truncatedPut(t, cut, io.NewSectionReader(f, int64(cut.Number-1)*up.PartSize, cut.Size/2))
 	st := settledStatus(t, tg, up.ID)
-	i := slices.IndexFunc(st.Received, func(p receivedPart) bool { return p.N == cut.N })
+	i := slices.IndexFunc(st.Received, func(p wire.Part) bool { return p.Number == cut.Number })
 
 	if i < 0 {
 		// Refused: send it whole, and complete.
-		etags = append(etags, completePart{N: cut.N, ETag: tg.api.putPart(t, f, up.PartSize, cut)})
-		slices.SortFunc(etags, func(a, b completePart) int { return a.N - b.N })
-		var done storedFiles
+		etags = append(etags, wire.CompletePart{Number: cut.Number, ETag: tg.api.putPart(t, f, up.PartSize, cut)})
+		slices.SortFunc(etags, func(a, b wire.CompletePart) int { return a.Number - b.Number })
+		var done wire.UploadResponse
 		tg.api.callJSON(t, http.MethodPost, "/uploads/"+up.ID+"/complete", map[string]any{"parts": etags}, http.StatusCreated, &done)
 		require.Len(t, done.Files, 1)
 		require.Equal(t, sum, done.Files[0].SHA256)
@@ -825,13 +826,13 @@ func caseTruncatedPart(t *testing.T, tg *target) {
 
 	// Kept as if whole.
 	var kept string
-	if files := partFiles(t, tg, up.ID); files[cut.N] != "" {
-		kept = diffFileRange(t, files[cut.N], 0, cut.Size, io.NewSectionReader(f, int64(cut.N-1)*up.PartSize, cut.Size))
+	if files := partFiles(t, tg, up.ID); files[cut.Number] != "" {
+		kept = diffFileRange(t, files[cut.Number], 0, cut.Size, io.NewSectionReader(f, int64(cut.Number-1)*up.PartSize, cut.Size))
 	}
 	t.Logf("NOTE: the storage kept part %d, cut off after %d of its %d bytes, and lists it as %d bytes (%s)",
-		cut.N, cut.Size/2, cut.Size, st.Received[i].Size, kept)
-	etags = append(etags, completePart{N: cut.N, ETag: st.Received[i].ETag})
-	slices.SortFunc(etags, func(a, b completePart) int { return a.N - b.N })
+		cut.Number, cut.Size/2, cut.Size, st.Received[i].Size, kept)
+	etags = append(etags, wire.CompletePart{Number: cut.Number, ETag: st.Received[i].ETag})
+	slices.SortFunc(etags, func(a, b wire.CompletePart) int { return a.Number - b.Number })
 	tg.api.requireError(t, http.MethodPost, "/uploads/"+up.ID+"/complete", map[string]any{"parts": etags},
 		http.StatusBadRequest, "bad_checksum")
 	tg.api.requireError(t, http.MethodGet, "/uploads/"+up.ID, nil, http.StatusNotFound, "upload_not_found")
@@ -844,7 +845,7 @@ func caseTruncatedPart(t *testing.T, tg *target) {
 // only the bytes of body, then closes its side of the connection (FIN,
 // as a client that is interrupted mid-body does), and reads whatever the
 // server answers until it closes too.
-func truncatedPut(t *testing.T, p partURL, body io.Reader) {
+func truncatedPut(t *testing.T, p wire.PartURL, body io.Reader) {
 	t.Helper()
 	u, err := url.Parse(p.URL)
 	require.NoError(t, err)

@@ -30,8 +30,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"spillway/apierr"
 	"spillway/lambdahttp"
 	"spillway/spool"
+	"spillway/wire"
 )
 
 // Limits of a deployed Function URL (payload quotas of a synchronous
@@ -107,9 +109,6 @@ const msgInternal = "Internal Server Error"
 // MaxRequestSize.
 const msgTooLarge = "the request is over the 6,291,456 bytes a Function URL event can carry; send large files in parts (POST /uploads)"
 
-// msgUnavailable is the API's fixed message for code unavailable.
-const msgUnavailable = "the server is shutting down or ran out of time for this request; retry after the Retry-After delay"
-
 // errShuttingDown is logged for a request refused during shutdown.
 var errShuttingDown = errors.New("the server is shutting down")
 
@@ -138,7 +137,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) Unavailable(w http.ResponseWriter, r *http.Request) {
 	h.handle(w, r, func(x *exchange, _ string, _ time.Time) {
 		w.Header().Set("Retry-After", "1")
-		h.apiError(w, x, http.StatusServiceUnavailable, "unavailable", msgUnavailable, errShuttingDown)
+		e := apierr.Of(wire.CodeUnavailable)
+		e.RequestID = x.id
+		h.writeJSON(w, x, e.Status, e.Response(), errShuttingDown)
 	})
 }
 
@@ -455,22 +456,14 @@ func (h *Handler) writeJSON(w http.ResponseWriter, x *exchange, status int, v an
 	w.Write(body)
 }
 
-// tooLarge refuses an event over MaxRequestSize, before the function runs.
+// tooLarge refuses an event over MaxRequestSize, before the function runs,
+// as the API refuses a body over its limit: too_large, from the API's
+// catalogue. Its message names the limit it hit, the Function URL's, and
+// the way around it, which the API's own too_large cannot know.
 func (h *Handler) tooLarge(w http.ResponseWriter, x *exchange, err error) {
-	h.apiError(w, x, http.StatusRequestEntityTooLarge, "too_large", msgTooLarge, err)
-}
-
-// apiError answers with a body in the shape of the API's errors (see
-// api.Error).
-func (h *Handler) apiError(w http.ResponseWriter, x *exchange, status int, code, message string, err error) {
-	type apiError struct {
-		Code      string `json:"code"`
-		Message   string `json:"message"`
-		RequestID string `json:"request_id"`
-	}
-	h.writeJSON(w, x, status, struct {
-		Error apiError `json:"error"`
-	}{apiError{code, message, x.id}}, err)
+	e := apierr.Of(wire.CodeTooLarge)
+	e.Message, e.RequestID = msgTooLarge, x.id
+	h.writeJSON(w, x, e.Status, e.Response(), err)
 }
 
 // bodyReader counts the bytes of a request body and pushes the read

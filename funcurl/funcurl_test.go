@@ -27,9 +27,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"spillway/api"
+	"spillway/apierr"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
+	"spillway/wire"
 )
 
 var (
@@ -562,7 +563,7 @@ func TestUnavailableAnswersWithoutTheFunction(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e), rec.Body.String())
 	assert.Equal(t, "unavailable", e.Error.Code)
-	assert.Equal(t, api.ErrorFor(api.ErrUnavailable).Message, e.Error.Message, "the API's own message")
+	assert.Equal(t, apierr.Of(wire.CodeUnavailable).Message, e.Error.Message, "the API's own message")
 	assert.Equal(t, rec.Header().Get("X-Amzn-Requestid"), e.Error.RequestID)
 	assert.Zero(t, inv.calls.Load())
 	assert.Contains(t, logs.String(), "status=503")

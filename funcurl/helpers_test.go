@@ -22,6 +22,7 @@ import (
 	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
+	"spillway/wire"
 )
 
 // fakeInvoker stands in for the emulator: it reads the whole event,
@@ -163,15 +164,9 @@ func assertTooLarge(t *testing.T, resp *http.Response, body []byte) {
 	t.Helper()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
-	var got struct {
-		Error struct {
-			Code      string `json:"code"`
-			Message   string `json:"message"`
-			RequestID string `json:"request_id"`
-		} `json:"error"`
-	}
+	var got wire.ErrorResponse
 	if assert.NoError(t, json.Unmarshal(body, &got), "%s", body) {
-		assert.Equal(t, "too_large", got.Error.Code)
+		assert.Equal(t, wire.CodeTooLarge, got.Error.Code)
 		assert.Equal(t, msgTooLarge, got.Error.Message)
 		assert.Equal(t, resp.Header.Get("X-Amzn-Requestid"), got.Error.RequestID)
 		assert.NotEmpty(t, got.Error.RequestID)

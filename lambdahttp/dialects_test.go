@@ -21,9 +21,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/apierr"
 	"spillway/lambdahttp"
 	"spillway/spool"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 // anyResponse decodes the response of every dialect.
@@ -232,7 +234,7 @@ func TestNamesRoundTrip(t *testing.T) {
 				resp := e.invokeAny(t, p.event(http.MethodPut, path, "", content, i%2 == 0))
 				require.Equal(t, http.StatusCreated, resp.StatusCode, "%s: %s", name, resp.Body)
 				assert.Equal(t, path, resp.header("location"), name)
-				var got api.UploadResponse
+				var got wire.UploadResponse
 				require.NoError(t, json.Unmarshal(resp.body(t), &got))
 				require.Len(t, got.Files, 1)
 				assert.Equal(t, name, got.Files[0].Name)
@@ -470,9 +472,9 @@ func TestBadEventIsAConfigurationError(t *testing.T) {
 	resp := e.invokeAny(t, map[string]any{"Records": []any{map[string]any{"eventSource": "aws:s3"}}})
 	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 	assert.Equal(t, "aws-req-7", resp.header("x-request-id"))
-	var body struct{ Error api.Error }
+	var body wire.ErrorResponse
 	require.NoError(t, json.Unmarshal([]byte(resp.Body), &body))
-	assert.Equal(t, api.Error{Code: "bad_event", Message: api.ErrorFor(api.ErrBadEvent).Message, RequestID: "aws-req-7"}, body.Error)
+	assert.Equal(t, wire.Error{Code: "bad_event", Message: api.ErrorFor(apierr.ErrBadEvent).Message, RequestID: "aws-req-7"}, body.Error)
 
 	lines := e.logLines(t)
 	require.Len(t, lines, 1)
@@ -483,7 +485,7 @@ func TestBadEventIsAConfigurationError(t *testing.T) {
 	assert.Contains(t, lines[0]["error"], "without a method", "the detail goes to the log")
 	require.Len(t, obs.outcomes, 1)
 	assert.Equal(t, http.StatusInternalServerError, obs.outcomes[0].Status)
-	assert.Equal(t, "bad_event", obs.outcomes[0].Code)
+	assert.Equal(t, wire.CodeBadEvent, obs.outcomes[0].Code)
 
 	// A request the event describes but the handler cannot take is the
 	// client's: 400, logged and counted all the same.
@@ -544,9 +546,9 @@ func TestResponseTooLarge(t *testing.T) {
 				require.Equal(t, http.StatusBadGateway, resp.StatusCode)
 				assert.Equal(t, "application/json", resp.header("content-type"))
 				assert.Equal(t, "aws-req-9", resp.header("x-request-id"))
-				var body struct{ Error api.Error }
+				var body wire.ErrorResponse
 				require.NoError(t, json.Unmarshal([]byte(resp.Body), &body))
-				assert.Equal(t, api.Error{Code: "response_too_large", Message: api.ErrorFor(api.ErrResponseTooLarge).Message, RequestID: "aws-req-9"}, body.Error)
+				assert.Equal(t, wire.Error{Code: "response_too_large", Message: api.ErrorFor(apierr.ErrResponseTooLarge).Message, RequestID: "aws-req-9"}, body.Error)
 				require.NoError(t, os.Remove(name))
 			}
 			lines := e.logLines(t)
@@ -560,7 +562,7 @@ func TestResponseTooLarge(t *testing.T) {
 			require.Len(t, obs.outcomes, 2, "counted once")
 			assert.Equal(t, http.StatusOK, obs.outcomes[0].Status)
 			assert.Equal(t, http.StatusBadGateway, obs.outcomes[1].Status)
-			assert.Equal(t, "response_too_large", obs.outcomes[1].Code)
+			assert.Equal(t, wire.CodeResponseTooLarge, obs.outcomes[1].Code)
 		})
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"spillway/lambdahttp"
 	"spillway/spool"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 // FuzzEvent feeds arbitrary payloads to Adapter.Invoke. It never panics or
@@ -109,13 +110,8 @@ func requireFuzzAPIError(t *testing.T, resp anyResponse) string {
 	t.Helper()
 	require.False(t, resp.IsBase64Encoded, "an error must be plain JSON")
 	require.Equal(t, "application/json", resp.header("content-type"))
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var e wire.ErrorResponse
 	require.NoError(t, json.Unmarshal([]byte(resp.Body), &e), resp.Body)
 	require.NotEmpty(t, e.Error.Code, resp.Body)
-	return e.Error.Code
+	return string(e.Error.Code)
 }

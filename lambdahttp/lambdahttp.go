@@ -25,7 +25,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"spillway/api"
+	"spillway/apierr"
 )
 
 // Adapter is a lambda.Handler over an http.Handler.
@@ -55,7 +55,7 @@ func (a *Adapter) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	ctx = withLambdaRequestID(ctx)
 	var ev event
 	if err := json.Unmarshal(payload, &ev); err != nil {
-		return json.Marshal(a.refuse(ctx, shape{}, "", "", fmt.Errorf("%w: not an HTTP event: %v", api.ErrBadEvent, err)))
+		return json.Marshal(a.refuse(ctx, shape{}, "", "", fmt.Errorf("%w: not an HTTP event: %v", apierr.ErrBadEvent, err)))
 	}
 	sh := ev.shape()
 	out, err := json.Marshal(a.serve(ctx, &ev, sh))
@@ -66,7 +66,7 @@ func (a *Adapter) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	// only guards against a bound that is wrong.
 	if len(out) > sh.limit() {
 		return json.Marshal(a.refuse(ctx, sh, ev.method(sh.dialect), ev.path(sh.dialect),
-			fmt.Errorf("%w: %d bytes encoded, over the %d-byte cap", api.ErrResponseTooLarge, len(out), sh.limit())))
+			fmt.Errorf("%w: %d bytes encoded, over the %d-byte cap", apierr.ErrResponseTooLarge, len(out), sh.limit())))
 	}
 	return out, nil
 }
@@ -92,7 +92,7 @@ func (a *Adapter) Serve(ctx context.Context, fu *events.LambdaFunctionURLRequest
 
 func withLambdaRequestID(ctx context.Context) context.Context {
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		return api.WithRequestID(ctx, lc.AwsRequestID)
+		return apierr.WithRequestID(ctx, lc.AwsRequestID)
 	}
 	return ctx
 }
@@ -110,7 +110,7 @@ func (a *Adapter) serve(ctx context.Context, ev *event, sh shape) *response {
 		// The handler has seen Write fail and logged and counted the
 		// request with this error; the response is the error alone.
 		out := &recorder{header: http.Header{}, limit: sh.limit()}
-		api.WriteError(api.WithRequestID(ctx, rec.header.Get("X-Request-Id")), out, rec.err)
+		apierr.WriteError(apierr.WithRequestID(ctx, rec.header.Get("X-Request-Id")), out, rec.err)
 		return out.response(sh)
 	}
 	return rec.response(sh)
@@ -125,7 +125,7 @@ func (a *Adapter) refuse(ctx context.Context, sh shape, method, path string, err
 		r := &http.Request{Method: method, URL: &url.URL{Path: path}, Header: http.Header{}, Body: http.NoBody}
 		a.refuser.Refuse(rec, r.WithContext(ctx), err)
 	} else {
-		api.WriteError(ctx, rec, err)
+		apierr.WriteError(ctx, rec, err)
 	}
 	return rec.response(sh)
 }
@@ -141,10 +141,10 @@ func (a *Adapter) refuse(ctx context.Context, sh shape, method, path string, err
 func newRequest(ctx context.Context, ev *event, d Dialect) (*http.Request, error) {
 	method, p := ev.method(d), ev.path(d)
 	if method == "" {
-		return nil, fmt.Errorf("%w: a %s event without a method", api.ErrBadEvent, d)
+		return nil, fmt.Errorf("%w: a %s event without a method", apierr.ErrBadEvent, d)
 	}
 	if p == "" {
-		return nil, fmt.Errorf("%w: a %s event without a path", api.ErrBadEvent, d)
+		return nil, fmt.Errorf("%w: a %s event without a path", apierr.ErrBadEvent, d)
 	}
 	var query string
 	switch d {
@@ -161,7 +161,7 @@ func newRequest(ctx context.Context, ev *event, d Dialect) (*http.Request, error
 	}
 	if !strings.HasPrefix(p, "/") {
 		// An absolute URL or a relative path is no origin-form path.
-		return nil, fmt.Errorf("%w: the path %q does not begin with /", api.ErrBadRequest, p)
+		return nil, fmt.Errorf("%w: the path %q does not begin with /", apierr.ErrBadRequest, p)
 	}
 	target := p
 	if query != "" {
@@ -169,7 +169,7 @@ func newRequest(ctx context.Context, ev *event, d Dialect) (*http.Request, error
 	}
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bad path: %v", api.ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: bad path: %v", apierr.ErrBadRequest, err)
 	}
 
 	var body io.Reader
@@ -186,7 +186,7 @@ func newRequest(ctx context.Context, ev *event, d Dialect) (*http.Request, error
 
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: %v", apierr.ErrBadRequest, err)
 	}
 	// NewRequestWithContext sets the length only for bytes and strings
 	// readers; the decoded length is ours to give.
@@ -249,12 +249,12 @@ func escapePath(p string) string {
 }
 
 // DecodedLen returns the length of the bytes a standard, padded base64
-// string decodes to, or an error wrapping api.ErrBadRequest when the string
+// string decodes to, or an error wrapping apierr.ErrBadRequest when the string
 // cannot be valid base64. Line breaks, which the decoder skips, don't count.
 func DecodedLen(s string) (int64, error) {
 	n := len(s) - strings.Count(s, "\r") - strings.Count(s, "\n")
 	if n%4 != 0 {
-		return 0, fmt.Errorf("%w: the base64 body's length, %d, is not a multiple of 4", api.ErrBadRequest, n)
+		return 0, fmt.Errorf("%w: the base64 body's length, %d, is not a multiple of 4", apierr.ErrBadRequest, n)
 	}
 	pad := 0
 	for i := len(s) - 1; i >= 0 && pad < 2; i-- {
@@ -278,7 +278,7 @@ func (b *base64Body) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		var corrupt base64.CorruptInputError
 		if errors.As(err, &corrupt) {
-			err = fmt.Errorf("%w: invalid base64 body: %v", api.ErrBadRequest, err)
+			err = fmt.Errorf("%w: invalid base64 body: %v", apierr.ErrBadRequest, err)
 		}
 	}
 	return n, err
@@ -295,7 +295,7 @@ type recorder struct {
 	overhead int   // a bound on the encoded response without its body, set at the first Write
 	textual  bool  // the Content-Type may go as text, set at the first Write
 	text     int   // a bound on the body's length as a JSON string
-	err      error // wraps api.ErrResponseTooLarge once a Write was refused
+	err      error // wraps apierr.ErrResponseTooLarge once a Write was refused
 	head     bool  // the request is a HEAD: Write discards the body
 }
 
@@ -329,7 +329,7 @@ func (r *recorder) Write(p []byte) (int, error) {
 	}
 	if r.overhead+size > r.limit {
 		r.err = fmt.Errorf("%w: a body of %d bytes or more, over the %d-byte response cap once encoded",
-			api.ErrResponseTooLarge, n, r.limit)
+			apierr.ErrResponseTooLarge, n, r.limit)
 		r.body = bytes.Buffer{}
 		return 0, r.err
 	}

@@ -22,10 +22,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/apierr"
 	"spillway/internal/uploadtest"
 	"spillway/lambdahttp"
 	"spillway/spool"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 type env struct {
@@ -62,11 +64,9 @@ func requireAPIError(t *testing.T, resp events.LambdaFunctionURLResponse, status
 	require.Equal(t, status, resp.StatusCode, resp.Body)
 	assert.False(t, resp.IsBase64Encoded, "JSON must be plain text")
 	assert.Equal(t, "application/json", resp.Headers["content-type"])
-	var e struct {
-		Error api.Error `json:"error"`
-	}
+	var e wire.ErrorResponse
 	require.NoError(t, json.Unmarshal([]byte(resp.Body), &e))
-	assert.Equal(t, code, e.Error.Code, resp.Body)
+	assert.Equal(t, wire.Code(code), e.Error.Code, resp.Body)
 	for _, p := range []string{"store:", "spool:", "formdata:", "lambdahttp:"} {
 		assert.NotContains(t, e.Error.Message, p)
 	}
@@ -112,7 +112,7 @@ func TestThresholdTable(t *testing.T) {
 					resp := e.invoke(t, payload)
 					require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
 					assert.False(t, resp.IsBase64Encoded)
-					var got api.UploadResponse
+					var got wire.UploadResponse
 					require.NoError(t, json.Unmarshal([]byte(resp.Body), &got))
 					require.Len(t, got.Files, len(files))
 					for i, f := range files {
@@ -240,7 +240,7 @@ func TestDecodedLen(t *testing.T) {
 		assert.Equal(t, int64(n), got)
 	}
 	_, err := lambdahttp.DecodedLen("abc")
-	require.ErrorIs(t, err, api.ErrBadRequest)
+	require.ErrorIs(t, err, apierr.ErrBadRequest)
 }
 
 // TestBase64EventAllocatesLittle checks that a 4 MB base64 event is decoded

@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"spillway/api"
 	"spillway/internal/serve"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 // TestMemoryBudgetHoldsUnderLoad sends 64 concurrent small uploads whose
@@ -39,7 +39,7 @@ func TestMemoryBudgetHoldsUnderLoad(t *testing.T) {
 	require.NoError(t, err)
 	var ready, done sync.WaitGroup
 	release := make(chan struct{})
-	spools := make([]string, clients)
+	spools := make([]wire.Spool, clients)
 	for i := range clients {
 		ready.Add(1)
 		done.Go(func() {
@@ -72,7 +72,7 @@ func TestMemoryBudgetHoldsUnderLoad(t *testing.T) {
 				return
 			}
 			defer resp.Body.Close()
-			var got api.UploadResponse
+			var got wire.UploadResponse
 			raw, _ := io.ReadAll(resp.Body)
 			if assert.Equal(t, http.StatusCreated, resp.StatusCode, string(raw)) && assert.NoError(t, json.Unmarshal(raw, &got)) {
 				assert.Equal(t, f.SHA256(), got.Files[0].SHA256)
@@ -84,14 +84,14 @@ func TestMemoryBudgetHoldsUnderLoad(t *testing.T) {
 	close(release)
 	done.Wait()
 
-	counts := map[string]int{}
+	counts := map[wire.Spool]int{}
 	for _, s := range spools {
 		counts[s]++
 	}
 	hwm := vmHWM(t, srv.cmd.Process.Pid)
 	t.Logf("64 concurrent 1.5 MiB uploads, 64 MiB budget: spool %v, peak RSS %.1f MiB", counts, float64(hwm)/(1<<20))
-	assert.Positive(t, counts["memory"])
-	assert.Positive(t, counts["disk"], "the budget must send some small bodies to disk")
+	assert.Positive(t, counts[wire.SpoolMemory])
+	assert.Positive(t, counts[wire.SpoolDisk], "the budget must send some small bodies to disk")
 	assert.LessOrEqual(t, hwm, int64(budget+serve.MemoryOverhead), "peak RSS over budget + overhead")
 	srv.stop(t)
 }

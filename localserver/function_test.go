@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"spillway/api"
 	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 func TestFunctionModeRefusesToStartWithout(t *testing.T) {
@@ -90,7 +90,7 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 	requireCreated := func(resp *http.Response, body []byte, files ...uploadtest.File) {
 		t.Helper()
 		require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-		var got api.UploadResponse
+		var got wire.UploadResponse
 		require.NoError(t, json.Unmarshal(body, &got), string(body))
 		require.Len(t, got.Files, len(files))
 		for i, f := range files {
@@ -167,7 +167,7 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 		require.NoError(t, err)
 		resp, body := send(req)
 		require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-		var list api.ListResponse
+		var list wire.ListResponse
 		require.NoError(t, json.Unmarshal(body, &list))
 		var names []string
 		for _, f := range list.Files {

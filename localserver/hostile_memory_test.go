@@ -20,9 +20,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"spillway/api"
 	"spillway/internal/serve"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 // TestLargePartHeadersStayWithinBudget sends 64 concurrent multipart
@@ -145,7 +145,7 @@ func TestConcurrentListingsStayWithinBudget(t *testing.T) {
 				if !assert.NoError(t, err) {
 					return
 				}
-				var page api.ListResponse
+				var page wire.ListResponse
 				raw, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				assert.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"spillway/api"
+	"spillway/apierr"
 	"spillway/internal/buildinfo"
 	"spillway/internal/config"
 	"spillway/internal/emulator"
@@ -98,8 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Addr:            cfg.Addr,
 		Handler:         handler,
 		Logger:          log,
-		Refuse:          func(w http.ResponseWriter, r *http.Request) { handler.Refuse(w, r, api.ErrUnavailable) },
-		AbortCause:      api.ErrUnavailable,
+		Refuse:          func(w http.ResponseWriter, r *http.Request) { handler.Refuse(w, r, apierr.ErrUnavailable) },
+		AbortCause:      apierr.ErrUnavailable,
 		CORSOrigins:     cfg.CORSOrigins,
 		MaxConnections:  cfg.MaxConnections,
 		MaxUploads:      cfg.MaxUploads,

@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"spillway/api"
 	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 func env(m map[string]string) func(string) string {
@@ -76,11 +76,11 @@ func TestServeUploadAndStop(t *testing.T) {
 	req.ContentLength = f.Size
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	var got api.UploadResponse
+	var got wire.UploadResponse
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
-	assert.Equal(t, "disk", got.Files[0].Spool)
+	assert.Equal(t, wire.SpoolDisk, got.Files[0].Spool)
 	uploadtest.RequireFile(t, f, filepath.Join(r.dir, f.Name))
 	http.DefaultClient.CloseIdleConnections()
 	r.wait(t)

@@ -19,12 +19,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/apierr"
 	"spillway/internal/serve"
 	"spillway/internal/uploadtest"
 	"spillway/metrics/prom"
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
+	"spillway/wire"
 )
 
 // holdingStore holds each completion until its request's context ends,
@@ -79,8 +81,8 @@ func newHeldServer(t *testing.T) *heldServer {
 	inflight := serve.NewTracker(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		app.ServeHTTP(w, r)
 		s.served <- struct{}{}
-	}), func(w http.ResponseWriter, r *http.Request) { h.Refuse(w, r, api.ErrUnavailable) })
-	baseCtx, abort := serve.Abortable(api.ErrUnavailable)
+	}), func(w http.ResponseWriter, r *http.Request) { h.Refuse(w, r, apierr.ErrUnavailable) })
+	baseCtx, abort := serve.Abortable(apierr.ErrUnavailable)
 	s.abort = abort
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -128,7 +130,7 @@ func (s *heldServer) upload(t *testing.T, f uploadtest.File) (id, completion str
 	t.Helper()
 	resp, body := s.do(t, http.MethodPost, "/uploads", fmt.Appendf(nil, `{"name":%q,"size":%d}`, f.Name, f.Size))
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-	var up api.CreatedUpload
+	var up wire.CreatedUpload
 	require.NoError(t, json.Unmarshal(body, &up))
 	require.Len(t, up.Parts, 1)
 	req, err := http.NewRequestWithContext(t.Context(), up.Parts[0].Method, up.Parts[0].URL, bytes.NewReader(f.Bytes()))
@@ -183,7 +185,7 @@ func TestClientGoneIsNotAShutdown(t *testing.T) {
 
 		line := regexp.MustCompile(`(?m)^.*path=/uploads/` + id + `/complete .*$`).FindString(s.logs.String())
 		assert.Contains(t, line, "level=INFO")
-		assert.Contains(t, line, fmt.Sprintf("status=%d", api.StatusClientClosedRequest))
+		assert.Contains(t, line, fmt.Sprintf("status=%d", apierr.StatusClientClosedRequest))
 		assert.Contains(t, line, "code=client_gone")
 		assert.Contains(t, line, "context canceled", "the detail is logged")
 		assert.NotContains(t, s.logs.String(), "code=unavailable")
@@ -209,9 +211,9 @@ func TestClientGoneIsNotAShutdown(t *testing.T) {
 		resp.Body.Close()
 		s.waitServed(t)
 		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, string(body))
-		var e struct{ Error api.Error }
+		var e wire.ErrorResponse
 		require.NoError(t, json.Unmarshal(body, &e), string(body))
-		assert.Equal(t, "unavailable", e.Error.Code)
+		assert.Equal(t, wire.CodeUnavailable, e.Error.Code)
 		assert.Equal(t, resp.Header.Get("X-Request-Id"), e.Error.RequestID)
 		line := regexp.MustCompile(`(?m)^.*path=/uploads/` + id + `/complete .*$`).FindString(s.logs.String())
 		assert.Contains(t, line, "level=ERROR")
@@ -233,10 +235,10 @@ func TestEntrypointRefusalsCarryTheRequestID(t *testing.T) {
 	resp.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, string(body))
-	var e struct{ Error api.Error }
+	var e wire.ErrorResponse
 	require.NoError(t, json.Unmarshal(body, &e), string(body))
-	assert.Equal(t, "unauthorized", e.Error.Code)
-	assert.Equal(t, api.ErrorFor(api.ErrUnauthorized).Message, e.Error.Message)
+	assert.Equal(t, wire.CodeUnauthorized, e.Error.Code)
+	assert.Equal(t, api.ErrorFor(apierr.ErrUnauthorized).Message, e.Error.Message)
 	require.NotEmpty(t, e.Error.RequestID)
 	assert.Equal(t, e.Error.RequestID, resp.Header.Get("X-Request-Id"))
 	http.DefaultClient.CloseIdleConnections()

@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"spillway/api"
 	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 // TestLargeUploadsKeepMemoryFlat runs the real binary, as `make run` does,
@@ -62,11 +62,11 @@ func requireStored(t *testing.T, req *http.Request, f uploadtest.File, path stri
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
-	var got api.UploadResponse
+	var got wire.UploadResponse
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
 	require.Len(t, got.Files, 1)
 	assert.Equal(t, f.Size, got.Files[0].Size)
-	assert.Equal(t, "disk", got.Files[0].Spool)
+	assert.Equal(t, wire.SpoolDisk, got.Files[0].Spool)
 	assert.Equal(t, f.SHA256(), got.Files[0].SHA256)
 	uploadtest.RequireFile(t, f, path)
 }

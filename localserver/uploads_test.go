@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"spillway/api"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 // The part URLs the local server hands out are signed with --upload-secret,
@@ -47,7 +47,7 @@ func TestMultipartUploadWithUploadSecret(t *testing.T) {
 	f := uploadtest.File{Name: "parts/one.bin", Seed: 2, Size: 1000}
 	resp, body := do(http.MethodPost, base+"/uploads", fmt.Appendf(nil, `{"name":%q,"size":%d}`, f.Name, f.Size), true)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-	var up api.CreatedUpload
+	var up wire.CreatedUpload
 	require.NoError(t, json.Unmarshal(body, &up))
 	require.Len(t, up.Parts, 1)
 

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"spillway/wire"
 )
 
 // Defaults for Config.
@@ -70,12 +72,20 @@ const (
 	Disk
 )
 
-func (l Location) String() string {
+// Kind is the location as the API reports it, in a file's "spool".
+func (l Location) Kind() wire.Spool {
 	switch l {
 	case Memory:
-		return "memory"
+		return wire.SpoolMemory
 	case Disk:
-		return "disk"
+		return wire.SpoolDisk
+	}
+	return wire.SpoolNone
+}
+
+func (l Location) String() string {
+	if k := l.Kind(); k != wire.SpoolNone {
+		return string(k)
 	}
 	return "unknown"
 }

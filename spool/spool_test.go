@@ -51,7 +51,7 @@ func TestThresholdTable(t *testing.T) {
 					b, err := s.Spool(t.Context(), f.Reader(), size)
 					require.NoError(t, err)
 					assert.Equal(t, f.Size, b.Size())
-					assert.Equal(t, uploadtest.WantSpool(f, spool.DefaultThreshold), b.Location().String())
+					assert.Equal(t, uploadtest.WantSpool(f, spool.DefaultThreshold), b.Location().Kind())
 					sum := b.SHA256()
 					assert.Equal(t, f.SHA256(), hex.EncodeToString(sum[:]))
 					uploadtest.RequireContent(t, f, b.Reader())

@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"spillway/api"
 	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 func env(m map[string]string) func(string) string {
@@ -114,7 +114,7 @@ func TestServesTheFunction(t *testing.T) {
 	resp.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-	var got api.UploadResponse
+	var got wire.UploadResponse
 	require.NoError(t, json.Unmarshal(body, &got), string(body))
 	require.Len(t, got.Files, 1)
 	assert.Equal(t, f.SHA256(), got.Files[0].SHA256)

@@ -20,10 +20,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"spillway/api"
 	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
+	"spillway/wire"
 )
 
 // buildBootstrap builds the function for this host, as `sam build` builds
@@ -169,7 +169,7 @@ func TestEndToEnd(t *testing.T) {
 			map[string]string{"content-type": "application/octet-stream"}, f.Bytes(), true)
 		resp := em.invoke(t, payload)
 		require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
-		got := decode[api.UploadResponse](t, resp.Body)
+		got := decode[wire.UploadResponse](t, resp.Body)
 		require.Len(t, got.Files, 1)
 		assert.Equal(t, f.Size, got.Files[0].Size)
 		assert.Equal(t, f.SHA256(), got.Files[0].SHA256)
@@ -196,10 +196,10 @@ func TestEndToEnd(t *testing.T) {
 		}
 		resp := em.invoke(t, uploadtest.Event(t, uploadtest.StartAPI, http.MethodPost, "/files", map[string]string{"Content-Type": ct}, raw, b64))
 		require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
-		got := decode[api.UploadResponse](t, resp.Body)
+		got := decode[wire.UploadResponse](t, resp.Body)
 		require.Len(t, got.Files, 2)
-		assert.Equal(t, "memory", got.Files[0].Spool)
-		assert.Equal(t, "disk", got.Files[1].Spool)
+		assert.Equal(t, wire.SpoolMemory, got.Files[0].Spool)
+		assert.Equal(t, wire.SpoolDisk, got.Files[1].Spool)
 		for _, f := range files {
 			uploadtest.RequireFile(t, f, gw.ObjectPath(f.Name))
 		}
@@ -211,7 +211,7 @@ func TestEndToEnd(t *testing.T) {
 	again := uploadtest.File{Seed: 99, Size: th + 10}
 	resp := em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/"+first.Name, nil, again.Bytes(), true))
 	require.Equal(t, http.StatusConflict, resp.StatusCode, resp.Body)
-	assert.Equal(t, "exists", decode[struct{ Error api.Error }](t, resp.Body).Error.Code)
+	assert.Equal(t, wire.CodeExists, decode[wire.ErrorResponse](t, resp.Body).Error.Code)
 	uploadtest.RequireFile(t, first, gw.ObjectPath(first.Name))
 	uploadtest.RequireEmptyDir(t, em.spoolDir)
 
@@ -252,7 +252,7 @@ func TestEndToEnd(t *testing.T) {
 
 	resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodGet, "/files", nil, nil, false))
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	list := decode[api.ListResponse](t, resp.Body)
+	list := decode[wire.ListResponse](t, resp.Body)
 	assert.Len(t, list.Files, len(sizes)+5)
 
 	// Invalid base64 is refused, and nothing is stored.
@@ -298,7 +298,7 @@ func TestEndToEnd(t *testing.T) {
 	big := uploadtest.File{Seed: 7, Size: th + 1}
 	resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/down.bin", nil, big.Bytes(), true))
 	require.Equal(t, http.StatusBadGateway, resp.StatusCode, resp.Body)
-	assert.Equal(t, "storage_error", decode[struct{ Error api.Error }](t, resp.Body).Error.Code)
+	assert.Equal(t, wire.CodeStorageError, decode[wire.ErrorResponse](t, resp.Body).Error.Code)
 	uploadtest.RequireEmptyDir(t, em.spoolDir)
 }
 
@@ -322,7 +322,7 @@ func TestDialectsEndToEnd(t *testing.T) {
 	const hostile = "dir ü/report#v=2#1 100% a+b.txt"
 	resp := em.invoke(t, fixture("sam-local-httpapi-hostile.json"))
 	require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
-	assert.Equal(t, hostile, decode[api.UploadResponse](t, resp.Body).Files[0].Name)
+	assert.Equal(t, hostile, decode[wire.UploadResponse](t, resp.Body).Files[0].Name)
 	assert.Equal(t, "/files/dir%20%C3%BC/report%23v=2%231%20100%25%20a+b.txt", resp.Headers["location"])
 	got, err := os.ReadFile(gw.ObjectPath(hostile))
 	require.NoError(t, err)
@@ -347,8 +347,8 @@ func TestDialectsEndToEnd(t *testing.T) {
 	// counted under the Lambda request ID.
 	resp = em.invoke(t, []byte(`{"Records":[{"eventSource":"aws:s3"}]}`))
 	require.Equal(t, http.StatusInternalServerError, resp.StatusCode, resp.Body)
-	e := decode[struct{ Error api.Error }](t, resp.Body).Error
-	assert.Equal(t, "bad_event", e.Code)
+	e := decode[wire.ErrorResponse](t, resp.Body).Error
+	assert.Equal(t, wire.CodeBadEvent, e.Code)
 	require.NotEmpty(t, e.RequestID)
 	var logged, counted bool
 	for l := range strings.Lines(em.stdout.String()) {
@@ -406,7 +406,7 @@ func TestDeleteEndToEnd(t *testing.T) {
 	for _, method := range []string{http.MethodDelete, http.MethodGet} {
 		resp = em.invoke(t, uploadtest.Event(t, uploadtest.FunctionURL, method, "/files/"+f.Name, nil, nil, false))
 		require.Equal(t, http.StatusNotFound, resp.StatusCode, resp.Body)
-		assert.Equal(t, "not_found", decode[struct{ Error api.Error }](t, resp.Body).Error.Code)
+		assert.Equal(t, wire.CodeNotFound, decode[wire.ErrorResponse](t, resp.Body).Error.Code)
 	}
 	put(uploadtest.File{Name: f.Name, Seed: 2, Size: 50})
 }

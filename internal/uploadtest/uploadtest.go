@@ -20,6 +20,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"spillway/wire"
 )
 
 // Mode is how a case sends its files.
@@ -112,11 +114,11 @@ func (c Case) Total() int64 {
 
 // WantSpool is the spool field a file must report under threshold, given a
 // memory budget large enough for the case.
-func WantSpool(f File, threshold int64) string {
+func WantSpool(f File, threshold int64) wire.Spool {
 	if f.Size <= threshold {
-		return "memory"
+		return wire.SpoolMemory
 	}
-	return "disk"
+	return wire.SpoolDisk
 }
 
 // Reader returns the file's bytes as a stream, without holding them.

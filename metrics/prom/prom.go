@@ -14,6 +14,7 @@ import (
 
 	"spillway/api"
 	"spillway/spool"
+	"spillway/wire"
 )
 
 // Metrics collects the server's metrics in its own registry. It implements
@@ -88,12 +89,12 @@ func New(sp *spool.Spooler) *Metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "spillway_spooled_bodies_total",
 			Help:        "Bodies spooled, to memory and to disk.",
-			ConstLabels: prometheus.Labels{"spool": "memory"},
+			ConstLabels: prometheus.Labels{"spool": string(wire.SpoolMemory)},
 		}, stat(func(s spool.Stats) int64 { return s.MemoryBodies })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "spillway_spooled_bodies_total",
 			Help:        "Bodies spooled, to memory and to disk.",
-			ConstLabels: prometheus.Labels{"spool": "disk"},
+			ConstLabels: prometheus.Labels{"spool": string(wire.SpoolDisk)},
 		}, stat(func(s spool.Stats) int64 { return s.DiskBodies })),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -115,16 +116,16 @@ func (p *Metrics) RequestDone(o api.Outcome) {
 	p.received.Add(float64(o.BytesReceived))
 	p.stored.Add(float64(o.BytesStored))
 	if o.Code != "" {
-		p.rejected.WithLabelValues(o.Code).Inc()
+		p.rejected.WithLabelValues(string(o.Code)).Inc()
 	}
 	if !o.Upload {
 		return
 	}
-	result := o.Code
+	result := string(o.Code)
 	if result == "" {
 		result = "created"
 	}
-	spooled := o.Spool
+	spooled := string(o.Spool)
 	if spooled == "" {
 		spooled = "none"
 	}

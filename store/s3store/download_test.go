@@ -18,6 +18,7 @@ import (
 
 	"spillway/api"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 // TestDownloadsThroughTheAPI serves the shared download table from the API
@@ -114,9 +115,9 @@ func TestDownloadsThroughTheAPI(t *testing.T) {
 			h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), method, "/files/missing.html", nil))
 			require.Equal(t, http.StatusNotFound, rec.Code, method)
 			assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
-			var got struct{ Error api.Error }
+			var got wire.ErrorResponse
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got), rec.Body.String())
-			assert.Equal(t, "not_found", got.Error.Code)
+			assert.Equal(t, wire.CodeNotFound, got.Error.Code)
 		}
 	})
 	if t.Failed() {

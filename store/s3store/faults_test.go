@@ -26,6 +26,7 @@ import (
 	"spillway/internal/uploadtest"
 	"spillway/store"
 	"spillway/store/storetest"
+	"spillway/wire"
 )
 
 // The S3 gateway dies in the middle of a multipart upload. Nothing in the
@@ -209,9 +210,9 @@ func (s *apiServer) do(t *testing.T, method, path string, body io.Reader, length
 func (s *apiServer) requireStorageError(t *testing.T, status int, body []byte) {
 	t.Helper()
 	require.Equal(t, http.StatusBadGateway, status, string(body))
-	var e struct{ Error api.Error }
+	var e wire.ErrorResponse
 	require.NoError(t, json.Unmarshal(body, &e), string(body))
-	assert.Equal(t, "storage_error", e.Error.Code)
+	assert.Equal(t, wire.CodeStorageError, e.Error.Code)
 	assert.Equal(t, api.ErrorFor(store.ErrBackend).Message, e.Error.Message)
 	host := strings.TrimPrefix(s.gw.Endpoint, "http://")
 	for _, leak := range []string{host, s.gw.Bucket, "RequestID", "HostID", "s3store:", "store:", "operation error"} {
