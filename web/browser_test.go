@@ -20,6 +20,8 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -219,6 +221,20 @@ func settle(t *testing.T, ctx context.Context, id, name, want string) {
 		t.Fatalf("%s ended %s, want %s; the row says: %q", name, got, want,
 			eval[string](t, ctx, `document.getElementById('`+id+`').innerText`))
 	}
+}
+
+// cancelRow clicks Cancel on the upload row id while it uploads, and
+// checks that the row says so and that the keyboard focus is on its Retry
+// button.
+func cancelRow(t *testing.T, ctx context.Context, id string) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#`+id+`[data-state="uploading"] .cancel`)),
+		chromedp.WaitVisible(chromedp.CSS(`#`+id+`[data-state="cancelled"] .retry`)),
+	))
+	assert.Equal(t, "Cancelled", text(t, ctx, "#"+id+" .state"))
+	assert.True(t, eval[bool](t, ctx, `document.activeElement === document.querySelector('#`+id+` .retry')`),
+		"after Cancel, the keyboard focus is not on the row's Retry button")
 }
 
 // download clicks the link css and returns the bytes the browser saved.

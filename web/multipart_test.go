@@ -84,13 +84,7 @@ func TestPageMultipartCancel(t *testing.T) {
 	for range 2 { // both parts are on their way
 		receive(t, ctx, gate.arrived, "a part PUT")
 	}
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#upload-1[data-state="uploading"] .cancel`)),
-		chromedp.WaitVisible(chromedp.CSS(`#upload-1[data-state="cancelled"] .retry`)),
-	))
-	assert.Equal(t, "Cancelled", text(t, ctx, "#upload-1 .state"))
-	assert.True(t, eval[bool](t, ctx, `document.activeElement === document.querySelector('#upload-1 .retry')`),
-		"after Cancel, the keyboard focus is not on the row's Retry button")
+	cancelRow(t, ctx, "upload-1")
 
 	del := rec.waitFor(t, ctx, "DELETE /uploads/{id}")
 	assert.Equal(t, http.StatusNoContent, del.Status, "the page's DELETE of the upload")

@@ -157,13 +157,7 @@ func TestPageCancels(t *testing.T) {
 		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
 	))
 	receive(t, ctx, slow.reading, "the server reading the upload")
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#upload-1[data-state="uploading"] .cancel`)),
-		chromedp.WaitVisible(chromedp.CSS(`#upload-1[data-state="cancelled"] .retry`)),
-	))
-	assert.Equal(t, "Cancelled", text(t, ctx, "#upload-1 .state"))
-	assert.True(t, eval[bool](t, ctx, `document.activeElement === document.querySelector('#upload-1 .retry')`),
-		"after Cancel, the keyboard focus is not on the row's Retry button")
+	cancelRow(t, ctx, "upload-1")
 	// What the browser had sent when it cancelled reaches the server, which
 	// then finds the body short of its length.
 	slow.on.Store(false)

@@ -106,7 +106,7 @@ func StartProcess(ctx context.Context, cmd *exec.Cmd, o Options) (*Process, erro
 
 	timeout := time.NewTimer(o.Timeout)
 	defer timeout.Stop()
-	var why string
+	var why error
 	select {
 	case m := <-ready:
 		p.Ready, p.URL = m, m[1]
@@ -120,12 +120,12 @@ func StartProcess(ctx context.Context, cmd *exec.Cmd, o Options) (*Process, erro
 		}
 		return nil, fmt.Errorf("%s exited before listening (%v):\n%s", cmd.Path, p.err, strings.Join(p.firstLines(), "\n"))
 	case <-timeout.C:
-		why = fmt.Sprintf("no ready line within %s", o.Timeout)
+		why = fmt.Errorf("no ready line within %s", o.Timeout)
 	case <-ctx.Done():
-		why = ctx.Err().Error()
+		why = ctx.Err()
 	}
 	p.Kill()
-	return nil, fmt.Errorf("%s: %s:\n%s", cmd.Path, why, strings.Join(p.firstLines(), "\n"))
+	return nil, fmt.Errorf("%s: %w:\n%s", cmd.Path, why, strings.Join(p.firstLines(), "\n"))
 }
 
 // read passes the program's output on line by line, until the pipe ends,
