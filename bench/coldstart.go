@@ -311,7 +311,7 @@ func coldStart(ctx context.Context, rie, bin, work string) (float64, error) {
 	}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	cmd.SysProcAttr = childAttr()
+	cmd.SysProcAttr = testservers.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"spillway/api"
+	"spillway/internal/uploadtest"
 	"spillway/lambdahttp"
 	"spillway/metrics/emf"
 	"spillway/spool"
@@ -75,8 +75,7 @@ func measureLambda(ctx context.Context, work string) (res lambdaResult) {
 		Observer: emf.New(io.Discard, "Spillway", sp),
 	}))
 
-	raw := make([]byte, lambdaEventSize)
-	rand.NewChaCha8([32]byte{'l', 'a', 'm', 'b', 'd', 'a'}).Read(raw)
+	raw := uploadtest.File{Seed: 2, Size: lambdaEventSize}.Bytes()
 	ev := events.LambdaFunctionURLRequest{
 		Version:         "2.0",
 		Headers:         map[string]string{"content-type": "application/octet-stream", "host": "abc123.lambda-url.us-east-1.on.aws"},

@@ -139,36 +139,6 @@ func fileCreateCost(dir string) time.Duration {
 	return time.Since(start) / n
 }
 
-// freeBytes returns the space available to an unprivileged writer at path.
-func freeBytes(path string) (int64, bool) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(path, &st); err != nil {
-		return 0, false
-	}
-	return int64(st.Bavail) * int64(st.Bsize), true
-}
-
-// procStatus returns a "kB" field of /proc/PID/status in bytes, 0 if none.
-func procStatus(pid int, field string) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, field); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// procHWM is a process's peak resident set size.
-func procHWM(pid int) int64 { return procStatus(pid, "VmHWM:") }
-
 // procCPU is a process's user + system CPU time so far.
 func procCPU(pid int) time.Duration {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

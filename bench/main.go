@@ -35,7 +35,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -46,14 +45,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +57,7 @@ import (
 	"syscall"
 	"time"
 
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 )
 
@@ -246,13 +243,13 @@ func run(ctx context.Context, o options) (*report, error) {
 	defer os.RemoveAll(work)
 
 	need := o.large[len(o.large)-1] + 2<<30
-	if free, ok := freeBytes(work); ok && free < need {
+	if free, ok := testservers.FreeBytes(work); ok && free < need {
 		return nil, fmt.Errorf("%s has %d MiB free; the largest case needs %d MiB", work, free>>20, need>>20)
 	}
 	if o.server == "" {
 		o.server = filepath.Join(work, "localserver")
 		logf(o, "building localserver into %s", o.server)
-		if err := buildServer(ctx, o.server); err != nil {
+		if err := testservers.GoBuild(ctx, o.server, testservers.LocalServer); err != nil {
 			return nil, err
 		}
 	}
@@ -402,120 +399,55 @@ func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpe
 	}
 	res.clientCPU = selfCPU() - self0
 	res.serverCPU = procCPU(p.pid()) - cpu0
-	res.hwm = procHWM(p.pid())
+	res.hwm, _ = testservers.ProcStatusBytes(p.pid(), "VmHWM")
 	return res
 }
 
 // server is a started server process.
 type server struct {
-	cmd      *exec.Cmd
-	url      string
+	*testservers.Process
 	dir      string // uploads
 	spoolDir string
-	startRSS int64
-	exited   chan error
+	startRSS int64 // its RSS once listening
 }
 
-func (p *server) pid() int { return p.cmd.Process.Pid }
+func (p *server) pid() int { return p.Pid() }
 
 // startServer starts s on 127.0.0.1:0 with its directories under dir and
 // waits for its "url=http://…" line.
 func startServer(ctx context.Context, o options, s serverSpec, dir string) (*server, error) {
-	p := &server{dir: filepath.Join(dir, "uploads"), spoolDir: filepath.Join(dir, "spool"), exited: make(chan error, 1)}
+	p := &server{dir: filepath.Join(dir, "uploads"), spoolDir: filepath.Join(dir, "spool")}
 	for _, d := range []string{p.dir, p.spoolDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
+	var cmd *exec.Cmd
 	if s.mode == "" {
-		p.cmd = exec.Command(o.server, "--addr", "127.0.0.1:0", "--directory", p.dir, "--spool-dir", p.spoolDir,
+		cmd = exec.Command(o.server, "--addr", "127.0.0.1:0", "--directory", p.dir, "--spool-dir", p.spoolDir,
 			"--fsync="+strconv.FormatBool(s.fsync))
-		p.cmd.Env = withoutSpillwayEnv(os.Environ())
+		cmd.Env = testservers.CleanEnv()
 	} else {
 		self, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
-		p.cmd = exec.Command(self)
-		p.cmd.Env = append(os.Environ(), roleEnv+"=reference", modeEnv+"="+s.mode, dirEnv+"="+p.dir)
+		cmd = exec.Command(self)
+		cmd.Env = append(os.Environ(), roleEnv+"=reference", modeEnv+"="+s.mode, dirEnv+"="+p.dir)
 	}
-	p.cmd.SysProcAttr = childAttr()
-	stderr, err := p.cmd.StderrPipe()
+	// The output is read to its end, never left to fill a pipe: a server
+	// blocked on it would measure the pipe.
+	proc, err := testservers.StartProcess(ctx, cmd, testservers.Options{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	found := make(chan string, 1)
-	var lastLines []string
-	go func() {
-		lines := bufio.NewScanner(stderr)
-		urlRE := regexp.MustCompile(`url=(http://\S+)`)
-		sent := false
-		for lines.Scan() {
-			if !sent {
-				if m := urlRE.FindStringSubmatch(lines.Text()); m != nil {
-					found <- m[1]
-					sent = true
-					break
-				}
-				lastLines = append(lastLines, lines.Text())
-			}
-		}
-		if !sent {
-			close(found)
-		}
-		// Keep draining: a server blocked on a full stderr pipe would
-		// measure the pipe.
-		io.Copy(io.Discard, stderr)
-		p.exited <- p.cmd.Wait()
-	}()
-	select {
-	case u, ok := <-found:
-		if !ok {
-			err := <-p.exited
-			return nil, fmt.Errorf("%s exited before listening (%v): %s", s.name, err, strings.Join(lastLines, " | "))
-		}
-		p.url = u
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-		return nil, fmt.Errorf("%s did not print its url within 30s", s.name)
-	case <-ctx.Done():
-		p.cmd.Process.Kill()
-		<-p.exited
-		return nil, ctx.Err()
-	}
-	p.startRSS = procStatus(p.pid(), "VmRSS:")
+	p.Process = proc
+	p.startRSS, _ = testservers.ProcStatusBytes(p.pid(), "VmRSS")
 	return p, nil
 }
 
-// withoutSpillwayEnv keeps the caller's SPILLWAY_* settings from changing
-// the server under test; the flags say everything.
-func withoutSpillwayEnv(env []string) []string {
-	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
-		return strings.HasPrefix(kv, "SPILLWAY_") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GOGC=")
-	})
-}
-
 // stop sends SIGTERM and waits up to a minute, then kills.
-func (p *server) stop() error {
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("stop: %w", err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			return fmt.Errorf("server exit: %w", err)
-		}
-		return nil
-	case <-time.After(time.Minute):
-		p.cmd.Process.Kill()
-		<-p.exited
-		return errors.New("server did not exit within 1m of SIGTERM")
-	}
-}
+func (p *server) stop() error { return p.Stop(time.Minute) }
 
 func newClient(conns int) *http.Client {
 	return &http.Client{Transport: &http.Transport{
@@ -531,7 +463,7 @@ func newClient(conns int) *http.Client {
 
 // runLarge sends one upload of c.size bytes and checks what was stored.
 func runLarge(ctx context.Context, p *server, s serverSpec, c caseSpec, pattern []byte, sum string, res *runResult) {
-	if free, ok := freeBytes(p.dir); ok && free < c.size+1<<30 {
+	if free, ok := testservers.FreeBytes(p.dir); ok && free < c.size+1<<30 {
 		res.err = fmt.Sprintf("only %d MiB free for a %d MiB upload", free>>20, c.size>>20)
 		res.failed = 1
 		return
@@ -546,13 +478,13 @@ func runLarge(ctx context.Context, p *server, s serverSpec, c caseSpec, pattern 
 	var err error
 	body := &uploadtest.PatternReader{P: pattern, N: c.size}
 	if c.kind == kindRaw {
-		req, err = http.NewRequestWithContext(ctx, http.MethodPut, p.url+"/files/"+name, body)
+		req, err = http.NewRequestWithContext(ctx, http.MethodPut, p.URL+"/files/"+name, body)
 		if err == nil {
 			req.ContentLength = c.size
 		}
 	} else {
 		ct, mp, n := uploadtest.StreamedMultipart(name, body)
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/files", mp)
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.URL+"/files", mp)
 		if err == nil {
 			req.ContentLength = n
 			req.Header.Set("Content-Type", ct)
@@ -631,7 +563,7 @@ func runSmall(ctx context.Context, o options, p *server, c caseSpec, pattern []b
 	for g := range o.conns {
 		wg.Go(func() {
 			for i := 0; i < maxSmall && time.Now().Before(deadline) && issued.Add(1) <= maxSmall; i++ {
-				err := putSmall(ctx, client, fmt.Sprintf("%s/files/s%03d-%07d.bin", p.url, g, i), body)
+				err := putSmall(ctx, client, fmt.Sprintf("%s/files/s%03d-%07d.bin", p.URL, g, i), body)
 				if err != nil {
 					failed.Add(1)
 					firstErr.Do(func() { res.err = err.Error() })
@@ -672,11 +604,10 @@ func putSmall(ctx context.Context, client *http.Client, url string, body []byte)
 	return nil
 }
 
-// makePattern returns the 1 MiB of ChaCha8 bytes every upload repeats.
+// makePattern returns the 1 MiB of pseudo-random bytes every upload
+// repeats.
 func makePattern() []byte {
-	p := make([]byte, 1<<20)
-	rand.NewChaCha8([32]byte{'s', 'p', 'i', 'l', 'l', 'w', 'a', 'y'}).Read(p)
-	return p
+	return uploadtest.File{Seed: 1, Size: 1 << 20}.Bytes()
 }
 
 // clientAlone is the generator's speed into io.Discard, in GB/s, with the
@@ -764,20 +695,6 @@ func goTool() string {
 		return p
 	}
 	return "go"
-}
-
-func buildServer(ctx context.Context, out string) error {
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-o", out, "./localserver")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./localserver: %w: %s", err, msg)
-	}
-	return nil
 }
 
 // runGoBench runs the packages' Go benchmarks and returns their output.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"spillway/internal/uploadtest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"spillway/wire"
@@ -38,21 +40,21 @@ func caseFiles(t *testing.T, tg *target) {
 		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		require.NoError(t, os.WriteFile(p, []byte(strings.Repeat(n, 100)), 0o644))
 	}
-	sum := makeFile(t, filepath.Join(src, "big.bin"), bigSize, 7)
+	sum := uploadtest.File{Seed: 7, Size: bigSize}.WriteFile(t, filepath.Join(src, "big.bin"))
 	cache := t.TempDir()
-	url := tg.srv.url
+	url := tg.srv.URL
 
 	push := startCLI(t, cache, token, "push", "--url", url, src)
 	code, _ := push.wait(t, 2*time.Minute)
 	require.Equal(t, 0, code, push.out.String())
 
 	// ls over pages of 2: six files are three pages.
-	pagesBefore := len(listRE.FindAllString(tg.srv.logs.String(), -1))
+	pagesBefore := len(listRE.FindAllString(tg.srv.Log.String(), -1))
 	lsRun := startCLI(t, cache, token, "ls", "--page-size", "2", "--url", url)
 	code, _ = lsRun.wait(t, time.Minute)
 	out := lsRun.out.String()
 	require.Equal(t, 0, code, out)
-	assert.Equal(t, 3, len(listRE.FindAllString(tg.srv.logs.String(), -1))-pagesBefore, "pages asked for:\n%s", out)
+	assert.Equal(t, 3, len(listRE.FindAllString(tg.srv.Log.String(), -1))-pagesBefore, "pages asked for:\n%s", out)
 	assert.Regexp(t, `(?m)^  64\.0 MiB  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  big\.bin\n.*docs/a\.txt\n.*docs/b\.txt\n.*docs/c\.txt\n.*docs/sub/d\.txt\n.*e\.txt\n6 files, 64\.0 MiB\n$`, out)
 
 	lsJSON := startCLI(t, cache, token, "ls", "--json", "--page-size", "3", "--url", url, "docs/")
@@ -79,7 +81,7 @@ func caseFiles(t *testing.T, tg *target) {
 	require.NotNil(t, m, out)
 	assert.Equal(t, tg.kind == "function", m[6] != "", "followed a redirect: %s", out)
 	assert.Contains(t, out, "sha256 "+sum+" (matches --sha256)")
-	require.Equal(t, sum, fileSHA256(t, dest))
+	require.Equal(t, sum, uploadtest.SHA256File(t, dest))
 	t.Logf("SUMMARY %s get 64 MiB: %s, %s MiB/s, peak RSS client %.1f MiB", tg.kind, m[4], m[5], mib(clientRSS))
 	assert.Less(t, clientRSS, int64(maxClientRSS), "client peak RSS")
 
@@ -108,13 +110,13 @@ func caseFiles(t *testing.T, tg *target) {
 	require.NotNil(t, m, out)
 	assert.Equal(t, "10.0 MiB", m[7], "kept: %s", out)
 	assert.Equal(t, "54.0 MiB", m[8], "received now, the rest only: %s", out)
-	require.Equal(t, sum, fileSHA256(t, dest))
+	require.Equal(t, sum, uploadtest.SHA256File(t, dest))
 	assert.NoFileExists(t, part)
 	assert.NoFileExists(t, meta)
 	if tg.kind == "dir" {
-		assert.Regexp(t, `msg=request method=GET path=/files/big.bin status=206 `, tg.srv.logs.String(), "a Range request")
+		assert.Regexp(t, `msg=request method=GET path=/files/big.bin status=206 `, tg.srv.Log.String(), "a Range request")
 	} else {
-		assert.Regexp(t, `msg=request method=GET path=/files/big.bin status=307 `, tg.srv.logs.String(), "a redirect")
+		assert.Regexp(t, `msg=request method=GET path=/files/big.bin status=307 `, tg.srv.Log.String(), "a redirect")
 	}
 
 	// A partial file of another version (its ETag is not the server's):
@@ -133,7 +135,7 @@ func caseFiles(t *testing.T, tg *target) {
 	m = gotRE.FindStringSubmatch(out)
 	require.NotNil(t, m, out)
 	assert.Empty(t, m[7], "nothing kept of another version: %s", out)
-	require.Equal(t, sum, fileSHA256(t, dest))
+	require.Equal(t, sum, uploadtest.SHA256File(t, dest))
 	assert.NoFileExists(t, part)
 
 	// A name that is not there: 1, and nothing left behind.

@@ -2,22 +2,15 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +25,9 @@ import (
 // binDir holds the binaries built for this run of the test binary.
 var binDir string
 
+// bins builds each program into binDir once per run of the test binary.
+var bins *testservers.Binaries
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "spillway-e2e-bin-")
 	if err != nil {
@@ -43,134 +39,29 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
+	bins = testservers.NewBinaries(binDir)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-var (
-	buildMu sync.Mutex
-	built   = map[string]string{}
-)
-
-// buildBinary builds pkg as `make build` does (static, trimmed paths), once per
-// run of the test binary, and returns its path. The binaries are not
-// race-built: they are measured, not checked for races.
-func buildBinary(t *testing.T, name, pkg string, tags ...string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if p, ok := built[name]; ok {
-		return p
-	}
-	out := filepath.Join(binDir, name)
-	args := []string{"build", "-trimpath", "-o", out}
-	if len(tags) > 0 {
-		args = append(args, "-tags", strings.Join(tags, ","))
-	}
-	cmd := exec.Command("go", append(args, pkg)...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	msg, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build %s:\n%s", pkg, msg)
-	built[name] = out
-	return out
-}
-
-func localserverBin(t *testing.T) string {
-	return buildBinary(t, "localserver", "spillway/localserver")
-}
-func spillwayBin(t *testing.T) string { return buildBinary(t, "spillway", "spillway/cmd/spillway") }
-func rssexecBin(t *testing.T) string  { return buildBinary(t, "rssexec", "./testdata/rssexec") }
-func bootstrapBin(t *testing.T) string {
-	return buildBinary(t, "bootstrap", "spillway/functions/upload", "lambda.norpc")
-}
-
-// cleanEnv is this process's environment without SPILLWAY_* variables, so
-// that a developer's settings reach neither the servers nor the CLI.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SPILLWAY_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// --- Files -----------------------------------------------------------------
-
-// makeFile writes size bytes to path and returns their SHA-256: one random
-// MiB, written again and again, each copy stamped with its index and the
-// seed, so that no two MiB (and no two parts) are alike and a swapped or
-// repeated part changes the digest. A few seconds per GiB.
-func makeFile(t *testing.T, path string, size int64, seed uint64) string {
-	t.Helper()
-	const block = 1 << 20
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	pattern := make([]byte, block)
-	_, _ = rand.NewChaCha8(key).Read(pattern)
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	defer f.Close()
-	h := sha256.New()
-	buf := make([]byte, block)
-	for off := int64(0); off < size; off += block {
-		n := min(block, size-off)
-		copy(buf, pattern)
-		binary.LittleEndian.PutUint64(buf[0:], uint64(off/block))
-		binary.LittleEndian.PutUint64(buf[8:], seed)
-		h.Write(buf[:n])
-		_, err := f.Write(buf[:n])
-		require.NoError(t, err)
-	}
-	require.NoError(t, f.Close())
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// fileSHA256 streams the file at path through SHA-256.
-func fileSHA256(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	h := sha256.New()
-	_, err = io.CopyBuffer(h, f, make([]byte, 1<<20))
-	require.NoError(t, err)
-	return hex.EncodeToString(h.Sum(nil))
+func localserverBin(t *testing.T) string { return bins.Path(t, testservers.LocalServer) }
+func spillwayBin(t *testing.T) string    { return bins.Path(t, testservers.CLI) }
+func bootstrapBin(t *testing.T) string   { return bins.Path(t, testservers.Function) }
+func rssexecBin(t *testing.T) string {
+	return bins.Path(t, testservers.Program{Name: "rssexec", Pkg: "./testdata/rssexec"})
 }
 
 // --- Peak RSS --------------------------------------------------------------
 
-// vmHWM reads a running process's peak resident set size, in bytes.
-func vmHWM(t *testing.T, pid int) int64 {
-	t.Helper()
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	require.NoError(t, err)
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			require.NoError(t, err)
-			return kb << 10
-		}
-	}
-	require.FailNow(t, "no VmHWM in /proc status", "pid %d", pid)
-	return 0
-}
-
 // ppid returns a process's parent, or 0 when it is gone.
 func ppid(pid int) int {
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	v, err := testservers.ProcStatus(pid, "PPid")
 	if err != nil {
 		return 0
 	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "PPid:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(rest))
-			return n
-		}
-	}
-	return 0
+	n, _ := strconv.Atoi(v)
+	return n
 }
 
 // descendantRunning returns the PID of the one process running exe that
@@ -203,73 +94,12 @@ func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
 // --- Processes -------------------------------------------------------------
 
-// server is a running localserver binary.
-type server struct {
-	cmd    *exec.Cmd
-	url    string
-	logs   *uploadtest.SyncBuffer
-	exited chan struct{}
-	err    error // from Wait, once exited is closed
-}
-
-var listeningRE = regexp.MustCompile(`msg="spillway local server listening" url=(http://\S+)`)
-
-// startServer runs localserver on a free loopback port and waits until it
-// logs the URL it listens on. It is killed when the test ends, if a test
-// has not stopped it.
-func startServer(t *testing.T, env []string, args ...string) *server {
+// startServer runs localserver in env on a free loopback port and waits
+// until it logs the URL it listens on. It is killed when the test ends, if
+// a test has not stopped it.
+func startServer(t *testing.T, env []string, args ...string) *testservers.Local {
 	t.Helper()
-	s := &server{logs: &uploadtest.SyncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(localserverBin(t), append([]string{"--addr", "127.0.0.1:0"}, args...)...)
-	s.cmd.Env = env
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	s.cmd.SysProcAttr = testservers.DieWithParent()
-	// In function mode the emulator and the function share the output;
-	// none may keep Wait waiting once the server is gone.
-	s.cmd.WaitDelay = 5 * time.Second
-	require.NoError(t, s.cmd.Start())
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-		if t.Failed() {
-			t.Logf("localserver output (tail):\n%s", tail(s.logs.String(), 12<<10))
-		}
-	})
-	waitUntil(t, 30*time.Second, 10*time.Millisecond, "localserver to listen", s.exited, func() bool {
-		if m := listeningRE.FindStringSubmatch(s.logs.String()); m != nil {
-			s.url = m[1]
-			return true
-		}
-		return false
-	})
-	return s
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (s *server) stop(t *testing.T) {
-	t.Helper()
-	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-s.exited:
-	case <-time.After(time.Minute):
-		require.FailNow(t, "localserver did not exit within a minute of SIGTERM")
-	}
-	require.NoError(t, s.err, "localserver's exit")
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
+	return testservers.StartLocalServer(t, env, []string{localserverBin(t)}, args...)
 }
 
 // cli is one run of the spillway CLI, under rssexec so that its own peak
@@ -289,7 +119,7 @@ func startCLI(t *testing.T, cacheDir, token string, args ...string) *cli {
 	t.Helper()
 	c := &cli{out: &uploadtest.SyncBuffer{}, rssFile: filepath.Join(t.TempDir(), "maxrss"), exited: make(chan struct{})}
 	c.cmd = exec.Command(rssexecBin(t), append([]string{c.rssFile, spillwayBin(t)}, args...)...)
-	c.cmd.Env = append(cleanEnv(), "XDG_CACHE_HOME="+cacheDir, "SPILLWAY_TOKEN="+token)
+	c.cmd.Env = append(testservers.CleanEnv(), "XDG_CACHE_HOME="+cacheDir, "SPILLWAY_TOKEN="+token)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	c.cmd.SysProcAttr = testservers.DieWithParent()
 	c.cmd.WaitDelay = 5 * time.Second

@@ -43,11 +43,10 @@ const (
 	token        = "e2e-token-f00dfeed"
 	uploadSecret = "e2e-upload-secret-0123456789abcdef"
 
-	// Flat bounds on peak RSS, whatever the file's size, at about twice
-	// what was measured on loopback: 11-13 MiB for the CLI, 21-22 MiB for
-	// the local server, 17-20 MiB for the function and 16-17 MiB for the
-	// Function URL emulator in front of it. Holding the 1 GiB file fails
-	// them many times over; so does holding one 16 MiB part per parallel
+	// Flat bounds on peak RSS, whatever the file's size, with room above
+	// what the CLI, the local server, the function and the Function URL
+	// emulator in front of it use (each run logs its figures in a SUMMARY
+	// line). Holding the 1 GiB file fails them many times over; so does holding one 16 MiB part per parallel
 	// worker (4 × 16 MiB), in the client or in a server.
 	maxClientRSS = 32 << 20
 	maxServerRSS = 40 << 20
@@ -87,7 +86,7 @@ func runCases(t *testing.T, start func(*testing.T) *target) {
 // to look at its storage.
 type target struct {
 	kind      string // "dir" or "function"
-	srv       *server
+	srv       *testservers.Local
 	api       *apiClient
 	spoolDir  string
 	dir       string          // dir: the upload directory
@@ -102,9 +101,9 @@ type target struct {
 
 func startDirTarget(t *testing.T) *target {
 	tg := &target{kind: "dir", dir: filepath.Join(t.TempDir(), "uploads"), spoolDir: t.TempDir()}
-	tg.srv = startServer(t, cleanEnv(), "--directory", tg.dir, "--spool-dir", tg.spoolDir,
+	tg.srv = startServer(t, testservers.CleanEnv(), "--directory", tg.dir, "--spool-dir", tg.spoolDir,
 		"--token", token, "--upload-secret", uploadSecret)
-	tg.api = newAPIClient(t, tg.srv.url, token)
+	tg.api = newAPIClient(t, tg.srv.URL, token)
 	return tg
 }
 
@@ -112,10 +111,10 @@ func startFunctionTarget(t *testing.T) *target {
 	gw := testservers.StartS3(t)
 	tg := &target{kind: "function", gw: gw, spoolDir: t.TempDir(), bootstrap: bootstrapBin(t)}
 	rie := testservers.Tool(t, testservers.RIE)
-	env := append(cleanEnv(), gw.Env()...)
+	env := append(testservers.CleanEnv(), gw.Env()...)
 	tg.srv = startServer(t, env, "--function", tg.bootstrap, "--rie", rie, "--bucket", gw.Bucket,
 		"--spool-dir", tg.spoolDir, "--token", token)
-	tg.api = newAPIClient(t, tg.srv.url, token)
+	tg.api = newAPIClient(t, tg.srv.URL, token)
 	return tg
 }
 
@@ -146,20 +145,20 @@ func (p peaks) String() string {
 func (tg *target) finish(t *testing.T, stored ...string) peaks {
 	t.Helper()
 	var p peaks
-	pid := tg.srv.cmd.Process.Pid
+	pid := tg.srv.Pid()
 	if tg.kind == "dir" {
-		p.server = vmHWM(t, pid)
+		p.server = testservers.PeakRSS(t, pid)
 	} else {
 		// The function must have served every request of the case in one
 		// process, or its peak would not cover them all.
-		assert.Equal(t, 1, strings.Count(tg.srv.logs.String(), `"msg":"cold start"`), "cold starts of the function")
-		p.server = vmHWM(t, descendantRunning(t, tg.bootstrap, pid))
-		p.front = vmHWM(t, pid)
+		assert.Equal(t, 1, strings.Count(tg.srv.Log.String(), `"msg":"cold start"`), "cold starts of the function")
+		p.server = testservers.PeakRSS(t, descendantRunning(t, tg.bootstrap, pid))
+		p.front = testservers.PeakRSS(t, pid)
 	}
 	// Clean while still running: a client that has its answer sees a
 	// clean spool.
 	tg.requireClean(t, stored...)
-	tg.srv.stop(t)
+	tg.srv.Term(t, time.Minute)
 	tg.requireClean(t, stored...)
 	return p
 }
@@ -287,11 +286,11 @@ func casePush(t *testing.T, tg *target) {
 	const size = 1 << 30
 	start := time.Now()
 	src := filepath.Join(t.TempDir(), "big.bin")
-	sum := makeFile(t, src, size, 1)
+	sum := uploadtest.File{Seed: 1, Size: size}.WriteFile(t, src)
 	name := "e2e/big.bin"
 	generated := time.Since(start)
 
-	run := startCLI(t, t.TempDir(), token, "push", "--direct-max", "4MiB", "--name", name, src, tg.srv.url)
+	run := startCLI(t, t.TempDir(), token, "push", "--direct-max", "4MiB", "--name", name, src, tg.srv.URL)
 	code, clientRSS := run.wait(t, 5*time.Minute)
 	out := run.out.String()
 	require.Equal(t, 0, code, out)
@@ -300,11 +299,11 @@ func casePush(t *testing.T, tg *target) {
 	require.Equal(t, name, m[1])
 	require.Equal(t, sum, m[6], "the sha256 of the 201")
 	require.Empty(t, m[5], "a fresh push must not resume")
-	require.Regexp(t, completedRE, tg.srv.logs.String())
+	require.Regexp(t, completedRE, tg.srv.Log.String())
 	require.NoError(t, os.Remove(src))
 
 	verifyStart := time.Now()
-	require.Equal(t, sum, fileSHA256(t, tg.storedPath(name)), "SHA-256 of the stored file")
+	require.Equal(t, sum, uploadtest.SHA256File(t, tg.storedPath(name)), "SHA-256 of the stored file")
 	verified := time.Since(verifyStart)
 	p := tg.finish(t, name)
 	t.Logf("phases: generate %s, push %s, verify %s", generated.Round(time.Millisecond),
@@ -358,10 +357,10 @@ func caseResume(t *testing.T, tg *target) {
 	const size = 512 << 20
 	const parts = size / partSize
 	src := filepath.Join(t.TempDir(), "resume.bin")
-	sum := makeFile(t, src, size, 2)
+	sum := uploadtest.File{Seed: 2, Size: size}.WriteFile(t, src)
 	name := "e2e/resume.bin"
 	cache := t.TempDir()
-	args := []string{"push", "--direct-max", "4MiB", "--name", name, src, tg.srv.url}
+	args := []string{"push", "--direct-max", "4MiB", "--name", name, src, tg.srv.URL}
 
 	run1 := startCLI(t, cache, token, args...)
 	var id string
@@ -443,7 +442,7 @@ func caseResume(t *testing.T, tg *target) {
 		// started: the second run hashes 512 MiB before it sends any.
 		var stored1, stored2 []int
 		var bytes2 int64
-		for _, r := range partRequests(t, tg.srv.logs.String(), id) {
+		for _, r := range partRequests(t, tg.srv.Log.String(), id) {
 			if r.started.Before(run2Start) {
 				sent1 = append(sent1, r.n)
 				if r.status == http.StatusOK {
@@ -473,7 +472,7 @@ func caseResume(t *testing.T, tg *target) {
 		assert.InDelta(t, float64(bytes2), sentNow, rounding, "bytes the CLI says it sent vs the server's part PUTs")
 	}
 
-	require.Equal(t, sum, fileSHA256(t, tg.storedPath(name)), "SHA-256 of the stored file")
+	require.Equal(t, sum, uploadtest.SHA256File(t, tg.storedPath(name)), "SHA-256 of the stored file")
 	p := tg.finish(t, name)
 
 	logParts := ""
@@ -713,7 +712,7 @@ func createAndSend(t *testing.T, tg *target, src, name, sum string, send ...int)
 // file's: 400 bad_checksum, and nothing stored or kept.
 func caseBadChecksum(t *testing.T, tg *target) {
 	src := filepath.Join(t.TempDir(), "bad.bin")
-	sum := makeFile(t, src, smallSize, 3)
+	sum := uploadtest.File{Seed: 3, Size: smallSize}.WriteFile(t, src)
 	// The file's digest with its last hex digit changed.
 	wrong := sum[:63] + "0"
 	if sum[63] == '0' {
@@ -741,7 +740,7 @@ func caseBadChecksum(t *testing.T, tg *target) {
 // caseAbort sends two parts of three and aborts: every part goes.
 func caseAbort(t *testing.T, tg *target) {
 	src := filepath.Join(t.TempDir(), "abort.bin")
-	makeFile(t, src, smallSize, 4)
+	uploadtest.File{Seed: 4, Size: smallSize}.WriteFile(t, src)
 	name := "e2e/abort.bin"
 	tg.attempted = append(tg.attempted, name)
 
@@ -796,7 +795,7 @@ func caseAbort(t *testing.T, tg *target) {
 // bad_checksum, and the upload is discarded (docs/MULTIPART.md).
 func caseTruncatedPart(t *testing.T, tg *target) {
 	src := filepath.Join(t.TempDir(), "truncated.bin")
-	sum := makeFile(t, src, smallSize, 5)
+	sum := uploadtest.File{Seed: 5, Size: smallSize}.WriteFile(t, src)
 	name := "e2e/truncated.bin"
 	tg.attempted = append(tg.attempted, name)
 
@@ -817,7 +816,7 @@ func caseTruncatedPart(t *testing.T, tg *target) {
 		tg.api.callJSON(t, http.MethodPost, "/uploads/"+up.ID+"/complete", map[string]any{"parts": etags}, http.StatusCreated, &done)
 		require.Len(t, done.Files, 1)
 		require.Equal(t, sum, done.Files[0].SHA256)
-		require.Equal(t, sum, fileSHA256(t, tg.storedPath(name)), "SHA-256 of the stored file")
+		require.Equal(t, sum, uploadtest.SHA256File(t, tg.storedPath(name)), "SHA-256 of the stored file")
 		p := tg.finish(t, name)
 		t.Logf("SUMMARY %s truncated-part: the cut-off part was refused, sent again, 201; peak RSS %s", tg.kind, p)
 		assert.Less(t, p.server, int64(maxServerRSS), "server peak RSS")

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"spillway/internal/uploadtest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -28,15 +30,15 @@ func caseRerunDirectory(t *testing.T, tg *target) {
 	const bigSize = 256 << 20
 	dir := t.TempDir()
 	sums := map[string]string{
-		"a-small.bin": makeFile(t, filepath.Join(dir, "a-small.bin"), 100<<10, 11),
-		"b-empty.bin": makeFile(t, filepath.Join(dir, "b-empty.bin"), 0, 12),
-		"c-big.bin":   makeFile(t, filepath.Join(dir, "c-big.bin"), bigSize, 13),
-		"d-small.bin": makeFile(t, filepath.Join(dir, "d-small.bin"), 3<<20, 14),
+		"a-small.bin": uploadtest.File{Seed: 11, Size: 100 << 10}.WriteFile(t, filepath.Join(dir, "a-small.bin")),
+		"b-empty.bin": uploadtest.File{Seed: 12, Size: 0}.WriteFile(t, filepath.Join(dir, "b-empty.bin")),
+		"c-big.bin":   uploadtest.File{Seed: 13, Size: bigSize}.WriteFile(t, filepath.Join(dir, "c-big.bin")),
+		"d-small.bin": uploadtest.File{Seed: 14, Size: 3 << 20}.WriteFile(t, filepath.Join(dir, "d-small.bin")),
 	}
 	cache := t.TempDir()
 	// One file at a time, so that the interrupt finds the files before the
 	// large one stored and the one after it not begun.
-	args := []string{"push", "--jobs", "1", "--direct-max", "4MiB", "--prefix", "rerun", dir, tg.srv.url}
+	args := []string{"push", "--jobs", "1", "--direct-max", "4MiB", "--prefix", "rerun", dir, tg.srv.URL}
 
 	run1 := startCLI(t, cache, token, args...)
 	var id string
@@ -81,7 +83,7 @@ func caseRerunDirectory(t *testing.T, tg *target) {
 
 	// Another file under a taken name, of the same size: only the SHA-256
 	// tells it apart.
-	changed := makeFile(t, filepath.Join(dir, "d-small.bin"), 3<<20, 15)
+	changed := uploadtest.File{Seed: 15, Size: 3 << 20}.WriteFile(t, filepath.Join(dir, "d-small.bin"))
 	run4 := startCLI(t, cache, token, args...)
 	code4, _ := run4.wait(t, 5*time.Minute)
 	out4 := run4.out.String()
@@ -94,7 +96,7 @@ func caseRerunDirectory(t *testing.T, tg *target) {
 
 	var stored []string
 	for name, sum := range sums {
-		require.Equal(t, sum, fileSHA256(t, tg.storedPath("rerun/"+name)), name)
+		require.Equal(t, sum, uploadtest.SHA256File(t, tg.storedPath("rerun/"+name)), name)
 		stored = append(stored, "rerun/"+name)
 	}
 	p := tg.finish(t, stored...)
@@ -156,10 +158,10 @@ func newCompletionHolder(t *testing.T, backend string) *completionHolder {
 func caseInterruptDuringComplete(t *testing.T, tg *target) {
 	const size = 64 << 20
 	src := filepath.Join(t.TempDir(), "complete.bin")
-	sum := makeFile(t, src, size, 21)
+	sum := uploadtest.File{Seed: 21, Size: size}.WriteFile(t, src)
 	name := "e2e/complete.bin"
 	cache := t.TempDir()
-	holder := newCompletionHolder(t, tg.srv.url)
+	holder := newCompletionHolder(t, tg.srv.URL)
 	args := []string{"push", "--direct-max", "4MiB", "--name", name, src, holder.srv.URL}
 
 	run1 := startCLI(t, cache, token, args...)
@@ -191,8 +193,8 @@ func caseInterruptDuringComplete(t *testing.T, tg *target) {
 	require.Contains(t, out2, "already there "+name+": 64.0 MiB, the same size and SHA-256 on the server (sha256 "+sum+")")
 	require.Contains(t, out2, "pushed 1 of 1 files (64.0 MiB; 1 already there)")
 	require.Empty(t, stateIDs(t, cache), "the outcome is known: no state left")
-	require.Equal(t, 1, strings.Count(tg.srv.logs.String(), "method=POST path=/uploads status=201"), "the second run created no upload")
-	require.Equal(t, sum, fileSHA256(t, tg.storedPath(name)))
+	require.Equal(t, 1, strings.Count(tg.srv.Log.String(), "method=POST path=/uploads status=201"), "the second run created no upload")
+	require.Equal(t, sum, uploadtest.SHA256File(t, tg.storedPath(name)))
 	p := tg.finish(t, name)
 	t.Logf("SUMMARY %s interrupt-during-complete: 64 MiB, SIGINT with the completion at the server (201 to nobody); run 2 exit 0 in %s, nothing sent; %s",
 		tg.kind, run2.elapsed.Round(time.Millisecond), p)

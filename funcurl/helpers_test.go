@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -129,12 +128,7 @@ func decodeEvent(t *testing.T, raw []byte) (map[string]any, events.LambdaFunctio
 // Lambda: static, with the lambda.norpc tag.
 func buildFunction(t *testing.T, pkg string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(out))
-	return bin
+	return testservers.Build(t, testservers.Program{Name: "bootstrap", Pkg: pkg, Tags: "lambda.norpc"})
 }
 
 // runRIE runs bootstrap under the real emulator, stopped when the test

@@ -9,11 +9,11 @@ import (
 	"mime"
 	"mime/multipart"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"spillway/internal/testservers"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,10 +25,7 @@ func TestLoadShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 3 s load test against the built server; skipped in -short mode")
 	}
-	bin := filepath.Join(t.TempDir(), "localserver")
-	build := exec.Command("go", "build", "-o", bin, "spillway/localserver")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := testservers.Build(t, testservers.LocalServer)
 
 	cfg := defaultConfig()
 	cfg.Server = bin

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/internal/serve"
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/wire"
 )
@@ -35,7 +36,7 @@ func TestMemoryBudgetHoldsUnderLoad(t *testing.T) {
 	// Every client gets its "100 Continue" (so its handler has reserved
 	// memory or opened a spool file) and sends all but its last byte before
 	// any of them finishes: all 64 bodies are held at once.
-	u, err := url.Parse(srv.url)
+	u, err := url.Parse(srv.URL)
 	require.NoError(t, err)
 	var ready, done sync.WaitGroup
 	release := make(chan struct{})
@@ -88,7 +89,7 @@ func TestMemoryBudgetHoldsUnderLoad(t *testing.T) {
 	for _, s := range spools {
 		counts[s]++
 	}
-	hwm := vmHWM(t, srv.cmd.Process.Pid)
+	hwm := testservers.PeakRSS(t, srv.Pid())
 	t.Logf("64 concurrent 1.5 MiB uploads, 64 MiB budget: spool %v, peak RSS %.1f MiB", counts, float64(hwm)/(1<<20))
 	assert.Positive(t, counts[wire.SpoolMemory])
 	assert.Positive(t, counts[wire.SpoolDisk], "the budget must send some small bodies to disk")

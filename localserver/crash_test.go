@@ -2,18 +2,15 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,85 +30,22 @@ import (
 // same directories, a full disk under the spool dir and under the upload
 // directory, and slowloris clients.
 
-// logTail keeps a child's stderr and wakes whoever waits for a line.
-type logTail struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	grew chan struct{} // closed, and replaced, at every write
-}
-
-func newLogTail() *logTail { return &logTail{grew: make(chan struct{})} }
-
-func (l *logTail) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	close(l.grew)
-	l.grew = make(chan struct{})
-	return len(p), nil
-}
-
-func (l *logTail) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitFor waits up to d for re to match the log, and returns the match. It
-// gives up early when the process exits without writing it.
-func (l *logTail) waitFor(t *testing.T, re *regexp.Regexp, d time.Duration, exited <-chan struct{}) []string {
-	t.Helper()
-	timeout := time.NewTimer(d)
-	defer timeout.Stop()
-	for {
-		l.mu.Lock()
-		m := re.FindStringSubmatch(l.buf.String())
-		grew := l.grew
-		l.mu.Unlock()
-		if m != nil {
-			return m
-		}
-		select {
-		case <-grew:
-		case <-exited:
-			if m := re.FindStringSubmatch(l.String()); m != nil {
-				return m
-			}
-			require.FailNow(t, "server exited", "waiting for %s; log:\n%s", re, l.String())
-		case <-timeout.C:
-			require.FailNow(t, "timed out", "waiting %s for %s; log:\n%s", d, re, l.String())
-		}
-	}
-}
-
 // proc is one run of the localserver binary on directories the test chose,
 // so that a second run can reuse the first one's.
 type proc struct {
-	cmd      *exec.Cmd
-	url      string
-	addr     string
+	*testservers.Local
 	dir      string
 	spoolDir string
-	swept    int // orphans_swept from the start-up line
-	logs     *logTail
-	done     chan struct{} // closed when the process has exited
-	err      error         // its exit status, once done is closed
 }
 
-// buildServer builds the localserver binary once for a test.
+// buildServer builds the localserver binary for a test.
 func buildServer(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs the real binary")
 	}
-	bin := filepath.Join(t.TempDir(), "localserver")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
-	return bin
+	return testservers.Build(t, testservers.LocalServer)
 }
-
-var listeningRE = regexp.MustCompile(`msg="spillway local server listening" url=(http://\S+) .*orphans_swept=(\d+)`)
 
 // startProc runs bin on a free loopback port with dir and spoolDir. The
 // process is killed when the test ends, if it still runs.
@@ -124,55 +58,40 @@ func startProc(t *testing.T, bin, dir, spoolDir string, args ...string) *proc {
 // as a shell that sets a limit first and then execs it.
 func startProcArgv(t *testing.T, argv []string, dir, spoolDir string, args ...string) *proc {
 	t.Helper()
-	p := &proc{dir: dir, spoolDir: spoolDir, logs: newLogTail(), done: make(chan struct{})}
-	rest := append(argv[1:len(argv):len(argv)], "--addr", "127.0.0.1:0", "--directory", dir, "--spool-dir", spoolDir)
-	p.cmd = exec.Command(argv[0], append(rest, args...)...)
-	p.cmd.Env = os.Environ()
-	p.cmd.Stderr = p.logs
-	p.cmd.SysProcAttr = testservers.DieWithParent()
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill() // an error only says it has already exited
-		<-p.done
-	})
-	m := p.logs.waitFor(t, listeningRE, 30*time.Second, p.done)
-	p.url = m[1]
-	u, err := url.Parse(p.url)
-	require.NoError(t, err)
-	p.addr = u.Host
-	p.swept, err = strconv.Atoi(m[2])
-	require.NoError(t, err)
-	return p
+	args = append([]string{"--directory", dir, "--spool-dir", spoolDir}, args...)
+	return &proc{Local: testservers.StartLocalServer(t, nil, argv, args...), dir: dir, spoolDir: spoolDir}
+}
+
+// startBinary builds localserver and starts it on directories of its own.
+func startBinary(t *testing.T, args ...string) *proc {
+	t.Helper()
+	return startProc(t, buildServer(t), filepath.Join(t.TempDir(), "uploads"), t.TempDir(), args...)
 }
 
 // kill9 sends SIGKILL and waits for the process to be gone.
 func (p *proc) kill9(t *testing.T) {
 	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGKILL))
 	p.waitExit(t, 10*time.Second)
 	var ee *exec.ExitError
-	require.ErrorAs(t, p.err, &ee)
+	require.ErrorAs(t, p.Err(), &ee)
 	assert.Equal(t, syscall.SIGKILL, ee.Sys().(syscall.WaitStatus).Signal())
 }
 
-// term sends SIGTERM and waits up to d for a clean exit.
-func (p *proc) term(t *testing.T, d time.Duration) {
+// stop sends SIGTERM, waits for a clean exit and requires that the spool
+// dir is empty.
+func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	p.waitExit(t, d)
-	require.NoError(t, p.err, "log:\n%s", p.logs.String())
+	p.Term(t, time.Minute)
+	uploadtest.RequireEmptyDir(t, p.spoolDir)
 }
 
 func (p *proc) waitExit(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {
-	case <-p.done:
+	case <-p.Exited():
 	case <-time.After(d):
-		require.FailNow(t, "server did not exit", "after %s; log:\n%s", d, p.logs.String())
+		require.FailNow(t, "server did not exit", "after %s; log:\n%s", d, p.Log.String())
 	}
 }
 
@@ -220,7 +139,7 @@ func putFile(t *testing.T, base string, f uploadtest.File) (int, []byte) {
 // requirePut uploads f and requires a 201 and the stored bytes.
 func requirePut(t *testing.T, p *proc, f uploadtest.File) {
 	t.Helper()
-	status, body := putFile(t, p.url, f)
+	status, body := putFile(t, p.URL, f)
 	require.Equal(t, http.StatusCreated, status, string(body))
 	uploadtest.RequireFile(t, f, filepath.Join(p.dir, f.Name))
 }
@@ -274,7 +193,7 @@ func TestCrashKill9DuringUploadsThenRestart(t *testing.T) {
 	rests := make([]io.Reader, uploads)
 	for i := range uploads {
 		f := uploadtest.File{Name: fmt.Sprintf("big-%d.bin", i), Seed: uint64(41 + i), Size: size}
-		conns[i], _, rests[i] = openUpload(t, p.addr, f, 1<<20)
+		conns[i], _, rests[i] = openUpload(t, p.Addr, f, 1<<20)
 	}
 	// All four are in flight at once; each sends 3 MiB more concurrently.
 	var wg sync.WaitGroup
@@ -316,9 +235,9 @@ func TestCrashKill9DuringUploadsThenRestart(t *testing.T) {
 
 	start := time.Now()
 	p2 := startProc(t, bin, dir, spoolDir)
-	t.Logf("restart after SIGKILL: up in %s, orphans_swept=%d", time.Since(start).Round(time.Millisecond), p2.swept)
-	assert.Equal(t, uploads+1, p2.swept, "four spool files and one staging file")
-	assert.GreaterOrEqual(t, p2.swept, 1)
+	t.Logf("restart after SIGKILL: up in %s, orphans_swept=%d", time.Since(start).Round(time.Millisecond), p2.Swept)
+	assert.Equal(t, uploads+1, p2.Swept, "four spool files and one staging file")
+	assert.GreaterOrEqual(t, p2.Swept, 1)
 	uploadtest.RequireEmptyDir(t, spoolDir)
 	uploadtest.RequireDirHolds(t, dir, before.Name)
 	uploadtest.RequireFile(t, before, filepath.Join(dir, before.Name))
@@ -328,7 +247,7 @@ func TestCrashKill9DuringUploadsThenRestart(t *testing.T) {
 	requirePut(t, p2, again)
 	small := uploadtest.File{Name: "after-crash.txt", Seed: 51, Size: 100}
 	requirePut(t, p2, small)
-	p2.term(t, 30*time.Second)
+	p2.Term(t, 30*time.Second)
 	uploadtest.RequireEmptyDir(t, spoolDir)
 	uploadtest.RequireDirHolds(t, dir, before.Name, again.Name, small.Name)
 }
@@ -428,7 +347,7 @@ func raceTwo(t *testing.T, p *proc, files [2]uploadtest.File) [2]int {
 	var brs [2]*bufio.Reader
 	var rests [2]io.Reader
 	for i, f := range files {
-		conns[i], brs[i], rests[i] = openUpload(t, p.addr, f, 0)
+		conns[i], brs[i], rests[i] = openUpload(t, p.Addr, f, 0)
 	}
 	var wg sync.WaitGroup
 	for i := range files {
@@ -460,17 +379,17 @@ func TestDiskFull(t *testing.T) {
 		p := startProc(t, bin, filepath.Join(t.TempDir(), "uploads"), small)
 		free := freeBytes(t, small)
 
-		expectRefused(t, p.addr, rawHead("known.bin", big.Size), http.StatusInsufficientStorage, "insufficient_storage")
+		expectRefused(t, p.Addr, rawHead("known.bin", big.Size), http.StatusInsufficientStorage, "insufficient_storage")
 		ct, _, n := uploadtest.Multipart([]uploadtest.File{{Name: "known-mp.bin", Size: big.Size}})
-		expectRefused(t, p.addr, multipartHeadFor(ct, n), http.StatusInsufficientStorage, "insufficient_storage")
+		expectRefused(t, p.Addr, multipartHeadFor(ct, n), http.StatusInsufficientStorage, "insufficient_storage")
 
 		start := time.Now()
-		status, body := streamUpload(t, p.addr, chunkedHead("chunked.bin"), big.Reader(), true)
+		status, body := streamUpload(t, p.Addr, chunkedHead("chunked.bin"), big.Reader(), true)
 		requireAPIError(t, status, body, http.StatusInsufficientStorage, "insufficient_storage")
 		t.Logf("chunked 16 MiB into an 8 MiB spool: %d after %s", status, time.Since(start).Round(time.Millisecond))
 
 		ct, mp, _ := uploadtest.Multipart([]uploadtest.File{{Name: "chunked-mp.bin", Seed: 61, Size: big.Size}})
-		status, body = streamUpload(t, p.addr, multipartHeadFor(ct, -1), mp, true)
+		status, body = streamUpload(t, p.Addr, multipartHeadFor(ct, -1), mp, true)
 		requireAPIError(t, status, body, http.StatusInsufficientStorage, "insufficient_storage")
 
 		// Two 6 MiB uploads both pass the check on 8 MiB free; they cannot
@@ -492,10 +411,10 @@ func TestDiskFull(t *testing.T) {
 		// On disk (over the threshold), so it needs the space given back.
 		next := uploadtest.File{Name: "next.bin", Seed: 64, Size: 5 << 20}
 		requirePut(t, p, next)
-		p.term(t, 30*time.Second)
+		p.Term(t, 30*time.Second)
 		uploadtest.RequireEmptyDir(t, small)
 		uploadtest.RequireDirHolds(t, p.dir, append(stored, next.Name)...)
-		assert.Contains(t, p.logs.String(), "status=507")
+		assert.Contains(t, p.Log.String(), "status=507")
 	})
 
 	t.Run("upload dir", func(t *testing.T) {
@@ -503,10 +422,10 @@ func TestDiskFull(t *testing.T) {
 		p := startProc(t, bin, small, t.TempDir())
 		free := freeBytes(t, small)
 
-		expectRefused(t, p.addr, rawHead("known.bin", big.Size), http.StatusInsufficientStorage, "insufficient_storage")
+		expectRefused(t, p.Addr, rawHead("known.bin", big.Size), http.StatusInsufficientStorage, "insufficient_storage")
 
 		start := time.Now()
-		status, body := streamUpload(t, p.addr, chunkedHead("chunked.bin"), big.Reader(), true)
+		status, body := streamUpload(t, p.Addr, chunkedHead("chunked.bin"), big.Reader(), true)
 		requireAPIError(t, status, body, http.StatusInsufficientStorage, "insufficient_storage")
 		t.Logf("chunked 16 MiB into an 8 MiB upload dir: %d after %s", status, time.Since(start).Round(time.Millisecond))
 
@@ -527,7 +446,7 @@ func TestDiskFull(t *testing.T) {
 
 		next := uploadtest.File{Name: "next.txt", Seed: 65, Size: 1000}
 		requirePut(t, p, next)
-		p.term(t, 30*time.Second)
+		p.Term(t, 30*time.Second)
 		uploadtest.RequireEmptyDir(t, p.spoolDir)
 		uploadtest.RequireDirHolds(t, small, append(stored, next.Name)...)
 	})
@@ -542,8 +461,8 @@ func TestDiskFullMultipartKnownLengthInUploadDir(t *testing.T) {
 	small := mountTmpfs(t, 8<<20)
 	p := startProc(t, bin, small, t.TempDir())
 	ct, _, n := uploadtest.Multipart([]uploadtest.File{{Name: "known-mp.bin", Size: 16 << 20}})
-	expectRefused(t, p.addr, multipartHeadFor(ct, n), http.StatusInsufficientStorage, "insufficient_storage")
-	p.term(t, 30*time.Second)
+	expectRefused(t, p.Addr, multipartHeadFor(ct, n), http.StatusInsufficientStorage, "insufficient_storage")
+	p.Term(t, 30*time.Second)
 	uploadtest.RequireDirHolds(t, small)
 }
 
@@ -567,9 +486,9 @@ func TestDiskFullMultipartIntoUploadDir(t *testing.T) {
 			// Expect is left out: the body goes whether or not the server
 			// would have asked for it.
 			head := fmt.Sprintf("POST /files HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", ct, n)
-			status, resp = streamUpload(t, p.addr, head, body, false)
+			status, resp = streamUpload(t, p.Addr, head, body, false)
 		} else {
-			status, resp = streamUpload(t, p.addr, multipartHeadFor(ct, -1), body, true)
+			status, resp = streamUpload(t, p.Addr, multipartHeadFor(ct, -1), body, true)
 		}
 		requireAPIError(t, status, resp, http.StatusInsufficientStorage, "insufficient_storage")
 		// The first file fitted and was staged: all or nothing takes it back.
@@ -578,7 +497,7 @@ func TestDiskFullMultipartIntoUploadDir(t *testing.T) {
 		assert.Equal(t, free, freeBytes(t, small))
 	}
 	requirePut(t, p, uploadtest.File{Name: "next.txt", Seed: 68, Size: 1000})
-	p.term(t, 30*time.Second)
+	p.Term(t, 30*time.Second)
 	uploadtest.RequireDirHolds(t, small, "next.txt")
 }
 
@@ -610,7 +529,7 @@ func TestSlowloris(t *testing.T) {
 			attackers.Go(func() {
 				once := sync.OnceFunc(started.Done)
 				defer once()
-				conn, err := net.Dial("tcp", p.addr)
+				conn, err := net.Dial("tcp", p.Addr)
 				if !assert.NoError(t, err) {
 					return
 				}
@@ -656,12 +575,12 @@ func TestSlowloris(t *testing.T) {
 	upload("during-trickle.bin", 3<<20)
 	upload("during-trickle-small.txt", 100)
 
-	logs := p.logs.String()
+	logs := p.Log.String()
 	assert.NotContains(t, logs, "/files/slow-", "no slow request reached the handler")
 	close(stop)
 	attackers.Wait()
 	stop = make(chan struct{}) // for the cleanup
-	p.term(t, 30*time.Second)
+	p.Term(t, 30*time.Second)
 	uploadtest.RequireEmptyDir(t, p.spoolDir)
 	uploadtest.RequireDirHolds(t, p.dir, "during-stalled.bin", "during-trickle.bin", "during-trickle-small.txt")
 }
@@ -681,7 +600,7 @@ func TestSlowBodiesHoldUploadSlots(t *testing.T) {
 	conns := make([]net.Conn, slots)
 	brs := make([]*bufio.Reader, slots)
 	for i := range slots {
-		conns[i], brs[i], _ = openUpload(t, p.addr, uploadtest.File{Name: fmt.Sprintf("slow-%d.bin", i), Size: 1 << 20}, 1)
+		conns[i], brs[i], _ = openUpload(t, p.Addr, uploadtest.File{Name: fmt.Sprintf("slow-%d.bin", i), Size: 1 << 20}, 1)
 	}
 	// Trickle for twice the read timeout: a byte every quarter of it.
 	ticker := time.NewTicker(readTimeout / 4)
@@ -693,7 +612,7 @@ func TestSlowBodiesHoldUploadSlots(t *testing.T) {
 			require.NoError(t, err, "the server cut a client that was never idle for the read timeout")
 		}
 	}
-	status, body := putFile(t, p.url, uploadtest.File{Name: "refused.txt", Size: 10})
+	status, body := putFile(t, p.URL, uploadtest.File{Name: "refused.txt", Size: 10})
 	requireAPIError(t, status, body, http.StatusServiceUnavailable, "busy")
 	t.Logf("%d slow bodies (1 byte / %s) hold every slot past the %s read timeout: a normal upload gets %d busy",
 		slots, readTimeout/4, readTimeout, status)
@@ -707,6 +626,6 @@ func TestSlowBodiesHoldUploadSlots(t *testing.T) {
 	t.Logf("the slow clients got 408 %s after they stopped", time.Since(start).Round(10*time.Millisecond))
 	uploadtest.RequireEmptyDir(t, p.spoolDir)
 	requirePut(t, p, uploadtest.File{Name: "after.txt", Seed: 71, Size: 100})
-	p.term(t, 30*time.Second)
+	p.Term(t, 30*time.Second)
 	uploadtest.RequireDirHolds(t, p.dir, "after.txt")
 }

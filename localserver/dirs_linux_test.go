@@ -82,7 +82,7 @@ func TestSpoolFilesNeverReadableInTheSpoolDir(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
 	}
-	p.term(t, 10*time.Second)
+	p.Term(t, 10*time.Second)
 	require.NoError(t, os.WriteFile(filepath.Join(spoolDir, stop), nil, 0o600))
 	<-watched
 	require.NoError(t, os.Remove(filepath.Join(spoolDir, stop)))

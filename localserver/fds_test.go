@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 )
 
@@ -43,14 +43,14 @@ func TestDescriptorExhaustion(t *testing.T) {
 	)
 	shell := []string{"/bin/sh", "-c", `ulimit -n ` + strconv.Itoa(nofile) + ` && exec "$0" "$@"`, bin}
 	p := startProcArgv(t, shell, dir, spoolDir)
-	assert.Regexp(t, `open_files_soft=`+strconv.Itoa(nofile)+` open_files_hard=`+strconv.Itoa(nofile), p.logs.String())
+	assert.Regexp(t, `open_files_soft=`+strconv.Itoa(nofile)+` open_files_hard=`+strconv.Itoa(nofile), p.Log.String())
 
 	// Stalled PUTs, each past its "100 Continue": the handler has reserved
 	// the threshold of the memory budget for it and waits for its body.
 	// Together they hold the whole budget.
 	var attack []net.Conn
 	for i := range stalledPUTs {
-		conn := dialT(t, p.addr)
+		conn := dialT(t, p.Addr)
 		attack = append(attack, conn)
 		br := bufio.NewReader(conn)
 		_, err := fmt.Fprintf(conn, "PUT /files/stalled-%02d.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", i, 2<<20)
@@ -66,13 +66,13 @@ func TestDescriptorExhaustion(t *testing.T) {
 	// each with all but its last bytes sent. The full budget sends them
 	// all to disk.
 	raw := uploadtest.File{Name: "running.bin", Seed: 1, Size: 3 << 20}
-	rawConn, rawBR, rawRest := openUpload(t, p.addr, raw, 1<<20)
+	rawConn, rawBR, rawRest := openUpload(t, p.Addr, raw, 1<<20)
 	mpFiles := []uploadtest.File{{Name: "running-big.bin", Seed: 2, Size: 3 << 20}}
 	for i := range 10 {
 		mpFiles = append(mpFiles, uploadtest.File{Name: fmt.Sprintf("running-%02d.txt", i), Seed: uint64(10 + i), Size: 100})
 	}
 	ct, mpBody, mpLen := uploadtest.Multipart(mpFiles)
-	mpConn := dialT(t, p.addr)
+	mpConn := dialT(t, p.Addr)
 	_, err := fmt.Fprintf(mpConn, "POST /files HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", ct, mpLen)
 	require.NoError(t, err)
 	_, err = io.CopyN(mpConn, mpBody, mpLen-10)
@@ -83,7 +83,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 	// files and waits. A request that is answered meanwhile has failed.
 	answered := make(chan string, multiparts)
 	for i := range multiparts {
-		conn := dialT(t, p.addr)
+		conn := dialT(t, p.Addr)
 		attack = append(attack, conn)
 		var body strings.Builder
 		for j := range filesEach {
@@ -110,13 +110,13 @@ func TestDescriptorExhaustion(t *testing.T) {
 	for len(spoolFiles(t, spoolDir)) < multiparts*filesEach {
 		select {
 		case a := <-answered:
-			require.FailNow(t, "a stalled multipart request was answered", "%s; log:\n%s", a, lastLines(p.logs.String(), 20))
+			require.FailNow(t, "a stalled multipart request was answered", "%s; log:\n%s", a, lastLines(p.Log.String(), 20))
 		default:
 		}
 		// net/http answers a handler's refusal only once it has read the
 		// rest of a short body, which never comes: the log tells first.
-		require.NotRegexp(t, `status=5\d\d`, p.logs.String())
-		require.True(t, time.Now().Before(deadline), "the stalled multipart requests did not spool their files: %d spool files, %d fds; log:\n%s", len(spoolFiles(t, spoolDir)), countFDs(t, p.cmd.Process.Pid), lastLines(p.logs.String(), 10))
+		require.NotRegexp(t, `status=5\d\d`, p.Log.String())
+		require.True(t, time.Now().Before(deadline), "the stalled multipart requests did not spool their files: %d spool files, %d fds; log:\n%s", len(spoolFiles(t, spoolDir)), countFDs(t, p.Cmd.Process.Pid), lastLines(p.Log.String(), 10))
 		time.Sleep(10 * time.Millisecond)
 	}
 
@@ -124,7 +124,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 	// stays open, idle.
 	var flood sync.WaitGroup
 	for range keepAlives {
-		conn := dialT(t, p.addr)
+		conn := dialT(t, p.Addr)
 		attack = append(attack, conn)
 		_, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
 		require.NoError(t, err)
@@ -135,12 +135,12 @@ func TestDescriptorExhaustion(t *testing.T) {
 			}
 		})
 	}
-	stopSampling := samplePeakFDs(t, p.cmd.Process.Pid)
+	stopSampling := samplePeakFDs(t, p.Cmd.Process.Pid)
 
 	// /healthz answers promptly on a new connection.
 	start := time.Now()
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
-	resp, err := client.Get(p.url + "/healthz")
+	resp, err := client.Get(p.URL + "/healthz")
 	require.NoError(t, err)
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -150,7 +150,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 
 	// A new upload is stored, or refused with 503 and Retry-After.
 	fresh := uploadtest.File{Name: "fresh.txt", Seed: 3, Size: 100}
-	req, err := http.NewRequest(http.MethodPut, p.url+"/files/"+fresh.Name, fresh.Reader())
+	req, err := http.NewRequest(http.MethodPut, p.URL+"/files/"+fresh.Name, fresh.Reader())
 	require.NoError(t, err)
 	req.ContentLength = fresh.Size
 	resp, err = client.Do(req)
@@ -191,7 +191,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 	flood.Wait()
 	peak := stopSampling()
 	assert.Less(t, peak, nofile)
-	logs := p.logs.String()
+	logs := p.Log.String()
 	assert.NotContains(t, logs, "too many open files")
 	assert.NotRegexp(t, `status=5\d\d`, logs)
 	t.Logf("RLIMIT_NOFILE %d; %d stalled PUTs, %d stalled multipart requests of %d files, %d keep-alive connections: "+
@@ -202,7 +202,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 	for _, c := range attack {
 		c.Close()
 	}
-	p.term(t, 30*time.Second)
+	p.Term(t, 30*time.Second)
 	uploadtest.RequireEmptyDir(t, spoolDir)
 	uploadtest.RequireDirHolds(t, dir, want...)
 }
@@ -229,9 +229,7 @@ func samplePeakFDs(t *testing.T, pid int) func() int {
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if entries, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd"); err == nil {
-				peak = max(peak, len(entries))
-			}
+			peak = max(peak, testservers.CountFDs(pid))
 			select {
 			case <-stop:
 				done <- peak
@@ -249,9 +247,9 @@ func samplePeakFDs(t *testing.T, pid int) func() int {
 // countFDs counts a process's open descriptors.
 func countFDs(t *testing.T, pid int) int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
-	require.NoError(t, err)
-	return len(entries)
+	n := testservers.CountFDs(pid)
+	require.GreaterOrEqual(t, n, 0, "cannot read /proc/%d/fd", pid)
+	return n
 }
 
 func lastLines(s string, n int) string {

@@ -27,7 +27,7 @@ func TestContentLengthWithChunkedClosesTheConnection(t *testing.T) {
 		t.Skip("runs the real binary")
 	}
 	srv := startBinary(t)
-	u, err := url.Parse(srv.url)
+	u, err := url.Parse(srv.URL)
 	require.NoError(t, err)
 
 	hidden := "PUT /files/smuggled.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"

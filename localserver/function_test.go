@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -47,11 +46,7 @@ func functionSetup(t *testing.T) (bootstrap, rie string, gw *testservers.S3) {
 	if testing.Short() {
 		t.Skip("builds the function and runs the emulator and versitygw")
 	}
-	bootstrap = filepath.Join(t.TempDir(), "bootstrap")
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bootstrap, "../functions/upload")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	bootstrap = testservers.Build(t, testservers.Function)
 	rie = testservers.Tool(t, testservers.RIE)
 	gw = testservers.StartS3(t)
 	for _, kv := range gw.Env() {
@@ -193,14 +188,14 @@ func TestFunctionDiesWithTheServer(t *testing.T) {
 	bin := buildServer(t)
 	p := startProc(t, bin, filepath.Join(t.TempDir(), "uploads"), t.TempDir(),
 		"--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket)
-	m := riePidRE.FindStringSubmatch(p.logs.String())
-	require.NotNil(t, m, p.logs.String())
+	m := riePidRE.FindStringSubmatch(p.Log.String())
+	require.NotNil(t, m, p.Log.String())
 	riePid, err := strconv.Atoi(m[1])
 	require.NoError(t, err)
 
 	// The emulator starts the function at the first invocation.
 	f := uploadtest.File{Name: "before-kill.bin", Seed: 6, Size: 1000}
-	status, body := putFile(t, p.url, f)
+	status, body := putFile(t, p.URL, f)
 	require.Equal(t, http.StatusCreated, status, string(body))
 	children := childrenOf(t, riePid)
 	require.NotEmpty(t, children, "the function runs under the emulator")

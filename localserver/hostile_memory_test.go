@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/internal/serve"
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/wire"
 )
@@ -39,7 +40,7 @@ func TestLargePartHeadersStayWithinBudget(t *testing.T) {
 	const clients = 64
 	const headerSize = 10 << 20
 	srv := startBinary(t, "--memory-budget", fmt.Sprint(budget), "--fsync=false")
-	u, err := url.Parse(srv.url)
+	u, err := url.Parse(srv.URL)
 	require.NoError(t, err)
 
 	// Each client sends all but the last KiB of its header before any of
@@ -101,7 +102,7 @@ func TestLargePartHeadersStayWithinBudget(t *testing.T) {
 	close(release)
 	done.Wait()
 
-	hwm := vmHWM(t, srv.cmd.Process.Pid)
+	hwm := testservers.PeakRSS(t, srv.Pid())
 	t.Logf("%d concurrent multipart requests with a 10 MiB part header, 8 MiB budget: peak RSS %.1f MiB", clients, float64(hwm)/(1<<20))
 	assert.LessOrEqual(t, hwm, int64(budget+serve.MemoryOverhead), "peak RSS over budget + overhead")
 	uploadtest.RequireEmptyDir(t, srv.dir)
@@ -141,7 +142,7 @@ func TestConcurrentListingsStayWithinBudget(t *testing.T) {
 			for r := range rounds {
 				// Pages from different places in the folder.
 				cursor := base64.RawURLEncoding.EncodeToString([]byte(name((c*rounds + r) * 200 % files)))
-				resp, err := client.Get(srv.url + "/files?cursor=" + cursor)
+				resp, err := client.Get(srv.URL + "/files?cursor=" + cursor)
 				if !assert.NoError(t, err) {
 					return
 				}
@@ -171,7 +172,7 @@ func TestConcurrentListingsStayWithinBudget(t *testing.T) {
 	close(release)
 	done.Wait()
 
-	hwm := vmHWM(t, srv.cmd.Process.Pid)
+	hwm := testservers.PeakRSS(t, srv.Pid())
 	t.Logf("%d clients x %d pages of a folder of %d files, 8 MiB budget: statuses %v, peak RSS %.1f MiB", clients, rounds, files, statuses, float64(hwm)/(1<<20))
 	assert.Positive(t, statuses[http.StatusOK])
 	assert.LessOrEqual(t, hwm, int64(budget+serve.MemoryOverhead), "peak RSS over budget + overhead")

@@ -36,7 +36,7 @@ func openThree(t *testing.T, p *proc) ([]uploadtest.File, []net.Conn, []*bufio.R
 	rests := make([]io.Reader, n)
 	for i := range n {
 		files[i] = uploadtest.File{Name: fmt.Sprintf("inflight-%d.bin", i), Seed: uint64(80 + i), Size: 10 << 20}
-		conns[i], brs[i], rests[i] = openUpload(t, p.addr, files[i], 1<<20)
+		conns[i], brs[i], rests[i] = openUpload(t, p.Addr, files[i], 1<<20)
 	}
 	require.Len(t, spoolFiles(t, p.spoolDir), n)
 	return files, conns, brs, rests
@@ -48,9 +48,9 @@ func TestSigtermGraceLetsConcurrentUploadsFinish(t *testing.T) {
 	files, conns, brs, rests := openThree(t, p)
 
 	start := time.Now()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGTERM))
 	// The rest of each body goes only once the server is shutting down.
-	p.logs.waitFor(t, shuttingDownRE, 10*time.Second, p.done)
+	p.Log.WaitFor(t, shuttingDownRE, 10*time.Second, p.Exited())
 
 	statuses := make([]int, len(files))
 	bodies := make([][]byte, len(files))
@@ -79,7 +79,7 @@ func TestSigtermGraceLetsConcurrentUploadsFinish(t *testing.T) {
 		require.Equal(t, http.StatusCreated, statuses[i], "%s: %s", files[i].Name, bodies[i])
 	}
 	p.waitExit(t, 30*time.Second)
-	require.NoError(t, p.err, "exit status; log:\n%s", p.logs.String())
+	require.NoError(t, p.Err(), "exit status; log:\n%s", p.Log.String())
 	t.Logf("SIGTERM with 3 uploads in flight: all 201, exited %s after the signal", time.Since(start).Round(time.Millisecond))
 
 	for _, f := range files {
@@ -87,7 +87,7 @@ func TestSigtermGraceLetsConcurrentUploadsFinish(t *testing.T) {
 	}
 	uploadtest.RequireDirHolds(t, p.dir, files[0].Name, files[1].Name, files[2].Name)
 	uploadtest.RequireEmptyDir(t, p.spoolDir)
-	logs := p.logs.String()
+	logs := p.Log.String()
 	assert.Contains(t, logs, "spool_files_open=0")
 	assert.NotContains(t, logs, "aborting in-flight uploads")
 }
@@ -98,10 +98,10 @@ func TestSigtermAfterTinyGraceAbortsConcurrentUploads(t *testing.T) {
 	files, conns, brs, _ := openThree(t, p)
 
 	start := time.Now()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGTERM))
 	// The clients stall: the grace runs out and the server must cut them.
 	p.waitExit(t, 30*time.Second)
-	require.NoError(t, p.err, "exit status; log:\n%s", p.logs.String())
+	require.NoError(t, p.Err(), "exit status; log:\n%s", p.Log.String())
 	t.Logf("SIGTERM with 3 stalled uploads and a 200ms grace: exited %s after the signal", time.Since(start).Round(time.Millisecond))
 
 	for i := range files {
@@ -119,7 +119,7 @@ func TestSigtermAfterTinyGraceAbortsConcurrentUploads(t *testing.T) {
 	}
 	uploadtest.RequireEmptyDir(t, p.spoolDir)
 	uploadtest.RequireDirHolds(t, p.dir)
-	logs := p.logs.String()
+	logs := p.Log.String()
 	assert.Contains(t, logs, "aborting in-flight uploads")
 	assert.Contains(t, logs, "spool_files_open=0")
 	assert.Contains(t, logs, "cleanup_failures=0")

@@ -340,8 +340,8 @@ func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes [][]byte, freeP
 	if freePrefixes != nil {
 		freePrefixes()
 	}
-	// SHA-256 is the costliest step (about 1 GB/s on one core), so it runs
-	// on its own goroutine, one buffer behind the reads and writes.
+	// SHA-256 is the costliest step (docs/BENCHMARKS.md has its speed
+	// beside the spool's), so it runs on its own goroutine, one buffer behind the reads and writes.
 	br.hashOff = true
 	ph := s.newPipeHasher(br.h)
 	finished := false
@@ -472,9 +472,9 @@ type hashJob struct {
 }
 
 // pipeBuffers: with two, the reader and the hasher wait on each other
-// whenever the scheduler runs one late; four absorb that jitter (raw PUT on
-// loopback, 2 cores: about 1060 MB/s instead of 900) for 512 KiB more per
-// upload in flight.
+// whenever the scheduler runs one late; four absorb that jitter, which
+// shows in the throughput of large raw PUTs, for 512 KiB more per upload
+// in flight.
 const pipeBuffers = 4
 
 func (s *Spooler) newPipeHasher(h hash.Hash) *pipeHasher {

@@ -30,14 +30,7 @@ import (
 // it for Lambda: static, with the lambda.norpc tag.
 func buildBootstrap(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "bootstrap")
-	// -buildvcs=auto over a GOFLAGS that turns stamping off: the cold
-	// start logs the revision.
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-buildvcs=auto", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(out))
-	return bin
+	return testservers.Build(t, testservers.Function)
 }
 
 func TestMissingBucketFailsColdStart(t *testing.T) {

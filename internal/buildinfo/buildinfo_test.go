@@ -2,7 +2,6 @@ package buildinfo_test
 
 import (
 	"os/exec"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -75,19 +74,13 @@ func TestReadInATestBinary(t *testing.T) {
 // commit checked out.
 func TestBuiltBinariesCarryTheRevision(t *testing.T) {
 	head := testservers.GitHead(t)
-	for _, tc := range []struct{ name, pkg string }{
-		{"spillway", "spillway/cmd/spillway"},
-		{"localserver", "spillway/localserver"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			bin := filepath.Join(t.TempDir(), tc.name)
-			// -buildvcs=auto over a GOFLAGS that turns stamping off.
-			out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, tc.pkg).CombinedOutput()
-			require.NoError(t, err, "%s", out)
-			out, err = exec.Command(bin, "--version").Output()
+	for _, p := range []testservers.Program{testservers.CLI, testservers.LocalServer} {
+		t.Run(p.Name, func(t *testing.T) {
+			bin := testservers.Build(t, p)
+			out, err := exec.Command(bin, "--version").Output()
 			require.NoError(t, err)
 			line := strings.TrimSpace(string(out))
-			assert.True(t, strings.HasPrefix(line, tc.name+" v"), "a pseudo-version or a tag: %q", line)
+			assert.True(t, strings.HasPrefix(line, p.Name+" v"), "a pseudo-version or a tag: %q", line)
 			assert.Contains(t, line, " revision "+head, "the binary must carry the checked-out commit")
 		})
 	}

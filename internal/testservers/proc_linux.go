@@ -1,6 +1,7 @@
 package testservers
 
 import (
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,4 +39,14 @@ func WaitGone(t testing.TB, fd int) {
 		require.Equal(t, 1, n, "the process is still running after 10 s")
 		return
 	}
+}
+
+// FreeBytes returns the space available to an unprivileged writer in the
+// filesystem holding path.
+func FreeBytes(path string) (int64, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, false
+	}
+	return int64(st.Bavail) * st.Bsize, true
 }

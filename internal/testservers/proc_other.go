@@ -14,3 +14,6 @@ func PidFD(t testing.TB, _ int) int {
 
 // WaitGone does nothing: PidFD has skipped the test.
 func WaitGone(testing.TB, int) {}
+
+// FreeBytes is not measured outside Linux.
+func FreeBytes(string) (int64, bool) { return 0, false }

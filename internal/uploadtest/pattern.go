@@ -1,10 +1,6 @@
 package uploadtest
 
-import (
-	"bytes"
-	"io"
-	"mime/multipart"
-)
+import "io"
 
 // PatternReader yields N bytes repeating P: a benchmark client that holds
 // no body and spends next to no CPU making one.
@@ -34,19 +30,7 @@ func (r *PatternReader) Read(b []byte) (int, error) {
 
 // StreamedMultipart is a multipart/form-data body with one file part, name,
 // whose bytes stream from r: its Content-Type, the body, and its exact
-// length. Unlike Multipart it holds no copy of the file.
+// length.
 func StreamedMultipart(name string, r *PatternReader) (contentType string, body io.Reader, length int64) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	if _, err := mw.CreateFormFile("file", name); err != nil {
-		panic(err) // writing to a bytes.Buffer cannot fail
-	}
-	head := bytes.Clone(buf.Bytes())
-	buf.Reset()
-	if err := mw.Close(); err != nil {
-		panic(err)
-	}
-	tail := buf.Bytes()
-	length = int64(len(head)) + r.N + int64(len(tail))
-	return mw.FormDataContentType(), io.MultiReader(bytes.NewReader(head), r, bytes.NewReader(tail)), length
+	return Form{Parts: []Part{{Field: "file", Name: name, Body: r, Size: r.N}}}.Body()
 }

@@ -220,28 +220,57 @@ const Boundary = "spillway-test-boundary-7d1f0c"
 // parts of field "file", after one plain form field that servers must ignore.
 // It returns the Content-Type and the exact body length.
 func Multipart(files []File) (contentType string, body io.Reader, length int64) {
+	form := Form{Boundary: Boundary, Note: true}
+	for _, f := range files {
+		form.Parts = append(form.Parts, Part{Field: "file", Name: f.Name, Body: f.Reader(), Size: f.Size})
+	}
+	return form.Body()
+}
+
+// Form is a multipart/form-data body whose files stream from their
+// readers, so that it holds no copy of them.
+type Form struct {
+	Boundary string // "" for a random one
+	Note     bool   // a plain form field first, which servers must ignore
+	Parts    []Part
+}
+
+// Part is one file of a Form: Body yields exactly Size bytes.
+type Part struct {
+	Field, Name string
+	Body        io.Reader
+	Size        int64
+}
+
+// Body returns the form's Content-Type, the body, and its exact length:
+// the part headers are rendered up front and the files stream between
+// them.
+func (f Form) Body() (contentType string, body io.Reader, length int64) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
-	if err := mw.SetBoundary(Boundary); err != nil {
-		panic(err)
-	}
-	if err := mw.WriteField("note", "not a file"); err != nil {
-		panic(err)
-	}
-	var readers []io.Reader
-	for _, f := range files {
-		if _, err := mw.CreateFormFile("file", f.Name); err != nil {
+	// Writes to a bytes.Buffer do not fail; only a bad boundary can.
+	if f.Boundary != "" {
+		if err := mw.SetBoundary(f.Boundary); err != nil {
 			panic(err)
 		}
-		readers = append(readers, bytes.NewReader(bytes.Clone(buf.Bytes())), f.Reader())
-		length += int64(buf.Len()) + f.Size
+	}
+	if f.Note {
+		mw.WriteField("note", "not a file")
+	}
+	var readers []io.Reader
+	flush := func() {
+		readers = append(readers, bytes.NewReader(bytes.Clone(buf.Bytes())))
+		length += int64(buf.Len())
 		buf.Reset()
 	}
-	if err := mw.Close(); err != nil {
-		panic(err)
+	for _, p := range f.Parts {
+		mw.CreateFormFile(p.Field, p.Name)
+		flush()
+		readers = append(readers, p.Body)
+		length += p.Size
 	}
-	readers = append(readers, bytes.NewReader(bytes.Clone(buf.Bytes())))
-	length += int64(buf.Len())
+	mw.Close()
+	flush()
 	return mw.FormDataContentType(), io.MultiReader(readers...), length
 }
 
@@ -285,4 +314,40 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// WriteFile writes the file's bytes to path and returns their hex SHA-256.
+func (f File) WriteFile(t testing.TB, path string) string {
+	t.Helper()
+	out, err := os.Create(path)
+	require.NoError(t, err)
+	defer out.Close()
+	h := sha256.New()
+	_, err = io.CopyBuffer(io.MultiWriter(out, h), f.Reader(), make([]byte, 1<<20))
+	require.NoError(t, err)
+	require.NoError(t, out.Close())
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// HashFile returns the hex SHA-256 of the file at path and its length.
+func HashFile(path string) (sum string, n int64, err error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	n, err = io.CopyBuffer(h, fh, make([]byte, 1<<20))
+	if err != nil {
+		return "", n, fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// SHA256File returns the hex SHA-256 of the file at path.
+func SHA256File(t testing.TB, path string) string {
+	t.Helper()
+	sum, _, err := HashFile(path)
+	require.NoError(t, err)
+	return sum
 }

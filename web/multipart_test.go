@@ -1,0 +1,201 @@
+package web_test
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/internal/uploadtest"
+	"spillway/store"
+)
+
+// TestPageMultipart sends a file of three parts. It goes through the
+// multipart flow: POST /uploads, the part PUTs, three at a time, with more
+// part URLs fetched when the first page runs out, a part that storage
+// refuses once sent again, and the completion. The page then shows the
+// stored file as it shows a direct upload.
+func TestPageMultipart(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, "", rec.wrap, firstPageOfOne(t), storageHiccup(2))
+	size := 2*store.DefaultPartSize + 5<<20 + 321
+	big := writeFile(t, t.TempDir(), "big.bin", size, 7)
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+	))
+	settle(t, ctx, "upload-1", "big.bin", "done")
+
+	sent, err := os.ReadFile(big)
+	require.NoError(t, err)
+	got, err := os.ReadFile(filepath.Join(srv.uploads, "big.bin"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(sent, got), "the stored file (%d bytes) differs from the one sent (%d bytes)", len(got), len(sent))
+	assert.Equal(t, uploadtest.SHA256File(t, big), text(t, ctx, "#upload-1 .sha256"), "the SHA-256 shown")
+	assert.Equal(t, "parts", text(t, ctx, "#upload-1 .spool"))
+	assert.Equal(t, strconv.Itoa(size), attr(t, ctx, "#upload-1 .size", "data-bytes"))
+	assert.Equal(t, "Done", text(t, ctx, "#upload-1 .state"))
+	assert.True(t, eval[bool](t, ctx, `(p => p.value === p.max)(document.querySelector('#upload-1 progress'))`), "the progress bar is not full")
+
+	assert.Equal(t, map[string]int{
+		"POST /uploads":               1,
+		"GET /uploads/{id}/parts":     1,
+		"PUT part 1":                  1,
+		"PUT part 2":                  2, // refused once
+		"PUT part 3":                  1,
+		"POST /uploads/{id}/complete": 1,
+	}, rec.uploadRoutes())
+	for _, r := range rec.requests() {
+		if r.route() == "GET /uploads/{id}/parts" {
+			assert.Equal(t, "from=2", r.Query, "the page fetched part URLs from the wrong part")
+		}
+	}
+	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+	assertEmpty(t, srv.spool)
+	wait(t, ctx, `#stored tr[data-name="big.bin"]`)
+}
+
+// TestPageMultipartCancel cancels a file while its parts are on their way:
+// the server holds them until the page has cancelled, so the test knows
+// they are in flight. Nothing of the upload is left: the page deletes it.
+// Retry then starts over and sends the file.
+func TestPageMultipartCancel(t *testing.T) {
+	rec := &recorder{}
+	gate := &partGate{arrived: make(chan struct{}, 16), release: make(chan struct{})}
+	srv := startServer(t, "", rec.wrap, gate.wrap)
+	t.Cleanup(gate.open) // before the server closes, which waits for held requests
+	big := writeFile(t, t.TempDir(), "big.bin", store.DefaultPartSize+4<<20, 8)
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+	))
+	for range 2 { // both parts are on their way
+		receive(t, ctx, gate.arrived, "a part PUT")
+	}
+	cancelRow(t, ctx, "upload-1")
+
+	del := rec.waitFor(t, ctx, "DELETE /uploads/{id}")
+	assert.Equal(t, http.StatusNoContent, del.Status, "the page's DELETE of the upload")
+	gate.open() // the held parts go on, to an upload that is gone
+	gate.held.Wait()
+	assert.NoFileExists(t, filepath.Join(srv.uploads, "big.bin"))
+	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+	assertEmpty(t, srv.spool)
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#upload-1 .retry"))))
+	settle(t, ctx, "upload-1", "big.bin", "done")
+	assert.Equal(t, uploadtest.SHA256File(t, big), text(t, ctx, "#upload-1 .sha256"))
+	assert.Equal(t, uploadtest.SHA256File(t, big), uploadtest.SHA256File(t, filepath.Join(srv.uploads, "big.bin")))
+	assert.Equal(t, map[string]int{
+		"POST /uploads":               2, // Retry starts over
+		"DELETE /uploads/{id}":        1,
+		"PUT part 1":                  2,
+		"PUT part 2":                  2,
+		"POST /uploads/{id}/complete": 1,
+	}, rec.uploadRoutes())
+	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+}
+
+// TestPageMultipartToken runs the server with a token. A large file sent
+// without it fails with the 401 in words; with the token typed in, Retry
+// (from the keyboard) sends it in parts. The API requests carry the token;
+// the part PUTs, whose URLs are their credential, never do.
+func TestPageMultipartToken(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, "t0k", rec.wrap)
+	big := writeFile(t, t.TempDir(), "big.bin", store.DefaultPartSize+1<<20, 9)
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+	))
+	settle(t, ctx, "upload-1", "big.bin", "error")
+	assert.Equal(t, "unauthorized", attr(t, ctx, "#upload-1", "data-error-code"))
+	msg := text(t, ctx, "#upload-1 .error")
+	for _, want := range []string{"401", "unauthorized", "a valid bearer token is required", "request ID"} {
+		assert.Contains(t, msg, want, "the row's error")
+	}
+	wait(t, ctx, "#auth-message")
+	assert.Contains(t, text(t, ctx, "#auth-message"), "needs an access token")
+	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+	before := len(rec.requests())
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("token"), "t0k"),
+		chromedp.Focus(chromedp.CSS("#upload-1 .retry")),
+		chromedp.KeyEvent("\r"),
+	))
+	settle(t, ctx, "upload-1", "big.bin", "done")
+	assert.Equal(t, uploadtest.SHA256File(t, big), text(t, ctx, "#upload-1 .sha256"))
+	assert.Equal(t, uploadtest.SHA256File(t, big), uploadtest.SHA256File(t, filepath.Join(srv.uploads, "big.bin")))
+	assert.Empty(t, text(t, ctx, "#auth-message"))
+
+	routes := map[string]int{}
+	for _, r := range rec.requests()[before:] {
+		route := r.route()
+		switch {
+		case strings.HasPrefix(route, "PUT part "):
+			assert.Empty(t, r.Auth, "%s carried an Authorization header", route)
+		case strings.HasPrefix(r.Path, "/uploads"):
+			assert.Equal(t, "Bearer t0k", r.Auth, "%s without the token", route)
+		default:
+			continue
+		}
+		routes[route]++
+	}
+	assert.Equal(t, map[string]int{
+		"POST /uploads":               1,
+		"PUT part 1":                  1,
+		"PUT part 2":                  1,
+		"POST /uploads/{id}/complete": 1,
+	}, routes)
+}
+
+// TestPageMultipartElsewhere gives the page part URLs on an origin its
+// Content-Security-Policy does not let it reach, as a local server storing
+// to an S3-compatible server on another port does. The page deletes the
+// upload and sends the file whole, which such a server takes.
+func TestPageMultipartElsewhere(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, "", rec.wrap, rewriteCreated(t, func(up map[string]any) {
+		for _, p := range up["parts"].([]any) {
+			u, err := url.Parse(p.(map[string]any)["url"].(string))
+			if !assert.NoError(t, err) {
+				return
+			}
+			u.Scheme, u.Host = "http", "192.0.2.1:7070" // TEST-NET-1: never reached
+			p.(map[string]any)["url"] = u.String()
+		}
+	}))
+	big := writeFile(t, t.TempDir(), "big.bin", 5<<20, 10)
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+	))
+	settle(t, ctx, "upload-1", "big.bin", "done")
+	assert.Equal(t, uploadtest.SHA256File(t, big), text(t, ctx, "#upload-1 .sha256"))
+	assert.Equal(t, "disk", text(t, ctx, "#upload-1 .spool"))
+	del := rec.waitFor(t, ctx, "DELETE /uploads/{id}")
+	assert.Equal(t, http.StatusNoContent, del.Status, "the page's DELETE of the upload")
+	assert.Equal(t, map[string]int{
+		"POST /uploads":        1,
+		"DELETE /uploads/{id}": 1,
+		"PUT /files/big.bin":   1,
+	}, rec.uploadRoutes())
+	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+}
