@@ -59,6 +59,7 @@ import (
 
 	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 func main() {
@@ -523,14 +524,7 @@ func verifyLarge(p *server, s serverSpec, c caseSpec, name, sum string, body []b
 		return nil
 	}
 	if s.mode == "" {
-		var got struct {
-			Files []struct {
-				Name   string `json:"name"`
-				Size   int64  `json:"size"`
-				SHA256 string `json:"sha256"`
-				Spool  string `json:"spool"`
-			} `json:"files"`
-		}
+		var got wire.UploadResponse
 		if err := json.Unmarshal(body, &got); err != nil {
 			return fmt.Errorf("answer: %w", err)
 		}

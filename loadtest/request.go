@@ -19,17 +19,8 @@ import (
 	"time"
 
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
-
-// response is the body of a 201.
-type response struct {
-	Files []struct {
-		Name   string `json:"name"`
-		Size   int64  `json:"size"`
-		SHA256 string `json:"sha256"`
-		Spool  string `json:"spool"`
-	} `json:"files"`
-}
 
 // do sends one request, then verifies and deletes what it stored.
 func (lt *loadTest) do(ctx context.Context, up *upload) {
@@ -166,7 +157,7 @@ func (p *payload) sum() string {
 func (lt *loadTest) verify(up *upload, raw []byte) []string {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	var resp response
+	var resp wire.UploadResponse
 	if err := json.Unmarshal(raw, &resp); err != nil {
 		bad("%s: 201 with a body that is not JSON: %v: %.200q", up.files[0].name, err, raw)
 	}
@@ -192,7 +183,7 @@ func (lt *loadTest) verify(up *upload, raw []byte) []string {
 		}
 		if ok {
 			lt.mu.Lock()
-			lt.sum.BySpool[resp.Files[i].Spool]++
+			lt.sum.BySpool[string(resp.Files[i].Spool)]++
 			lt.mu.Unlock()
 		}
 		path := filepath.Join(lt.dir, filepath.FromSlash(f.name))
