@@ -6,15 +6,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"spillway/api"
 	"spillway/apierr"
@@ -28,22 +22,7 @@ import (
 	"spillway/store/s3store"
 )
 
-func main() {
-	if buildinfo.Requested(os.Args[1:]) {
-		fmt.Println("localserver", buildinfo.Read())
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "localserver:", err)
-		os.Exit(1)
-	}
-}
+func main() { serve.Main("localserver", run) }
 
 // run serves until ctx is cancelled. ready, when not nil, receives the
 // address the server listens on.
@@ -106,12 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxUploads:      cfg.MaxUploads,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Listening: func(l serve.Listening) {
-			log.Info("spillway local server listening", "url", "http://"+l.Addr.String(),
-				"version", bi.Version, "revision", bi.Revision, "config", cfg, "orphans_swept", swept+staged,
-				"open_files_soft", l.OpenFilesSoft, "open_files_hard", l.OpenFilesHard, "max_connections", l.MaxConnections, "store", st.Capabilities())
-			if cfg.Token == "" && !serve.IsLoopback(l.Addr) {
-				log.Warn("listening beyond loopback without --token: anyone who can reach this address can upload and download")
-			}
+			l.Log(log, cfg.Token, "config", cfg, "orphans_swept", swept+staged, "store", st.Capabilities())
 			if st.Capabilities().PartWriter != nil && cfg.UploadSecret == "" {
 				// api.New made the random key.
 				log.Info("no --upload-secret: part URLs of multipart uploads are signed with a random key and stop working when the server restarts")
@@ -124,9 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	stats := spooler.Stats()
-	log.Info("stopped", "spool_files_open", stats.OpenFiles, "memory_bodies", stats.MemoryBodies,
-		"disk_bodies", stats.DiskBodies, "spool_errors", stats.Errors, "cleanup_failures", stats.CleanupFailures)
+	serve.Stopped(log, spooler.Stats())
 	return nil
 }
 

@@ -7,35 +7,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"spillway/internal/buildinfo"
 	"spillway/internal/config"
 	"spillway/internal/emulator"
 	"spillway/internal/serve"
 )
 
-func main() {
-	if buildinfo.Requested(os.Args[1:]) {
-		fmt.Println("funcurl", buildinfo.Read())
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "funcurl:", err)
-		os.Exit(1)
-	}
-}
+func main() { serve.Main("funcurl", run) }
 
 // run serves until ctx is cancelled. ready, when not nil, receives the
 // address the emulator listens on.

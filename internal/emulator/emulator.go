@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 
 	"spillway/funcurl"
-	"spillway/internal/buildinfo"
 	"spillway/internal/config"
 	"spillway/internal/serve"
 )
@@ -64,7 +63,6 @@ func Run(ctx context.Context, cfg config.Config, stderr io.Writer, ready chan<- 
 		"invocations", "one at a time")
 	h := funcurl.New(funcurl.Config{Spooler: spooler, Invoker: r, Logger: log, ReadTimeout: cfg.ReadTimeout})
 
-	bi := buildinfo.Read()
 	err = serve.Run(ctx, serve.Config{
 		Addr:    cfg.Addr,
 		Handler: h,
@@ -80,12 +78,7 @@ func Run(ctx context.Context, cfg config.Config, stderr io.Writer, ready chan<- 
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Listening: func(l serve.Listening) {
 			// The local server's line, which tools read the URL from.
-			log.Info("spillway local server listening", "url", "http://"+l.Addr.String(),
-				"version", bi.Version, "revision", bi.Revision, "config", cfg, "orphans_swept", swept,
-				"open_files_soft", l.OpenFilesSoft, "open_files_hard", l.OpenFilesHard, "max_connections", l.MaxConnections)
-			if cfg.Token == "" && !serve.IsLoopback(l.Addr) {
-				log.Warn("listening beyond loopback without --token: anyone who can reach this address can upload and download")
-			}
+			l.Log(log, cfg.Token, "config", cfg, "orphans_swept", swept)
 			if ready != nil {
 				ready <- l.Addr.String()
 			}
@@ -94,9 +87,7 @@ func Run(ctx context.Context, cfg config.Config, stderr io.Writer, ready chan<- 
 	if err != nil {
 		return err
 	}
-	stats := spooler.Stats()
-	log.Info("stopped", "spool_files_open", stats.OpenFiles, "memory_bodies", stats.MemoryBodies,
-		"disk_bodies", stats.DiskBodies, "spool_errors", stats.Errors, "cleanup_failures", stats.CleanupFailures)
+	serve.Stopped(log, spooler.Stats())
 	return nil
 }
 
