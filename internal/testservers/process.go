@@ -137,18 +137,22 @@ func (p *Process) read(r io.Reader, o Options, ready chan<- []string, drained ch
 	for {
 		line, err := br.ReadString('\n')
 		if line != "" {
+			var m []string
 			if !found {
-				if m := o.Ready.FindStringSubmatch(line); m != nil {
-					found = true
-					ready <- m
-				}
+				m = o.Ready.FindStringSubmatch(line)
 				p.mu.Lock()
 				if len(p.first) < keptLines {
 					p.first = append(p.first, strings.TrimSuffix(line, "\n"))
 				}
 				p.mu.Unlock()
 			}
+			// Output has every line up to the ready one before the
+			// caller hears of it, so it can read the start-up line.
 			o.Output.Write([]byte(line))
+			if m != nil {
+				found = true
+				ready <- m
+			}
 		}
 		if err != nil {
 			return

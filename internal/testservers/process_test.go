@@ -101,3 +101,28 @@ func TestCleanEnv(t *testing.T) {
 	assert.NotContains(t, env, "SPILLWAY_TOKEN=secret")
 	assert.NotContains(t, env, "GOMEMLIMIT=1GiB")
 }
+
+// slowOutput holds each write until StartProcess has returned, or a second
+// has passed: when StartProcess returns before the ready line was written,
+// the caller reads a log without it.
+type slowOutput struct {
+	Log
+	returned chan struct{}
+}
+
+func (o *slowOutput) Write(p []byte) (int, error) {
+	select {
+	case <-o.returned:
+	case <-time.After(time.Second):
+	}
+	return o.Log.Write(p)
+}
+
+func TestStartProcessReturnsOnceTheReadyLineIsInTheOutput(t *testing.T) {
+	out := &slowOutput{returned: make(chan struct{})}
+	p, err := StartProcess(t.Context(), sh(`echo "msg=up url=http://127.0.0.1:1234"; exec sleep 60`), Options{Output: out})
+	close(out.returned)
+	require.NoError(t, err)
+	defer p.Kill()
+	assert.Contains(t, out.String(), "url=http://127.0.0.1:1234", "the start-up line is in the output when StartProcess returns")
+}
