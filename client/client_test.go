@@ -587,7 +587,7 @@ func TestCompleteMismatchSendsMissingParts(t *testing.T) {
 	f := newFake(t)
 	path, data := writeFile(t, "a.bin", 3*1024)
 	lost := false
-	f.completeHook = func(u *fakeUpload) {
+	f.completeHook = func(_ context.Context, u *fakeUpload) {
 		if !lost {
 			lost = true
 			delete(u.parts, 2)
@@ -744,7 +744,12 @@ func TestInterruptedDuringCompletion(t *testing.T) {
 	path, data := writeFile(t, "a.bin", 3*1024)
 	c, stateDir := newClient(t, f, client.Options{})
 	ctx, cancel := context.WithCancel(testCtx(t))
-	f.completeHook = func(*fakeUpload) { cancel() }
+	f.completeHook = func(req context.Context, _ *fakeUpload) {
+		// The answer is written only once the client has given up on it,
+		// as when the connection drops with the completion in flight.
+		cancel()
+		<-req.Done()
+	}
 
 	_, err := c.Push(ctx, path, "")
 	require.ErrorIs(t, err, context.Canceled)

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"cmp"
+	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
@@ -61,8 +62,9 @@ type fake struct {
 	cutOff func(id string, n int, run string) bool
 	// bareETags lists the ETags of received parts without their quotes.
 	bareETags bool
-	// completeHook runs with mu held before a complete is checked.
-	completeHook  func(u *fakeUpload)
+	// completeHook runs with mu held before a complete is checked; ctx is
+	// the completion request's.
+	completeHook  func(ctx context.Context, u *fakeUpload)
 	busyCompletes int  // answer this many completes with 503 busy
 	staleFirst    bool // the URLs of the create response are expired
 	corruptPart   int  // flip a byte of this part when it arrives
@@ -384,7 +386,7 @@ func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 	if f.completeHook != nil {
-		f.completeHook(u)
+		f.completeHook(r.Context(), u)
 	}
 	if len(in.Parts) != u.count {
 		writeErr(w, http.StatusBadRequest, "upload_mismatch", "wrong part count")
