@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -129,7 +130,10 @@ func TestObjectsLandUnderPrefixWithChecksum(t *testing.T) {
 	assert.Equal(t, "application/pdf", aws.ToString(out.ContentType))
 	b := storetest.Body(t, e.spooler, f)
 	sum := b.SHA256()
-	assert.Equal(t, base64.StdEncoding.EncodeToString(sum[:]), aws.ToString(out.ChecksumSHA256), "S3 must hold the spool's SHA-256")
+	assert.Equal(t, hex.EncodeToString(sum[:]), out.Metadata["sha256"], "the object must carry the spool's SHA-256")
+	assert.Equal(t, store.EncodeCRC64NVME(b.CRC64NVME()), aws.ToString(out.ChecksumCRC64NVME), "S3 must hold the spool's CRC64NVME")
+	assert.Equal(t, types.ChecksumTypeFullObject, out.ChecksumType)
+	assert.Equal(t, store.EncodeCRC64NVME(crc64nvme.Checksum(f.Bytes())), aws.ToString(out.ChecksumCRC64NVME))
 }
 
 func TestMultipartPath(t *testing.T) {
