@@ -208,7 +208,16 @@ type FileResult struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
-	Spool  string `json:"spool"`
+	// CRC64NVME is the base64 of the bytes' big-endian CRC-64/NVME, as S3
+	// shows it in x-amz-checksum-crc64nvme, so that it compares with S3's
+	// own value of the object unconverted.
+	CRC64NVME string `json:"crc64nvme,omitempty"`
+	Spool     string `json:"spool"`
+	// Declared names the fields above whose values the client declared
+	// and nobody checked against the bytes: "sha256" for a multipart
+	// upload to S3, whose bytes the server never sees. Every value not
+	// named was computed from the bytes or verified against them.
+	Declared []string `json:"declared,omitempty"`
 }
 
 // UploadResponse is the body of a 201.
@@ -687,7 +696,8 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 
 func result(name string, b *spool.Body) FileResult {
 	sum := b.SHA256()
-	return FileResult{Name: name, Size: b.Size(), SHA256: hex.EncodeToString(sum[:]), Spool: b.Location().String()}
+	return FileResult{Name: name, Size: b.Size(), SHA256: hex.EncodeToString(sum[:]),
+		CRC64NVME: store.EncodeCRC64NVME(b.CRC64NVME()), Spool: b.Location().String()}
 }
 
 // fileURL is the escaped path of a stored file.

@@ -48,6 +48,9 @@ type CreateUploadRequest struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256,omitempty"`
+	// CRC64NVME is the whole file's, in FileResult.CRC64NVME's form. On
+	// S3 it is the checksum S3 verifies when the upload completes.
+	CRC64NVME string `json:"crc64nvme,omitempty"`
 }
 
 // UploadInfo describes an upload in progress.
@@ -55,7 +58,8 @@ type UploadInfo struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
 	Size      int64  `json:"size"`
-	SHA256    string `json:"sha256,omitempty"` // omitted when none was declared
+	SHA256    string `json:"sha256,omitempty"`    // omitted when none was declared
+	CRC64NVME string `json:"crc64nvme,omitempty"` // omitted when none was declared
 	PartSize  int64  `json:"part_size"`
 	PartCount int    `json:"part_count"`
 }
@@ -189,9 +193,14 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 	if err != nil {
 		return err
 	}
+	if req.CRC64NVME != "" {
+		if _, err := store.ParseCRC64NVME(req.CRC64NVME); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+	}
 
 	u, err := h.multipart.CreateUpload(ctx, store.Upload{
-		Name: req.Name, Size: req.Size, SHA256: sum, PartSize: store.PartSizeFor(req.Size),
+		Name: req.Name, Size: req.Size, SHA256: sum, CRC64NVME: req.CRC64NVME, PartSize: store.PartSizeFor(req.Size),
 	})
 	if err != nil {
 		return fmt.Errorf("create upload of %q: %w", req.Name, err)
@@ -280,10 +289,12 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exch
 		return fmt.Errorf("complete upload %s: %w", id, err)
 	}
 	x.spool, x.files, x.stored = spoolParts, 1, c.Size
+	res := FileResult{Name: c.Name, Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME, Spool: spoolParts}
+	if c.SHA256Declared {
+		res.Declared = []string{"sha256"}
+	}
 	w.Header().Set("Location", fileURL(c.Name))
-	writeJSON(w, http.StatusCreated, UploadResponse{Files: []FileResult{
-		{Name: c.Name, Size: c.Size, SHA256: c.SHA256, Spool: spoolParts},
-	}})
+	writeJSON(w, http.StatusCreated, UploadResponse{Files: []FileResult{res}})
 	return nil
 }
 
@@ -392,7 +403,7 @@ func validUploadID(id string) bool {
 }
 
 func uploadInfo(u store.Upload) UploadInfo {
-	return UploadInfo{ID: u.ID, Name: u.Name, Size: u.Size, SHA256: u.SHA256, PartSize: u.PartSize, PartCount: u.PartCount()}
+	return UploadInfo{ID: u.ID, Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartSize: u.PartSize, PartCount: u.PartCount()}
 }
 
 // partURLPage returns the URLs of parts from, from+1, … (at most

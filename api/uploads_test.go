@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -31,6 +32,7 @@ import (
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
+	"spillway/store/storetest"
 )
 
 // The /uploads routes run against two stores: a small in-memory fake, and
@@ -149,7 +151,12 @@ func (s *upServer) callJSON(t *testing.T, method, path string, v any) (*http.Res
 
 func (s *upServer) create(t *testing.T, f uploadtest.File, sum string) api.CreatedUpload {
 	t.Helper()
-	resp, body := s.callJSON(t, http.MethodPost, "/uploads", api.CreateUploadRequest{Name: f.Name, Size: f.Size, SHA256: sum})
+	return s.createReq(t, api.CreateUploadRequest{Name: f.Name, Size: f.Size, SHA256: sum})
+}
+
+func (s *upServer) createReq(t *testing.T, cr api.CreateUploadRequest) api.CreatedUpload {
+	t.Helper()
+	resp, body := s.callJSON(t, http.MethodPost, "/uploads", cr)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
 	var got api.CreatedUpload
 	require.NoError(t, json.Unmarshal(body, &got))
@@ -208,7 +215,9 @@ func TestUploadsFullFlow(t *testing.T) {
 		obs := &recordingObserver{}
 		s := newUploadServer(t, b, upOptions{token: "s3cret", observer: obs})
 		f := uploadtest.File{Name: "isos/big.iso", Seed: 7, Size: 2*store.DefaultPartSize + 1}
-		up := s.create(t, f, strings.ToUpper(f.SHA256()))
+		crc := storetest.CRC64NVME(f)
+		up := s.createReq(t, api.CreateUploadRequest{Name: f.Name, Size: f.Size, SHA256: strings.ToUpper(f.SHA256()), CRC64NVME: crc})
+		assert.Equal(t, crc, up.CRC64NVME)
 		assert.Equal(t, f.Name, up.Name)
 		assert.Equal(t, f.Size, up.Size)
 		assert.Equal(t, f.SHA256(), up.SHA256, "the digest is kept in lower case")
@@ -247,7 +256,7 @@ func TestUploadsFullFlow(t *testing.T) {
 		assert.Equal(t, "/files/isos/big.iso", resp.Header.Get("Location"))
 		var got api.UploadResponse
 		require.NoError(t, json.Unmarshal(body, &got))
-		assert.Equal(t, api.UploadResponse{Files: []api.FileResult{{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), Spool: "parts"}}}, got)
+		assert.Equal(t, api.UploadResponse{Files: []api.FileResult{{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), CRC64NVME: crc, Spool: "parts"}}}, got)
 
 		resp, body = s.call(t, http.MethodGet, "/files/isos/big.iso", nil, 0)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -315,6 +324,11 @@ func TestCreateUploadRefusals(t *testing.T) {
 			{"no space before bad sha256", fmt.Sprintf(`{"name":"huge.bin","size":%d,"sha256":"xyz"}`, limit), 507, "insufficient_storage"},
 			{"sha256 not hex", `{"name":"a.bin","size":5,"sha256":"` + strings.Repeat("zz", 32) + `"}`, 400, "bad_request"},
 			{"sha256 too short", `{"name":"a.bin","size":5,"sha256":"` + sum[:63] + `"}`, 400, "bad_request"},
+			{"crc64nvme not base64", `{"name":"a.bin","size":5,"crc64nvme":"not base64!"}`, 400, "bad_request"},
+			{"crc64nvme of 4 bytes", `{"name":"a.bin","size":5,"crc64nvme":"AAAAAA=="}`, 400, "bad_request"},
+			{"crc64nvme as a number", `{"name":"a.bin","size":5,"crc64nvme":12345}`, 400, "bad_request"},
+			{"crc64nvme in hex", `{"name":"a.bin","size":5,"crc64nvme":"ae8b14860a799888"}`, 400, "bad_request"},
+			{"taken before bad crc64nvme", `{"name":"taken.bin","size":5,"crc64nvme":"x"}`, 409, "exists"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -493,9 +507,21 @@ func TestCompleteMissingPartThenSuccess(t *testing.T) {
 
 func TestCompleteBadChecksumStoresNothing(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
+		for name, other := range map[string]api.CreateUploadRequest{
+			"sha256":    {SHA256: uploadtest.File{Seed: 6, Size: 1000}.SHA256()},
+			"crc64nvme": {CRC64NVME: storetest.CRC64NVME(uploadtest.File{Seed: 6, Size: 1000})},
+		} {
+			t.Run(name, func(t *testing.T) { testCompleteBadChecksum(t, b, other) })
+		}
+	})
+}
+
+func testCompleteBadChecksum(t *testing.T, b backend, declared api.CreateUploadRequest) {
+	{
 		s := newUploadServer(t, b, upOptions{})
 		f := uploadtest.File{Name: "sum.bin", Seed: 5, Size: 1000}
-		up := s.create(t, f, uploadtest.File{Seed: 6, Size: 1000}.SHA256())
+		declared.Name, declared.Size = f.Name, f.Size
+		up := s.createReq(t, declared)
 		p := s.sendPart(t, up.Parts[0], f)
 		resp, body := s.complete(t, up.ID, p)
 		requireError(t, resp, body, http.StatusBadRequest, "bad_checksum")
@@ -508,7 +534,7 @@ func TestCompleteBadChecksumStoresNothing(t *testing.T) {
 		resp, body = s.call(t, http.MethodGet, "/uploads/"+up.ID, nil, 0)
 		requireError(t, resp, body, http.StatusNotFound, "upload_not_found")
 		assert.Empty(t, s.uploads(t))
-	})
+	}
 }
 
 func TestCompleteNameTakenMeanwhile(t *testing.T) {
@@ -906,13 +932,18 @@ func (f *fakeStore) Complete(_ context.Context, id string, parts []store.Part) (
 	if hexSum := hex.EncodeToString(sum[:]); up.u.SHA256 != "" && up.u.SHA256 != hexSum {
 		return store.Completed{}, fmt.Errorf("%w: declared %s, got %s", store.ErrChecksum, up.u.SHA256, hexSum)
 	}
+	crc := store.EncodeCRC64NVME(crc64nvme.Checksum(all))
+	if up.u.CRC64NVME != "" && up.u.CRC64NVME != crc {
+		return store.Completed{}, fmt.Errorf("%w: declared CRC64NVME %s, got %s", store.ErrChecksum, up.u.CRC64NVME, crc)
+	}
 	if _, ok := f.files[up.u.Name]; ok {
 		return store.Completed{}, fmt.Errorf("%w: %q", store.ErrExists, up.u.Name)
 	}
 	f.files[up.u.Name] = all
 	return store.Completed{
-		Info:   store.Info{Name: up.u.Name, Size: int64(len(all)), ETag: etagOf(all)},
-		SHA256: hex.EncodeToString(sum[:]),
+		Info:      store.Info{Name: up.u.Name, Size: int64(len(all)), ETag: etagOf(all)},
+		SHA256:    hex.EncodeToString(sum[:]),
+		CRC64NVME: crc,
 	}, nil
 }
 

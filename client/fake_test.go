@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/minio/crc64nvme"
 )
 
 // fake serves the upload API of the README and docs/MULTIPART.md in
@@ -33,6 +36,7 @@ type fake struct {
 	pageSize int           // part URLs per page
 	relative bool          // hand out part URLs without scheme and host
 	lieSHA   bool          // answer 201s with a SHA-256 other than the bytes'
+	lieCRC   bool          // answer 201s with a CRC64NVME other than the bytes'
 	ttl      time.Duration // of part URLs; zero: an hour
 
 	mu       sync.Mutex
@@ -40,6 +44,7 @@ type fake struct {
 	uploads  map[string]*fakeUpload
 	nextID   int
 	creates  int
+	lastCRC  string               // the crc64nvme the last create declared
 	pages    []int                // the from of every GET .../parts
 	puts     map[string][]partPut // per upload, the part PUTs in arrival order (stored or not)
 	refused  int                  // part PUTs refused as expired
@@ -73,6 +78,7 @@ type fake struct {
 
 type fakeUpload struct {
 	id, name, sha  string
+	crc            string // declared CRC64NVME
 	size, partSize int64
 	count          int
 	parts          map[int]fakePart
@@ -182,18 +188,22 @@ func (f *fake) headFile(w http.ResponseWriter, r *http.Request, _ []byte) {
 }
 
 func (f *fake) stored(name string, body []byte, spool string) map[string]any {
-	sum := hexSHA(body)
+	sum, crc := hexSHA(body), crcOf(body)
 	if f.lieSHA {
 		sum = hexSHA(append(body, 'x'))
 	}
-	return map[string]any{"files": []map[string]any{{"name": name, "size": len(body), "sha256": sum, "spool": spool}}}
+	if f.lieCRC {
+		crc = crcOf(append(body, 'x'))
+	}
+	return map[string]any{"files": []map[string]any{{"name": name, "size": len(body), "sha256": sum, "crc64nvme": crc, "spool": spool}}}
 }
 
 func (f *fake) create(w http.ResponseWriter, r *http.Request, body []byte) {
 	var in struct {
-		Name   string `json:"name"`
-		Size   int64  `json:"size"`
-		SHA256 string `json:"sha256"`
+		Name      string `json:"name"`
+		Size      int64  `json:"size"`
+		SHA256    string `json:"sha256"`
+		CRC64NVME string `json:"crc64nvme"`
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
@@ -209,7 +219,8 @@ func (f *fake) create(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	f.nextID++
 	f.creates++
-	u := &fakeUpload{id: "up" + strconv.Itoa(f.nextID), name: in.Name, sha: strings.ToLower(in.SHA256),
+	f.lastCRC = in.CRC64NVME
+	u := &fakeUpload{id: "up" + strconv.Itoa(f.nextID), name: in.Name, sha: strings.ToLower(in.SHA256), crc: in.CRC64NVME,
 		size: in.Size, partSize: f.partSize, parts: map[int]fakePart{}}
 	u.count = int((u.size + u.partSize - 1) / u.partSize)
 	f.uploads[u.id] = u
@@ -411,9 +422,9 @@ func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeErr(w, http.StatusBadRequest, "upload_mismatch", "wrong total size")
 		return
 	}
-	if u.sha != "" && hexSHA(data) != u.sha {
+	if u.sha != "" && hexSHA(data) != u.sha || u.crc != "" && crcOf(data) != u.crc {
 		delete(f.uploads, u.id)
-		writeErr(w, http.StatusBadRequest, "bad_checksum", "the bytes do not match their SHA-256")
+		writeErr(w, http.StatusBadRequest, "bad_checksum", "the bytes do not match their checksums")
 		return
 	}
 	delete(f.uploads, u.id)
@@ -457,4 +468,11 @@ func (f *fake) locked(fn func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn()
+}
+
+// crcOf is b's CRC64NVME as the API reports it.
+func crcOf(b []byte) string {
+	var out [8]byte
+	binary.BigEndian.PutUint64(out[:], crc64nvme.Checksum(b))
+	return base64.StdEncoding.EncodeToString(out[:])
 }

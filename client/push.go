@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -61,9 +63,12 @@ type Progress struct {
 
 // Result describes a pushed file.
 type Result struct {
-	Name      string // as the server stored it
-	Size      int64
-	SHA256    string // lower-case hex; the server's and the local one agree
+	Name   string // as the server stored it
+	Size   int64
+	SHA256 string // lower-case hex; the server's and the local one agree
+	// CRC64NVME is the file's CRC-64/NVME as S3 writes it (base64 of the
+	// big-endian bytes); the server's, when it reports one, agrees.
+	CRC64NVME string
 	Spool     string // where the server held the body: "memory", "disk", "parts"…
 	Multipart bool
 	UploadID  string // the multipart upload's ID; "" for a direct PUT
@@ -133,18 +138,21 @@ func (c *Client) push(ctx context.Context, path, name string) (Result, error) {
 // server.
 type (
 	fileResult struct {
-		Name   string `json:"name"`
-		Size   int64  `json:"size"`
-		SHA256 string `json:"sha256"`
-		Spool  string `json:"spool"`
+		Name      string   `json:"name"`
+		Size      int64    `json:"size"`
+		SHA256    string   `json:"sha256"`
+		CRC64NVME string   `json:"crc64nvme"`
+		Spool     string   `json:"spool"`
+		Declared  []string `json:"declared"`
 	}
 	uploadResponse struct {
 		Files []fileResult `json:"files"`
 	}
 	createRequest struct {
-		Name   string `json:"name"`
-		Size   int64  `json:"size"`
-		SHA256 string `json:"sha256,omitempty"`
+		Name      string `json:"name"`
+		Size      int64  `json:"size"`
+		SHA256    string `json:"sha256,omitempty"`
+		CRC64NVME string `json:"crc64nvme,omitempty"`
 	}
 	partURL struct {
 		N       int               `json:"n"`
@@ -194,7 +202,7 @@ type (
 // first: a signed request needs the hash up front, and a retry can reuse it.
 func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size int64, rep *reporter) (Result, error) {
 	res := Result{Name: name, Size: size}
-	sum, err := hashFile(ctx, f, size, rep)
+	sum, crc, err := hashFile(ctx, f, size, rep)
 	if err != nil {
 		return res, err
 	}
@@ -219,7 +227,7 @@ func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size i
 			return res, err
 		}
 	}
-	return res, checkStored(&res, out, name, size, sum)
+	return res, checkStored(&res, out, name, size, sum, crc)
 }
 
 func (c *Client) putFile(ctx context.Context, target string, f *os.File, size int64, sum string, rep *reporter, out *uploadResponse) (int64, error) {
@@ -248,16 +256,22 @@ func (c *Client) putFile(ctx context.Context, target string, f *os.File, size in
 }
 
 // checkStored fills res from the server's answer and checks that it stored
-// the bytes that were read.
-func checkStored(res *Result, out uploadResponse, name string, size int64, sum string) error {
+// the bytes that were read: their SHA-256 and, when the server reports one
+// (servers before it did not), their CRC64NVME. For a multipart upload to
+// S3 the SHA-256 is the one this client declared (the answer says so in
+// "declared"), and the CRC64NVME the one S3 verified.
+func checkStored(res *Result, out uploadResponse, name string, size int64, sum, crc string) error {
 	if len(out.Files) != 1 {
 		return fmt.Errorf("the server answered with %d files, want 1", len(out.Files))
 	}
 	got := out.Files[0]
 	res.Name, res.Spool = got.Name, got.Spool
-	res.SHA256 = strings.ToLower(got.SHA256)
+	res.SHA256, res.CRC64NVME = strings.ToLower(got.SHA256), crc
 	if res.SHA256 != sum {
 		return fmt.Errorf("%w: sha256 %s, the file's is %s", ErrMismatch, got.SHA256, sum)
+	}
+	if got.CRC64NVME != "" && got.CRC64NVME != crc {
+		return fmt.Errorf("%w: crc64nvme %s, the file's is %s", ErrMismatch, got.CRC64NVME, crc)
 	}
 	if got.Size != size {
 		return fmt.Errorf("%w: %d bytes, the file has %d", ErrMismatch, got.Size, size)
@@ -275,32 +289,35 @@ func decodeJSON(resp *http.Response, out any) error {
 	return nil
 }
 
-// hashFile reads the file once for its SHA-256, in constant memory.
-func hashFile(ctx context.Context, f *os.File, size int64, rep *reporter) (string, error) {
+// hashFile reads the file once for its SHA-256 (hex) and its CRC64NVME
+// (S3's form: base64 of the big-endian bytes), in constant memory. The CRC
+// costs a small fraction of the SHA-256, so both come from the one read.
+func hashFile(ctx context.Context, f *os.File, size int64, rep *reporter) (sum, crc string, err error) {
 	rep.set(StageHash, 0)
-	h := sha256.New()
+	h, ch := sha256.New(), crc64nvme.New()
 	buf := make([]byte, 1<<20)
 	r := io.NewSectionReader(f, 0, size)
 	var done int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return "", context.Cause(ctx)
+			return "", "", context.Cause(ctx)
 		}
 		n, err := r.Read(buf)
 		h.Write(buf[:n])
+		ch.Write(buf[:n])
 		done += int64(n)
 		rep.set(StageHash, done)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("hash: %w", err)
+			return "", "", fmt.Errorf("hash: %w", err)
 		}
 	}
 	if done != size {
-		return "", fmt.Errorf("hash: read %d bytes, the file had %d: it changed while being read", done, size)
+		return "", "", fmt.Errorf("hash: read %d bytes, the file had %d: it changed while being read", done, size)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), base64.StdEncoding.EncodeToString(ch.Sum(nil)), nil
 }
 
 // upload is a multipart upload as the server cut it.
@@ -332,7 +349,7 @@ func (c *Client) newUpload(id string, size, partSize int64, partCount int) (*upl
 func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, info fs.FileInfo, rep *reporter) (Result, error) {
 	size := info.Size()
 	res := Result{Name: name, Size: size, Multipart: true}
-	sum, err := hashFile(ctx, f, size, rep)
+	sum, crc, err := hashFile(ctx, f, size, rep)
 	if err != nil {
 		return res, err
 	}
@@ -356,7 +373,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	}
 	if up == nil {
 		var created createResponse
-		err := c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads"), createRequest{Name: name, Size: size, SHA256: sum}, http.StatusCreated, &created)
+		err := c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads"), createRequest{Name: name, Size: size, SHA256: sum, CRC64NVME: crc}, http.StatusCreated, &created)
 		if isCode(err, http.StatusConflict, "exists") {
 			_, err = c.settleExists(ctx, &res, name, sum, fmt.Errorf("create upload: %w", err))
 			return res, err
@@ -428,7 +445,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	if err := removeState(statePath); err != nil {
 		return res, err
 	}
-	return res, checkStored(&res, out, name, size, sum)
+	return res, checkStored(&res, out, name, size, sum, crc)
 }
 
 // errStoredAlready says that the upload an earlier run left is gone and
