@@ -41,6 +41,7 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -400,10 +401,50 @@ func TestPageMultipart(t *testing.T) {
 		if r.route() == "GET /uploads/{id}/parts" {
 			assert.Equal(t, "from=2", r.Query, "the page fetched part URLs from the wrong part")
 		}
+		if r.route() == "POST /uploads" {
+			// The page's own SHA-256 and CRC64NVME, computed a slice at a
+			// time, against Go's of the whole file; the server checked
+			// them too, or the upload would have failed.
+			var cr api.CreateUploadRequest
+			require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
+			assert.Equal(t, fileSHA256(t, big), cr.SHA256, "the SHA-256 the page declared")
+			assert.Equal(t, store.EncodeCRC64NVME(crc64nvme.Checksum(sent)), cr.CRC64NVME, "the CRC64NVME the page declared")
+		}
 	}
 	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
 	assertEmpty(t, srv.spool)
 	wait(t, ctx, `#stored tr[data-name="big.bin"]`)
+}
+
+// TestPageChecksumsMatchGo sends in parts a file whose SHA-256 padding
+// takes two blocks (its size is 60 past a multiple of 64): the checksums
+// the page declares are Go's, and the server, which checks both, stores it.
+func TestPageChecksumsMatchGo(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, "", rec.wrap)
+	size := 4<<20 + 60
+	f := writeFile(t, t.TempDir(), "pad.bin", size, 11)
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{f}),
+	))
+	settle(t, ctx, "upload-1", "pad.bin", "done")
+	sent, err := os.ReadFile(f)
+	require.NoError(t, err)
+	var creates int
+	for _, r := range rec.requests() {
+		if r.route() != "POST /uploads" {
+			continue
+		}
+		creates++
+		var cr api.CreateUploadRequest
+		require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
+		assert.Equal(t, fileSHA256(t, f), cr.SHA256)
+		assert.Equal(t, store.EncodeCRC64NVME(crc64nvme.Checksum(sent)), cr.CRC64NVME)
+	}
+	assert.Equal(t, 1, creates, "sent in parts")
+	assert.Equal(t, fileSHA256(t, f), text(t, ctx, "#upload-1 .sha256"))
 }
 
 // TestPageMultipartCancel cancels a file while its parts are on their way:
@@ -988,6 +1029,7 @@ func (b *lockedBuffer) String() string {
 type request struct {
 	Method, Path, Query, Auth string
 	Status                    int
+	Created                   string // the body of a POST /uploads
 }
 
 var (
@@ -1016,9 +1058,15 @@ type recorder struct {
 
 func (rec *recorder) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var created []byte
+		if r.Method == http.MethodPost && r.URL.Path == "/uploads" {
+			// A create is a small JSON body; read it whole and hand it on.
+			created, _ = io.ReadAll(io.LimitReader(r.Body, 64<<10))
+			r.Body = io.NopCloser(bytes.NewReader(created))
+		}
 		rec.mu.Lock()
 		i := len(rec.seen)
-		rec.seen = append(rec.seen, request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization")})
+		rec.seen = append(rec.seen, request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization"), Created: string(created)})
 		rec.mu.Unlock()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
