@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/require"
 
 	"spillway/internal/testservers"
@@ -125,6 +127,17 @@ func makeFile(t *testing.T, path string, size int64, seed uint64) string {
 	}
 	require.NoError(t, f.Close())
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// fileCRC64NVME is the CRC64NVME of the file at path, as the API writes it
+// (base64 of the big-endian bytes).
+func fileCRC64NVME(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out [8]byte
+	binary.BigEndian.PutUint64(out[:], crc64nvme.Checksum(b))
+	return base64.StdEncoding.EncodeToString(out[:])
 }
 
 // fileSHA256 streams the file at path through SHA-256.

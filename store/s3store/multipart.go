@@ -281,6 +281,12 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (st
 	}
 	u := rec.upload(id)
 	have, sums, err := s.listParts(ctx, id, rec)
+	if errors.Is(err, store.ErrUploadNotFound) {
+		// Completed or aborted, and its record left behind by a delete
+		// that failed: it describes nothing now.
+		s.forgetUploadID(id)
+		return store.Completed{}, errors.Join(err, s.deleteObject(context.WithoutCancel(ctx), s.recordKey(id)))
+	}
 	if err != nil {
 		return store.Completed{}, err
 	}

@@ -651,3 +651,23 @@ func TestMultipartDeclaredSHA256IsReportedAsDeclared(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "true", head.Metadata["sha256-declared"])
 }
+
+// A record left behind by a completion whose delete of it failed: a
+// Complete retried later finds no upload, and removes the record.
+func TestMultipartStaleRecordIsRemoved(t *testing.T) {
+	e := newEnv(t, Options{})
+	f := uploadtest.File{Name: "stale.bin", Seed: 234, Size: mpSize}
+	u := createUploadCRC(t, e.store, f, "", crcOf(f))
+	parts := sendParts(t, http.DefaultClient, e.store, u, f.Bytes())
+	rec, _, err := e.store.loadRecord(t.Context(), u.ID)
+	require.NoError(t, err)
+	_, err = e.store.Complete(t.Context(), u.ID, parts)
+	require.NoError(t, err)
+	_, err = e.store.putRecord(t.Context(), u.ID, rec, "")
+	require.NoError(t, err)
+
+	_, err = e.store.Complete(t.Context(), u.ID, parts)
+	require.ErrorIs(t, err, store.ErrUploadNotFound)
+	storetest.RequireStored(t, e.store, f)
+	requireGone(t, e, e.store, "", u.ID)
+}
