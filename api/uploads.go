@@ -31,9 +31,10 @@ const (
 	// would be a response of several megabytes, over a Function URL's cap.
 	partsPerPage = 500
 	// createBodyLimit and completeBodyLimit cap the JSON bodies, which are
-	// read whole into memory: a create is one small object, a completion
-	// at most MaxPartCount entries of about 100 bytes each.
-	createBodyLimit   = 64 << 10
+	// read whole into memory: a create is one object with at most
+	// MaxPartCount part checksums of about 15 bytes each, a completion at
+	// most MaxPartCount entries of about 100 bytes each.
+	createBodyLimit   = 256 << 10
 	completeBodyLimit = 2 << 20
 	// maxUploadIDLen bounds the IDs accepted from a path before any store
 	// sees them.
@@ -51,6 +52,12 @@ type CreateUploadRequest struct {
 	// CRC64NVME is the whole file's, in FileResult.CRC64NVME's form. On
 	// S3 it is the checksum S3 verifies when the upload completes.
 	CRC64NVME string `json:"crc64nvme,omitempty"`
+	// PartSize, when set, is the part size the client cut the file into
+	// to compute PartCRC64NVME; zero lets the server choose.
+	PartSize int64 `json:"part_size,omitempty"`
+	// PartCRC64NVME, when set, holds each part's CRC64NVME, part n at
+	// n-1, so that a part whose bytes do not match is refused when sent.
+	PartCRC64NVME []string `json:"part_crc64nvme,omitempty"`
 }
 
 // UploadInfo describes an upload in progress.
@@ -198,10 +205,20 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 			return fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 	}
+	decl := store.Upload{Name: req.Name, Size: req.Size, SHA256: sum, CRC64NVME: req.CRC64NVME,
+		PartSize: store.PartSizeFor(req.Size), PartCRC64NVME: req.PartCRC64NVME}
+	if req.PartSize != 0 {
+		decl.PartSize = req.PartSize
+		if req.PartSize < store.MinPartSize || req.PartSize > store.MaxPartSize || decl.PartCount() > store.MaxPartCount {
+			return fmt.Errorf("%w: part_size %d is outside %d..%d or makes over %d parts",
+				ErrBadRequest, req.PartSize, store.MinPartSize, store.MaxPartSize, store.MaxPartCount)
+		}
+	}
+	if err := decl.CheckPartCRC64NVME(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
 
-	u, err := h.multipart.CreateUpload(ctx, store.Upload{
-		Name: req.Name, Size: req.Size, SHA256: sum, CRC64NVME: req.CRC64NVME, PartSize: store.PartSizeFor(req.Size),
-	})
+	u, err := h.multipart.CreateUpload(ctx, decl)
 	if err != nil {
 		return fmt.Errorf("create upload of %q: %w", req.Name, err)
 	}
@@ -332,6 +349,11 @@ func (h *Handler) putPart(w http.ResponseWriter, r *http.Request, x *exchange, i
 	x.spool = b.Location().String()
 	if b.Size() != size {
 		return fmt.Errorf("%w: part %d must be %d bytes, not %d", store.ErrUploadMismatch, n, size, b.Size())
+	}
+	if want, got := u.PartCRC64NVMEOf(n), store.EncodeCRC64NVME(b.CRC64NVME()); want != "" && got != want {
+		// As S3 refuses a part whose signed CRC64NVME does not match; the
+		// upload stays, for the part to be sent again.
+		return fmt.Errorf("%w: part %d of upload %s: CRC64NVME %s, %s declared", store.ErrChecksum, n, id, got, want)
 	}
 	part, err := h.partWriter.PutPart(ctx, id, n, b)
 	if err != nil {

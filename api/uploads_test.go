@@ -200,6 +200,14 @@ func partBytes(f uploadtest.File, pu store.PartURL) []byte {
 	return all[off : off+pu.Size]
 }
 
+// putData sends data to a part URL, without the token.
+func (s *upServer) putData(t *testing.T, pu store.PartURL, data []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), pu.Method, pu.URL, bytes.NewReader(data))
+	require.NoError(t, err)
+	return s.finish(t, req)
+}
+
 // forge signs a part URL the way the handler does, with the test secret,
 // for URLs the handler would never hand out (expired, unknown upload).
 func forge(base, id string, n int, expires int64) string {
@@ -329,6 +337,12 @@ func TestCreateUploadRefusals(t *testing.T) {
 			{"crc64nvme as a number", `{"name":"a.bin","size":5,"crc64nvme":12345}`, 400, "bad_request"},
 			{"crc64nvme in hex", `{"name":"a.bin","size":5,"crc64nvme":"ae8b14860a799888"}`, 400, "bad_request"},
 			{"taken before bad crc64nvme", `{"name":"taken.bin","size":5,"crc64nvme":"x"}`, 409, "exists"},
+			{"part_size under 5 MiB", `{"name":"a.bin","size":5,"part_size":1}`, 400, "bad_request"},
+			{"part_size over 5 GiB", fmt.Sprintf(`{"name":"a.bin","size":5,"part_size":%d}`, int64(5<<30)+1), 400, "bad_request"},
+			{"part_size making over 10000 parts", fmt.Sprintf(`{"name":"a.bin","size":%d,"part_size":%d}`, int64(5<<20)*10001, 5<<20), 400, "bad_request"},
+			{"part_crc64nvme one too many", `{"name":"a.bin","size":5,"part_crc64nvme":["rosUhgp5mIg=","rosUhgp5mIg="]}`, 400, "bad_request"},
+			{"part_crc64nvme none for a part", `{"name":"a.bin","size":5,"part_crc64nvme":[]}`, 400, "bad_request"},
+			{"part_crc64nvme not base64", `{"name":"a.bin","size":5,"part_crc64nvme":["x"]}`, 400, "bad_request"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -342,8 +356,8 @@ func TestCreateUploadRefusals(t *testing.T) {
 			s.waitServed(t)
 			requireError(t, resp, body, 401, "unauthorized")
 		})
-		t.Run("JSON over 64 KiB", func(t *testing.T) {
-			big := `{"name":"a.bin","size":1,"sha256":"` + strings.Repeat(" ", 64<<10) + `"}`
+		t.Run("JSON over 256 KiB", func(t *testing.T) {
+			big := `{"name":"a.bin","size":1,"sha256":"` + strings.Repeat(" ", 256<<10) + `"}`
 			body := &trackingReader{r: strings.NewReader(big)}
 			req := s.request(t, http.MethodPost, "/uploads", body, int64(len(big)))
 			req.Header.Set("Authorization", "Bearer s3cret")
@@ -513,6 +527,62 @@ func TestCompleteBadChecksumStoresNothing(t *testing.T) {
 		} {
 			t.Run(name, func(t *testing.T) { testCompleteBadChecksum(t, b, other) })
 		}
+	})
+}
+
+// A declared part checksum is checked when the part arrives: other bytes
+// are 400 bad_checksum, and the upload stays for the part to be sent again.
+// Every part of the largest upload has room for its checksum in a create.
+func TestPartChecksumIsCheckedOnArrival(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := newUploadServer(t, b, upOptions{})
+		f := uploadtest.File{Name: "parts.bin", Seed: 9, Size: 2*store.MinPartSize + 100}
+		data := f.Bytes()
+		var crcs []string
+		for off := int64(0); off < f.Size; off += store.MinPartSize {
+			crcs = append(crcs, store.EncodeCRC64NVME(crc64nvme.Checksum(data[off:min(off+store.MinPartSize, f.Size)])))
+		}
+		up := s.createReq(t, api.CreateUploadRequest{Name: f.Name, Size: f.Size, CRC64NVME: storetest.CRC64NVME(f),
+			PartSize: store.MinPartSize, PartCRC64NVME: crcs})
+		require.Equal(t, int64(store.MinPartSize), up.PartSize)
+		require.Equal(t, 3, up.PartCount)
+
+		part := func(n int) []byte {
+			off := int64(n-1) * store.MinPartSize
+			return data[off:min(off+store.MinPartSize, f.Size)]
+		}
+		wrong := bytes.Clone(part(2))
+		wrong[100] ^= 1
+		resp, body := s.putData(t, up.Parts[1], wrong)
+		requireError(t, resp, body, http.StatusBadRequest, "bad_checksum")
+		resp, body = s.call(t, http.MethodGet, "/uploads/"+up.ID, nil, 0)
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+		var state api.UploadState
+		require.NoError(t, json.Unmarshal(body, &state))
+		assert.Empty(t, state.Received, "the part refused is not kept")
+
+		var parts []store.Part
+		for _, pu := range up.Parts {
+			resp, body := s.putData(t, pu, part(pu.Number))
+			require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+			var p store.Part
+			require.NoError(t, json.Unmarshal(body, &p))
+			parts = append(parts, p)
+		}
+		resp, body = s.complete(t, up.ID, parts...)
+		require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+	})
+
+	t.Run("the largest create fits", func(t *testing.T) {
+		crcs := make([]string, store.MaxPartCount)
+		for i := range crcs {
+			crcs[i] = "rosUhgp5mIg="
+		}
+		cr := api.CreateUploadRequest{Name: "a-long-name/" + strings.Repeat("n", 200), Size: store.MaxPartCount * store.MinPartSize,
+			SHA256: strings.Repeat("ab", 32), CRC64NVME: "rosUhgp5mIg=", PartSize: store.MinPartSize, PartCRC64NVME: crcs}
+		b, err := json.Marshal(cr)
+		require.NoError(t, err)
+		assert.Less(t, len(b), 256<<10)
 	})
 }
 

@@ -62,6 +62,9 @@ func newClient(t *testing.T, f *fake, opts client.Options) (*client.Client, stri
 	if opts.DirectMax == 0 {
 		opts.DirectMax = 2048
 	}
+	if opts.PartSize == 0 {
+		opts.PartSize = f.partSize
+	}
 	if opts.Token == "" && f.token != "" {
 		opts.Token = f.token
 	}
@@ -652,6 +655,12 @@ func TestPushMultipartDeclaresCRC64NVME(t *testing.T) {
 	defer f.mu.Unlock()
 	assert.Equal(t, 1, f.creates)
 	assert.Equal(t, crcOf(data), f.lastCRC, "the create declares the file's CRC64NVME")
+	var want []string
+	for off := 0; off < len(data); off += int(f.partSize) {
+		want = append(want, crcOf(data[off:min(off+int(f.partSize), len(data))]))
+	}
+	require.Len(t, f.uploads, 0, "completed")
+	assert.Equal(t, want, f.lastPartCRCs, "the create declares each part's CRC64NVME, from the same read")
 }
 
 func TestBadChecksumDropsState(t *testing.T) {

@@ -39,17 +39,18 @@ type fake struct {
 	lieCRC   bool          // answer 201s with a CRC64NVME other than the bytes'
 	ttl      time.Duration // of part URLs; zero: an hour
 
-	mu       sync.Mutex
-	files    map[string][]byte
-	uploads  map[string]*fakeUpload
-	nextID   int
-	creates  int
-	lastCRC  string               // the crc64nvme the last create declared
-	pages    []int                // the from of every GET .../parts
-	puts     map[string][]partPut // per upload, the part PUTs in arrival order (stored or not)
-	refused  int                  // part PUTs refused as expired
-	partAuth []string             // credentials seen on part URLs; must stay empty
-	apiSeen  int                  // requests to API routes
+	mu           sync.Mutex
+	files        map[string][]byte
+	uploads      map[string]*fakeUpload
+	nextID       int
+	creates      int
+	lastCRC      string               // the crc64nvme the last create declared
+	lastPartCRCs []string             // and its part_crc64nvme
+	pages        []int                // the from of every GET .../parts
+	puts         map[string][]partPut // per upload, the part PUTs in arrival order (stored or not)
+	refused      int                  // part PUTs refused as expired
+	partAuth     []string             // credentials seen on part URLs; must stay empty
+	apiSeen      int                  // requests to API routes
 	// partHook runs before a part's body is read; when it returns true it
 	// has answered the request itself.
 	partHook func(w http.ResponseWriter, r *http.Request, id string, n int) bool
@@ -78,7 +79,8 @@ type fake struct {
 
 type fakeUpload struct {
 	id, name, sha  string
-	crc            string // declared CRC64NVME
+	crc            string   // declared CRC64NVME
+	partCRCs       []string // declared, by part number - 1
 	size, partSize int64
 	count          int
 	parts          map[int]fakePart
@@ -200,10 +202,12 @@ func (f *fake) stored(name string, body []byte, spool string) map[string]any {
 
 func (f *fake) create(w http.ResponseWriter, r *http.Request, body []byte) {
 	var in struct {
-		Name      string `json:"name"`
-		Size      int64  `json:"size"`
-		SHA256    string `json:"sha256"`
-		CRC64NVME string `json:"crc64nvme"`
+		Name          string   `json:"name"`
+		Size          int64    `json:"size"`
+		SHA256        string   `json:"sha256"`
+		CRC64NVME     string   `json:"crc64nvme"`
+		PartSize      int64    `json:"part_size"`
+		PartCRC64NVME []string `json:"part_crc64nvme"`
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
@@ -219,9 +223,9 @@ func (f *fake) create(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	f.nextID++
 	f.creates++
-	f.lastCRC = in.CRC64NVME
+	f.lastCRC, f.lastPartCRCs = in.CRC64NVME, in.PartCRC64NVME
 	u := &fakeUpload{id: "up" + strconv.Itoa(f.nextID), name: in.Name, sha: strings.ToLower(in.SHA256), crc: in.CRC64NVME,
-		size: in.Size, partSize: f.partSize, parts: map[int]fakePart{}}
+		size: in.Size, partSize: cmp.Or(in.PartSize, f.partSize), partCRCs: in.PartCRC64NVME, parts: map[int]fakePart{}}
 	u.count = int((u.size + u.partSize - 1) / u.partSize)
 	f.uploads[u.id] = u
 	gen := 0
@@ -363,6 +367,10 @@ func (f *fake) putPart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.mu.Unlock()
+	if n <= len(u.partCRCs) && crcOf(body) != u.partCRCs[n-1] {
+		writeErr(w, http.StatusBadRequest, "bad_checksum", "the bytes do not match their checksums")
+		return
+	}
 	if n == f.corruptPart {
 		body[0] ^= 0xff
 	}

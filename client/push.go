@@ -149,10 +149,12 @@ type (
 		Files []fileResult `json:"files"`
 	}
 	createRequest struct {
-		Name      string `json:"name"`
-		Size      int64  `json:"size"`
-		SHA256    string `json:"sha256,omitempty"`
-		CRC64NVME string `json:"crc64nvme,omitempty"`
+		Name          string   `json:"name"`
+		Size          int64    `json:"size"`
+		SHA256        string   `json:"sha256,omitempty"`
+		CRC64NVME     string   `json:"crc64nvme,omitempty"`
+		PartSize      int64    `json:"part_size,omitempty"`
+		PartCRC64NVME []string `json:"part_crc64nvme,omitempty"`
 	}
 	partURL struct {
 		N       int               `json:"n"`
@@ -202,7 +204,7 @@ type (
 // first: a signed request needs the hash up front, and a retry can reuse it.
 func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size int64, rep *reporter) (Result, error) {
 	res := Result{Name: name, Size: size}
-	sum, crc, err := hashFile(ctx, f, size, rep)
+	sum, crc, _, err := hashFile(ctx, f, size, 0, rep)
 	if err != nil {
 		return res, err
 	}
@@ -290,34 +292,66 @@ func decodeJSON(resp *http.Response, out any) error {
 }
 
 // hashFile reads the file once for its SHA-256 (hex) and its CRC64NVME
-// (S3's form: base64 of the big-endian bytes), in constant memory. The CRC
-// costs a small fraction of the SHA-256, so both come from the one read.
-func hashFile(ctx context.Context, f *os.File, size int64, rep *reporter) (sum, crc string, err error) {
+// (S3's form: base64 of the big-endian bytes), in constant memory, and,
+// when partSize is not 0, for the CRC64NVME of each part of partSize
+// bytes. The CRCs cost a small fraction of the SHA-256, so all come from
+// the one read.
+func hashFile(ctx context.Context, f *os.File, size, partSize int64, rep *reporter) (sum, crc string, parts []string, err error) {
 	rep.set(StageHash, 0)
-	h, ch := sha256.New(), crc64nvme.New()
+	h, ch, pc := sha256.New(), crc64nvme.New(), crc64nvme.New()
 	buf := make([]byte, 1<<20)
 	r := io.NewSectionReader(f, 0, size)
-	var done int64
+	var done, inPart int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return "", "", context.Cause(ctx)
+			return "", "", nil, context.Cause(ctx)
 		}
 		n, err := r.Read(buf)
 		h.Write(buf[:n])
 		ch.Write(buf[:n])
+		for b := buf[:n]; partSize > 0 && len(b) > 0; {
+			k := min(int64(len(b)), partSize-inPart)
+			pc.Write(b[:k])
+			b, inPart = b[k:], inPart+k
+			if inPart == partSize {
+				parts = append(parts, base64.StdEncoding.EncodeToString(pc.Sum(nil)))
+				pc.Reset()
+				inPart = 0
+			}
+		}
 		done += int64(n)
 		rep.set(StageHash, done)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return "", "", fmt.Errorf("hash: %w", err)
+			return "", "", nil, fmt.Errorf("hash: %w", err)
 		}
 	}
 	if done != size {
-		return "", "", fmt.Errorf("hash: read %d bytes, the file had %d: it changed while being read", done, size)
+		return "", "", nil, fmt.Errorf("hash: read %d bytes, the file had %d: it changed while being read", done, size)
 	}
-	return hex.EncodeToString(h.Sum(nil)), base64.StdEncoding.EncodeToString(ch.Sum(nil)), nil
+	if inPart > 0 {
+		parts = append(parts, base64.StdEncoding.EncodeToString(pc.Sum(nil)))
+	}
+	return hex.EncodeToString(h.Sum(nil)), base64.StdEncoding.EncodeToString(ch.Sum(nil)), parts, nil
+}
+
+// Part sizes as the server chooses them (store.PartSizeFor), which the
+// client declares so that its part checksums match the server's cut.
+const (
+	defaultPartSize = 16 << 20
+	maxPartCount    = 10000
+)
+
+// partSizeFor is the default part size or, for files that would need more
+// than maxPartCount parts, the smallest multiple of 1 MiB that fits them.
+func partSizeFor(size int64) int64 {
+	p := int64(defaultPartSize)
+	if need := (size + maxPartCount - 1) / maxPartCount; need > p {
+		p = (need + 1<<20 - 1) &^ (1<<20 - 1)
+	}
+	return p
 }
 
 // upload is a multipart upload as the server cut it.
@@ -349,7 +383,11 @@ func (c *Client) newUpload(id string, size, partSize int64, partCount int) (*upl
 func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, info fs.FileInfo, rep *reporter) (Result, error) {
 	size := info.Size()
 	res := Result{Name: name, Size: size, Multipart: true}
-	sum, crc, err := hashFile(ctx, f, size, rep)
+	partSize := c.opts.PartSize
+	if partSize <= 0 {
+		partSize = partSizeFor(size)
+	}
+	sum, crc, partCRCs, err := hashFile(ctx, f, size, partSize, rep)
 	if err != nil {
 		return res, err
 	}
@@ -373,13 +411,17 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	}
 	if up == nil {
 		var created createResponse
-		err := c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads"), createRequest{Name: name, Size: size, SHA256: sum, CRC64NVME: crc}, http.StatusCreated, &created)
+		err := c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads"), createRequest{Name: name, Size: size, SHA256: sum, CRC64NVME: crc,
+			PartSize: partSize, PartCRC64NVME: partCRCs}, http.StatusCreated, &created)
 		if isCode(err, http.StatusConflict, "exists") {
 			_, err = c.settleExists(ctx, &res, name, sum, fmt.Errorf("create upload: %w", err))
 			return res, err
 		}
 		if err != nil {
 			return res, fmt.Errorf("create upload: %w", err)
+		}
+		if created.PartSize != partSize {
+			return res, fmt.Errorf("create upload: the server cut the file into parts of %d bytes, not the %d declared", created.PartSize, partSize)
 		}
 		if up, err = c.newUpload(created.ID, size, created.PartSize, created.PartCount); err != nil {
 			return res, err

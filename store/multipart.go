@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"time"
 
 	"spillway/spool"
@@ -77,8 +78,39 @@ type Upload struct {
 	// CRC64NVME is the whole file's CRC-64/NVME in EncodeCRC64NVME's
 	// form; "" when none was declared.
 	CRC64NVME string
-	PartSize  int64     // every part but the last holds exactly PartSize bytes
-	Created   time.Time // set by the store
+	// PartCRC64NVME, when declared, holds each part's CRC-64/NVME, part n
+	// at n-1, so that a part whose bytes do not match is refused when it
+	// is sent: S3 checks the value its presigned URL signs, the handler
+	// the parts it takes itself. Nil when none were declared.
+	PartCRC64NVME []string
+	PartSize      int64     // every part but the last holds exactly PartSize bytes
+	Created       time.Time // set by the store
+}
+
+// CheckPartCRC64NVME reports whether the declared part checksums, if any,
+// are one well-formed value per part.
+func (u Upload) CheckPartCRC64NVME() error {
+	if u.PartCRC64NVME == nil {
+		return nil
+	}
+	if len(u.PartCRC64NVME) != u.PartCount() {
+		return fmt.Errorf("%w: %d part checksums declared for %d parts", ErrBadCRC64NVME, len(u.PartCRC64NVME), u.PartCount())
+	}
+	for _, c := range u.PartCRC64NVME {
+		if _, err := ParseCRC64NVME(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PartCRC64NVMEOf returns the declared CRC-64/NVME of part n, or "" when
+// none was declared.
+func (u Upload) PartCRC64NVMEOf(n int) string {
+	if n < 1 || n > len(u.PartCRC64NVME) {
+		return ""
+	}
+	return u.PartCRC64NVME[n-1]
 }
 
 // PartCount returns how many parts the upload has.

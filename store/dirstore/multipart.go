@@ -83,13 +83,17 @@ type manifest struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// CRC64NVME in store.EncodeCRC64NVME's form; "" when none was
 	// declared.
-	CRC64NVME string    `json:"crc64nvme,omitempty"`
-	PartSize  int64     `json:"part_size"`
-	Created   time.Time `json:"created"`
+	CRC64NVME string `json:"crc64nvme,omitempty"`
+	// PartCRC64NVME are the parts' declared checksums, which the handler
+	// checks as each part arrives.
+	PartCRC64NVME []string  `json:"part_crc64nvme,omitempty"`
+	PartSize      int64     `json:"part_size"`
+	Created       time.Time `json:"created"`
 }
 
 func (u manifest) upload(id string) store.Upload {
-	return store.Upload{ID: id, Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartSize: u.PartSize, Created: u.Created}
+	return store.Upload{ID: id, Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME,
+		PartCRC64NVME: u.PartCRC64NVME, PartSize: u.PartSize, Created: u.Created}
 }
 
 // checkUpload refuses a declaration this store cannot hold. The handler
@@ -113,6 +117,9 @@ func checkUpload(u store.Upload) error {
 		if _, err := store.ParseCRC64NVME(u.CRC64NVME); err != nil {
 			return fmt.Errorf("dirstore: upload of %q: %w", u.Name, err)
 		}
+	}
+	if err := u.CheckPartCRC64NVME(); err != nil {
+		return fmt.Errorf("dirstore: upload of %q: %w", u.Name, err)
 	}
 	return nil
 }
@@ -152,7 +159,8 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 	u.ID = store.NewUploadID()
 	// No monotonic reading, so the value returned equals the value read back.
 	u.Created = time.Now().UTC().Round(0)
-	data, err := json.Marshal(manifest{Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartSize: u.PartSize, Created: u.Created})
+	data, err := json.Marshal(manifest{Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME,
+		PartCRC64NVME: u.PartCRC64NVME, PartSize: u.PartSize, Created: u.Created})
 	if err != nil {
 		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
 	}

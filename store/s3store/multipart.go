@@ -52,13 +52,16 @@ const (
 
 // record is an upload's state, as stored at its record key.
 type record struct {
-	Name      string    `json:"name"`
-	Size      int64     `json:"size"`
-	SHA256    string    `json:"sha256,omitempty"`
-	CRC64NVME string    `json:"crc64nvme,omitempty"`
-	PartSize  int64     `json:"part_size"`
-	Created   time.Time `json:"created"`
-	UploadID  string    `json:"s3_upload_id"`
+	Name      string `json:"name"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256,omitempty"`
+	CRC64NVME string `json:"crc64nvme,omitempty"`
+	// PartCRC64NVME are the parts' declared checksums, which their
+	// presigned URLs sign.
+	PartCRC64NVME []string  `json:"part_crc64nvme,omitempty"`
+	PartSize      int64     `json:"part_size"`
+	Created       time.Time `json:"created"`
+	UploadID      string    `json:"s3_upload_id"`
 	// Key is where the S3 upload is, and where it completes: the file's.
 	Key string `json:"key"`
 	// Claims counts the Completes that claimed the upload, each with
@@ -67,7 +70,8 @@ type record struct {
 }
 
 func (r record) upload(id string) store.Upload {
-	return store.Upload{ID: id, Name: r.Name, Size: r.Size, SHA256: r.SHA256, CRC64NVME: r.CRC64NVME, PartSize: r.PartSize, Created: r.Created}
+	return store.Upload{ID: id, Name: r.Name, Size: r.Size, SHA256: r.SHA256, CRC64NVME: r.CRC64NVME,
+		PartCRC64NVME: r.PartCRC64NVME, PartSize: r.PartSize, Created: r.Created}
 }
 
 func (s *Store) recordKey(id string) string { return s.opts.Prefix + uploadsDir + id + ".json" }
@@ -101,8 +105,8 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (store.Upload,
 		return store.Upload{}, mapUploadError("create upload", u.ID, err)
 	}
 	rec := record{
-		Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartSize: u.PartSize, Created: u.Created,
-		UploadID: aws.ToString(created.UploadId), Key: key,
+		Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartCRC64NVME: u.PartCRC64NVME,
+		PartSize: u.PartSize, Created: u.Created, UploadID: aws.ToString(created.UploadId), Key: key,
 	}
 	if _, err := s.putRecord(ctx, u.ID, rec, ""); err != nil {
 		return store.Upload{}, errors.Join(err, s.abortOrDefer(ctx, key, rec.UploadID))
@@ -135,6 +139,9 @@ func checkDeclaration(u store.Upload) error {
 		if _, err := store.ParseCRC64NVME(u.CRC64NVME); err != nil {
 			return fmt.Errorf("s3store: create upload of %q: %w", u.Name, err)
 		}
+	}
+	if err := u.CheckPartCRC64NVME(); err != nil {
+		return fmt.Errorf("s3store: create upload of %q: %w", u.Name, err)
 	}
 	return nil
 }
@@ -184,6 +191,13 @@ func (s *Store) listParts(ctx context.Context, id string, rec record) ([]store.P
 // rather than at Complete. The client sends that length anyway when it
 // sends exactly Size bytes (not chunked), and browsers refuse to set it by
 // hand, so it is not listed in Header.
+//
+// When the part's CRC64NVME was declared, the URL signs it too, as
+// x-amz-checksum-crc64nvme, listed in Header: S3 refuses a part whose
+// bytes do not match (400 BadDigest) when it is sent. Only a signed value
+// can be checked so: S3 refuses an x-amz-checksum header that a presigned
+// URL does not sign (403 AccessDenied), and the SDK's presigner, given the
+// algorithm alone, signs the checksum of an empty body.
 func (s *Store) PresignPart(ctx context.Context, u store.Upload, n int, ttl time.Duration) (store.PartURL, error) {
 	uploadID, err := s.s3UploadID(ctx, u.ID)
 	if err != nil {
@@ -199,13 +213,17 @@ func (s *Store) PresignPart(ctx context.Context, u store.Upload, n int, ttl time
 	// Taken before signing, so the expiry reported is never later than
 	// the one signed.
 	now := time.Now()
-	req, err := s.presign.PresignUploadPart(ctx, &s3.UploadPartInput{
+	in := &s3.UploadPartInput{
 		Bucket:        &s.bucket,
 		Key:           aws.String(s.key(u.Name)),
 		UploadId:      &uploadID,
 		PartNumber:    aws.Int32(int32(n)),
 		ContentLength: &size,
-	}, s3.WithPresignExpires(ttl))
+	}
+	if crc := u.PartCRC64NVMEOf(n); crc != "" {
+		in.ChecksumCRC64NVME = aws.String(crc)
+	}
+	req, err := s.presign.PresignUploadPart(ctx, in, s3.WithPresignExpires(ttl))
 	if err != nil {
 		return store.PartURL{}, mapUploadError("presign part", u.ID, err)
 	}

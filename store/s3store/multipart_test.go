@@ -671,3 +671,51 @@ func TestMultipartStaleRecordIsRemoved(t *testing.T) {
 	storetest.RequireStored(t, e.store, f)
 	requireGone(t, e, e.store, "", u.ID)
 }
+
+// partCRCs are f's parts' CRC64NVME, as u cuts them.
+func partCRCs(f uploadtest.File, partSize int64) []string {
+	data := f.Bytes()
+	var out []string
+	for off := int64(0); off < int64(len(data)); off += partSize {
+		out = append(out, store.EncodeCRC64NVME(crc64nvme.Checksum(data[off:min(off+partSize, int64(len(data)))])))
+	}
+	return out
+}
+
+// Declared part checksums are signed into the part URLs, which list the
+// header to send: S3 refuses a part whose bytes do not match when it is
+// sent, and takes it again with the right bytes.
+func TestMultipartPartURLSignsItsCRC64NVME(t *testing.T) {
+	e := newEnv(t, Options{})
+	f := uploadtest.File{Name: "signed.bin", Seed: 235, Size: mpSize}
+	data := f.Bytes()
+	u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, CRC64NVME: crcOf(f),
+		PartCRC64NVME: partCRCs(f, store.MinPartSize), PartSize: store.MinPartSize})
+	require.NoError(t, err)
+
+	pu, err := e.store.PresignPart(t.Context(), u, 2, time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"X-Amz-Checksum-Crc64nvme": u.PartCRC64NVME[1]}, pu.Header)
+	other := bytes.Clone(data[store.MinPartSize : 2*store.MinPartSize])
+	other[12345] ^= 1
+	status, _ := putPart(t, http.DefaultClient, pu, other)
+	assert.Equal(t, http.StatusBadRequest, status, "a part that does not match its signed CRC64NVME")
+	listed, err := e.store.ListParts(t.Context(), u.ID)
+	require.NoError(t, err)
+	assert.Empty(t, listed, "the corrupted part is not kept")
+
+	// Without the header the URL's signature does not hold.
+	status, _ = putPart(t, http.DefaultClient, store.PartURL{Number: 2, Method: pu.Method, URL: pu.URL}, data[store.MinPartSize:2*store.MinPartSize])
+	assert.Equal(t, http.StatusForbidden, status)
+
+	parts := sendParts(t, http.DefaultClient, e.store, u, data)
+	done, err := e.store.Complete(t.Context(), u.ID, parts)
+	require.NoError(t, err)
+	assert.Equal(t, crcOf(f), done.CRC64NVME)
+	storetest.RequireStored(t, e.store, f)
+	requireGone(t, e, e.store, "", u.ID)
+
+	_, err = e.store.CreateUpload(t.Context(), store.Upload{Name: "short.bin", Size: f.Size,
+		PartCRC64NVME: partCRCs(f, store.MinPartSize)[:2], PartSize: store.MinPartSize})
+	require.ErrorIs(t, err, store.ErrBadCRC64NVME, "one checksum per part")
+}
