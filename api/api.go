@@ -579,7 +579,8 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 
 func result(name string, b *spool.Body) wire.FileResult {
 	sum := b.SHA256()
-	return wire.FileResult{Name: name, Size: b.Size(), SHA256: hex.EncodeToString(sum[:]), Spool: b.Location().Kind()}
+	return wire.FileResult{Name: name, Size: b.Size(), SHA256: hex.EncodeToString(sum[:]),
+		CRC64NVME: store.EncodeCRC64NVME(b.CRC64NVME()), Spool: b.Location().Kind()}
 }
 
 // fileURL is the escaped path of a stored file.

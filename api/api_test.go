@@ -26,6 +26,7 @@ import (
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
+	"spillway/store/storetest"
 	"spillway/wire"
 )
 
@@ -237,6 +238,8 @@ func TestThresholdTable(t *testing.T) {
 				assert.Equal(t, f.Name, r.Name)
 				assert.Equal(t, f.Size, r.Size)
 				assert.Equal(t, f.SHA256(), r.SHA256)
+				assert.Equal(t, storetest.CRC64NVME(f), r.CRC64NVME, "every direct upload reports its CRC64NVME")
+				assert.Empty(t, r.Declared, "a direct upload's checksums are computed from its bytes")
 				assert.Equal(t, uploadtest.WantSpool(f, spool.DefaultThreshold), r.Spool, f.Name)
 				uploadtest.RequireFile(t, f, filepath.Join(s.dir, f.Name))
 			}

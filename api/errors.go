@@ -69,6 +69,7 @@ var mapping = []rule{
 	own(errBadQuery),
 	own(apierr.ErrBadRequest),
 	{store.ErrInvalidUpload, wire.CodeBadRequest},
+	{store.ErrBadCRC64NVME, wire.CodeBadRequest},
 	{store.ErrChecksum, wire.CodeBadChecksum},
 	{store.ErrUploadMismatch, wire.CodeUploadMismatch},
 	own(errUnsupportedMT),

@@ -34,9 +34,10 @@ const (
 	// would be a response of several megabytes, over a Function URL's cap.
 	partsPerPage = 500
 	// createBodyLimit and completeBodyLimit cap the JSON bodies, which are
-	// read whole into memory: a create is one small object, a completion
-	// at most MaxPartCount entries of about 100 bytes each.
-	createBodyLimit   = 64 << 10
+	// read whole into memory: a create is one object with at most
+	// MaxPartCount part checksums of about 15 bytes each, a completion at
+	// most MaxPartCount entries of about 100 bytes each.
+	createBodyLimit   = 256 << 10
 	completeBodyLimit = 2 << 20
 )
 
@@ -47,7 +48,7 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 		return err
 	}
 	// The declaration's rules are store.Upload.Validate's; the order of the
-	// checks is docs/MULTIPART.md's, the digest's last.
+	// checks is docs/MULTIPART.md's, the digests' last.
 	decl := store.Upload{Name: req.Name, Size: req.Size, PartSize: store.PartSizeFor(req.Size)}
 	switch err := decl.Validate(); {
 	case errors.Is(err, store.ErrUploadTooLarge), err == nil && decl.Size > h.uploadLimit():
@@ -58,8 +59,20 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 	if err := h.store.Check(ctx, decl.Name, decl.Size); err != nil {
 		return err
 	}
+	if req.PartSize != 0 {
+		// The client cut the file itself, to checksum each part.
+		decl.PartSize = req.PartSize
+		if req.PartSize < store.MinPartSize || req.PartSize > store.MaxPartSize || decl.PartCount() > store.MaxPartCount {
+			return fmt.Errorf("%w: part_size %d is outside %d..%d or makes over %d parts",
+				apierr.ErrBadRequest, req.PartSize, store.MinPartSize, store.MaxPartSize, store.MaxPartCount)
+		}
+	}
 	var err error
 	if decl.SHA256, err = store.ParseSHA256(req.SHA256); err != nil {
+		return err
+	}
+	decl.CRC64NVME, decl.PartCRC64NVME = req.CRC64NVME, req.PartCRC64NVME
+	if err := decl.Validate(); err != nil {
 		return err
 	}
 
@@ -155,10 +168,12 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exch
 		return fmt.Errorf("complete upload %s: %w", id, err)
 	}
 	x.spool, x.files, x.stored = wire.SpoolParts, 1, c.Size
+	res := wire.FileResult{Name: c.Name, Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME, Spool: wire.SpoolParts}
+	if c.SHA256Declared {
+		res.Declared = []string{"sha256"}
+	}
 	w.Header().Set("Location", fileURL(c.Name))
-	writeJSON(w, http.StatusCreated, wire.UploadResponse{Files: []wire.FileResult{
-		{Name: c.Name, Size: c.Size, SHA256: c.SHA256, Spool: wire.SpoolParts},
-	}})
+	writeJSON(w, http.StatusCreated, wire.UploadResponse{Files: []wire.FileResult{res}})
 	return nil
 }
 
@@ -196,6 +211,11 @@ func (h *Handler) putPart(w http.ResponseWriter, r *http.Request, x *exchange, i
 	x.spool = b.Location().Kind()
 	if b.Size() != size {
 		return fmt.Errorf("%w: part %d must be %d bytes, not %d", store.ErrUploadMismatch, n, size, b.Size())
+	}
+	if want, got := u.PartCRC64NVMEOf(n), store.EncodeCRC64NVME(b.CRC64NVME()); want != "" && got != want {
+		// As S3 refuses a part whose signed CRC64NVME does not match; the
+		// upload stays, for the part to be sent again.
+		return fmt.Errorf("%w: part %d of upload %s: CRC64NVME %s, %s declared", store.ErrChecksum, n, id, got, want)
 	}
 	part, err := h.partWriter.PutPart(ctx, id, n, b)
 	if err != nil {
@@ -261,7 +281,7 @@ func (h *Handler) uploadLimit() int64 {
 }
 
 func uploadInfo(u store.Upload) wire.UploadInfo {
-	return wire.UploadInfo{ID: u.ID, Name: u.Name, Size: u.Size, SHA256: u.SHA256, PartSize: u.PartSize, PartCount: u.PartCount()}
+	return wire.UploadInfo{ID: u.ID, Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartSize: u.PartSize, PartCount: u.PartCount()}
 }
 
 // partURLPage returns the URLs of parts from, from+1, … (at most

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -31,6 +32,7 @@ import (
 	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
+	"spillway/store/storetest"
 	"spillway/wire"
 )
 
@@ -150,7 +152,12 @@ func (s *upServer) callJSON(t *testing.T, method, path string, v any) (*http.Res
 
 func (s *upServer) create(t *testing.T, f uploadtest.File, sum string) wire.CreatedUpload {
 	t.Helper()
-	resp, body := s.callJSON(t, http.MethodPost, "/uploads", wire.CreateUploadRequest{Name: f.Name, Size: f.Size, SHA256: sum})
+	return s.createReq(t, wire.CreateUploadRequest{Name: f.Name, Size: f.Size, SHA256: sum})
+}
+
+func (s *upServer) createReq(t *testing.T, cr wire.CreateUploadRequest) wire.CreatedUpload {
+	t.Helper()
+	resp, body := s.callJSON(t, http.MethodPost, "/uploads", cr)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
 	var got wire.CreatedUpload
 	require.NoError(t, json.Unmarshal(body, &got))
@@ -194,6 +201,14 @@ func partBytes(f uploadtest.File, pu wire.PartURL) []byte {
 	return all[off : off+pu.Size]
 }
 
+// putData sends data to a part URL, without the token.
+func (s *upServer) putData(t *testing.T, pu wire.PartURL, data []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), pu.Method, pu.URL, bytes.NewReader(data))
+	require.NoError(t, err)
+	return s.finish(t, req)
+}
+
 // forge signs a part URL the way the handler does, with the test secret,
 // for URLs the handler would never hand out (expired, unknown upload).
 func forge(base, id string, n int, expires int64) string {
@@ -209,7 +224,9 @@ func TestUploadsFullFlow(t *testing.T) {
 		obs := &recordingObserver{}
 		s := newUploadServer(t, b, upOptions{token: "s3cret", observer: obs})
 		f := uploadtest.File{Name: "isos/big.iso", Seed: 7, Size: 2*store.DefaultPartSize + 1}
-		up := s.create(t, f, strings.ToUpper(f.SHA256()))
+		crc := storetest.CRC64NVME(f)
+		up := s.createReq(t, wire.CreateUploadRequest{Name: f.Name, Size: f.Size, SHA256: strings.ToUpper(f.SHA256()), CRC64NVME: crc})
+		assert.Equal(t, crc, up.CRC64NVME)
 		assert.Equal(t, f.Name, up.Name)
 		assert.Equal(t, f.Size, up.Size)
 		assert.Equal(t, f.SHA256(), up.SHA256, "the digest is kept in lower case")
@@ -248,7 +265,7 @@ func TestUploadsFullFlow(t *testing.T) {
 		assert.Equal(t, "/files/isos/big.iso", resp.Header.Get("Location"))
 		var got wire.UploadResponse
 		require.NoError(t, json.Unmarshal(body, &got))
-		assert.Equal(t, wire.UploadResponse{Files: []wire.FileResult{{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), Spool: "parts"}}}, got)
+		assert.Equal(t, wire.UploadResponse{Files: []wire.FileResult{{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), CRC64NVME: crc, Spool: "parts"}}}, got)
 
 		resp, body = s.call(t, http.MethodGet, "/files/isos/big.iso", nil, 0)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -316,6 +333,17 @@ func TestCreateUploadRefusals(t *testing.T) {
 			{"no space before bad sha256", fmt.Sprintf(`{"name":"huge.bin","size":%d,"sha256":"xyz"}`, limit), 507, "insufficient_storage"},
 			{"sha256 not hex", `{"name":"a.bin","size":5,"sha256":"` + strings.Repeat("zz", 32) + `"}`, 400, "bad_request"},
 			{"sha256 too short", `{"name":"a.bin","size":5,"sha256":"` + sum[:63] + `"}`, 400, "bad_request"},
+			{"crc64nvme not base64", `{"name":"a.bin","size":5,"crc64nvme":"not base64!"}`, 400, "bad_request"},
+			{"crc64nvme of 4 bytes", `{"name":"a.bin","size":5,"crc64nvme":"AAAAAA=="}`, 400, "bad_request"},
+			{"crc64nvme as a number", `{"name":"a.bin","size":5,"crc64nvme":12345}`, 400, "bad_request"},
+			{"crc64nvme in hex", `{"name":"a.bin","size":5,"crc64nvme":"ae8b14860a799888"}`, 400, "bad_request"},
+			{"taken before bad crc64nvme", `{"name":"taken.bin","size":5,"crc64nvme":"x"}`, 409, "exists"},
+			{"part_size under 5 MiB", `{"name":"a.bin","size":5,"part_size":1}`, 400, "bad_request"},
+			{"part_size over 5 GiB", fmt.Sprintf(`{"name":"a.bin","size":5,"part_size":%d}`, int64(5<<30)+1), 400, "bad_request"},
+			{"part_size making over 10000 parts", fmt.Sprintf(`{"name":"a.bin","size":%d,"part_size":%d}`, int64(5<<20)*10001, 5<<20), 400, "bad_request"},
+			{"part_crc64nvme one too many", `{"name":"a.bin","size":5,"part_crc64nvme":["rosUhgp5mIg=","rosUhgp5mIg="]}`, 400, "bad_request"},
+			{"part_crc64nvme none for a part", `{"name":"a.bin","size":5,"part_crc64nvme":[]}`, 400, "bad_request"},
+			{"part_crc64nvme not base64", `{"name":"a.bin","size":5,"part_crc64nvme":["x"]}`, 400, "bad_request"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -329,8 +357,8 @@ func TestCreateUploadRefusals(t *testing.T) {
 			s.waitServed(t)
 			requireError(t, resp, body, 401, "unauthorized")
 		})
-		t.Run("JSON over 64 KiB", func(t *testing.T) {
-			big := `{"name":"a.bin","size":1,"sha256":"` + strings.Repeat(" ", 64<<10) + `"}`
+		t.Run("JSON over 256 KiB", func(t *testing.T) {
+			big := `{"name":"a.bin","size":1,"sha256":"` + strings.Repeat(" ", 256<<10) + `"}`
 			body := &trackingReader{r: strings.NewReader(big)}
 			req := s.request(t, http.MethodPost, "/uploads", body, int64(len(big)))
 			req.Header.Set("Authorization", "Bearer s3cret")
@@ -494,9 +522,77 @@ func TestCompleteMissingPartThenSuccess(t *testing.T) {
 
 func TestCompleteBadChecksumStoresNothing(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
+		for name, other := range map[string]wire.CreateUploadRequest{
+			"sha256":    {SHA256: uploadtest.File{Seed: 6, Size: 1000}.SHA256()},
+			"crc64nvme": {CRC64NVME: storetest.CRC64NVME(uploadtest.File{Seed: 6, Size: 1000})},
+		} {
+			t.Run(name, func(t *testing.T) { testCompleteBadChecksum(t, b, other) })
+		}
+	})
+}
+
+// A declared part checksum is checked when the part arrives: other bytes
+// are 400 bad_checksum, and the upload stays for the part to be sent again.
+// Every part of the largest upload has room for its checksum in a create.
+func TestPartChecksumIsCheckedOnArrival(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := newUploadServer(t, b, upOptions{})
+		f := uploadtest.File{Name: "parts.bin", Seed: 9, Size: 2*store.MinPartSize + 100}
+		data := f.Bytes()
+		var crcs []string
+		for off := int64(0); off < f.Size; off += store.MinPartSize {
+			crcs = append(crcs, store.EncodeCRC64NVME(crc64nvme.Checksum(data[off:min(off+store.MinPartSize, f.Size)])))
+		}
+		up := s.createReq(t, wire.CreateUploadRequest{Name: f.Name, Size: f.Size, CRC64NVME: storetest.CRC64NVME(f),
+			PartSize: store.MinPartSize, PartCRC64NVME: crcs})
+		require.Equal(t, int64(store.MinPartSize), up.PartSize)
+		require.Equal(t, 3, up.PartCount)
+
+		part := func(n int) []byte {
+			off := int64(n-1) * store.MinPartSize
+			return data[off:min(off+store.MinPartSize, f.Size)]
+		}
+		wrong := bytes.Clone(part(2))
+		wrong[100] ^= 1
+		resp, body := s.putData(t, up.Parts[1], wrong)
+		requireError(t, resp, body, http.StatusBadRequest, "bad_checksum")
+		resp, body = s.call(t, http.MethodGet, "/uploads/"+up.ID, nil, 0)
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+		var state wire.UploadState
+		require.NoError(t, json.Unmarshal(body, &state))
+		assert.Empty(t, state.Received, "the part refused is not kept")
+
+		var parts []wire.Part
+		for _, pu := range up.Parts {
+			resp, body := s.putData(t, pu, part(pu.Number))
+			require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+			var p wire.Part
+			require.NoError(t, json.Unmarshal(body, &p))
+			parts = append(parts, p)
+		}
+		resp, body = s.complete(t, up.ID, parts...)
+		require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+	})
+
+	t.Run("the largest create fits", func(t *testing.T) {
+		crcs := make([]string, store.MaxPartCount)
+		for i := range crcs {
+			crcs[i] = "rosUhgp5mIg="
+		}
+		cr := wire.CreateUploadRequest{Name: "a-long-name/" + strings.Repeat("n", 200), Size: store.MaxPartCount * store.MinPartSize,
+			SHA256: strings.Repeat("ab", 32), CRC64NVME: "rosUhgp5mIg=", PartSize: store.MinPartSize, PartCRC64NVME: crcs}
+		b, err := json.Marshal(cr)
+		require.NoError(t, err)
+		assert.Less(t, len(b), 256<<10)
+	})
+}
+
+func testCompleteBadChecksum(t *testing.T, b backend, declared wire.CreateUploadRequest) {
+	{
 		s := newUploadServer(t, b, upOptions{})
 		f := uploadtest.File{Name: "sum.bin", Seed: 5, Size: 1000}
-		up := s.create(t, f, uploadtest.File{Seed: 6, Size: 1000}.SHA256())
+		declared.Name, declared.Size = f.Name, f.Size
+		up := s.createReq(t, declared)
 		p := s.sendPart(t, up.Parts[0], f)
 		resp, body := s.complete(t, up.ID, p)
 		requireError(t, resp, body, http.StatusBadRequest, "bad_checksum")
@@ -509,7 +605,7 @@ func TestCompleteBadChecksumStoresNothing(t *testing.T) {
 		resp, body = s.call(t, http.MethodGet, "/uploads/"+up.ID, nil, 0)
 		requireError(t, resp, body, http.StatusNotFound, "upload_not_found")
 		assert.Empty(t, s.uploads(t))
-	})
+	}
 }
 
 func TestCompleteNameTakenMeanwhile(t *testing.T) {
@@ -919,13 +1015,18 @@ func (f *fakeStore) Complete(_ context.Context, id string, parts []store.Part) (
 	if hexSum := hex.EncodeToString(sum[:]); up.u.SHA256 != "" && up.u.SHA256 != hexSum {
 		return store.Completed{}, fmt.Errorf("%w: declared %s, got %s", store.ErrChecksum, up.u.SHA256, hexSum)
 	}
+	crc := store.EncodeCRC64NVME(crc64nvme.Checksum(all))
+	if up.u.CRC64NVME != "" && up.u.CRC64NVME != crc {
+		return store.Completed{}, fmt.Errorf("%w: declared CRC64NVME %s, got %s", store.ErrChecksum, up.u.CRC64NVME, crc)
+	}
 	if _, ok := f.files[up.u.Name]; ok {
 		return store.Completed{}, fmt.Errorf("%w: %q", store.ErrExists, up.u.Name)
 	}
 	f.files[up.u.Name] = all
 	return store.Completed{
-		Info:   store.Info{Name: up.u.Name, Size: int64(len(all)), ETag: etagOf(all)},
-		SHA256: hex.EncodeToString(sum[:]),
+		Info:      store.Info{Name: up.u.Name, Size: int64(len(all)), ETag: etagOf(all)},
+		SHA256:    hex.EncodeToString(sum[:]),
+		CRC64NVME: crc,
 	}, nil
 }
 

@@ -39,7 +39,7 @@ var catalogue = map[wire.Code]struct {
 	wire.CodeIncompleteBody:       {http.StatusBadRequest, "the body ended before its declared length; send the whole file again"},
 	wire.CodeBadQuery:             {http.StatusBadRequest, "a query parameter is invalid: limit must be an integer from 1 to 1000, cursor a next_cursor from an earlier page, and prefix the start of a name"},
 	wire.CodeBadRequest:           {http.StatusBadRequest, "the request is malformed; check its body, its length and its parameters"},
-	wire.CodeBadChecksum:          {http.StatusBadRequest, "the bytes received do not match their SHA-256; send the file again"},
+	wire.CodeBadChecksum:          {http.StatusBadRequest, "the bytes received do not match their checksums; send the file again"},
 	wire.CodeUploadMismatch:       {http.StatusBadRequest, "the parts do not match the upload; list the parts received with GET /uploads/{id} and send the missing or wrong ones again"},
 	wire.CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, "POST /files takes multipart/form-data; send a single file with PUT /files/{name}"},
 	wire.CodeExists:               {http.StatusConflict, "a file with this name already exists; choose another name or overwrite where the server allows it"},

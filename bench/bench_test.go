@@ -64,13 +64,30 @@ func TestQuick(t *testing.T) {
 		t.Errorf("the report does not end with the cold start section it replaced:\n%s", md)
 	}
 	for _, want := range []string{"do not edit by hand", "## Targets", "raw 32 MiB", "multipart 128 MiB",
-		"PUT 1 KiB ×8 conns", "spillway-fsync", "## Lambda", "Machine: "} {
+		"PUT 1 KiB ×8 conns", "spillway-fsync", "## Lambda", "Machine: ", "## Multipart completion on S3", " 0 bytes read from S3"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
 	if entries, _ := os.ReadDir(o.tmp); len(entries) > 0 {
 		t.Errorf("left behind in the temp dir: %v", entries)
+	}
+}
+
+// TestS3Completion runs the S3 completion measurement once, small: it
+// completes, and reads nothing back from S3.
+func TestS3Completion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts versitygw and uploads 64 MiB; skipped in -short mode")
+	}
+	c := runS3Completion(t.Context(), 64<<20, 1)
+	if c.err != "" {
+		t.Fatal(c.err)
+	}
+	md := c.markdown()
+	t.Log(md)
+	if c.read != 0 || !strings.Contains(md, "64 MiB upload") || !strings.Contains(md, " 0 bytes read from S3") {
+		t.Errorf("report: %s", md)
 	}
 }
 

@@ -101,6 +101,7 @@ type options struct {
 	conns    int           // connections for small uploads
 	tmp      string        // parent of every temporary directory
 	goBench  bool          // run the Go benchmarks and include their output
+	s3Size   int64         // the multipart upload whose completion on S3 is timed; 0: none
 	timeout  time.Duration // for the whole run
 	command  string        // the command line shown in the report
 	log      io.Writer     // progress lines
@@ -117,6 +118,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.conns, "conns", 32, "connections for small uploads")
 	fs.StringVar(&o.tmp, "tmp", os.TempDir(), "directory for the servers' upload and spool directories")
 	fs.BoolVar(&o.goBench, "gobench", true, "run the Go benchmarks (spool, api, lambdahttp) and include their output")
+	fs.Int64Var(&o.s3Size, "s3-complete-mib", 1024, "time the completion on S3 (versitygw) of a multipart upload of this many MiB; 0: skip")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -126,6 +128,7 @@ func parseFlags(args []string) (options, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.s3Size <<= 20
 	o.large = []int64{1 << 30, 4 << 30}
 	o.small = []int64{1 << 10, 64 << 10}
 	if o.quick {
@@ -138,6 +141,9 @@ func parseFlags(args []string) (options, error) {
 		}
 		if !set["gobench"] {
 			o.goBench = false
+		}
+		if !set["s3-complete-mib"] {
+			o.s3Size = 64 << 20
 		}
 	}
 	if o.reps < 1 || o.reps > 20 {
@@ -226,6 +232,7 @@ type report struct {
 	loadStart  string                 // load averages before and after the run: other
 	loadEnd    string                 // work on the machine skews every figure
 	lambda     lambdaResult
+	s3Complete *s3Completion
 	goBench    string
 	errors     []string
 }
@@ -314,6 +321,14 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	rep.machine.createCostAfter = fileCreateCost(work)
 
+	if o.s3Size > 0 {
+		logf(o, "completion of a %s multipart upload on versitygw", sizeLabel(o.s3Size))
+		c := runS3Completion(ctx, o.s3Size, o.reps)
+		rep.s3Complete = &c
+		if c.err != "" {
+			rep.errors = append(rep.errors, "s3 completion: "+c.err)
+		}
+	}
 	if o.goBench {
 		logf(o, "go test -bench for spool, api, lambdahttp")
 		out, err := runGoBench(ctx)

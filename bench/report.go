@@ -216,6 +216,11 @@ func (rep *report) markdown() string {
 			sizeLabel(lambdaEventSize), l.eventBody, l.measuredEvents, l.bytesPerOp/1024, l.allocsPerOp, float64(l.maxBytes)/1024, l.spool)
 	}
 
+	if rep.s3Complete != nil {
+		p("\n## Multipart completion on S3\n\n")
+		p("%s", rep.s3Complete.markdown())
+	}
+
 	if rep.goBench != "" {
 		p("\n## Go benchmarks\n\n")
 		p("`go test -run '^$' -bench . -benchmem -count 1 ./spool ./api ./lambdahttp`:\n\n```\n%s\n```\n", strings.TrimSpace(rep.goBench))

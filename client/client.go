@@ -73,6 +73,11 @@ type Options struct {
 	// DirectMax is the largest file sent with one PUT /files/{name}.
 	// Zero: DefaultDirectMax. Negative: every non-empty file goes in parts.
 	DirectMax int64
+	// PartSize is the part size a multipart upload declares, which the
+	// client needs before it reads the file, to checksum each part in the
+	// same read. Zero: the server's own choice for the size (16 MiB, more
+	// past 10,000 parts); servers take 5 MiB to 5 GiB.
+	PartSize int64
 	// Attempts is how often a part (or a direct PUT) is tried before the
 	// push fails. Zero: DefaultAttempts.
 	Attempts int

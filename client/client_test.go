@@ -64,6 +64,9 @@ func newClient(t *testing.T, f *fake, opts client.Options) (*client.Client, stri
 	if opts.DirectMax == 0 {
 		opts.DirectMax = 2048
 	}
+	if opts.PartSize == 0 {
+		opts.PartSize = f.partSize
+	}
 	if opts.Token == "" && f.token != "" {
 		opts.Token = f.token
 	}
@@ -626,6 +629,40 @@ func TestServerSHAMismatch(t *testing.T) {
 		_, err := c.Push(testCtx(t), path, "")
 		require.ErrorIs(t, err, client.ErrMismatch, "size %d", size)
 	}
+}
+
+func TestServerCRCMismatch(t *testing.T) {
+	for _, size := range []int{100, 3 * 1024} {
+		f := newFake(t)
+		f.lieCRC = true
+		path, _ := writeFile(t, "a.bin", size)
+		c, _ := newClient(t, f, client.Options{})
+
+		_, err := c.Push(testCtx(t), path, "")
+		require.ErrorIs(t, err, client.ErrMismatch, "size %d", size)
+	}
+}
+
+// A multipart push declares the file's CRC64NVME with its SHA-256, from
+// the one read that hashes the file, and reports both.
+func TestPushMultipartDeclaresCRC64NVME(t *testing.T) {
+	f := newFake(t)
+	path, data := writeFile(t, "a.bin", 3*1024)
+	c, _ := newClient(t, f, client.Options{})
+	res, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	require.True(t, res.Multipart)
+	assert.Equal(t, crcOf(data), res.CRC64NVME)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	assert.Equal(t, 1, f.creates)
+	assert.Equal(t, crcOf(data), f.lastCRC, "the create declares the file's CRC64NVME")
+	var want []string
+	for off := 0; off < len(data); off += int(f.partSize) {
+		want = append(want, crcOf(data[off:min(off+int(f.partSize), len(data))]))
+	}
+	require.Len(t, f.uploads, 0, "completed")
+	assert.Equal(t, want, f.lastPartCRCs, "the create declares each part's CRC64NVME, from the same read")
 }
 
 func TestBadChecksumDropsState(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"spillway/wire"
+
+	"github.com/minio/crc64nvme"
 )
 
 // fake serves the upload API of the README and docs/MULTIPART.md in
@@ -36,18 +39,21 @@ type fake struct {
 	pageSize int           // part URLs per page
 	relative bool          // hand out part URLs without scheme and host
 	lieSHA   bool          // answer 201s with a SHA-256 other than the bytes'
+	lieCRC   bool          // answer 201s with a CRC64NVME other than the bytes'
 	ttl      time.Duration // of part URLs; zero: an hour
 
-	mu       sync.Mutex
-	files    map[string][]byte
-	uploads  map[string]*fakeUpload
-	nextID   int
-	creates  int
-	pages    []int                // the from of every GET .../parts
-	puts     map[string][]partPut // per upload, the part PUTs in arrival order (stored or not)
-	refused  int                  // part PUTs refused as expired
-	partAuth []string             // credentials seen on part URLs; must stay empty
-	apiSeen  int                  // requests to API routes
+	mu           sync.Mutex
+	files        map[string][]byte
+	uploads      map[string]*fakeUpload
+	nextID       int
+	creates      int
+	lastCRC      string               // the crc64nvme the last create declared
+	lastPartCRCs []string             // and its part_crc64nvme
+	pages        []int                // the from of every GET .../parts
+	puts         map[string][]partPut // per upload, the part PUTs in arrival order (stored or not)
+	refused      int                  // part PUTs refused as expired
+	partAuth     []string             // credentials seen on part URLs; must stay empty
+	apiSeen      int                  // requests to API routes
 	// partHook runs before a part's body is read; when it returns true it
 	// has answered the request itself.
 	partHook func(w http.ResponseWriter, r *http.Request, id string, n int) bool
@@ -77,6 +83,8 @@ type fake struct {
 
 type fakeUpload struct {
 	id, name, sha  string
+	crc            string   // declared CRC64NVME
+	partCRCs       []string // declared, by part number - 1
 	size, partSize int64
 	count          int
 	parts          map[int]fakePart
@@ -186,11 +194,14 @@ func (f *fake) headFile(w http.ResponseWriter, r *http.Request, _ []byte) {
 }
 
 func (f *fake) stored(name string, body []byte, spool string) map[string]any {
-	sum := hexSHA(body)
+	sum, crc := hexSHA(body), crcOf(body)
 	if f.lieSHA {
 		sum = hexSHA(append(body, 'x'))
 	}
-	return map[string]any{"files": []map[string]any{{"name": name, "size": len(body), "sha256": sum, "spool": spool}}}
+	if f.lieCRC {
+		crc = crcOf(append(body, 'x'))
+	}
+	return map[string]any{"files": []map[string]any{{"name": name, "size": len(body), "sha256": sum, "crc64nvme": crc, "spool": spool}}}
 }
 
 func (f *fake) create(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -209,8 +220,9 @@ func (f *fake) create(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	f.nextID++
 	f.creates++
-	u := &fakeUpload{id: "up" + strconv.Itoa(f.nextID), name: in.Name, sha: strings.ToLower(in.SHA256),
-		size: in.Size, partSize: f.partSize, parts: map[int]fakePart{}}
+	f.lastCRC, f.lastPartCRCs = in.CRC64NVME, in.PartCRC64NVME
+	u := &fakeUpload{id: "up" + strconv.Itoa(f.nextID), name: in.Name, sha: strings.ToLower(in.SHA256), crc: in.CRC64NVME,
+		size: in.Size, partSize: cmp.Or(in.PartSize, f.partSize), partCRCs: in.PartCRC64NVME, parts: map[int]fakePart{}}
 	u.count = int((u.size + u.partSize - 1) / u.partSize)
 	f.uploads[u.id] = u
 	gen := 0
@@ -352,6 +364,10 @@ func (f *fake) putPart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.mu.Unlock()
+	if n <= len(u.partCRCs) && crcOf(body) != u.partCRCs[n-1] {
+		writeErr(w, http.StatusBadRequest, "bad_checksum", "the bytes do not match their checksums")
+		return
+	}
 	if n == f.corruptPart {
 		body[0] ^= 0xff
 	}
@@ -406,9 +422,9 @@ func (f *fake) complete(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeErr(w, http.StatusBadRequest, "upload_mismatch", "wrong total size")
 		return
 	}
-	if u.sha != "" && hexSHA(data) != u.sha {
+	if u.sha != "" && hexSHA(data) != u.sha || u.crc != "" && crcOf(data) != u.crc {
 		delete(f.uploads, u.id)
-		writeErr(w, http.StatusBadRequest, "bad_checksum", "the bytes do not match their SHA-256")
+		writeErr(w, http.StatusBadRequest, "bad_checksum", "the bytes do not match their checksums")
 		return
 	}
 	delete(f.uploads, u.id)
@@ -452,4 +468,11 @@ func (f *fake) locked(fn func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn()
+}
+
+// crcOf is b's CRC64NVME as the API reports it.
+func crcOf(b []byte) string {
+	var out [8]byte
+	binary.BigEndian.PutUint64(out[:], crc64nvme.Checksum(b))
+	return base64.StdEncoding.EncodeToString(out[:])
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"golang.org/x/text/unicode/norm"
 
 	"spillway/wire"
@@ -63,9 +65,12 @@ type Progress struct {
 
 // Result describes a pushed file.
 type Result struct {
-	Name      string // as the server stored it
-	Size      int64
-	SHA256    string     // lower-case hex; the server's and the local one agree
+	Name   string // as the server stored it
+	Size   int64
+	SHA256 string // lower-case hex; the server's and the local one agree
+	// CRC64NVME is the file's CRC-64/NVME as S3 writes it (base64 of the
+	// big-endian bytes); the server's, when it reports one, agrees.
+	CRC64NVME string
 	Spool     wire.Spool // where the server held the body
 	Multipart bool
 	UploadID  string // the multipart upload's ID; "" for a direct PUT
@@ -134,7 +139,7 @@ func (c *Client) push(ctx context.Context, path, name string) (Result, error) {
 // first: a signed request needs the hash up front, and a retry can reuse it.
 func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size int64, rep *reporter) (Result, error) {
 	res := Result{Name: name, Size: size}
-	sum, err := hashFile(ctx, f, size, rep)
+	sum, crc, _, err := hashFile(ctx, f, size, 0, rep)
 	if err != nil {
 		return res, err
 	}
@@ -159,7 +164,7 @@ func (c *Client) pushDirect(ctx context.Context, f *os.File, name string, size i
 			return res, err
 		}
 	}
-	return res, checkStored(&res, out, name, size, sum)
+	return res, checkStored(&res, out, name, size, sum, crc)
 }
 
 func (c *Client) putFile(ctx context.Context, target string, f *os.File, size int64, sum string, rep *reporter, out *wire.UploadResponse) (int64, error) {
@@ -188,16 +193,22 @@ func (c *Client) putFile(ctx context.Context, target string, f *os.File, size in
 }
 
 // checkStored fills res from the server's answer and checks that it stored
-// the bytes that were read.
-func checkStored(res *Result, out wire.UploadResponse, name string, size int64, sum string) error {
+// the bytes that were read: their SHA-256 and, when the server reports one
+// (servers before it did not), their CRC64NVME. For a multipart upload to
+// S3 the SHA-256 is the one this client declared (the answer says so in
+// "declared"), and the CRC64NVME the one S3 verified.
+func checkStored(res *Result, out wire.UploadResponse, name string, size int64, sum, crc string) error {
 	if len(out.Files) != 1 {
 		return fmt.Errorf("the server answered with %d files, want 1", len(out.Files))
 	}
 	got := out.Files[0]
 	res.Name, res.Spool = got.Name, got.Spool
-	res.SHA256 = strings.ToLower(got.SHA256)
+	res.SHA256, res.CRC64NVME = strings.ToLower(got.SHA256), crc
 	if res.SHA256 != sum {
 		return fmt.Errorf("%w: sha256 %s, the file's is %s", ErrMismatch, got.SHA256, sum)
+	}
+	if got.CRC64NVME != "" && got.CRC64NVME != crc {
+		return fmt.Errorf("%w: crc64nvme %s, the file's is %s", ErrMismatch, got.CRC64NVME, crc)
 	}
 	if got.Size != size {
 		return fmt.Errorf("%w: %d bytes, the file has %d", ErrMismatch, got.Size, size)
@@ -215,32 +226,67 @@ func decodeJSON(resp *http.Response, out any) error {
 	return nil
 }
 
-// hashFile reads the file once for its SHA-256, in constant memory.
-func hashFile(ctx context.Context, f *os.File, size int64, rep *reporter) (string, error) {
+// hashFile reads the file once for its SHA-256 (hex) and its CRC64NVME
+// (S3's form: base64 of the big-endian bytes), in constant memory, and,
+// when partSize is not 0, for the CRC64NVME of each part of partSize
+// bytes. The CRCs cost a small fraction of the SHA-256, so all come from
+// the one read.
+func hashFile(ctx context.Context, f *os.File, size, partSize int64, rep *reporter) (sum, crc string, parts []string, err error) {
 	rep.set(StageHash, 0)
-	h := sha256.New()
+	h, ch, pc := sha256.New(), crc64nvme.New(), crc64nvme.New()
 	buf := make([]byte, 1<<20)
 	r := io.NewSectionReader(f, 0, size)
-	var done int64
+	var done, inPart int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return "", context.Cause(ctx)
+			return "", "", nil, context.Cause(ctx)
 		}
 		n, err := r.Read(buf)
 		h.Write(buf[:n])
+		ch.Write(buf[:n])
+		for b := buf[:n]; partSize > 0 && len(b) > 0; {
+			k := min(int64(len(b)), partSize-inPart)
+			pc.Write(b[:k])
+			b, inPart = b[k:], inPart+k
+			if inPart == partSize {
+				parts = append(parts, base64.StdEncoding.EncodeToString(pc.Sum(nil)))
+				pc.Reset()
+				inPart = 0
+			}
+		}
 		done += int64(n)
 		rep.set(StageHash, done)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("hash: %w", err)
+			return "", "", nil, fmt.Errorf("hash: %w", err)
 		}
 	}
 	if done != size {
-		return "", fmt.Errorf("hash: read %d bytes, the file had %d: it changed while being read", done, size)
+		return "", "", nil, fmt.Errorf("hash: read %d bytes, the file had %d: it changed while being read", done, size)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	if inPart > 0 {
+		parts = append(parts, base64.StdEncoding.EncodeToString(pc.Sum(nil)))
+	}
+	return hex.EncodeToString(h.Sum(nil)), base64.StdEncoding.EncodeToString(ch.Sum(nil)), parts, nil
+}
+
+// Part sizes as the server chooses them (store.PartSizeFor), which the
+// client declares so that its part checksums match the server's cut.
+const (
+	defaultPartSize = 16 << 20
+	maxPartCount    = 10000
+)
+
+// partSizeFor is the default part size or, for files that would need more
+// than maxPartCount parts, the smallest multiple of 1 MiB that fits them.
+func partSizeFor(size int64) int64 {
+	p := int64(defaultPartSize)
+	if need := (size + maxPartCount - 1) / maxPartCount; need > p {
+		p = (need + 1<<20 - 1) &^ (1<<20 - 1)
+	}
+	return p
 }
 
 // upload is a multipart upload as the server cut it.
@@ -272,7 +318,11 @@ func (c *Client) newUpload(id string, size, partSize int64, partCount int) (*upl
 func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, info fs.FileInfo, rep *reporter) (Result, error) {
 	size := info.Size()
 	res := Result{Name: name, Size: size, Multipart: true}
-	sum, err := hashFile(ctx, f, size, rep)
+	partSize := c.opts.PartSize
+	if partSize <= 0 {
+		partSize = partSizeFor(size)
+	}
+	sum, crc, partCRCs, err := hashFile(ctx, f, size, partSize, rep)
 	if err != nil {
 		return res, err
 	}
@@ -296,13 +346,17 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	}
 	if up == nil {
 		var created wire.CreatedUpload
-		err := c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads"), wire.CreateUploadRequest{Name: name, Size: size, SHA256: sum}, http.StatusCreated, &created)
+		err := c.doJSON(ctx, http.MethodPost, c.route(nil, "uploads"), wire.CreateUploadRequest{Name: name, Size: size, SHA256: sum, CRC64NVME: crc,
+			PartSize: partSize, PartCRC64NVME: partCRCs}, http.StatusCreated, &created)
 		if isCode(err, http.StatusConflict, wire.CodeExists) {
 			_, err = c.settleExists(ctx, &res, name, sum, fmt.Errorf("create upload: %w", err))
 			return res, err
 		}
 		if err != nil {
 			return res, fmt.Errorf("create upload: %w", err)
+		}
+		if created.PartSize != partSize {
+			return res, fmt.Errorf("create upload: the server cut the file into parts of %d bytes, not the %d declared", created.PartSize, partSize)
 		}
 		if up, err = c.newUpload(created.ID, size, created.PartSize, created.PartCount); err != nil {
 			return res, err
@@ -368,7 +422,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	if err := removeState(statePath); err != nil {
 		return res, err
 	}
-	return res, checkStored(&res, out, name, size, sum)
+	return res, checkStored(&res, out, name, size, sum, crc)
 }
 
 // errStoredAlready says that the upload an earlier run left is gone and

@@ -12,9 +12,10 @@ import (
 
 	"spillway/internal/uploadtest"
 
+	"spillway/wire"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"spillway/wire"
 )
 
 func TestFilesDirectoryStore(t *testing.T) { caseFiles(t, startDirTarget(t)) }

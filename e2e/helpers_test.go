@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/require"
 
 	"spillway/internal/testservers"
@@ -342,4 +345,15 @@ func stateIDs(t *testing.T, cacheDir string) []string {
 		ids = append(ids, st.ID)
 	}
 	return ids
+}
+
+// fileCRC64NVME is the CRC64NVME of the file at path, as the API writes it
+// (base64 of the big-endian bytes).
+func fileCRC64NVME(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out [8]byte
+	binary.BigEndian.PutUint64(out[:], crc64nvme.Checksum(b))
+	return base64.StdEncoding.EncodeToString(out[:])
 }

@@ -10,6 +10,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -668,14 +669,18 @@ func parseSize(t *testing.T, s string) float64 {
 // HTTP themselves.
 const smallSize = 2*partSize + 8<<20 + 12345
 
-// createAndSend creates an upload of the file at src, declaring sum, and
-// sends the parts numbered in send. It returns the upload, the ETags of
-// the parts sent, and the part PUTs' rate in MB/s.
-func createAndSend(t *testing.T, tg *target, src, name, sum string, send ...int) (wire.CreatedUpload, []wire.CompletePart, float64) {
+// createAndSend creates an upload of the file at src, declaring sum and
+// crc (the SHA-256 and CRC64NVME; "" declares none), and sends the parts
+// numbered in send. It returns the upload, the ETags of the parts sent,
+// and the part PUTs' rate in MB/s.
+func createAndSend(t *testing.T, tg *target, src, name, sum, crc string, send ...int) (wire.CreatedUpload, []wire.CompletePart, float64) {
 	t.Helper()
 	req := map[string]any{"name": name, "size": smallSize}
 	if sum != "" {
 		req["sha256"] = sum
+	}
+	if crc != "" {
+		req["crc64nvme"] = crc
 	}
 	var up wire.CreatedUpload
 	tg.api.callJSON(t, http.MethodPost, "/uploads", req, http.StatusCreated, &up)
@@ -708,8 +713,9 @@ func createAndSend(t *testing.T, tg *target, src, name, sum string, send ...int)
 	return up, etags, mbps
 }
 
-// caseBadChecksum completes an upload whose declared SHA-256 is not the
-// file's: 400 bad_checksum, and nothing stored or kept.
+// caseBadChecksum completes an upload whose declared SHA-256 and CRC64NVME
+// are not the file's: 400 bad_checksum, and nothing stored or kept. On S3
+// the CRC64NVME is what S3 refuses (the SHA-256 is only declared there).
 func caseBadChecksum(t *testing.T, tg *target) {
 	src := filepath.Join(t.TempDir(), "bad.bin")
 	sum := uploadtest.File{Seed: 3, Size: smallSize}.WriteFile(t, src)
@@ -722,7 +728,10 @@ func caseBadChecksum(t *testing.T, tg *target) {
 	name := "e2e/bad-checksum.bin"
 	tg.attempted = append(tg.attempted, name)
 
-	up, etags, mbps := createAndSend(t, tg, src, name, wrong, 1, 2, 3)
+	crc, err := base64.StdEncoding.DecodeString(fileCRC64NVME(t, src))
+	require.NoError(t, err)
+	crc[7] ^= 1
+	up, etags, mbps := createAndSend(t, tg, src, name, wrong, base64.StdEncoding.EncodeToString(crc), 1, 2, 3)
 	tg.api.requireError(t, http.MethodPost, "/uploads/"+up.ID+"/complete", map[string]any{"parts": etags},
 		http.StatusBadRequest, "bad_checksum")
 	// The upload and its parts are discarded, and nothing is published.
@@ -744,7 +753,7 @@ func caseAbort(t *testing.T, tg *target) {
 	name := "e2e/abort.bin"
 	tg.attempted = append(tg.attempted, name)
 
-	up, etags, mbps := createAndSend(t, tg, src, name, "", 1, 2)
+	up, etags, mbps := createAndSend(t, tg, src, name, "", "", 1, 2)
 	status, body := tg.api.call(t, http.MethodDelete, "/uploads/"+up.ID, nil)
 	require.Equal(t, http.StatusNoContent, status, "%s", body)
 	tg.api.requireError(t, http.MethodGet, "/uploads/"+up.ID, nil, http.StatusNotFound, "upload_not_found")
@@ -799,7 +808,7 @@ func caseTruncatedPart(t *testing.T, tg *target) {
 	name := "e2e/truncated.bin"
 	tg.attempted = append(tg.attempted, name)
 
-	up, etags, _ := createAndSend(t, tg, src, name, sum, 1, 3)
+	up, etags, _ := createAndSend(t, tg, src, name, sum, fileCRC64NVME(t, src), 1, 3)
 	f, err := os.Open(src)
 	require.NoError(t, err)
 	defer f.Close()

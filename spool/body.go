@@ -26,6 +26,7 @@ type Body struct {
 	ident    os.FileInfo // a batch's body: the file written, to know it again
 	size     int64
 	sum      [sha256.Size]byte
+	crc      uint64 // CRC64NVME
 
 	mu   sync.Mutex // guards path, which DropName clears
 	once sync.Once
@@ -36,6 +37,11 @@ func (b *Body) Size() int64 { return b.size }
 
 // SHA256 returns the digest computed while the body streamed in.
 func (b *Body) SHA256() [sha256.Size]byte { return b.sum }
+
+// CRC64NVME returns the body's CRC-64/NVME, computed while it streamed in
+// alongside the SHA-256: the checksum S3 verifies for a whole object,
+// whether it arrives in one request or in parts.
+func (b *Body) CRC64NVME() uint64 { return b.crc }
 
 // Location reports whether the body is held in memory or on disk.
 func (b *Body) Location() Location {

@@ -1,7 +1,7 @@
 // Package spool holds request bodies while they are being received: in
 // memory when they are small and memory is available, otherwise in an
 // exclusively created temporary file. It enforces the size limit, computes
-// the SHA-256 while the bytes stream in, and removes its own files on every
+// the SHA-256 and the CRC64NVME while the bytes stream in, and removes its own files on every
 // path. It knows nothing about HTTP or about where bodies are finally stored.
 package spool
 
@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 
 	"spillway/wire"
+
+	"github.com/minio/crc64nvme"
 )
 
 // Defaults for Config.
@@ -206,7 +208,7 @@ func (s *Spooler) spool(ctx context.Context, r io.Reader, size int64, batch *Bat
 	if err := s.Check(size); err != nil {
 		return nil, err
 	}
-	br := &bodyReader{ctx: ctx, r: r, h: sha256.New(), limit: -1, batch: batch}
+	br := &bodyReader{ctx: ctx, r: r, h: newDigests(), limit: -1, batch: batch}
 	if size < 0 {
 		if s.maxSize > 0 {
 			br.limit = s.maxSize
@@ -229,7 +231,7 @@ func (s *Spooler) spoolMemory(br *bodyReader, size int64) (*Body, error) {
 		s.release(size)
 		return nil, readError(err, true)
 	}
-	return &Body{s: s, mem: buf, reserved: size, size: size, sum: br.sum()}, nil
+	return &Body{s: s, mem: buf, reserved: size, size: size, sum: br.h.sha256(), crc: br.h.crc.Sum64()}, nil
 }
 
 // spoolUnknown reads an unknown-length body into pooled chunks of
@@ -262,7 +264,7 @@ func (s *Spooler) spoolUnknown(br *bodyReader) (*Body, error) {
 		}
 		putBack()
 		s.release(reserved - n)
-		return &Body{s: s, mem: buf, reserved: n, size: n, sum: br.sum()}
+		return &Body{s: s, mem: buf, reserved: n, size: n, sum: br.h.sha256(), crc: br.h.crc.Sum64()}
 	}
 	for n < s.threshold {
 		want := min(copyBufferSize, s.threshold-n)
@@ -341,7 +343,8 @@ func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes [][]byte, freeP
 		freePrefixes()
 	}
 	// SHA-256 is the costliest step (docs/BENCHMARKS.md has its speed
-	// beside the spool's), so it runs on its own goroutine, one buffer behind the reads and writes.
+	// beside the spool's), so the digests run on their own goroutine, one
+	// buffer behind the reads and writes.
 	br.hashOff = true
 	ph := s.newPipeHasher(br.h)
 	finished := false
@@ -382,7 +385,7 @@ func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes [][]byte, freeP
 			return nil, readError(err, true)
 		}
 	}
-	b.size, b.sum = written, br.sum()
+	b.size, b.sum, b.crc = written, br.h.sha256(), br.h.crc.Sum64()
 	return b, nil
 }
 
@@ -448,7 +451,7 @@ func expectEOF(r io.Reader) error {
 type bodyReader struct {
 	ctx     context.Context
 	r       io.Reader
-	h       hash.Hash
+	h       *digests
 	hashOff bool // a pipeHasher hashes what is read
 	n       int64
 	limit   int64  // -1: none
@@ -458,7 +461,7 @@ type bodyReader struct {
 // pipeHasher hashes buffers in order on its own goroutine. A few pooled
 // buffers circulate: one being filled and written, the others being hashed.
 type pipeHasher struct {
-	h    hash.Hash
+	h    io.Writer
 	pool *sync.Pool
 	in   chan hashJob
 	free chan *[]byte
@@ -477,7 +480,7 @@ type hashJob struct {
 // in flight.
 const pipeBuffers = 4
 
-func (s *Spooler) newPipeHasher(h hash.Hash) *pipeHasher {
+func (s *Spooler) newPipeHasher(h io.Writer) *pipeHasher {
 	p := &pipeHasher{
 		h:    h,
 		pool: &s.bufs,
@@ -534,8 +537,26 @@ func (br *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (br *bodyReader) sum() (s [sha256.Size]byte) {
-	br.h.Sum(s[:0])
+// digests are the checksums every body gets: SHA-256, which users compare
+// with sha256sum, and CRC64NVME, which S3 verifies for a whole object
+// however it was sent, in one PutObject or in parts. The CRC is computed
+// with carry-less multiplication, many times faster than SHA-256, so it
+// rides on the same pass over each buffer rather than a pass of its own.
+type digests struct {
+	sha hash.Hash
+	crc hash.Hash64
+}
+
+func newDigests() *digests { return &digests{sha: sha256.New(), crc: crc64nvme.New()} }
+
+func (d *digests) Write(p []byte) (int, error) {
+	d.sha.Write(p)
+	d.crc.Write(p)
+	return len(p), nil
+}
+
+func (d *digests) sha256() (s [sha256.Size]byte) {
+	d.sha.Sum(s[:0])
 	return s
 }
 

@@ -84,12 +84,46 @@ func ValidUploadID(id string) bool {
 // Upload is a multipart upload in progress: what was declared when it was
 // created, and how it is cut into parts.
 type Upload struct {
-	ID       string    // NewUploadID's, set by the store: URL-safe and unguessable
-	Name     string    // a name ValidateName accepted
-	Size     int64     // the exact total size, at least 1
-	SHA256   string    // lower-case hex digest of the whole file; "" when none was declared
-	PartSize int64     // every part but the last holds exactly PartSize bytes
-	Created  time.Time // set by the store
+	ID     string // NewUploadID's, set by the store: URL-safe and unguessable
+	Name   string // a name ValidateName accepted
+	Size   int64  // the exact total size, at least 1
+	SHA256 string // lower-case hex digest of the whole file; "" when none was declared
+	// CRC64NVME is the whole file's CRC-64/NVME in EncodeCRC64NVME's
+	// form; "" when none was declared.
+	CRC64NVME string
+	// PartCRC64NVME, when declared, holds each part's CRC-64/NVME, part n
+	// at n-1, so that a part whose bytes do not match is refused when it
+	// is sent: S3 checks the value its presigned URL signs, the handler
+	// the parts it takes itself. Nil when none were declared.
+	PartCRC64NVME []string
+	PartSize      int64     // every part but the last holds exactly PartSize bytes
+	Created       time.Time // set by the store
+}
+
+// CheckPartCRC64NVME reports whether the declared part checksums, if any,
+// are one well-formed value per part.
+func (u Upload) CheckPartCRC64NVME() error {
+	if u.PartCRC64NVME == nil {
+		return nil
+	}
+	if len(u.PartCRC64NVME) != u.PartCount() {
+		return fmt.Errorf("%w: %d part checksums declared for %d parts", ErrBadCRC64NVME, len(u.PartCRC64NVME), u.PartCount())
+	}
+	for _, c := range u.PartCRC64NVME {
+		if _, err := ParseCRC64NVME(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PartCRC64NVMEOf returns the declared CRC-64/NVME of part n, or "" when
+// none was declared.
+func (u Upload) PartCRC64NVMEOf(n int) string {
+	if n < 1 || n > len(u.PartCRC64NVME) {
+		return ""
+	}
+	return u.PartCRC64NVME[n-1]
 }
 
 // Validate reports whether u is a declaration a store can take: the rules
@@ -121,7 +155,12 @@ func (u Upload) Validate() error {
 			return fmt.Errorf("%w: sha256 must be in lower case", ErrInvalidUpload)
 		}
 	}
-	return nil
+	if u.CRC64NVME != "" {
+		if _, err := ParseCRC64NVME(u.CRC64NVME); err != nil {
+			return err
+		}
+	}
+	return u.CheckPartCRC64NVME()
 }
 
 // ParseSHA256 checks a declared SHA-256, 64 hex digits in either case, and
@@ -170,7 +209,16 @@ type Part struct {
 // Completed is the file a completed upload became.
 type Completed struct {
 	Info
-	SHA256 string // lower-case hex digest of the stored bytes
+	// SHA256 is the lower-case hex digest of the stored bytes, or the one
+	// the client declared when SHA256Declared; "" when neither is known.
+	SHA256 string
+	// SHA256Declared: SHA256 is the client's declaration, which nothing
+	// checked against the bytes (S3 multipart: the server never sees
+	// them, and S3 checks no whole-object SHA-256 of a multipart upload).
+	SHA256Declared bool
+	// CRC64NVME is the stored bytes' CRC-64/NVME, in EncodeCRC64NVME's
+	// form: computed from the bytes, or verified against them by S3.
+	CRC64NVME string
 }
 
 // Multipart is implemented by stores that take files in parts (see Caps).
@@ -188,14 +236,15 @@ type Multipart interface {
 	ListParts(ctx context.Context, id string) ([]Part, error)
 	// Complete publishes the upload from parts, which must be exactly
 	// 1..PartCount with the ETags ListParts reports. It verifies every
-	// part's size, the total size and, when one was declared, the SHA-256
-	// of the whole file, then publishes under the upload's name with the
+	// part's size, the total size and, when declared, the CRC64NVME and
+	// (where the store sees the bytes) the SHA-256 of the whole file, then
+	// publishes under the upload's name with the
 	// same no-overwrite and all-or-nothing rules as Put, and forgets the
 	// upload.
 	//
 	// A parts list that does not match leaves the upload as it was, so the
 	// client can send the missing parts and try again (ErrUploadMismatch).
-	// Bytes whose SHA-256 differs from the declaration are discarded with
+	// Bytes whose checksums differ from the declaration are discarded with
 	// the whole upload (ErrChecksum): nothing is stored. A name taken in
 	// the meantime gives ErrExists and also discards the upload.
 	Complete(ctx context.Context, id string, parts []Part) (Completed, error)

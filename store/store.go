@@ -47,6 +47,9 @@ type Body interface {
 	Size() int64
 	// SHA256 returns the digest of the body's bytes.
 	SHA256() [sha256.Size]byte
+	// CRC64NVME returns the CRC-64/NVME of the body's bytes, the checksum
+	// S3 keeps for every object (EncodeCRC64NVME gives S3's form).
+	CRC64NVME() uint64
 	// Reader returns a new reader over the whole body, independent of any
 	// other, which can Seek and ReadAt.
 	Reader() *io.SectionReader

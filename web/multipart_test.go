@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -11,11 +12,13 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"spillway/internal/uploadtest"
 	"spillway/store"
+	"spillway/wire"
 )
 
 // TestPageMultipart sends a file of three parts. It goes through the
@@ -59,10 +62,50 @@ func TestPageMultipart(t *testing.T) {
 		if r.route() == "GET /uploads/{id}/parts" {
 			assert.Equal(t, "from=2", r.Query, "the page fetched part URLs from the wrong part")
 		}
+		if r.route() == "POST /uploads" {
+			// The page's own SHA-256 and CRC64NVME, computed a slice at a
+			// time, against Go's of the whole file; the server checked
+			// them too, or the upload would have failed.
+			var cr wire.CreateUploadRequest
+			require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
+			assert.Equal(t, uploadtest.SHA256File(t, big), cr.SHA256, "the SHA-256 the page declared")
+			assert.Equal(t, store.EncodeCRC64NVME(crc64nvme.Checksum(sent)), cr.CRC64NVME, "the CRC64NVME the page declared")
+		}
 	}
 	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
 	assertEmpty(t, srv.spool)
 	wait(t, ctx, `#stored tr[data-name="big.bin"]`)
+}
+
+// TestPageChecksumsMatchGo sends in parts a file whose SHA-256 padding
+// takes two blocks (its size is 60 past a multiple of 64): the checksums
+// the page declares are Go's, and the server, which checks both, stores it.
+func TestPageChecksumsMatchGo(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, "", rec.wrap)
+	size := 4<<20 + 60
+	f := writeFile(t, t.TempDir(), "pad.bin", size, 11)
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{f}),
+	))
+	settle(t, ctx, "upload-1", "pad.bin", "done")
+	sent, err := os.ReadFile(f)
+	require.NoError(t, err)
+	var creates int
+	for _, r := range rec.requests() {
+		if r.route() != "POST /uploads" {
+			continue
+		}
+		creates++
+		var cr wire.CreateUploadRequest
+		require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
+		assert.Equal(t, uploadtest.SHA256File(t, f), cr.SHA256)
+		assert.Equal(t, store.EncodeCRC64NVME(crc64nvme.Checksum(sent)), cr.CRC64NVME)
+	}
+	assert.Equal(t, 1, creates, "sent in parts")
+	assert.Equal(t, uploadtest.SHA256File(t, f), text(t, ctx, "#upload-1 .sha256"))
 }
 
 // TestPageMultipartCancel cancels a file while its parts are on their way:

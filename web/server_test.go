@@ -4,9 +4,11 @@ package web_test
 // recorder of what the page asked of it.
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -104,6 +106,7 @@ func writeFile(t *testing.T, dir, name string, size int, seed byte) string {
 type request struct {
 	Method, Path, Query, Auth string
 	Status                    int
+	Created                   string // the body of a POST /uploads
 }
 
 var (
@@ -132,9 +135,15 @@ type recorder struct {
 
 func (rec *recorder) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var created []byte
+		if r.Method == http.MethodPost && r.URL.Path == "/uploads" {
+			// A create is a small JSON body; read it whole and hand it on.
+			created, _ = io.ReadAll(io.LimitReader(r.Body, 256<<10))
+			r.Body = io.NopCloser(bytes.NewReader(created))
+		}
 		rec.mu.Lock()
 		i := len(rec.seen)
-		rec.seen = append(rec.seen, request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization")})
+		rec.seen = append(rec.seen, request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization"), Created: string(created)})
 		rec.mu.Unlock()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)

@@ -31,7 +31,16 @@ type FileResult struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
-	Spool  Spool  `json:"spool"`
+	// CRC64NVME is the base64 of the bytes' big-endian CRC-64/NVME, as S3
+	// shows it in x-amz-checksum-crc64nvme, so that it compares with S3's
+	// own value of the object unconverted.
+	CRC64NVME string `json:"crc64nvme,omitempty"`
+	Spool     Spool  `json:"spool"`
+	// Declared names the fields above whose values the client declared
+	// and nobody checked against the bytes: "sha256" for a multipart
+	// upload to S3, whose bytes the server never sees. Every value not
+	// named was computed from the bytes or verified against them.
+	Declared []string `json:"declared,omitempty"`
 }
 
 // UploadResponse is the body of a 201: PUT /files/{name}, POST /files and
@@ -61,6 +70,15 @@ type CreateUploadRequest struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256,omitempty"`
+	// CRC64NVME is the whole file's, in FileResult.CRC64NVME's form. On
+	// S3 it is the checksum S3 verifies when the upload completes.
+	CRC64NVME string `json:"crc64nvme,omitempty"`
+	// PartSize, when set, is the part size the client cut the file into
+	// to compute PartCRC64NVME; zero lets the server choose.
+	PartSize int64 `json:"part_size,omitempty"`
+	// PartCRC64NVME, when set, holds each part's CRC64NVME, part n at
+	// n-1, so that a part whose bytes do not match is refused when sent.
+	PartCRC64NVME []string `json:"part_crc64nvme,omitempty"`
 }
 
 // UploadInfo describes an upload in progress.
@@ -68,7 +86,8 @@ type UploadInfo struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
 	Size      int64  `json:"size"`
-	SHA256    string `json:"sha256,omitempty"` // omitted when none was declared
+	SHA256    string `json:"sha256,omitempty"`    // omitted when none was declared
+	CRC64NVME string `json:"crc64nvme,omitempty"` // omitted when none was declared
 	PartSize  int64  `json:"part_size"`
 	PartCount int    `json:"part_count"`
 }

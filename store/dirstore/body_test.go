@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -21,6 +22,7 @@ type fileBody struct {
 	f       *os.File
 	size    int64
 	sum     [sha256.Size]byte
+	crc     uint64
 	dropped int
 }
 
@@ -32,11 +34,12 @@ func newFileBody(t *testing.T, f uploadtest.File) *fileBody {
 	data := f.Bytes()
 	_, err = file.Write(data)
 	require.NoError(t, err)
-	return &fileBody{f: file, size: f.Size, sum: sha256.Sum256(data)}
+	return &fileBody{f: file, size: f.Size, sum: sha256.Sum256(data), crc: crc64nvme.Checksum(data)}
 }
 
 func (b *fileBody) Size() int64               { return b.size }
 func (b *fileBody) SHA256() [sha256.Size]byte { return b.sum }
+func (b *fileBody) CRC64NVME() uint64         { return b.crc }
 func (b *fileBody) Reader() *io.SectionReader { return io.NewSectionReader(b.f, 0, b.size) }
 func (b *fileBody) File() *os.File            { return b.f }
 func (b *fileBody) DropName() error           { b.dropped++; return nil }

@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"golang.org/x/sys/unix"
 
 	"spillway/store"
@@ -76,15 +77,22 @@ func notFound(id string) error {
 // manifest is the declaration of an upload as stored; the ID is its
 // directory's name.
 type manifest struct {
-	Name     string    `json:"name"`
-	Size     int64     `json:"size"`
-	SHA256   string    `json:"sha256,omitempty"`
-	PartSize int64     `json:"part_size"`
-	Created  time.Time `json:"created"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256,omitempty"`
+	// CRC64NVME in store.EncodeCRC64NVME's form; "" when none was
+	// declared.
+	CRC64NVME string `json:"crc64nvme,omitempty"`
+	// PartCRC64NVME are the parts' declared checksums, which the handler
+	// checks as each part arrives.
+	PartCRC64NVME []string  `json:"part_crc64nvme,omitempty"`
+	PartSize      int64     `json:"part_size"`
+	Created       time.Time `json:"created"`
 }
 
 func (u manifest) upload(id string) store.Upload {
-	return store.Upload{ID: id, Name: u.Name, Size: u.Size, SHA256: u.SHA256, PartSize: u.PartSize, Created: u.Created}
+	return store.Upload{ID: id, Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME,
+		PartCRC64NVME: u.PartCRC64NVME, PartSize: u.PartSize, Created: u.Created}
 }
 
 func isHex(s string, n int) bool {
@@ -122,7 +130,8 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 	u.ID = store.NewUploadID()
 	// No monotonic reading, so the value returned equals the value read back.
 	u.Created = time.Now().UTC().Round(0)
-	data, err := json.Marshal(manifest{Name: u.Name, Size: u.Size, SHA256: u.SHA256, PartSize: u.PartSize, Created: u.Created})
+	data, err := json.Marshal(manifest{Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME,
+		PartCRC64NVME: u.PartCRC64NVME, PartSize: u.PartSize, Created: u.Created})
 	if err != nil {
 		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
 	}
@@ -372,17 +381,24 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 		st.close()
 	}()
 	var sum [sha256.Size]byte
+	var crc uint64
 	if err := s.stageCopy(st, func(w io.Writer) error {
 		var err error
-		sum, err = h.assemble(ctx, w, names)
+		sum, crc, err = h.assemble(ctx, w, names)
 		return err
 	}); err != nil {
 		return store.Completed{}, err
 	}
-	digest := hex.EncodeToString(sum[:])
-	if u.SHA256 != "" && digest != u.SHA256 {
+	digest, crcs := hex.EncodeToString(sum[:]), store.EncodeCRC64NVME(crc)
+	switch {
+	case u.SHA256 != "" && digest != u.SHA256:
+		err = fmt.Errorf("%w: upload %s of %q: the parts' SHA-256 is %s, %s was declared", store.ErrChecksum, id, u.Name, digest, u.SHA256)
+	case u.CRC64NVME != "" && crcs != u.CRC64NVME:
+		err = fmt.Errorf("%w: upload %s of %q: the parts' CRC64NVME is %s, %s was declared", store.ErrChecksum, id, u.Name, crcs, u.CRC64NVME)
+	}
+	if err != nil {
 		h.discard()
-		return store.Completed{}, fmt.Errorf("%w: upload %s of %q: the parts' SHA-256 is %s, %s was declared", store.ErrChecksum, id, u.Name, digest, u.SHA256)
+		return store.Completed{}, err
 	}
 	fi, err := st.f.Stat()
 	if err != nil {
@@ -400,7 +416,7 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 		}
 	}
 	h.discard()
-	return store.Completed{Info: info(u.Name, fi), SHA256: digest}, nil
+	return store.Completed{Info: info(u.Name, fi), SHA256: digest, CRC64NVME: crcs}, nil
 }
 
 // Abort implements store.Multipart.
@@ -592,27 +608,28 @@ func (h *upload) match(parts []store.Part) ([]string, error) {
 	return files, nil
 }
 
-// assemble writes the parts to w in order through one buffer, hashing and
-// counting as it goes, so memory stays the same whatever the file's size.
-func (h *upload) assemble(ctx context.Context, w io.Writer, files []string) (sum [sha256.Size]byte, err error) {
-	hash := sha256.New()
+// assemble writes the parts to w in order through one buffer, hashing
+// (SHA-256 and CRC64NVME) and counting as it goes, so memory stays the
+// same whatever the file's size.
+func (h *upload) assemble(ctx context.Context, w io.Writer, files []string) (sum [sha256.Size]byte, crc uint64, err error) {
+	hash, crch := sha256.New(), crc64nvme.New()
 	buf := make([]byte, copyBuffer)
 	var total int64
 	for i, name := range files {
-		n, err := h.copyPart(ctx, w, hash, name, buf)
+		n, err := h.copyPart(ctx, w, io.MultiWriter(hash, crch), name, buf)
 		if err != nil {
-			return sum, err
+			return sum, 0, err
 		}
 		if want := h.u.PartSizeOf(i + 1); n != want {
-			return sum, fmt.Errorf("%w: upload %s: part %d holds %d bytes, not %d", store.ErrUploadMismatch, h.id, i+1, n, want)
+			return sum, 0, fmt.Errorf("%w: upload %s: part %d holds %d bytes, not %d", store.ErrUploadMismatch, h.id, i+1, n, want)
 		}
 		total += n
 	}
 	if total != h.u.Size {
-		return sum, fmt.Errorf("%w: upload %s: the parts hold %d bytes, not %d", store.ErrUploadMismatch, h.id, total, h.u.Size)
+		return sum, 0, fmt.Errorf("%w: upload %s: the parts hold %d bytes, not %d", store.ErrUploadMismatch, h.id, total, h.u.Size)
 	}
 	copy(sum[:], hash.Sum(nil))
-	return sum, nil
+	return sum, crch.Sum64(), nil
 }
 
 func (h *upload) copyPart(ctx context.Context, w, hash io.Writer, name string, buf []byte) (int64, error) {

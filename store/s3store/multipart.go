@@ -4,33 +4,28 @@ package s3store
 //
 // The function is stateless, so an upload's state lives in the bucket: a
 // small JSON record at <Prefix>.spillway/uploads/<id>.json, and the parts
-// in an S3 multipart upload whose key is a staging key,
-// <Prefix>.spillway/uploads/<id>.object, never the file's name. Stored
-// names cannot begin with a dot, so neither key collides with a file, and
-// the bucket's lifecycle rule sweeps what an abandoned upload leaves there.
+// in an S3 multipart upload at the file's own key. An upload in progress is
+// no object, so it is not listed and takes no name; the bucket's lifecycle
+// rules sweep what an abandoned upload leaves.
 //
-// Complete assembles the parts at the staging key and reads the result
-// back, through SHA-256, before anything is published: S3 checks each part,
-// but not a whole-file digest of a multipart object. Only verified bytes
-// are then published under the name, with a server-side multipart copy
-// whose completion carries If-None-Match: *. That is the no-overwrite
-// publish every S3 honours: versitygw v1.8.0 ignores If-None-Match on
-// CopyObject (it overwrites), so a plain CopyObject could clobber a file.
+// S3 creates the upload with CRC64NVME of checksum type FULL_OBJECT and
+// checks the whole file's declared CRC64NVME at completion, which also
+// publishes the file, with If-None-Match: * against overwriting. So
+// completion moves no bytes: no staging object, no read-back, no copy. The
+// store never sees the bytes, so a declared SHA-256 is kept with the
+// object (x-amz-meta-sha256, beside x-amz-meta-sha256-declared) and
+// reported as the client's declaration, not a digest anyone verified.
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,41 +41,38 @@ const (
 	internalDir = ".spillway/"
 	uploadsDir  = internalDir + "uploads/"
 
-	// maxRecordSize bounds what loadRecord reads: a record of 10,000
-	// verified parts is under 1 MB.
+	// maxRecordSize bounds what loadRecord reads; a record is a few
+	// hundred bytes.
 	maxRecordSize = 4 << 20
-	// copyConcurrency is how many ranges of a file over 5 GiB are copied
-	// at once, so that publishing fits in the function's timeout.
-	copyConcurrency = 4
-	// readBackBuffer is the one buffer a read-back streams through: memory
-	// stays flat whatever the file's size.
-	readBackBuffer = 1 << 20
 	// maxCachedUploads bounds the S3 upload IDs kept for PresignPart.
 	maxCachedUploads = 4096
 )
 
 // record is an upload's state, as stored at its record key.
 type record struct {
-	Name     string    `json:"name"`
-	Size     int64     `json:"size"`
-	SHA256   string    `json:"sha256,omitempty"`
-	PartSize int64     `json:"part_size"`
-	Created  time.Time `json:"created"`
-	UploadID string    `json:"s3_upload_id"`
-	Staging  string    `json:"staging_key"`
-	// Parts, once set, are the parts a Complete verified and assembles.
-	// The S3 multipart upload is gone once they are assembled, so they
-	// are what ListParts reports then, and what a Complete retried after
-	// a failure later on must name.
-	Parts []store.Part `json:"parts,omitempty"`
+	Name      string `json:"name"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256,omitempty"`
+	CRC64NVME string `json:"crc64nvme,omitempty"`
+	// PartCRC64NVME are the parts' declared checksums, which their
+	// presigned URLs sign.
+	PartCRC64NVME []string  `json:"part_crc64nvme,omitempty"`
+	PartSize      int64     `json:"part_size"`
+	Created       time.Time `json:"created"`
+	UploadID      string    `json:"s3_upload_id"`
+	// Key is where the S3 upload is, and where it completes: the file's.
+	Key string `json:"key"`
+	// Claims counts the Completes that claimed the upload, each with
+	// If-Match on the record, so that of two at once only one goes on.
+	Claims int `json:"claims,omitempty"`
 }
 
 func (r record) upload(id string) store.Upload {
-	return store.Upload{ID: id, Name: r.Name, Size: r.Size, SHA256: r.SHA256, PartSize: r.PartSize, Created: r.Created}
+	return store.Upload{ID: id, Name: r.Name, Size: r.Size, SHA256: r.SHA256, CRC64NVME: r.CRC64NVME,
+		PartCRC64NVME: r.PartCRC64NVME, PartSize: r.PartSize, Created: r.Created}
 }
 
-func (s *Store) recordKey(id string) string  { return s.opts.Prefix + uploadsDir + id + ".json" }
-func (s *Store) stagingKey(id string) string { return s.opts.Prefix + uploadsDir + id + ".object" }
+func (s *Store) recordKey(id string) string { return s.opts.Prefix + uploadsDir + id + ".json" }
 
 func notFound(id string) error {
 	return fmt.Errorf("%w: %q", store.ErrUploadNotFound, id)
@@ -95,17 +87,27 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (store.Upload,
 	s.retryAborts(ctx)
 	u.ID = store.NewUploadID()
 	u.Created = time.Now().UTC()
-	staging := s.stagingKey(u.ID)
-	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &staging})
+	key := s.key(u.Name)
+	in := &s3.CreateMultipartUploadInput{
+		Bucket:            &s.bucket,
+		Key:               &key,
+		ContentType:       aws.String(contentType(u.Name)),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme,
+		ChecksumType:      types.ChecksumTypeFullObject,
+	}
+	if u.SHA256 != "" {
+		in.Metadata = map[string]string{sha256MetaKey: u.SHA256, sha256DeclaredMetaKey: "true"}
+	}
+	created, err := s.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
 		return store.Upload{}, mapUploadError("create upload", u.ID, err)
 	}
 	rec := record{
-		Name: u.Name, Size: u.Size, SHA256: u.SHA256, PartSize: u.PartSize, Created: u.Created,
-		UploadID: aws.ToString(created.UploadId), Staging: staging,
+		Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartCRC64NVME: u.PartCRC64NVME,
+		PartSize: u.PartSize, Created: u.Created, UploadID: aws.ToString(created.UploadId), Key: key,
 	}
 	if _, err := s.putRecord(ctx, u.ID, rec, ""); err != nil {
-		return store.Upload{}, errors.Join(err, s.abortOrDefer(ctx, staging, rec.UploadID))
+		return store.Upload{}, errors.Join(err, s.abortOrDefer(ctx, key, rec.UploadID))
 	}
 	s.rememberUploadID(u.ID, rec.UploadID)
 	return u, nil
@@ -120,6 +122,14 @@ func checkDeclaration(u store.Upload) error {
 	}
 	if u.PartSize < store.MinPartSize {
 		return fmt.Errorf("%w: s3store: create upload of %q: part size %d is under S3's %d", store.ErrInvalidUpload, u.Name, u.PartSize, store.MinPartSize)
+	}
+	if u.CRC64NVME != "" {
+		if _, err := store.ParseCRC64NVME(u.CRC64NVME); err != nil {
+			return fmt.Errorf("s3store: create upload of %q: %w", u.Name, err)
+		}
+	}
+	if err := u.CheckPartCRC64NVME(); err != nil {
+		return fmt.Errorf("s3store: create upload of %q: %w", u.Name, err)
 	}
 	return nil
 }
@@ -139,38 +149,29 @@ func (s *Store) ListParts(ctx context.Context, id string) ([]store.Part, error) 
 	if err != nil {
 		return nil, err
 	}
-	parts, err := s.listParts(ctx, id, rec)
-	if errors.Is(err, store.ErrUploadNotFound) && rec.Parts != nil {
-		// The parts were assembled by a Complete that failed after
-		// assembling; they are in the staging object unless the upload
-		// has gone since.
-		if ok, herr := s.exists(ctx, rec.Staging); herr != nil {
-			return nil, fmt.Errorf("s3store: list parts of upload %q: %w", id, herr)
-		} else if ok {
-			return slices.Clone(rec.Parts), nil
-		}
-	}
+	parts, _, err := s.listParts(ctx, id, rec)
 	return parts, err
 }
 
-func (s *Store) listParts(ctx context.Context, id string, rec record) ([]store.Part, error) {
+// listParts returns the parts S3 holds, by number, and each one's
+// CRC64NVME by number.
+func (s *Store) listParts(ctx context.Context, id string, rec record) ([]store.Part, map[int]string, error) {
 	parts := []store.Part{}
-	p := s3.NewListPartsPaginator(s.client, &s3.ListPartsInput{Bucket: &s.bucket, Key: &rec.Staging, UploadId: &rec.UploadID})
+	sums := make(map[int]string)
+	p := s3.NewListPartsPaginator(s.client, &s3.ListPartsInput{Bucket: &s.bucket, Key: &rec.Key, UploadId: &rec.UploadID})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, mapUploadError("list parts", id, err)
+			return nil, nil, mapUploadError("list parts", id, err)
 		}
 		for _, part := range page.Parts {
-			parts = append(parts, store.Part{
-				Number: int(aws.ToInt32(part.PartNumber)),
-				Size:   aws.ToInt64(part.Size),
-				ETag:   quote(aws.ToString(part.ETag)),
-			})
+			n := int(aws.ToInt32(part.PartNumber))
+			parts = append(parts, store.Part{Number: n, Size: aws.ToInt64(part.Size), ETag: quote(aws.ToString(part.ETag))})
+			sums[n] = aws.ToString(part.ChecksumCRC64NVME)
 		}
 	}
 	slices.SortFunc(parts, func(a, b store.Part) int { return a.Number - b.Number })
-	return parts, nil
+	return parts, sums, nil
 }
 
 // PresignPart implements store.PartPresigner. The URL signs the part's
@@ -178,6 +179,13 @@ func (s *Store) listParts(ctx context.Context, id string, rec record) ([]store.P
 // rather than at Complete. The client sends that length anyway when it
 // sends exactly Size bytes (not chunked), and browsers refuse to set it by
 // hand, so it is not listed in Header.
+//
+// When the part's CRC64NVME was declared, the URL signs it too, as
+// x-amz-checksum-crc64nvme, listed in Header: S3 refuses a part whose
+// bytes do not match (400 BadDigest) when it is sent. Only a signed value
+// can be checked so: S3 refuses an x-amz-checksum header that a presigned
+// URL does not sign (403 AccessDenied), and the SDK's presigner, given the
+// algorithm alone, signs the checksum of an empty body.
 func (s *Store) PresignPart(ctx context.Context, u store.Upload, n int, ttl time.Duration) (store.PartURL, error) {
 	uploadID, err := s.s3UploadID(ctx, u.ID)
 	if err != nil {
@@ -193,13 +201,17 @@ func (s *Store) PresignPart(ctx context.Context, u store.Upload, n int, ttl time
 	// Taken before signing, so the expiry reported is never later than
 	// the one signed.
 	now := time.Now()
-	req, err := s.presign.PresignUploadPart(ctx, &s3.UploadPartInput{
+	in := &s3.UploadPartInput{
 		Bucket:        &s.bucket,
-		Key:           aws.String(s.stagingKey(u.ID)),
+		Key:           aws.String(s.key(u.Name)),
 		UploadId:      &uploadID,
 		PartNumber:    aws.Int32(int32(n)),
 		ContentLength: &size,
-	}, s3.WithPresignExpires(ttl))
+	}
+	if crc := u.PartCRC64NVMEOf(n); crc != "" {
+		in.ChecksumCRC64NVME = aws.String(crc)
+	}
+	req, err := s.presign.PresignUploadPart(ctx, in, s3.WithPresignExpires(ttl))
 	if err != nil {
 		return store.PartURL{}, mapUploadError("presign part", u.ID, err)
 	}
@@ -257,14 +269,16 @@ func (s *Store) forgetUploadID(id string) {
 	s.idsMu.Unlock()
 }
 
-// Complete implements store.Multipart.
+// Complete implements store.Multipart. It completes the S3 upload where
+// it already is, at the file's key, with If-None-Match: * unless the store
+// overwrites, and with the declared CRC64NVME of the whole file, which S3
+// verifies (checksum type FULL_OBJECT). The bytes never pass through the
+// store: completing takes the same few requests whatever the file's size.
 //
-// Two Completes of one upload cannot both publish: the record is claimed
-// with If-Match before the parts are assembled, and the copy under the
-// name completes with If-None-Match. The loser fails with
-// ErrUploadNotFound (the record changed or went, the staging object went)
-// or ErrExists. With Options.Overwrite, two retries racing each other may
-// both publish, the same verified bytes.
+// Two Completes of one upload cannot both publish: each claims the record
+// with If-Match first, and the loser fails with ErrUploadNotFound. With
+// Options.Overwrite, a Complete retried after an answer was lost may find
+// the upload gone (ErrUploadNotFound) although it was published.
 func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (store.Completed, error) {
 	s.retryAborts(ctx)
 	rec, etag, err := s.loadRecord(ctx, id)
@@ -272,63 +286,97 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (st
 		return store.Completed{}, err
 	}
 	u := rec.upload(id)
-	if rec.Parts == nil {
-		have, err := s.listParts(ctx, id, rec)
-		if err != nil {
-			return store.Completed{}, err
-		}
-		if rec.Parts, err = matchParts(u, have, parts); err != nil {
-			return store.Completed{}, err
-		}
-		if etag, err = s.putRecord(ctx, id, rec, etag); err != nil {
-			return store.Completed{}, err
-		}
-	} else if _, err := matchParts(u, rec.Parts, parts); err != nil {
+	have, sums, err := s.listParts(ctx, id, rec)
+	if errors.Is(err, store.ErrUploadNotFound) {
+		// Completed or aborted, and its record left behind by a delete
+		// that failed: it describes nothing now.
+		s.forgetUploadID(id)
+		return store.Completed{}, errors.Join(err, s.deleteObject(context.WithoutCancel(ctx), s.recordKey(id)))
+	}
+	if err != nil {
+		return store.Completed{}, err
+	}
+	held, err := matchParts(u, have, parts)
+	if err != nil {
+		return store.Completed{}, err
+	}
+	rec.Claims++
+	if _, err := s.putRecord(ctx, id, rec, etag); err != nil {
 		return store.Completed{}, err
 	}
 
-	if err := s.assemble(ctx, id, rec, etag); err != nil {
+	completed := make([]types.CompletedPart, len(held))
+	for i, p := range held {
+		completed[i] = types.CompletedPart{PartNumber: aws.Int32(int32(p.Number)), ETag: aws.String(p.ETag)}
+		// S3 wants each part's checksum named at completion of an upload
+		// created with a checksum algorithm; it computed one for every
+		// part sent without.
+		if sum := sums[p.Number]; sum != "" {
+			completed[i].ChecksumCRC64NVME = aws.String(sum)
+		}
+	}
+	in := &s3.CompleteMultipartUploadInput{
+		Bucket:          &s.bucket,
+		Key:             &rec.Key,
+		UploadId:        &rec.UploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+		ChecksumType:    types.ChecksumTypeFullObject,
+	}
+	if rec.CRC64NVME != "" {
+		in.ChecksumCRC64NVME = aws.String(rec.CRC64NVME)
+	}
+	if !s.opts.Overwrite {
+		in.IfNoneMatch = aws.String("*")
+	}
+	out, err := s.client.CompleteMultipartUpload(ctx, in)
+	if err != nil {
+		err = completeError(id, rec.Name, err)
+		switch {
+		case errors.Is(err, store.ErrUploadNotFound):
+			// Aborted, swept, or completed by another Complete that
+			// forgets the record itself.
+			s.forgetUploadID(id)
+		case errors.Is(err, store.ErrChecksum), errors.Is(err, store.ErrExists):
+			return store.Completed{}, errors.Join(err, s.discard(ctx, id, rec))
+		}
 		return store.Completed{}, err
 	}
-	size, sum, stagingETag, err := s.readBack(ctx, id, rec)
-	if err != nil {
-		return store.Completed{}, err
-	}
-	switch {
-	case size != u.Size:
-		err = fmt.Errorf("%w: upload %q: assembled %d bytes, declared %d", store.ErrUploadMismatch, id, size, u.Size)
-	case u.SHA256 != "" && sum != u.SHA256:
-		err = fmt.Errorf("%w: upload %q: the bytes' SHA-256 is %s, declared %s", store.ErrChecksum, id, sum, u.SHA256)
-	}
-	if err != nil {
-		return store.Completed{}, errors.Join(err, s.discard(ctx, id, rec))
-	}
+	// The file is published: a record left behind by a failed delete,
+	// the lifecycle rule sweeps, and a retried Complete finds no upload.
+	s.forgetUploadID(id)
+	_ = s.deleteObject(context.WithoutCancel(ctx), s.recordKey(id))
 
-	out, err := s.publish(ctx, id, rec, stagingETag, sum)
-	if errors.Is(err, store.ErrExists) {
-		return store.Completed{}, errors.Join(err, s.discard(ctx, id, rec))
-	}
+	c := store.Completed{SHA256: rec.SHA256, SHA256Declared: rec.SHA256 != "", CRC64NVME: aws.ToString(out.ChecksumCRC64NVME)}
+	c.Info, err = s.head(ctx, rec.Name)
 	if err != nil {
-		return store.Completed{}, err
+		// Report the published file from what is known rather than fail
+		// a Complete that succeeded.
+		c.Info = store.Info{Name: rec.Name, Size: rec.Size, Modified: time.Now().UTC(), ETag: aws.ToString(out.ETag), SHA256: rec.SHA256}
 	}
-	// The file is published: what is left to delete, the lifecycle rule
-	// sweeps if this fails, and a retried Complete finds no upload or is
-	// refused by If-None-Match, so the error would only mislead.
-	_ = s.discard(ctx, id, rec)
-
-	info, err := s.head(ctx, rec.Name)
-	if err != nil {
-		// Likewise: report the published file from what is known rather
-		// than fail a Complete that succeeded.
-		info = store.Info{Name: rec.Name, Size: size, Modified: time.Now().UTC(), ETag: aws.ToString(out.ETag), SHA256: sum}
+	if c.CRC64NVME == "" {
+		c.CRC64NVME = rec.CRC64NVME
 	}
-	return store.Completed{Info: info, SHA256: sum}, nil
+	return c, nil
 }
 
-// matchParts checks the client's parts list against the parts S3 holds
-// (or a Complete recorded): exactly 1..PartCount in order, as S3's own
-// CompleteMultipartUpload wants them, each of its declared size, with the
-// same ETag, quoted or not. It returns the held parts 1..PartCount.
+// completeError maps a failed CompleteMultipartUpload. Of S3's two answers
+// to a name that is taken, 412 PreconditionFailed means it exists, and 409
+// ConditionalRequestConflict that another write of it raced this one; AWS
+// says the upload must then be created again and its parts sent again, so
+// both are ErrExists and the upload is discarded, as the contract says
+// for a name taken meanwhile.
+func completeError(id, name string, err error) error {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "ConditionalRequestConflict" {
+		return fmt.Errorf("%w: s3store: complete upload %q of %q: a concurrent write of the name: %w", store.ErrExists, id, name, err)
+	}
+	return mapUploadError("complete upload", id, err)
+}
+
+// matchParts checks the client's parts list against the parts S3 holds:
+// exactly 1..PartCount in order, as S3's own CompleteMultipartUpload wants
+// them, each of its declared size, with the same ETag, quoted or not. It
+// returns the held parts 1..PartCount.
 func matchParts(u store.Upload, have, claimed []store.Part) ([]store.Part, error) {
 	mismatch := func(format string, args ...any) ([]store.Part, error) {
 		return nil, fmt.Errorf("%w: upload %q: %s", store.ErrUploadMismatch, u.ID, fmt.Sprintf(format, args...))
@@ -361,201 +409,25 @@ func matchParts(u store.Upload, have, claimed []store.Part) ([]store.Part, error
 	return out, nil
 }
 
-// assemble completes the staging upload from the recorded parts. An upload
-// already assembled (by a Complete that failed later, or one running now)
-// is left as it is.
-func (s *Store) assemble(ctx context.Context, id string, rec record, etag string) error {
-	completed := make([]types.CompletedPart, len(rec.Parts))
-	for i, p := range rec.Parts {
-		completed[i] = types.CompletedPart{PartNumber: aws.Int32(int32(p.Number)), ETag: aws.String(p.ETag)}
-	}
-	_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          &s.bucket,
-		Key:             &rec.Staging,
-		UploadId:        &rec.UploadID,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
-	})
-	if err == nil {
-		return nil
-	}
-	err = mapUploadError("assemble upload", id, err)
-	switch {
-	case errors.Is(err, store.ErrUploadNotFound):
-		ok, herr := s.exists(ctx, rec.Staging)
-		switch {
-		case herr != nil:
-			return errors.Join(err, herr)
-		case ok:
-			return nil
-		}
-		// Neither parts nor an assembled object: aborted, swept, or
-		// published and forgotten by another Complete. The record is
-		// all that is left of it.
-		s.forgetUploadID(id)
-		return errors.Join(err, s.deleteObject(ctx, s.recordKey(id)))
-	case errors.Is(err, store.ErrUploadMismatch):
-		// A part was sent again after the list was checked. Forget the
-		// parts recorded, so that the client can list the parts and
-		// complete again.
-		rec.Parts = nil
-		if _, perr := s.putRecord(ctx, id, rec, etag); perr != nil {
-			return errors.Join(err, perr)
-		}
-	}
-	return err
-}
-
-// readBack streams the staging object through SHA-256 with one fixed
-// buffer, returning its size, hex digest and ETag.
-func (s *Store) readBack(ctx context.Context, id string, rec record) (int64, string, string, error) {
-	var opts []func(*s3.Options)
-	if rec.SHA256 != "" {
-		// The declared SHA-256 decides. The SDK's own response checksum
-		// (CRC64NVME) would otherwise fail first on corrupt bytes, as a
-		// read error that says nothing about which bytes are wrong, and
-		// the upload would be kept as if S3 had failed, not discarded.
-		opts = append(opts, func(o *s3.Options) {
-			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		})
-	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &rec.Staging}, opts...)
-	if err != nil {
-		return 0, "", "", stagingError("read back upload", id, err)
-	}
-	defer out.Body.Close()
-	h := sha256.New()
-	var n counter
-	// Wrapping the body hides any WriterTo, so the copy goes through buf.
-	if _, err := io.CopyBuffer(io.MultiWriter(h, &n), struct{ io.Reader }{out.Body}, make([]byte, readBackBuffer)); err != nil {
-		return 0, "", "", mapError("read back upload", id, err)
-	}
-	return int64(n), hex.EncodeToString(h.Sum(nil)), aws.ToString(out.ETag), nil
-}
-
-type counter int64
-
-func (c *counter) Write(p []byte) (int, error) {
-	*c += counter(len(p))
-	return len(p), nil
-}
-
-// publish copies the staging object, as it was read back (srcETag), under
-// the upload's name with its SHA-256 (sum, as read back) in its metadata,
-// and completes the copy with If-None-Match unless the store overwrites.
-// The copy's multipart upload is aborted on any failure.
-func (s *Store) publish(ctx context.Context, id string, rec record, srcETag, sum string) (_ *s3.CompleteMultipartUploadOutput, err error) {
-	key := s.key(rec.Name)
-	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:      &s.bucket,
-		Key:         &key,
-		ContentType: aws.String(contentType(rec.Name)),
-		Metadata:    sha256Metadata(sum),
-	})
-	if err != nil {
-		return nil, mapError("publish", rec.Name, err)
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, s.abortOrDefer(ctx, key, aws.ToString(created.UploadId)))
-		}
-	}()
-	parts, err := s.copyParts(ctx, id, rec, srcETag, key, aws.ToString(created.UploadId))
-	if err != nil {
-		return nil, err
-	}
-	in := &s3.CompleteMultipartUploadInput{
-		Bucket:          &s.bucket,
-		Key:             &key,
-		UploadId:        created.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	}
-	if !s.opts.Overwrite {
-		in.IfNoneMatch = aws.String("*")
-	}
-	out, err := s.client.CompleteMultipartUpload(ctx, in)
-	if err != nil {
-		return nil, mapError("publish", rec.Name, err)
-	}
-	return out, nil
-}
-
-// copyParts copies the staging object into the upload at key in ranges of
-// copyPartSize, a few at once. Each copy requires the source's ETag to be
-// the one read back, so only verified bytes are published.
-func (s *Store) copyParts(ctx context.Context, id string, rec record, srcETag, key, uploadID string) ([]types.CompletedPart, error) {
-	count := int((rec.Size + s.copyPartSize - 1) / s.copyPartSize)
-	parts := make([]types.CompletedPart, count)
-	source := url.PathEscape(s.bucket) + "/" + escapeKey(rec.Staging)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, copyConcurrency)
-	var wg sync.WaitGroup
-loop:
-	for i := range count {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			break loop
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			first := int64(i) * s.copyPartSize
-			last := min(first+s.copyPartSize, rec.Size) - 1
-			out, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
-				Bucket:            &s.bucket,
-				Key:               &key,
-				UploadId:          &uploadID,
-				PartNumber:        aws.Int32(int32(i + 1)),
-				CopySource:        &source,
-				CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
-				CopySourceIfMatch: &srcETag,
-			})
-			if err != nil {
-				cancel(stagingError("publish", id, err))
-				return
-			}
-			parts[i] = types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.CopyPartResult.ETag}
-		})
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
-	}
-	return parts, nil
-}
-
-// escapeKey URL-encodes a key for x-amz-copy-source, segment by segment.
-func escapeKey(key string) string {
-	segs := strings.Split(key, "/")
-	for i, seg := range segs {
-		segs[i] = url.PathEscape(seg)
-	}
-	return strings.Join(segs, "/")
-}
-
-// Abort implements store.Multipart. It also removes an upload whose parts
-// were assembled by a Complete that failed before publishing.
+// Abort implements store.Multipart.
 func (s *Store) Abort(ctx context.Context, id string) error {
 	rec, _, err := s.loadRecord(ctx, id)
 	if err != nil {
 		return err
 	}
 	s.forgetUploadID(id)
-	if err := s.abort(ctx, rec.Staging, rec.UploadID); err != nil {
+	if err := s.abort(ctx, rec.Key, rec.UploadID); err != nil {
 		return mapUploadError("abort upload", id, err)
 	}
 	// The record goes last, so that a failed Abort can be retried.
-	if err := s.deleteObject(ctx, rec.Staging); err != nil {
-		return fmt.Errorf("s3store: abort upload %q: %w", id, err)
-	}
 	if err := s.deleteObject(ctx, s.recordKey(id)); err != nil {
 		return fmt.Errorf("s3store: abort upload %q: %w", id, err)
 	}
 	return nil
 }
 
-// discard deletes an assembled upload's staging object and record, even
-// when the request's context is gone.
+// discard aborts an upload that can never complete, and deletes its
+// record, even when the request's context is gone.
 func (s *Store) discard(ctx context.Context, id string, rec record) error {
 	s.forgetUploadID(id)
 	ctx = context.WithoutCancel(ctx)
@@ -563,10 +435,7 @@ func (s *Store) discard(ctx context.Context, id string, rec record) error {
 	if err := s.deleteObject(ctx, s.recordKey(id)); err != nil {
 		return fmt.Errorf("s3store: discard upload %q: %w", id, err)
 	}
-	if err := s.deleteObject(ctx, rec.Staging); err != nil {
-		return fmt.Errorf("s3store: discard upload %q: %w", id, err)
-	}
-	return nil
+	return s.abortOrDefer(ctx, rec.Key, rec.UploadID)
 }
 
 func (s *Store) deleteObject(ctx context.Context, key string) error {
@@ -574,17 +443,6 @@ func (s *Store) deleteObject(ctx context.Context, key string) error {
 		return mapError("delete", key, err)
 	}
 	return nil
-}
-
-func (s *Store) exists(ctx context.Context, key string) (bool, error) {
-	_, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
-	if err == nil {
-		return true, nil
-	}
-	if err = mapError("head", key, err); errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	return false, err
 }
 
 // loadRecord reads an upload's record and the ETag it was read at.
@@ -612,9 +470,14 @@ func (s *Store) loadRecord(ctx context.Context, id string) (record, string, erro
 		fallthrough
 	case err != nil:
 		return record{}, "", fmt.Errorf("%w: s3store: load upload %q: %w", store.ErrBackend, id, err)
-	case rec.Staging != s.stagingKey(id) || rec.UploadID == "":
-		return record{}, "", fmt.Errorf("%w: s3store: load upload %q: the record names staging key %q, upload ID %q",
-			store.ErrBackend, id, rec.Staging, rec.UploadID)
+	case rec.Key == "" && rec.UploadID != "":
+		// A record of the versions that completed through a staging
+		// key: its parts are not at the file's key, so it cannot
+		// complete here. The client creates the upload again.
+		return record{}, "", fmt.Errorf("%w: s3store: load upload %q: a record from an earlier version", store.ErrUploadNotFound, id)
+	case rec.Key != s.key(rec.Name) || rec.UploadID == "":
+		return record{}, "", fmt.Errorf("%w: s3store: load upload %q: the record names key %q, upload ID %q",
+			store.ErrBackend, id, rec.Key, rec.UploadID)
 	}
 	s.rememberUploadID(id, rec.UploadID)
 	return rec, aws.ToString(out.ETag), nil
@@ -666,18 +529,6 @@ func mapUploadError(op, id string, err error) error {
 		}
 	}
 	return mapError(op, id, err)
-}
-
-// stagingError maps a failure to read or copy the staging object: gone or
-// changed means another Complete or an Abort got there first.
-func stagingError(op, id string, err error) error {
-	mapped := mapUploadError(op, id, err)
-	// The raw error, not mapped: a source that fails If-Match is no
-	// ErrExists, which would discard the upload.
-	if errors.Is(mapped, store.ErrNotFound) || errors.Is(mapped, store.ErrExists) {
-		return fmt.Errorf("%w: s3store: %s %q: its assembled object went or changed: %w", store.ErrUploadNotFound, op, id, err)
-	}
-	return mapped
 }
 
 func quote(etag string) string {

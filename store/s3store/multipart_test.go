@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -29,7 +30,15 @@ const mpSize = 2*store.MinPartSize + 12345
 
 func createUpload(t *testing.T, st *Store, f uploadtest.File, sha string) store.Upload {
 	t.Helper()
-	u, err := st.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: sha, PartSize: store.MinPartSize})
+	return createUploadCRC(t, st, f, sha, "")
+}
+
+// crcOf is f's CRC64NVME as a client declares it.
+func crcOf(f uploadtest.File) string { return store.EncodeCRC64NVME(crc64nvme.Checksum(f.Bytes())) }
+
+func createUploadCRC(t *testing.T, st *Store, f uploadtest.File, sha, crc string) store.Upload {
+	t.Helper()
+	u, err := st.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: sha, CRC64NVME: crc, PartSize: store.MinPartSize})
 	require.NoError(t, err)
 	require.True(t, store.ValidUploadID(u.ID), u.ID)
 	return u
@@ -109,12 +118,9 @@ func TestMultipartPresignedPartsPublish(t *testing.T) {
 	for _, prefix := range []string{"", "tenant/a/"} {
 		t.Run("prefix="+prefix, func(t *testing.T) {
 			e := newEnv(t, Options{Prefix: prefix})
-			// Publish in ranges of the smallest legal size, so that the
-			// copy takes several UploadPartCopy requests.
-			e.store.copyPartSize = store.MinPartSize
 			f := uploadtest.File{Name: "dir/big file.pdf", Seed: 200, Size: mpSize}
 			data := f.Bytes()
-			u := createUpload(t, e.store, f, f.SHA256())
+			u := createUploadCRC(t, e.store, f, f.SHA256(), crcOf(f))
 			assert.Equal(t, 3, u.PartCount())
 			assert.WithinDuration(t, time.Now(), u.Created, time.Minute)
 			got, err := e.store.Upload(t.Context(), u.ID)
@@ -138,14 +144,19 @@ func TestMultipartPresignedPartsPublish(t *testing.T) {
 			done, err := e.store.Complete(t.Context(), u.ID, parts)
 			require.NoError(t, err)
 			assert.Equal(t, f.SHA256(), done.SHA256)
+			assert.True(t, done.SHA256Declared, "the store never saw the bytes")
+			assert.Equal(t, crcOf(f), done.CRC64NVME)
 			assert.Equal(t, f.Name, done.Name)
 			assert.Equal(t, f.Size, done.Size)
 			assert.NotEmpty(t, done.ETag)
 			storetest.RequireStored(t, e.store, f)
 			uploadtest.RequireFile(t, f, e.gw.ObjectPath(prefix+f.Name))
-			head, err := e.gw.Client().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(e.gw.Bucket), Key: aws.String(prefix + f.Name)})
+			head, err := e.gw.Client().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(e.gw.Bucket), Key: aws.String(prefix + f.Name), ChecksumMode: types.ChecksumModeEnabled})
 			require.NoError(t, err)
 			assert.Equal(t, "application/pdf", aws.ToString(head.ContentType))
+			assert.Equal(t, crcOf(f), aws.ToString(head.ChecksumCRC64NVME))
+			assert.Equal(t, types.ChecksumTypeFullObject, head.ChecksumType)
+			assert.Equal(t, map[string]string{"sha256": f.SHA256(), "sha256-declared": "true"}, head.Metadata)
 			requireGone(t, e, e.store, prefix, u.ID)
 
 			_, err = e.store.Complete(t.Context(), u.ID, parts)
@@ -219,11 +230,13 @@ func TestMultipartPresignWithAndWithoutCABundle(t *testing.T) {
 	assert.Empty(t, internalKeys(t, e, ""))
 }
 
-func TestMultipartWrongSHA256DiscardsEverything(t *testing.T) {
+// S3 checks the declared CRC64NVME of the whole file when the upload
+// completes: bytes that do not match are refused and nothing is published.
+func TestMultipartWrongCRC64NVMEDiscardsEverything(t *testing.T) {
 	e := newEnv(t, Options{Prefix: "p/"})
 	f := uploadtest.File{Name: "bad.iso", Seed: 203, Size: mpSize}
 	other := uploadtest.File{Seed: 204, Size: mpSize}
-	u := createUpload(t, e.store, f, other.SHA256())
+	u := createUploadCRC(t, e.store, f, other.SHA256(), crcOf(other))
 	parts := sendParts(t, http.DefaultClient, e.store, u, f.Bytes())
 	_, err := e.store.Complete(t.Context(), u.ID, parts)
 	require.ErrorIs(t, err, store.ErrChecksum)
@@ -250,22 +263,9 @@ func TestMultipartAbort(t *testing.T) {
 		require.ErrorIs(t, err, store.ErrUploadNotFound)
 	})
 
-	t.Run("assembled, not published", func(t *testing.T) {
-		// As a Complete leaves it when it fails after assembling the parts.
-		u := createUpload(t, e.store, f, "")
-		parts := sendParts(t, http.DefaultClient, e.store, u, data)
-		rec, _, err := e.store.loadRecord(t.Context(), u.ID)
-		require.NoError(t, err)
-		var completed []types.CompletedPart
-		for _, p := range parts {
-			completed = append(completed, types.CompletedPart{PartNumber: aws.Int32(int32(p.Number)), ETag: aws.String(p.ETag)})
-		}
-		_, err = e.gw.Client().CompleteMultipartUpload(t.Context(), &s3.CompleteMultipartUploadInput{
-			Bucket: aws.String(e.gw.Bucket), Key: aws.String(rec.Staging), UploadId: aws.String(rec.UploadID),
-			MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
-		})
-		require.NoError(t, err)
-		assert.Len(t, internalKeys(t, e, ""), 2, "a record and a staging object")
+	t.Run("all parts sent", func(t *testing.T) {
+		u := createUploadCRC(t, e.store, f, "", crcOf(f))
+		sendParts(t, http.DefaultClient, e.store, u, data)
 		require.NoError(t, e.store.Abort(t.Context(), u.ID))
 		requireGone(t, e, e.store, "", u.ID)
 	})
@@ -274,9 +274,8 @@ func TestMultipartAbort(t *testing.T) {
 
 func TestMultipartNameTakenMeanwhile(t *testing.T) {
 	e := newEnv(t, Options{})
-	e.store.copyPartSize = store.MinPartSize
 	f := uploadtest.File{Name: "taken.bin", Seed: 206, Size: mpSize}
-	u := createUpload(t, e.store, f, f.SHA256())
+	u := createUploadCRC(t, e.store, f, f.SHA256(), crcOf(f))
 	parts := sendParts(t, http.DefaultClient, e.store, u, f.Bytes())
 	first := uploadtest.File{Name: f.Name, Seed: 207, Size: 1000}
 	require.NoError(t, put(t, e, first))
@@ -295,7 +294,8 @@ func TestMultipartOverwrite(t *testing.T) {
 	parts := sendParts(t, http.DefaultClient, e.store, u, f.Bytes())
 	done, err := e.store.Complete(t.Context(), u.ID, parts)
 	require.NoError(t, err)
-	assert.Equal(t, f.SHA256(), done.SHA256, "the digest is reported even when none was declared")
+	assert.Empty(t, done.SHA256, "the store never sees the bytes: no SHA-256 unless declared")
+	assert.Equal(t, crcOf(f), done.CRC64NVME, "S3's CRC of the parts, even when none was declared")
 	storetest.RequireStored(t, e.store, f)
 	requireGone(t, e, e.store, "", u.ID)
 }
@@ -329,7 +329,7 @@ func TestMultipartMismatchLeavesUploadIntact(t *testing.T) {
 	rec, _, err := e.store.loadRecord(t.Context(), u.ID)
 	require.NoError(t, err)
 	out, err := e.gw.Client().UploadPart(t.Context(), &s3.UploadPartInput{
-		Bucket: aws.String(e.gw.Bucket), Key: aws.String(rec.Staging), UploadId: aws.String(rec.UploadID),
+		Bucket: aws.String(e.gw.Bucket), Key: aws.String(rec.Key), UploadId: aws.String(rec.UploadID),
 		PartNumber: aws.Int32(2), Body: bytes.NewReader(data[:store.MinPartSize+1]),
 	})
 	require.NoError(t, err)
@@ -357,11 +357,14 @@ func withParts(a []store.Part, more ...store.Part) []store.Part {
 	return append(append([]store.Part(nil), a...), more...)
 }
 
-// failing answers S3 requests that match with 403 AccessDenied, which the
-// SDK does not retry, and forwards the rest.
+// failing answers S3 requests that match with an error, 403 AccessDenied
+// (which the SDK does not retry) unless code says otherwise, and forwards
+// the rest.
 type failing struct {
-	base  http.RoundTripper
-	match func(*http.Request) bool
+	base   http.RoundTripper
+	match  func(*http.Request) bool
+	status int    // 0: 403
+	code   string // "": AccessDenied
 }
 
 func (f *failing) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -371,9 +374,13 @@ func (f *failing) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Body != nil {
 		r.Body.Close()
 	}
-	body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>denied by the test</Message></Error>`
+	status, code := http.StatusForbidden, "AccessDenied"
+	if f.status != 0 {
+		status, code = f.status, f.code
+	}
+	body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>` + code + `</Code><Message>refused by the test</Message></Error>`
 	return &http.Response{
-		StatusCode: http.StatusForbidden, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header:        http.Header{"Content-Type": {"application/xml"}},
 		Body:          io.NopCloser(strings.NewReader(body)),
 		ContentLength: int64(len(body)), Request: r,
@@ -398,23 +405,27 @@ func TestMultipartRecordWriteFailureAbortsUpload(t *testing.T) {
 	assert.Empty(t, internalKeys(t, e, ""))
 }
 
-// Publishing fails after the parts were assembled: the upload stays, with
-// its parts, and a Complete retried later publishes it.
+// isComplete matches a CompleteMultipartUpload request.
+func isComplete(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Query().Has("uploadId")
+}
+
+// S3 refuses the completion: the upload stays, with its parts, and a
+// Complete retried later publishes it.
 func TestMultipartCompleteRetriedAfterPublishFails(t *testing.T) {
 	e := newEnv(t, Options{})
-	st := failingStore(e, Options{}, func(r *http.Request) bool { return r.Header.Get("X-Amz-Copy-Source") != "" })
+	st := failingStore(e, Options{}, isComplete)
 	f := uploadtest.File{Name: "retry.bin", Seed: 211, Size: mpSize}
 	u := createUpload(t, st, f, f.SHA256())
 	parts := sendParts(t, http.DefaultClient, st, u, f.Bytes())
 	_, err := st.Complete(t.Context(), u.ID, parts)
 	require.ErrorIs(t, err, store.ErrBackend)
 	storetest.RequireAbsent(t, e.store, f.Name)
-	e.gw.RequireNoMultipartUploads(t) // the copy's upload was aborted; the parts are assembled
 
 	// Another instance, as the next Lambda invocation may be.
 	listed, err := e.store.ListParts(t.Context(), u.ID)
 	require.NoError(t, err)
-	assert.Equal(t, parts, listed, "assembled parts are still reported")
+	assert.Equal(t, parts, listed, "the parts are still there")
 	_, err = e.store.Complete(t.Context(), u.ID, parts[:2])
 	require.ErrorIs(t, err, store.ErrUploadMismatch)
 	done, err := e.store.Complete(t.Context(), u.ID, parts)
@@ -436,7 +447,7 @@ func TestMultipartConcurrentCompletes(t *testing.T) {
 			u := createUpload(t, e.store, f, f.SHA256())
 			parts := sendParts(t, http.DefaultClient, e.store, u, f.Bytes())
 			if retried {
-				st := failingStore(e, Options{}, func(r *http.Request) bool { return r.Header.Get("X-Amz-Copy-Source") != "" })
+				st := failingStore(e, Options{}, isComplete)
 				_, err := st.Complete(t.Context(), u.ID, parts)
 				require.ErrorIs(t, err, store.ErrBackend)
 			}
@@ -516,9 +527,9 @@ func TestListSkipsUploadState(t *testing.T) {
 			f := uploadtest.File{Name: "pending.bin", Seed: 221, Size: mpSize}
 			u := createUpload(t, e.store, f, "")
 			sendParts(t, http.DefaultClient, e.store, u, f.Bytes(), 1)
-			// A staging object as a failed Complete leaves it, and a stray
+			// A staging object as earlier versions left one, and a stray
 			// key under the directory.
-			for _, key := range []string{e.store.stagingKey(u.ID), prefix + internalDir + "stray"} {
+			for _, key := range []string{prefix + uploadsDir + u.ID + ".object", prefix + internalDir + "stray"} {
 				_, err := e.gw.Client().PutObject(t.Context(), &s3.PutObjectInput{
 					Bucket: aws.String(e.gw.Bucket), Key: aws.String(key), Body: strings.NewReader("x"),
 				})
@@ -534,4 +545,177 @@ func TestListSkipsUploadState(t *testing.T) {
 			require.NoError(t, e.store.Abort(t.Context(), u.ID))
 		})
 	}
+}
+
+// counting counts what the store asks of S3 and the bytes of every
+// response body it reads.
+type counting struct {
+	base http.RoundTripper
+
+	mu        sync.Mutex
+	requests  []string
+	bodyBytes int64 // of objects other than upload records
+}
+
+func (c *counting) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.requests = append(c.requests, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery+" copy-source="+r.Header.Get("X-Amz-Copy-Source"))
+	c.mu.Unlock()
+	resp, err := c.base.RoundTrip(r)
+	if err != nil || r.Method != http.MethodGet || strings.HasSuffix(r.URL.Path, ".json") || r.URL.RawQuery != "" && !strings.HasPrefix(r.URL.RawQuery, "x-id=GetObject") {
+		return resp, err
+	}
+	resp.Body = &countedBody{ReadCloser: resp.Body, c: c}
+	return resp, nil
+}
+
+type countedBody struct {
+	io.ReadCloser
+	c *counting
+}
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.c.mu.Lock()
+	b.c.bodyBytes += int64(n)
+	b.c.mu.Unlock()
+	return n, err
+}
+
+// Completing reads no object back and copies nothing: the bytes the store
+// reads from S3 during Complete are 0, whatever the file's size.
+func TestMultipartCompleteMovesNoBytes(t *testing.T) {
+	e := newEnv(t, Options{})
+	cnt := &counting{base: &http.Transport{}}
+	st := New(s3.New(e.gw.Client().Options(), func(o *s3.Options) { o.HTTPClient = &http.Client{Transport: cnt} }), e.gw.Bucket, Options{})
+	f := uploadtest.File{Name: "big.bin", Seed: 230, Size: mpSize}
+	u := createUploadCRC(t, st, f, f.SHA256(), crcOf(f))
+	parts := sendParts(t, http.DefaultClient, st, u, f.Bytes())
+	cnt.mu.Lock()
+	cnt.requests, cnt.bodyBytes = nil, 0
+	cnt.mu.Unlock()
+
+	done, err := st.Complete(t.Context(), u.ID, parts)
+	require.NoError(t, err)
+	assert.Equal(t, crcOf(f), done.CRC64NVME)
+	cnt.mu.Lock()
+	defer cnt.mu.Unlock()
+	t.Logf("Complete: %d requests, %d bytes of objects read", len(cnt.requests), cnt.bodyBytes)
+	assert.Zero(t, cnt.bodyBytes, "bytes of the file read back: %v", cnt.requests)
+	for _, r := range cnt.requests {
+		assert.NotContains(t, r, "x-id=UploadPartCopy")
+		assert.True(t, strings.HasSuffix(r, "copy-source="), "no copy: %s", r)
+	}
+	assert.LessOrEqual(t, len(cnt.requests), 6, "a fixed number of requests: %v", cnt.requests)
+	storetest.RequireStored(t, e.store, f)
+	requireGone(t, e, e.store, "", u.ID)
+}
+
+// S3's other answer to a taken name: 409 ConditionalRequestConflict, when
+// another write of the key races the completion. AWS says to create the
+// upload again, so the client sees 409 exists, as for a name taken
+// meanwhile, and the upload is discarded. versitygw never answers it, so
+// the test's transport does, in front of the real gateway.
+func TestMultipartConditionalRequestConflict(t *testing.T) {
+	e := newEnv(t, Options{})
+	c := s3.New(e.gw.Client().Options(), func(o *s3.Options) {
+		o.HTTPClient = &http.Client{Transport: &failing{base: &http.Transport{}, match: isComplete,
+			status: http.StatusConflict, code: "ConditionalRequestConflict"}}
+	})
+	st := New(c, e.gw.Bucket, Options{})
+	f := uploadtest.File{Name: "conflict.bin", Seed: 231, Size: mpSize}
+	u := createUploadCRC(t, st, f, "", crcOf(f))
+	parts := sendParts(t, http.DefaultClient, st, u, f.Bytes())
+	_, err := st.Complete(t.Context(), u.ID, parts)
+	require.ErrorIs(t, err, store.ErrExists)
+	storetest.RequireAbsent(t, e.store, f.Name)
+	requireGone(t, e, e.store, "", u.ID)
+}
+
+// A declared SHA-256 is the client's word: on S3 the store never sees the
+// bytes and S3 checks no whole-object SHA-256 of a multipart upload. The
+// CRC64NVME, which S3 checks, passes, so the file is published, and the
+// SHA-256 is reported and stored as declared.
+func TestMultipartDeclaredSHA256IsReportedAsDeclared(t *testing.T) {
+	e := newEnv(t, Options{})
+	f := uploadtest.File{Name: "declared.bin", Seed: 232, Size: mpSize}
+	lie := uploadtest.File{Seed: 233, Size: mpSize}.SHA256()
+	u := createUploadCRC(t, e.store, f, lie, crcOf(f))
+	parts := sendParts(t, http.DefaultClient, e.store, u, f.Bytes())
+	done, err := e.store.Complete(t.Context(), u.ID, parts)
+	require.NoError(t, err)
+	assert.Equal(t, lie, done.SHA256)
+	assert.True(t, done.SHA256Declared)
+	assert.Equal(t, crcOf(f), done.CRC64NVME)
+	head, err := e.gw.Client().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(e.gw.Bucket), Key: aws.String(f.Name)})
+	require.NoError(t, err)
+	assert.Equal(t, "true", head.Metadata["sha256-declared"])
+}
+
+// A record left behind by a completion whose delete of it failed: a
+// Complete retried later finds no upload, and removes the record.
+func TestMultipartStaleRecordIsRemoved(t *testing.T) {
+	e := newEnv(t, Options{})
+	f := uploadtest.File{Name: "stale.bin", Seed: 234, Size: mpSize}
+	u := createUploadCRC(t, e.store, f, "", crcOf(f))
+	parts := sendParts(t, http.DefaultClient, e.store, u, f.Bytes())
+	rec, _, err := e.store.loadRecord(t.Context(), u.ID)
+	require.NoError(t, err)
+	_, err = e.store.Complete(t.Context(), u.ID, parts)
+	require.NoError(t, err)
+	_, err = e.store.putRecord(t.Context(), u.ID, rec, "")
+	require.NoError(t, err)
+
+	_, err = e.store.Complete(t.Context(), u.ID, parts)
+	require.ErrorIs(t, err, store.ErrUploadNotFound)
+	storetest.RequireStored(t, e.store, f)
+	requireGone(t, e, e.store, "", u.ID)
+}
+
+// partCRCs are f's parts' CRC64NVME, as u cuts them.
+func partCRCs(f uploadtest.File, partSize int64) []string {
+	data := f.Bytes()
+	var out []string
+	for off := int64(0); off < int64(len(data)); off += partSize {
+		out = append(out, store.EncodeCRC64NVME(crc64nvme.Checksum(data[off:min(off+partSize, int64(len(data)))])))
+	}
+	return out
+}
+
+// Declared part checksums are signed into the part URLs, which list the
+// header to send: S3 refuses a part whose bytes do not match when it is
+// sent, and takes it again with the right bytes.
+func TestMultipartPartURLSignsItsCRC64NVME(t *testing.T) {
+	e := newEnv(t, Options{})
+	f := uploadtest.File{Name: "signed.bin", Seed: 235, Size: mpSize}
+	data := f.Bytes()
+	u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, CRC64NVME: crcOf(f),
+		PartCRC64NVME: partCRCs(f, store.MinPartSize), PartSize: store.MinPartSize})
+	require.NoError(t, err)
+
+	pu, err := e.store.PresignPart(t.Context(), u, 2, time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"X-Amz-Checksum-Crc64nvme": u.PartCRC64NVME[1]}, pu.Header)
+	other := bytes.Clone(data[store.MinPartSize : 2*store.MinPartSize])
+	other[12345] ^= 1
+	status, _ := putPart(t, http.DefaultClient, pu, other)
+	assert.Equal(t, http.StatusBadRequest, status, "a part that does not match its signed CRC64NVME")
+	listed, err := e.store.ListParts(t.Context(), u.ID)
+	require.NoError(t, err)
+	assert.Empty(t, listed, "the corrupted part is not kept")
+
+	// Without the header the URL's signature does not hold.
+	status, _ = putPart(t, http.DefaultClient, store.PartURL{Number: 2, Method: pu.Method, URL: pu.URL}, data[store.MinPartSize:2*store.MinPartSize])
+	assert.Equal(t, http.StatusForbidden, status)
+
+	parts := sendParts(t, http.DefaultClient, e.store, u, data)
+	done, err := e.store.Complete(t.Context(), u.ID, parts)
+	require.NoError(t, err)
+	assert.Equal(t, crcOf(f), done.CRC64NVME)
+	storetest.RequireStored(t, e.store, f)
+	requireGone(t, e, e.store, "", u.ID)
+
+	_, err = e.store.CreateUpload(t.Context(), store.Upload{Name: "short.bin", Size: f.Size,
+		PartCRC64NVME: partCRCs(f, store.MinPartSize)[:2], PartSize: store.MinPartSize})
+	require.ErrorIs(t, err, store.ErrBadCRC64NVME, "one checksum per part")
 }

@@ -1,7 +1,10 @@
-// Package s3store stores uploads as S3 objects. A body is seekable and its
-// length is known, so it goes up in one PutObject carrying the
-// SHA-256 that the spool computed, which S3 verifies; bodies over the part
-// size go up as a multipart upload that is aborted on any failure.
+// Package s3store stores uploads as S3 objects. A spooled body is seekable
+// and its length is known, so it goes up in one PutObject carrying the
+// CRC64NVME that the spool computed, which S3 verifies, and the SHA-256 in
+// the object's metadata; bodies over the part size go up as a multipart
+// upload of the same full-object CRC64NVME, aborted on any failure. Every
+// object so carries the same checksums however it arrived, a multipart
+// upload through presigned parts included.
 package s3store
 
 import (
@@ -62,11 +65,6 @@ type Store struct {
 	mu      sync.Mutex
 	pending []pendingAbort // multipart uploads whose abort failed
 
-	// copyPartSize is the range each UploadPartCopy publishes from a
-	// staging object: S3's largest, so that a file takes as few requests
-	// as possible. Tests lower it to cover several ranges with little data.
-	copyPartSize int64
-
 	idsMu     sync.Mutex
 	uploadIDs map[string]string // upload ID -> S3 upload ID; see s3UploadID
 }
@@ -95,7 +93,7 @@ func New(client *s3.Client, bucket string, opts Options) *Store {
 	}
 	return &Store{
 		client: client, presign: s3.NewPresignClient(client), bucket: bucket, opts: opts,
-		copyPartSize: store.MaxPartSize, uploadIDs: make(map[string]string),
+		uploadIDs: make(map[string]string),
 	}
 }
 
@@ -165,16 +163,20 @@ func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 	return nil
 }
 
+// putObject sends the body with its CRC64NVME rather than its SHA-256: S3
+// takes one checksum per request, and the CRC is the one it keeps for
+// every object, multipart uploads included. The SHA-256 goes in the
+// metadata; the spool computed both in one pass over the bytes sent.
 func (s *Store) putObject(ctx context.Context, name string, b store.Body) error {
 	sum := b.SHA256()
 	in := &s3.PutObjectInput{
-		Bucket:         &s.bucket,
-		Key:            aws.String(s.key(name)),
-		Body:           b.Reader(),
-		ContentLength:  aws.Int64(b.Size()),
-		ContentType:    aws.String(contentType(name)),
-		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
-		Metadata:       sha256Metadata(hex.EncodeToString(sum[:])),
+		Bucket:            &s.bucket,
+		Key:               aws.String(s.key(name)),
+		Body:              b.Reader(),
+		ContentLength:     aws.Int64(b.Size()),
+		ContentType:       aws.String(contentType(name)),
+		ChecksumCRC64NVME: aws.String(store.EncodeCRC64NVME(b.CRC64NVME())),
+		Metadata:          sha256Metadata(hex.EncodeToString(sum[:])),
 	}
 	if !s.opts.Overwrite {
 		in.IfNoneMatch = aws.String("*")
@@ -192,7 +194,8 @@ func (s *Store) putMultipart(ctx context.Context, name string, b store.Body) (er
 		Bucket:            &s.bucket,
 		Key:               &key,
 		ContentType:       aws.String(contentType(name)),
-		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme,
+		ChecksumType:      types.ChecksumTypeFullObject,
 		Metadata:          sha256Metadata(hex.EncodeToString(sum[:])),
 	})
 	if err != nil {
@@ -209,7 +212,7 @@ func (s *Store) putMultipart(ctx context.Context, name string, b store.Body) (er
 	for off, num := int64(0), int32(1); off < b.Size(); off, num = off+s.opts.PartSize, num+1 {
 		n := min(s.opts.PartSize, b.Size()-off)
 		// Each part is its own seekable section, which the SDK checksums
-		// (SHA-256) and can retry.
+		// (CRC64NVME) and can retry.
 		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
 			Bucket:            &s.bucket,
 			Key:               &key,
@@ -217,18 +220,20 @@ func (s *Store) putMultipart(ctx context.Context, name string, b store.Body) (er
 			PartNumber:        aws.Int32(num),
 			Body:              io.NewSectionReader(r, off, n),
 			ContentLength:     aws.Int64(n),
-			ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme,
 		})
 		if err != nil {
 			return mapError("upload part", name, err)
 		}
-		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumSHA256: out.ChecksumSHA256})
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumCRC64NVME: out.ChecksumCRC64NVME})
 	}
 	in := &s3.CompleteMultipartUploadInput{
-		Bucket:          &s.bucket,
-		Key:             &key,
-		UploadId:        created.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		Bucket:            &s.bucket,
+		Key:               &key,
+		UploadId:          created.UploadId,
+		MultipartUpload:   &types.CompletedMultipartUpload{Parts: parts},
+		ChecksumType:      types.ChecksumTypeFullObject,
+		ChecksumCRC64NVME: aws.String(store.EncodeCRC64NVME(b.CRC64NVME())),
 	}
 	if !s.opts.Overwrite {
 		in.IfNoneMatch = aws.String("*")
@@ -438,6 +443,11 @@ func (s *Store) head(ctx context.Context, name string) (store.Info, error) {
 // An object's metadata is written with its bytes and replaced with them, so
 // it cannot go stale.
 const sha256MetaKey = "sha256"
+
+// sha256DeclaredMetaKey (x-amz-meta-sha256-declared: true) marks an
+// x-amz-meta-sha256 that a client declared for a multipart upload, whose
+// bytes the store never saw: S3 verified the CRC64NVME, nobody the SHA-256.
+const sha256DeclaredMetaKey = "sha256-declared"
 
 func sha256Metadata(sum string) map[string]string {
 	return map[string]string{sha256MetaKey: sum}

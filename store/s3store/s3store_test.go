@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -128,8 +129,12 @@ func TestObjectsLandUnderPrefixWithChecksum(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, "application/pdf", aws.ToString(out.ContentType))
-	sum := storetest.MemBody(f).SHA256()
-	assert.Equal(t, base64.StdEncoding.EncodeToString(sum[:]), aws.ToString(out.ChecksumSHA256), "S3 must hold the body's SHA-256")
+	b := storetest.MemBody(f)
+	sum := b.SHA256()
+	assert.Equal(t, hex.EncodeToString(sum[:]), out.Metadata["sha256"], "the object must carry the body's SHA-256")
+	assert.Equal(t, store.EncodeCRC64NVME(b.CRC64NVME()), aws.ToString(out.ChecksumCRC64NVME), "S3 must hold the body's CRC64NVME")
+	assert.Equal(t, types.ChecksumTypeFullObject, out.ChecksumType)
+	assert.Equal(t, store.EncodeCRC64NVME(crc64nvme.Checksum(f.Bytes())), aws.ToString(out.ChecksumCRC64NVME))
 }
 
 func TestMultipartPath(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -69,12 +70,24 @@ func newMultipart(t *testing.T, newStore Factory) *multipartEnv {
 }
 
 // create starts an upload of f, cut into store.MinPartSize parts,
-// declaring sha256 (which may be "").
+// declaring sha256 (which may be "") and, as clients do, f's CRC64NVME.
 func (e *multipartEnv) create(t *testing.T, f uploadtest.File, sha256 string) store.Upload {
 	t.Helper()
-	u, err := e.mp.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: sha256, PartSize: store.MinPartSize})
+	return e.createWith(t, f, sha256, CRC64NVME(f))
+}
+
+// createWith is create, declaring crc (which may be "") as the CRC64NVME.
+func (e *multipartEnv) createWith(t *testing.T, f uploadtest.File, sha256, crc string) store.Upload {
+	t.Helper()
+	u, err := e.mp.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: sha256, CRC64NVME: crc, PartSize: store.MinPartSize})
 	require.NoError(t, err)
+	assert.Equal(t, crc, u.CRC64NVME)
 	return u
+}
+
+// CRC64NVME is f's CRC-64/NVME in store.EncodeCRC64NVME's form.
+func CRC64NVME(f uploadtest.File) string {
+	return store.EncodeCRC64NVME(crc64nvme.Checksum(f.Bytes()))
 }
 
 // partOf spools part n of f's bytes, as u cuts them.
@@ -299,6 +312,7 @@ func testPartsAnyOrderResendComplete(t *testing.T, e *multipartEnv) {
 	assert.Equal(t, f.Name, done.Name)
 	assert.Equal(t, f.Size, done.Size)
 	assert.Equal(t, f.SHA256(), done.SHA256)
+	assert.Equal(t, CRC64NVME(f), done.CRC64NVME)
 	assert.NotEmpty(t, done.ETag)
 	assert.False(t, done.Modified.IsZero())
 	RequireStored(t, e.s, f)
@@ -308,7 +322,7 @@ func testPartsAnyOrderResendComplete(t *testing.T, e *multipartEnv) {
 
 func testMismatchKeepsUpload(t *testing.T, e *multipartEnv) {
 	f := uploadtest.File{Name: "mismatch.bin", Seed: 4, Size: bigSize}
-	u := e.create(t, f, "")
+	u := e.create(t, f, f.SHA256())
 	p1 := e.send(t, u, 1, f)
 	p3 := e.send(t, u, 3, f)
 	bogus := store.Part{Number: 2, Size: u.PartSizeOf(2), ETag: `"0123456789abcdef0123456789abcdef"`}
@@ -349,15 +363,22 @@ func testMismatchKeepsUpload(t *testing.T, e *multipartEnv) {
 	e.requireGone(t, u.ID, nil)
 }
 
+// testWrongChecksum: bytes whose CRC64NVME is not the declared one are
+// refused on every store, and nothing is published. (A wrong SHA-256 alone
+// is refused where the store sees the bytes; on S3 it is the client's
+// word, reported as declared.)
 func testWrongChecksum(t *testing.T, e *multipartEnv) {
 	f := uploadtest.File{Name: "checksum.bin", Seed: 5, Size: 300 << 10}
-	u := e.create(t, f, uploadtest.File{Seed: 6, Size: f.Size}.SHA256())
-	parts := e.sendAll(t, u, f)
-	_, err := e.mp.Complete(t.Context(), u.ID, parts)
-	require.ErrorIs(t, err, store.ErrChecksum)
-	RequireAbsent(t, e.s, f.Name)
-	e.requireListed(t)
-	e.requireGone(t, u.ID, parts)
+	other := uploadtest.File{Seed: 6, Size: f.Size}
+	for name, sha := range map[string]string{"both wrong": other.SHA256(), "crc wrong": f.SHA256(), "crc wrong, no sha256": ""} {
+		u := e.createWith(t, f, sha, CRC64NVME(other))
+		parts := e.sendAll(t, u, f)
+		_, err := e.mp.Complete(t.Context(), u.ID, parts)
+		require.ErrorIs(t, err, store.ErrChecksum, name)
+		RequireAbsent(t, e.s, f.Name)
+		e.requireListed(t)
+		e.requireGone(t, u.ID, parts)
+	}
 }
 
 func testNameTaken(t *testing.T, e *multipartEnv) {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -45,16 +46,18 @@ var _ store.FileBody = (*spool.Body)(nil)
 // Body methods: for tests in which how a body was spooled is not the point.
 func MemBody(f uploadtest.File) store.Body {
 	data := f.Bytes()
-	return &memBody{data: data, sum: sha256.Sum256(data)}
+	return &memBody{data: data, sum: sha256.Sum256(data), crc: crc64nvme.Checksum(data)}
 }
 
 type memBody struct {
 	data []byte
 	sum  [sha256.Size]byte
+	crc  uint64
 }
 
 func (b *memBody) Size() int64               { return int64(len(b.data)) }
 func (b *memBody) SHA256() [sha256.Size]byte { return b.sum }
+func (b *memBody) CRC64NVME() uint64         { return b.crc }
 func (b *memBody) Reader() *io.SectionReader {
 	return io.NewSectionReader(bytes.NewReader(b.data), 0, int64(len(b.data)))
 }
