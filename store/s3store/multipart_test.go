@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -438,7 +439,10 @@ func TestMultipartCompleteRetriedAfterPublishFails(t *testing.T) {
 // Two Completes of one upload, through two instances (two Lambda
 // invocations): one publishes, the other fails with ErrUploadNotFound or
 // ErrExists, and the file is stored once, intact. Fresh, they race for the
-// record; retried after a publish failed, past it, for the name.
+// record; retried after a publish failed, past it, for the name. The
+// instances reach the gateway through a proxy that makes its conditional
+// writes atomic, as S3's are: versitygw's are not, and let both through
+// now and then.
 func TestMultipartConcurrentCompletes(t *testing.T) {
 	for _, retried := range []bool{false, true} {
 		for round := range 3 {
@@ -451,7 +455,8 @@ func TestMultipartConcurrentCompletes(t *testing.T) {
 				_, err := st.Complete(t.Context(), u.ID, parts)
 				require.ErrorIs(t, err, store.ErrBackend)
 			}
-			stores := []*Store{e.store, New(e.gw.Client(), e.gw.Bucket, Options{})}
+			gw := e.gw.Atomic(t)
+			stores := []*Store{New(gw.Client(), gw.Bucket, Options{}), New(gw.Client(), gw.Bucket, Options{})}
 			errs := make([]error, len(stores))
 			var wg sync.WaitGroup
 			start := make(chan struct{})
@@ -687,6 +692,9 @@ func partCRCs(f uploadtest.File, partSize int64) []string {
 // sent, and takes it again with the right bytes.
 func TestMultipartPartURLSignsItsCRC64NVME(t *testing.T) {
 	e := newEnv(t, Options{})
+	// The gateway closes a connection after refusing a part; a new
+	// connection for each request keeps the next one off it.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	f := uploadtest.File{Name: "signed.bin", Seed: 235, Size: mpSize}
 	data := f.Bytes()
 	u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, CRC64NVME: crcOf(f),
@@ -698,17 +706,21 @@ func TestMultipartPartURLSignsItsCRC64NVME(t *testing.T) {
 	assert.Equal(t, map[string]string{"X-Amz-Checksum-Crc64nvme": u.PartCRC64NVME[1]}, pu.Header)
 	other := bytes.Clone(data[store.MinPartSize : 2*store.MinPartSize])
 	other[12345] ^= 1
-	status, _ := putPart(t, http.DefaultClient, pu, other)
+	status, _ := putPart(t, client, pu, other)
 	assert.Equal(t, http.StatusBadRequest, status, "a part that does not match its signed CRC64NVME")
 	listed, err := e.store.ListParts(t.Context(), u.ID)
 	require.NoError(t, err)
 	assert.Empty(t, listed, "the corrupted part is not kept")
 
-	// Without the header the URL's signature does not hold.
-	status, _ = putPart(t, http.DefaultClient, store.PartURL{Number: 2, Method: pu.Method, URL: pu.URL}, data[store.MinPartSize:2*store.MinPartSize])
-	assert.Equal(t, http.StatusForbidden, status)
+	// The URL signs the header, so a part sent without it is refused. (Sent
+	// for real, the gateway answers 403 before reading the body and resets
+	// the connection while the client is still writing it, so the test
+	// reads the signature's header list instead.)
+	signed, err := url.Parse(pu.URL)
+	require.NoError(t, err)
+	assert.Contains(t, strings.Split(signed.Query().Get("X-Amz-SignedHeaders"), ";"), "x-amz-checksum-crc64nvme")
 
-	parts := sendParts(t, http.DefaultClient, e.store, u, data)
+	parts := sendParts(t, client, e.store, u, data)
 	done, err := e.store.Complete(t.Context(), u.ID, parts)
 	require.NoError(t, err)
 	assert.Equal(t, crcOf(f), done.CRC64NVME)
