@@ -71,7 +71,7 @@ func TestColdStartLogsTheVersion(t *testing.T) {
 type emulator struct {
 	url      string
 	spoolDir string
-	stdout   *uploadtest.SyncBuffer
+	stdout   *testservers.Log
 	stderr   *uploadtest.SyncBuffer
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -81,7 +81,7 @@ func startEmulator(t *testing.T, gw *testservers.S3) *emulator {
 	t.Helper()
 	bootstrap := buildBootstrap(t)
 	rie := testservers.Tool(t, testservers.RIE)
-	e := &emulator{spoolDir: t.TempDir(), stdout: &uploadtest.SyncBuffer{}, stderr: &uploadtest.SyncBuffer{}, exited: make(chan struct{})}
+	e := &emulator{spoolDir: t.TempDir(), stdout: &testservers.Log{}, stderr: &uploadtest.SyncBuffer{}, exited: make(chan struct{})}
 	// /tmp outlives invocations; a crash left this behind.
 	require.NoError(t, os.WriteFile(filepath.Join(e.spoolDir, spool.FilePrefix+"ORPHAN.spool"), []byte("x"), 0o600))
 
@@ -254,6 +254,9 @@ func TestEndToEnd(t *testing.T) {
 	resp = em.invoke(t, bad)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode, resp.Body)
 	assert.NoFileExists(t, gw.ObjectPath("bad.bin"))
+	// The emulator passes the function's output on as it comes: the
+	// lines of the last request may follow its answer.
+	em.waitLines(t, decode[wire.ErrorResponse](t, resp.Body).Error.RequestID, "bad_request")
 
 	// Logs are JSON, one line per request, with the Lambda request ID.
 	// Each request also emits an Embedded Metric Format line, and the cold
@@ -343,6 +346,7 @@ func TestDialectsEndToEnd(t *testing.T) {
 	e := decode[wire.ErrorResponse](t, resp.Body).Error
 	assert.Equal(t, wire.CodeBadEvent, e.Code)
 	require.NotEmpty(t, e.RequestID)
+	em.waitLines(t, e.RequestID, "bad_event")
 	var logged, counted bool
 	for l := range strings.Lines(em.stdout.String()) {
 		var m map[string]any
@@ -359,6 +363,14 @@ func TestDialectsEndToEnd(t *testing.T) {
 	assert.True(t, logged, "an error line under the request ID")
 	assert.True(t, counted, "an EMF line")
 	uploadtest.RequireEmptyDir(t, em.spoolDir)
+}
+
+// waitLines waits until the function's output holds the log line of the
+// request id and an Embedded Metric Format line with the result code.
+func (e *emulator) waitLines(t *testing.T, id string, code wire.Code) {
+	t.Helper()
+	e.stdout.WaitFor(t, regexp.MustCompile(`"request_id":"`+regexp.QuoteMeta(id)+`"`), 10*time.Second, e.exited)
+	e.stdout.WaitFor(t, regexp.MustCompile(`"Result":"`+regexp.QuoteMeta(string(code))+`"`), 10*time.Second, e.exited)
 }
 
 // invokeRaw sends one event and returns the function's response as JSON.
