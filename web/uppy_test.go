@@ -117,8 +117,8 @@ func uppyFunction(t *testing.T, origin string) uppyTarget {
 	return uppyTarget{url: srv.URL, stored: gw.ObjectPath, gw: gw}
 }
 
-// uppyResult is what the page reports of one upload.
-type uppyResult struct {
+// uppyOutcome is what Uppy said of one upload.
+type uppyOutcome struct {
 	Successful []struct {
 		Name      string          `json:"name"`
 		Body      json.RawMessage `json:"body"`
@@ -128,6 +128,15 @@ type uppyResult struct {
 		Name  string `json:"name"`
 		Error string `json:"error"`
 	} `json:"failed"`
+}
+
+// uppyResult is what the page reports: the upload, and with losePart the
+// first try's outcome, the sends of each part number and Uppy's errors.
+type uppyResult struct {
+	uppyOutcome
+	FirstTry *uppyOutcome `json:"firstTry"`
+	Sends    map[int]int  `json:"sends"`
+	Logged   []string     `json:"logged"`
 }
 
 // runUppy loads the page in a fresh browser, uploads files through plugin
@@ -233,6 +242,20 @@ func TestUppy(t *testing.T) {
 					require.NoError(t, json.Unmarshal(s.Body, &body))
 					assert.Equal(t, s.Name, body.Key)
 				}
+			})
+			// A lost connection mid-upload, then Retry: the upload goes on
+			// from the parts the server lists, within the page's session.
+			t.Run("aws-s3 resume", func(t *testing.T) {
+				res := runUppy(t, page, tg, dataDir, map[string]any{"plugin": "aws-s3", "multipart": true, "losePart": 2}, []uppyFile{
+					{"resumed.bin", 12 << 20},
+				})
+				require.NotNil(t, res.FirstTry)
+				require.Len(t, res.FirstTry.Failed, 1, "the first try fails at part 2")
+				assert.Empty(t, res.FirstTry.Successful)
+				assert.NotEmpty(t, res.Logged, "Uppy logs the failure")
+				assert.Equal(t, 1, res.Sends[1], "part 1 is sent once: the retry lists it as received")
+				assert.Greater(t, res.Sends[2], 1, "part 2 is sent again")
+				assert.Equal(t, 1, res.Sends[3])
 			})
 			t.Run("tus", func(t *testing.T) {
 				requireTus(t, tg)
