@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spillway/internal/uploadtest"
+	"spillway/spool"
 	"spillway/wire"
 )
 
@@ -176,4 +178,19 @@ func TestCompanionParams(t *testing.T) {
 	assert.Equal(t, "hello", string(got))
 	_, err = os.Stat(filepath.Join(s.dir, "other.txt"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// A size over the limit is refused when the params are asked for, before
+// the browser sends a byte; so is a multipart upload over it.
+func TestCompanionTooLarge(t *testing.T) {
+	s := newServer(t, options{spool: func(c *spool.Config) { c.MaxSize = 1000 }})
+	resp, body := s.companion(t, http.MethodGet, "/s3/params?filename=big.bin&metadata%5Bsize%5D=1001", nil)
+	requireError(t, resp, body, http.StatusRequestEntityTooLarge, "too_large")
+	resp, body = s.companion(t, http.MethodPost, "/s3/multipart", map[string]any{"filename": "big.bin", "metadata": map[string]any{"size": 1001}})
+	requireError(t, resp, body, http.StatusRequestEntityTooLarge, "too_large")
+	resp, body = s.companion(t, http.MethodGet, "/s3/params?filename=ok.bin&metadata%5Bsize%5D=12x", nil)
+	requireError(t, resp, body, http.StatusBadRequest, "bad_request")
+	resp, _ = s.companion(t, http.MethodGet, "/s3/params?filename=ok.bin&metadata%5Bsize%5D=1000", nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	uploadtest.RequireEmptyDir(t, s.dir)
 }
