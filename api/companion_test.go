@@ -170,6 +170,14 @@ func TestCompanionParams(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "hello", string(got))
 
+	// Where @uppy/aws-s3 says the file is (the form URL, without its query,
+	// and the key) serves it, under the token.
+	resp, body = s.companion(t, http.MethodGet, "/s3/objects/small.txt", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	assert.Equal(t, "hello", string(body))
+	resp, body = s.do(t, s.request(t, http.MethodGet, "/s3/objects/small.txt", nil, 0))
+	requireError(t, resp, body, http.StatusUnauthorized, "unauthorized")
+
 	// No overwrite: the same URL again is 409, and the file stays.
 	resp, body = postForm(t, s, p, []byte("HELLO"))
 	requireError(t, resp, body, http.StatusConflict, "exists")

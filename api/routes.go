@@ -168,6 +168,10 @@ func (h *Handler) routes(cfg Config) []route {
 	rs = append(rs,
 		route{pattern: "/s3/params", methods: getHead, auth: authToken, serve: h.s3Params},
 		route{pattern: "/s3/objects", methods: post, auth: authFormURL, upload: true, serve: h.s3Object},
+		// Where the plugin says a file sent whole is: its form URL and key.
+		route{pattern: "/s3/objects/{name...}", methods: getHead, auth: authToken, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
+			return h.download(w, r, r.PathValue(nameParam))
+		}},
 		route{pattern: "/s3/multipart", methods: post, auth: authToken, multipart: true, serve: h.s3Create},
 		route{pattern: "/s3/multipart/{id}", methods: getHead, auth: authToken, multipart: true, serve: h.s3ListParts},
 		route{pattern: "/s3/multipart/{id}", methods: del, auth: authToken, multipart: true, serve: h.s3Abort},

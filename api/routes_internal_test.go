@@ -189,6 +189,7 @@ func TestRouteTableContents(t *testing.T) {
 		"PUT /uploads/{id}/parts/{n} part URL",
 		"GET,HEAD /s3/params token",
 		"POST /s3/objects form URL",
+		"GET,HEAD /s3/objects/{name...} token",
 		"POST /s3/multipart token",
 		"GET,HEAD /s3/multipart/{id} token",
 		"DELETE /s3/multipart/{id} token",

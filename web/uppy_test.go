@@ -241,6 +241,7 @@ func TestUppy(t *testing.T) {
 					var body struct{ Key string }
 					require.NoError(t, json.Unmarshal(s.Body, &body))
 					assert.Equal(t, s.Name, body.Key)
+					assert.Equal(t, tg.url+"/s3/objects/"+s.Name, s.UploadURL, "the URL the plugin derives, which serves the file")
 				}
 			})
 			// A lost connection mid-upload, then Retry: the upload goes on
