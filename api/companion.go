@@ -255,6 +255,18 @@ func (h *Handler) s3Object(w http.ResponseWriter, r *http.Request, x *exchange) 
 	if err := h.store.Check(ctx, name, -1); err != nil {
 		return err
 	}
+	if r.ContentLength > 0 {
+		// The file is smaller than the form: as in postMultipart, a form
+		// that does not fit is refused before its body.
+		if err := h.spool.CheckSpace(r.ContentLength); err != nil {
+			return err
+		}
+		if sc := h.caps.SpaceChecker; sc != nil {
+			if err := sc.CheckSpace(ctx, r.ContentLength); err != nil {
+				return err
+			}
+		}
+	}
 	mr := formdata.NewReader(r.Body, params["boundary"], formdata.Limits{MaxParts: h.maxParts})
 	defer mr.Close()
 	for {

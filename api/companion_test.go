@@ -202,3 +202,18 @@ func TestCompanionTooLarge(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	uploadtest.RequireEmptyDir(t, s.dir)
 }
+
+// A whole upload's form that cannot fit is refused before its body, as a
+// POST /files is: a client sending Expect: 100-continue sends nothing.
+func TestCompanionFormNoSpace(t *testing.T) {
+	s := newServer(t, options{})
+	body := &trackingReader{r: strings.NewReader("")}
+	req := s.request(t, http.MethodPost, "/s3/objects?key=huge.bin", body, 1<<60)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	req.Header.Set("Expect", "100-continue")
+	resp, respBody := s.do(t, req)
+	requireError(t, resp, respBody, http.StatusInsufficientStorage, "insufficient_storage")
+	s.waitServed(t)
+	assert.False(t, body.read.Load(), "the body was read")
+	uploadtest.RequireEmptyDir(t, s.dir)
+}
