@@ -217,3 +217,23 @@ func TestCompanionFormNoSpace(t *testing.T) {
 	assert.False(t, body.read.Load(), "the body was read")
 	uploadtest.RequireEmptyDir(t, s.dir)
 }
+
+// Every hostile name is refused as Uppy's filename, in the create body and
+// in the params' query, and nothing is made.
+func TestCompanionHostileNames(t *testing.T) {
+	s := newServer(t, options{})
+	for _, h := range uploadtest.HostileNames(t) {
+		resp, body := s.companion(t, http.MethodPost, "/s3/multipart", map[string]any{"filename": h.Name, "metadata": map[string]any{"size": 10}})
+		if len(h.Name) > 32<<10 {
+			// Over the JSON body's limit, as POST /uploads has it.
+			requireError(t, resp, body, http.StatusRequestEntityTooLarge, "too_large")
+		} else {
+			requireError(t, resp, body, http.StatusBadRequest, "invalid_name")
+		}
+		resp, body = s.companion(t, http.MethodGet, "/s3/params?"+url.Values{"filename": {h.Name}, "metadata[size]": {"10"}}.Encode(), nil)
+		requireError(t, resp, body, http.StatusBadRequest, "invalid_name")
+		resp, body = s.do(t, s.request(t, http.MethodPost, "/s3/objects?"+url.Values{"key": {h.Name}}.Encode(), strings.NewReader("x"), 1))
+		requireError(t, resp, body, http.StatusBadRequest, "invalid_name")
+	}
+	uploadtest.RequireEmptyDir(t, s.dir)
+}
