@@ -38,6 +38,10 @@ const (
 	// authPartURL is the signature of a part URL the handler signed, in
 	// place of the token: a part URL is handed out to token holders.
 	authPartURL
+	// authFormURL is the signature of a /s3/objects form URL, made from the
+	// token, in place of the token: @uppy/aws-s3 posts the form with no
+	// header of ours.
+	authFormURL
 	// authPublic is nothing: the page (which asks for the token itself),
 	// the health check, and /metrics when Config.MetricsPublic says so.
 	authPublic
@@ -49,6 +53,8 @@ func (a authRule) String() string {
 		return "token"
 	case authPartURL:
 		return "part URL"
+	case authFormURL:
+		return "form URL"
 	case authPublic:
 		return "public"
 	}
@@ -158,6 +164,21 @@ func (h *Handler) routes(cfg Config) []route {
 				return h.putPart(w, r, x, r.PathValue("id"), n)
 			}})
 	}
+	// Companion's S3 routes, for @uppy/aws-s3 (api/companion.go).
+	rs = append(rs,
+		route{pattern: "/s3/params", methods: getHead, auth: authToken, serve: h.s3Params},
+		route{pattern: "/s3/objects", methods: post, auth: authFormURL, upload: true, serve: h.s3Object},
+		// Where the plugin says a file sent whole is: its form URL and key.
+		route{pattern: "/s3/objects/{name...}", methods: getHead, auth: authToken, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
+			return h.download(w, r, r.PathValue(nameParam))
+		}},
+		route{pattern: "/s3/multipart", methods: post, auth: authToken, multipart: true, serve: h.s3Create},
+		route{pattern: "/s3/multipart/{id}", methods: getHead, auth: authToken, multipart: true, serve: h.s3ListParts},
+		route{pattern: "/s3/multipart/{id}", methods: del, auth: authToken, multipart: true, serve: h.s3Abort},
+		// Before {n}: "complete" is no part number.
+		route{pattern: "/s3/multipart/{id}/complete", methods: post, auth: authToken, upload: true, multipart: true, serve: h.s3Complete},
+		route{pattern: "/s3/multipart/{id}/{n}", methods: getHead, auth: authToken, multipart: true, serve: h.s3SignPart},
+	)
 	// Any other path under /uploads is no route, but a server whose store
 	// cannot take parts says that first.
 	return append(rs, route{pattern: "/uploads/{rest...}", auth: authToken, multipart: true,
@@ -390,6 +411,8 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, m match) err
 		return nil
 	case authPartURL:
 		return h.verifyPartURL(r)
+	case authFormURL:
+		return h.verifyFormURL(r)
 	}
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)

@@ -94,7 +94,7 @@ func TestRouteTable(t *testing.T) {
 			t.Run(fmt.Sprintf("%s metrics_public=%v", p.text, metricsPublic), func(t *testing.T) {
 				path := samplePath(p)
 				for _, rt := range p.routes {
-					assert.Contains(t, []authRule{authToken, authPartURL, authPublic}, rt.auth, "%s has no auth rule", rt.pattern)
+					assert.Contains(t, []authRule{authToken, authPartURL, authFormURL, authPublic}, rt.auth, "%s has no auth rule", rt.pattern)
 					assert.NotNil(t, rt.serve)
 				}
 
@@ -134,7 +134,7 @@ func TestRouteTable(t *testing.T) {
 							require.Equal(t, http.StatusUnauthorized, rec.Code, "%s %s needs the token", m, path)
 							assert.Equal(t, "unauthorized", errorCode(t, rec))
 							assert.Equal(t, `Bearer realm="spillway"`, rec.Header().Get("WWW-Authenticate"))
-						case authPartURL:
+						case authPartURL, authFormURL:
 							require.Equal(t, http.StatusForbidden, rec.Code, "%s %s needs a signature", m, path)
 							assert.Equal(t, "bad_signature", errorCode(t, rec))
 						}
@@ -187,6 +187,14 @@ func TestRouteTableContents(t *testing.T) {
 		"GET,HEAD /uploads/{id}/parts token",
 		"POST /uploads/{id}/complete token",
 		"PUT /uploads/{id}/parts/{n} part URL",
+		"GET,HEAD /s3/params token",
+		"POST /s3/objects form URL",
+		"GET,HEAD /s3/objects/{name...} token",
+		"POST /s3/multipart token",
+		"GET,HEAD /s3/multipart/{id} token",
+		"DELETE /s3/multipart/{id} token",
+		"POST /s3/multipart/{id}/complete token",
+		"GET,HEAD /s3/multipart/{id}/{n} token",
 		"* /uploads/{rest...} token",
 	}, got)
 
@@ -204,7 +212,7 @@ func TestRouteTableContents(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, []string{"POST /files", "PUT /files/{name...}", "POST /uploads/{id}/complete", "PUT /uploads/{id}/parts/{n}"}, uploads)
+	assert.Equal(t, []string{"POST /files", "PUT /files/{name...}", "POST /uploads/{id}/complete", "PUT /uploads/{id}/parts/{n}", "POST /s3/objects", "POST /s3/multipart/{id}/complete"}, uploads)
 }
 
 // The matcher works on the escaped path and decodes a name once.

@@ -47,45 +47,12 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 	if err := decodeJSON(r, x, createBodyLimit, &req); err != nil {
 		return err
 	}
-	// The declaration's rules are store.Upload.Validate's; the order of the
-	// checks is docs/MULTIPART.md's, the digests' last.
 	decl := store.Upload{Name: req.Name, Size: req.Size, PartSize: store.PartSizeFor(req.Size)}
-	switch err := decl.Validate(); {
-	case errors.Is(err, store.ErrUploadTooLarge), err == nil && decl.Size > h.uploadLimit():
-		return &spool.TooLargeError{Limit: h.uploadLimit(), Size: decl.Size}
-	case err != nil:
-		return err
-	}
-	if err := h.store.Check(ctx, decl.Name, decl.Size); err != nil {
-		return err
-	}
-	if req.PartSize != 0 {
-		// The client cut the file itself, to checksum each part.
-		decl.PartSize = req.PartSize
-		if req.PartSize < store.MinPartSize || req.PartSize > store.MaxPartSize || decl.PartCount() > store.MaxPartCount {
-			return fmt.Errorf("%w: part_size %d is outside %d..%d or makes over %d parts",
-				apierr.ErrBadRequest, req.PartSize, store.MinPartSize, store.MaxPartSize, store.MaxPartCount)
-		}
-	}
-	var err error
-	if decl.SHA256, err = store.ParseSHA256(req.SHA256); err != nil {
-		return err
-	}
-	decl.CRC64NVME, decl.PartCRC64NVME = req.CRC64NVME, req.PartCRC64NVME
-	if err := decl.Validate(); err != nil {
-		return err
-	}
-
-	u, err := h.multipart.CreateUpload(ctx, decl)
+	u, err := h.declareUpload(ctx, decl, req)
 	if err != nil {
-		return fmt.Errorf("create upload of %q: %w", req.Name, err)
+		return err
 	}
-	var page wire.PartURLPage
-	if store.ValidUploadID(u.ID) {
-		page, err = h.partURLPage(r, u, 1)
-	} else {
-		err = fmt.Errorf("store returned upload ID %q, which NewUploadID never does", u.ID)
-	}
+	page, err := h.partURLPage(r, u, 1)
 	if err != nil {
 		// The client never learns the ID, so nobody else would abort it
 		// before the sweep.
@@ -97,6 +64,50 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 	w.Header().Set("Location", "/uploads/"+u.ID)
 	writeJSON(w, http.StatusCreated, wire.CreatedUpload{UploadInfo: uploadInfo(u), PartURLPage: page})
 	return nil
+}
+
+// declareUpload checks a declaration and creates its upload: the checks of
+// docs/MULTIPART.md, in its order, the digest's last, all before anything
+// is allocated. The declaration's rules are store.Upload.Validate's.
+func (h *Handler) declareUpload(ctx context.Context, decl store.Upload, req wire.CreateUploadRequest) (store.Upload, error) {
+	// The declaration's rules are store.Upload.Validate's; the order of the
+	// checks is docs/MULTIPART.md's, the digests' last.
+	switch err := decl.Validate(); {
+	case errors.Is(err, store.ErrUploadTooLarge), err == nil && decl.Size > h.uploadLimit():
+		return store.Upload{}, &spool.TooLargeError{Limit: h.uploadLimit(), Size: decl.Size}
+	case err != nil:
+		return store.Upload{}, err
+	}
+	if err := h.store.Check(ctx, decl.Name, decl.Size); err != nil {
+		return store.Upload{}, err
+	}
+	if req.PartSize != 0 {
+		// The client cut the file itself, to checksum each part.
+		decl.PartSize = req.PartSize
+		if req.PartSize < store.MinPartSize || req.PartSize > store.MaxPartSize || decl.PartCount() > store.MaxPartCount {
+			return store.Upload{}, fmt.Errorf("%w: part_size %d is outside %d..%d or makes over %d parts",
+				apierr.ErrBadRequest, req.PartSize, store.MinPartSize, store.MaxPartSize, store.MaxPartCount)
+		}
+	}
+	var err error
+	if decl.SHA256, err = store.ParseSHA256(req.SHA256); err != nil {
+		return store.Upload{}, err
+	}
+	decl.CRC64NVME, decl.PartCRC64NVME = req.CRC64NVME, req.PartCRC64NVME
+	if err := decl.Validate(); err != nil {
+		return store.Upload{}, err
+	}
+	u, err := h.multipart.CreateUpload(ctx, decl)
+	if err != nil {
+		return store.Upload{}, fmt.Errorf("create upload of %q: %w", decl.Name, err)
+	}
+	if !store.ValidUploadID(u.ID) {
+		if aerr := h.multipart.Abort(context.WithoutCancel(ctx), u.ID); aerr != nil {
+			h.log.Warn("abort of a failed upload failed", "upload", u.ID, "error", aerr)
+		}
+		return store.Upload{}, fmt.Errorf("store returned upload ID %q, which NewUploadID never does", u.ID)
+	}
+	return u, nil
 }
 
 func (h *Handler) uploadState(w http.ResponseWriter, r *http.Request, id string) error {
@@ -298,25 +309,32 @@ func (h *Handler) partURLPage(r *http.Request, u store.Upload, from int) (wire.P
 	}
 	expires := time.Now().Add(h.partTTL).Truncate(time.Second).UTC()
 	for n := from; n <= last; n++ {
-		if h.presigner != nil {
-			pu, err := h.presigner.PresignPart(r.Context(), u, n, h.partTTL)
-			if err != nil {
-				return wire.PartURLPage{}, fmt.Errorf("presign part %d of upload %s: %w", n, u.ID, err)
-			}
-			page.Parts = append(page.Parts, wire.PartURL{
-				Number: pu.Number, Size: pu.Size, Method: pu.Method, URL: pu.URL, Headers: pu.Header, Expires: pu.Expires,
-			})
-			continue
+		p, err := h.partURL(r, u, n, expires)
+		if err != nil {
+			return wire.PartURLPage{}, err
 		}
-		page.Parts = append(page.Parts, wire.PartURL{
-			Number:  n,
-			Size:    u.PartSizeOf(n),
-			Method:  http.MethodPut,
-			URL:     h.signedPartURL(r, u.ID, n, expires),
-			Expires: expires,
-		})
+		page.Parts = append(page.Parts, p)
 	}
 	return page, nil
+}
+
+// partURL is where part n goes: the store's presigned URL, or this
+// handler's own, signed to expire at expires.
+func (h *Handler) partURL(r *http.Request, u store.Upload, n int, expires time.Time) (wire.PartURL, error) {
+	if h.presigner != nil {
+		pu, err := h.presigner.PresignPart(r.Context(), u, n, h.partTTL)
+		if err != nil {
+			return wire.PartURL{}, fmt.Errorf("presign part %d of upload %s: %w", n, u.ID, err)
+		}
+		return wire.PartURL{Number: pu.Number, Size: pu.Size, Method: pu.Method, URL: pu.URL, Headers: pu.Header, Expires: pu.Expires}, nil
+	}
+	return wire.PartURL{
+		Number:  n,
+		Size:    u.PartSizeOf(n),
+		Method:  http.MethodPut,
+		URL:     h.signedPartURL(r, u.ID, n, expires),
+		Expires: expires,
+	}, nil
 }
 
 // signedPartURL is the URL of part n, signed by this handler: absolute, so
