@@ -158,6 +158,7 @@ func (h *Handler) routes(cfg Config) []route {
 				return h.putPart(w, r, x, r.PathValue("id"), n)
 			}})
 	}
+	rs = append(rs, h.tusRoutes()...)
 	// Any other path under /uploads is no route, but a server whose store
 	// cannot take parts says that first.
 	return append(rs, route{pattern: "/uploads/{rest...}", auth: authToken, multipart: true,

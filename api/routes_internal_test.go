@@ -187,6 +187,12 @@ func TestRouteTableContents(t *testing.T) {
 		"GET,HEAD /uploads/{id}/parts token",
 		"POST /uploads/{id}/complete token",
 		"PUT /uploads/{id}/parts/{n} part URL",
+		"POST /tus/ token",
+		"OPTIONS /tus/ public",
+		"HEAD /tus/{id} token",
+		"PATCH /tus/{id} token",
+		"DELETE /tus/{id} token",
+		"OPTIONS /tus/{id} public",
 		"* /uploads/{rest...} token",
 	}, got)
 
@@ -204,7 +210,7 @@ func TestRouteTableContents(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, []string{"POST /files", "PUT /files/{name...}", "POST /uploads/{id}/complete", "PUT /uploads/{id}/parts/{n}"}, uploads)
+	assert.Equal(t, []string{"POST /files", "PUT /files/{name...}", "POST /uploads/{id}/complete", "PUT /uploads/{id}/parts/{n}", "POST /tus/", "PATCH /tus/{id}"}, uploads)
 }
 
 // The matcher works on the escaped path and decodes a name once.

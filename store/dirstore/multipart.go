@@ -735,5 +735,5 @@ func (s *Store) sweepUploads() int {
 		}
 		h.close()
 	}
-	return removed
+	return removed + s.sweepTus(cutoff)
 }
