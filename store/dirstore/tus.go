@@ -28,6 +28,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -366,27 +368,62 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.App
 	return store.Appended{Upload: st.resumable(id, time.Now(), s.uploadTTL())}, rerr
 }
 
-// writeAt copies r to f from off through one buffer, hashing as it goes,
-// and refuses more than room bytes (store.ErrUploadTooLarge).
-func (s *Store) writeAt(ctx context.Context, f *os.File, off int64, r io.Reader, room int64, hashes ...hash.Hash) (int64, error) {
-	buf := make([]byte, copyBuffer)
-	var n int64
+// writeAt copies r to f from off, and refuses more than room bytes
+// (store.ErrUploadTooLarge). Each hash runs in a goroutine of its own on
+// the buffers already written, so that hashing (SHA-256 and CRC-64/NVME
+// together are slower than this disk) overlaps reading and writing; a
+// few buffers of copyBuffer bytes bound the memory.
+func (s *Store) writeAt(ctx context.Context, f *os.File, off int64, r io.Reader, room int64, hashes ...hash.Hash) (n int64, err error) {
+	const buffers = 4
+	type job struct {
+		b    []byte
+		left *atomic.Int32 // hashes still to see b
+	}
+	free := make(chan []byte, buffers)
+	for range buffers {
+		free <- make([]byte, copyBuffer)
+	}
+	ins := make([]chan job, len(hashes))
+	var wg sync.WaitGroup
+	for i, h := range hashes {
+		ins[i] = make(chan job, buffers)
+		wg.Go(func() {
+			for j := range ins[i] {
+				h.Write(j.b)
+				if j.left.Add(-1) == 0 {
+					free <- j.b[:cap(j.b)]
+				}
+			}
+		})
+	}
+	defer func() {
+		for _, in := range ins {
+			close(in)
+		}
+		// The hashes are whole once every buffer sent is hashed.
+		wg.Wait()
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
+		buf := <-free
 		k, rerr := io.ReadFull(r, buf)
 		if int64(k) > room-n {
 			return n, store.ErrUploadTooLarge
 		}
 		if k > 0 {
-			for _, h := range hashes {
-				h.Write(buf[:k])
-			}
 			if _, err := f.WriteAt(buf[:k], off+n); err != nil {
 				return n, fmt.Errorf("dirstore: write: %w", uploadsError(err))
 			}
 			n += int64(k)
+			left := new(atomic.Int32)
+			left.Store(int32(len(ins)))
+			for _, in := range ins {
+				in <- job{buf[:k], left}
+			}
+		} else {
+			free <- buf
 		}
 		switch {
 		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
