@@ -403,6 +403,7 @@ func (s *Store) writeAt(ctx context.Context, f *os.File, off int64, r io.Reader,
 		// The hashes are whole once every buffer sent is hashed.
 		wg.Wait()
 	}()
+	var flushed int64 // writeback started up to off+flushed
 	for {
 		if err := ctx.Err(); err != nil {
 			return n, err
@@ -417,6 +418,10 @@ func (s *Store) writeAt(ctx context.Context, f *os.File, off int64, r io.Reader,
 				return n, fmt.Errorf("dirstore: write: %w", uploadsError(err))
 			}
 			n += int64(k)
+			if n-flushed >= writeBehind {
+				startWriteback(f, off+flushed, n-flushed)
+				flushed = n
+			}
 			left := new(atomic.Int32)
 			left.Store(int32(len(ins)))
 			for _, in := range ins {
