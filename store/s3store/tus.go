@@ -227,12 +227,21 @@ func (s *Store) removeTus(ctx context.Context, id string, rec *tusRecord) error 
 	if err := s.deleteObject(ctx, s.tusKey(id, ".json")); err != nil {
 		return fmt.Errorf("s3store: remove tus upload %q: %w", id, err)
 	}
-	staging := s.tusKey(id, ".object")
-	errs := []error{s.abort(ctx, staging, rec.UploadID)}
-	if rec.Pending != "" {
-		errs = append(errs, s.deleteObject(ctx, rec.Pending))
+	errs := []error{s.abort(ctx, s.tusKey(id, ".object"), rec.UploadID)}
+	// Every object of the upload: the staging object, the incomplete
+	// part, and any incomplete part an invocation that died before it
+	// could record it left behind.
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.tusKey(id, "."))})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			errs = append(errs, mapError("list tus upload", id, err))
+			break
+		}
+		for _, o := range page.Contents {
+			errs = append(errs, s.deleteObject(ctx, aws.ToString(o.Key)))
+		}
 	}
-	errs = append(errs, s.deleteObject(ctx, staging))
 	if err := errors.Join(errs...); err != nil {
 		// The upload is gone; what is left, the lifecycle rule sweeps.
 		return fmt.Errorf("s3store: remove tus upload %q: %w", id, err)

@@ -171,3 +171,26 @@ func TestTusEmptyAndDeferred(t *testing.T) {
 	assert.Equal(t, int64(6), a.Done.Size)
 	requireNoInternalKeys(t, e)
 }
+
+// An incomplete part that an invocation wrote but could not record (it
+// died first) goes with the upload when it is finished or terminated.
+func TestTusRemovesUnrecordedIncompleteParts(t *testing.T) {
+	e := newEnv(t, Options{})
+	for _, finish := range []bool{true, false} {
+		u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "orphans.bin", Size: 6})
+		require.NoError(t, err)
+		_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("abc")))
+		require.NoError(t, err)
+		_, err = e.gw.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(e.gw.Bucket),
+			Key: aws.String(e.store.tusKey(u.ID, ".DEADINVOCATION.part")), Body: bytes.NewReader([]byte("xyz"))})
+		require.NoError(t, err)
+		if finish {
+			_, err = e.store.Append(t.Context(), u.ID, tusChunk(3, []byte("def")))
+			require.NoError(t, err)
+			require.NoError(t, e.store.Delete(t.Context(), "orphans.bin"))
+		} else {
+			require.NoError(t, e.store.Terminate(t.Context(), u.ID))
+		}
+		requireNoInternalKeys(t, e)
+	}
+}
