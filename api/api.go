@@ -254,6 +254,7 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (*exchange, *htt
 	// original's Body after the handler (an unread Expect: 100-continue body
 	// must close the connection, not be read), so that one stays as it was.
 	r = r.WithContext(apierr.WithRequestID(r.Context(), x.id))
+	methodOverride(r)
 	x.match = h.table.match(r.Method, r.URL.EscapedPath())
 	x.match.setPathValues(r)
 	if r.Body != nil {

@@ -179,6 +179,7 @@ func (h *Handler) routes(cfg Config) []route {
 		route{pattern: "/s3/multipart/{id}/complete", methods: post, auth: authToken, upload: true, multipart: true, serve: h.s3Complete},
 		route{pattern: "/s3/multipart/{id}/{n}", methods: getHead, auth: authToken, multipart: true, serve: h.s3SignPart},
 	)
+	rs = append(rs, h.tusRoutes()...)
 	// Any other path under /uploads is no route, but a server whose store
 	// cannot take parts says that first.
 	return append(rs, route{pattern: "/uploads/{rest...}", auth: authToken, multipart: true,

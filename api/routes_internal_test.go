@@ -195,6 +195,12 @@ func TestRouteTableContents(t *testing.T) {
 		"DELETE /s3/multipart/{id} token",
 		"POST /s3/multipart/{id}/complete token",
 		"GET,HEAD /s3/multipart/{id}/{n} token",
+		"POST /tus/ token",
+		"OPTIONS /tus/ public",
+		"HEAD /tus/{id} token",
+		"PATCH /tus/{id} token",
+		"DELETE /tus/{id} token",
+		"OPTIONS /tus/{id} public",
 		"* /uploads/{rest...} token",
 	}, got)
 
@@ -212,7 +218,7 @@ func TestRouteTableContents(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, []string{"POST /files", "PUT /files/{name...}", "POST /uploads/{id}/complete", "PUT /uploads/{id}/parts/{n}", "POST /s3/objects", "POST /s3/multipart/{id}/complete"}, uploads)
+	assert.Equal(t, []string{"POST /files", "PUT /files/{name...}", "POST /uploads/{id}/complete", "PUT /uploads/{id}/parts/{n}", "POST /s3/objects", "POST /s3/multipart/{id}/complete", "POST /tus/", "PATCH /tus/{id}"}, uploads)
 }
 
 // The matcher works on the escaped path and decodes a name once.

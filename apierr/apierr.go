@@ -26,6 +26,10 @@ import (
 // away before its answer (nginx's 499); no client reads it.
 const StatusClientClosedRequest = 499
 
+// StatusChecksumMismatch is tus's status for a chunk that does not match
+// its Upload-Checksum.
+const StatusChecksumMismatch = 460
+
 // catalogue holds each code's status and its one message.
 var catalogue = map[wire.Code]struct {
 	status  int
@@ -44,6 +48,13 @@ var catalogue = map[wire.Code]struct {
 	wire.CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, "POST /files takes multipart/form-data; send a single file with PUT /files/{name}"},
 	wire.CodeExists:               {http.StatusConflict, "a file with this name already exists; choose another name or overwrite where the server allows it"},
 	wire.CodeTooLarge:             {http.StatusRequestEntityTooLarge, "the file or request body is larger than this server accepts; send a smaller one"},
+	wire.CodeTusVersion:           {http.StatusPreconditionFailed, "this server speaks tus 1.0.0 only; send Tus-Resumable: 1.0.0"},
+	wire.CodeTusUploadNotFound:    {http.StatusNotFound, "no tus upload has this URL; it was finished, terminated or expired: create a new one with POST /tus/"},
+	wire.CodeTusMediaType:         {http.StatusUnsupportedMediaType, "a tus PATCH carries Content-Type: application/offset+octet-stream"},
+	wire.CodeOffsetMismatch:       {http.StatusConflict, "Upload-Offset is not the upload's offset; ask for it with HEAD and resume from there"},
+	wire.CodeLocked:               {http.StatusLocked, "another request is writing to this upload; retry once it has ended"},
+	wire.CodeChecksumAlgorithm:    {http.StatusBadRequest, "Upload-Checksum must be an algorithm of Tus-Checksum-Algorithm (sha1, sha256, crc32) and its digest in base64"},
+	wire.CodeChecksumMismatch:     {StatusChecksumMismatch, "the chunk does not match its Upload-Checksum and was not stored; send it again"},
 	wire.CodeInsufficientStorage:  {http.StatusInsufficientStorage, "the server has no room for this file now; try again later or send a smaller file"},
 	wire.CodeUploadNotFound:       {http.StatusNotFound, "no upload has this ID; it was completed, aborted or expired: start a new one with POST /uploads"},
 	wire.CodeNotFound:             {http.StatusNotFound, "no file or route has this path; GET /files lists the stored files"},

@@ -132,6 +132,9 @@ type Caps struct {
 	Multipart     Multipart
 	PartPresigner PartPresigner
 	PartWriter    PartWriter
+	// Resumable takes tus uploads: bytes appended in order at an offset
+	// the store keeps between requests.
+	Resumable ResumableStore
 }
 
 // LogValue says what the store can do, for the start-up log line.
@@ -152,6 +155,7 @@ func (c Caps) LogValue() slog.Value {
 		slog.String("multipart_parts", parts),
 		slog.String("downloads", downloads),
 		slog.Bool("space_check", c.SpaceChecker != nil),
+		slog.Bool("tus", c.Resumable != nil),
 	)
 }
 

@@ -9,9 +9,11 @@ import (
 // The CORS policy mirrors the Function URL's in template.yaml, so a browser
 // upload behaves the same against the local server and the deployed one.
 const (
-	corsMethods       = "GET, HEAD, PUT, POST, DELETE"
-	corsHeaders       = "content-type, authorization, x-amz-date, x-amz-security-token, x-amz-content-sha256"
-	corsExposeHeaders = "location, etag"
+	corsMethods = "GET, HEAD, PUT, POST, DELETE, PATCH"
+	// The tus headers are those a browser's tus client sends and reads
+	// (docs/TUS.md), the result headers of a finished tus upload among them.
+	corsHeaders       = "content-type, authorization, x-amz-date, x-amz-security-token, x-amz-content-sha256, tus-resumable, upload-length, upload-defer-length, upload-offset, upload-metadata, upload-checksum, x-http-method-override, x-requested-with"
+	corsExposeHeaders = "location, etag, tus-resumable, tus-version, tus-extension, tus-max-size, tus-checksum-algorithm, upload-offset, upload-length, upload-defer-length, upload-metadata, upload-expires, spillway-file, spillway-sha256, spillway-crc64nvme"
 	corsMaxAge        = "3600"
 )
 

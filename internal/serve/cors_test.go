@@ -37,7 +37,7 @@ func TestCORS(t *testing.T) {
 	h.ServeHTTP(rec, put)
 	assert.Equal(t, http.StatusCreated, rec.Code)
 	assert.Equal(t, "https://admin.example", rec.Header().Get("Access-Control-Allow-Origin"))
-	assert.Equal(t, "location, etag", rec.Header().Get("Access-Control-Expose-Headers"))
+	assert.Equal(t, corsExposeHeaders, rec.Header().Get("Access-Control-Expose-Headers"))
 
 	other := httptest.NewRequest(http.MethodPut, "/files/a.bin", nil)
 	other.Header.Set("Origin", "https://evil.example")
@@ -86,4 +86,35 @@ func TestCORSMethodsMatchTheTemplate(t *testing.T) {
 	h.ServeHTTP(rec, pre)
 	assert.Equal(t, http.StatusNoContent, rec.Code)
 	assert.Contains(t, strings.Split(rec.Header().Get("Access-Control-Allow-Methods"), ", "), http.MethodDelete)
+}
+
+// A browser's tus client (tus-js-client, Uppy's tus plugin) gets through
+// the preflight of a PATCH with its headers, and reads the offset back;
+// the Function URL's lists in template.yaml are the same.
+func TestCORSAllowsTus(t *testing.T) {
+	h := CORS(http.NotFoundHandler(), "*")
+	pre := httptest.NewRequest(http.MethodOptions, "/tus/ID", nil)
+	pre.Header.Set("Origin", "https://app.example")
+	pre.Header.Set("Access-Control-Request-Method", http.MethodPatch)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, pre)
+	assert.Contains(t, strings.Split(rec.Header().Get("Access-Control-Allow-Methods"), ", "), http.MethodPatch)
+	allowed := strings.Split(rec.Header().Get("Access-Control-Allow-Headers"), ", ")
+	for _, hdr := range []string{"tus-resumable", "upload-offset", "upload-length", "upload-metadata", "upload-checksum", "x-http-method-override"} {
+		assert.Contains(t, allowed, hdr)
+	}
+	get := httptest.NewRequest(http.MethodHead, "/tus/ID", nil)
+	get.Header.Set("Origin", "https://app.example")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, get)
+	exposed := strings.Split(rec.Header().Get("Access-Control-Expose-Headers"), ", ")
+	for _, hdr := range []string{"location", "upload-offset", "upload-length", "upload-expires", "spillway-sha256"} {
+		assert.Contains(t, exposed, hdr)
+	}
+
+	tmpl, err := os.ReadFile("../../template.yaml")
+	require.NoError(t, err)
+	for _, hdr := range append(allowed, exposed...) {
+		assert.Contains(t, string(tmpl), hdr, "template.yaml's Function URL CORS lacks %s", hdr)
+	}
 }

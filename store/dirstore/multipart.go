@@ -752,5 +752,5 @@ func (s *Store) sweepUploads() int {
 		}
 		h.close()
 	}
-	return removed
+	return removed + s.sweepTus(cutoff)
 }

@@ -102,7 +102,7 @@ func (s *Store) key(name string) string { return s.opts.Prefix + name }
 // Capabilities implements store.Store: downloads and parts go straight to
 // S3, at presigned URLs, and a bucket has no space to check.
 func (s *Store) Capabilities() store.Caps {
-	return store.Caps{Presigner: s, Multipart: s, PartPresigner: s}
+	return store.Caps{Presigner: s, Multipart: s, PartPresigner: s, Resumable: s}
 }
 
 // Check implements store.Store.

@@ -1,0 +1,536 @@
+package dirstore
+
+// Resumable (tus) uploads live beside the multipart ones, one directory
+// each:
+//
+//	.spillway-uploads/tus/{id}/state.json   offset, declaration, hash states
+//	.spillway-uploads/tus/{id}/data         the bytes received, in place
+//
+// data is written in place at the offset and its flock is the upload's
+// lock, held while a chunk is appended; state.json is replaced by a rename
+// once the chunk's bytes are in data, so a crash at any moment leaves the
+// offset of the last whole chunk, and whatever data holds past it is
+// written over by the next one. The last chunk publishes data itself,
+// linked under the file's name by its descriptor, as Put links a spooled
+// body: the bytes are written once.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"spillway/store"
+)
+
+var _ store.ResumableStore = (*Store)(nil)
+
+const (
+	tusDir       = uploadsDir + "/tus"
+	tusStateName = "state.json"
+	tusDataName  = "data"
+)
+
+// tusState is state.json.
+type tusState struct {
+	Name     string    `json:"name"`
+	Size     int64     `json:"size"`
+	Offset   int64     `json:"offset"`
+	Metadata string    `json:"metadata,omitempty"`
+	Created  time.Time `json:"created"`
+	// The running hashes of the bytes before Offset, as their
+	// MarshalBinary writes them.
+	SHA256 []byte `json:"sha256_state"`
+	CRC64  []byte `json:"crc64nvme_state"`
+}
+
+func (st *tusState) resumable(id string, modified time.Time, ttl time.Duration) store.Resumable {
+	return store.Resumable{
+		ID: id, Name: st.Name, Size: st.Size, Offset: st.Offset, Metadata: st.Metadata,
+		Created: st.Created, Expires: modified.Add(ttl).UTC().Truncate(time.Second),
+	}
+}
+
+// CreateResumable implements store.ResumableStore. The upload's directory
+// is assembled under a staging name and renamed into place, so a
+// directory named like an ID always has its state and its data.
+func (s *Store) CreateResumable(ctx context.Context, r store.Resumable) (_ store.Resumable, err error) {
+	if err := store.ValidateName(r.Name); err != nil {
+		return store.Resumable{}, err
+	}
+	if r.Size < store.UnknownSize || r.Size > store.MaxUploadSize {
+		return store.Resumable{}, fmt.Errorf("%w: size %d", store.ErrUploadTooLarge, r.Size)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Resumable{}, err
+	}
+	s.sweepUploads()
+	sum, _ := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+	crc, _ := store.NewCRC64NVME().(encoding.BinaryMarshaler).MarshalBinary()
+	st := tusState{Name: r.Name, Size: r.Size, Metadata: r.Metadata, Created: time.Now().UTC().Round(0), SHA256: sum, CRC64: crc}
+
+	if err := s.root.MkdirAll(tusDir, 0o700); err != nil {
+		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
+	}
+	tmp := tusDir + "/" + stagePrefix + rand.Text() + stageSuffix
+	if err := s.root.Mkdir(tmp, 0o700); err != nil {
+		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
+	}
+	defer func() {
+		if err != nil {
+			s.root.RemoveAll(tmp)
+		}
+	}()
+	f, err := s.root.OpenFile(tmp+"/"+tusDataName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
+	}
+	f.Close()
+	dir, err := s.root.OpenRoot(tmp)
+	if err != nil {
+		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
+	}
+	err = s.writeTusState(dir, &st)
+	dir.Close()
+	if err != nil {
+		return store.Resumable{}, err
+	}
+	id := store.NewUploadID()
+	if err := s.root.Rename(tmp, tusDir+"/"+id); err != nil {
+		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
+	}
+	if s.opts.Fsync {
+		if err := s.syncDir(tusDir); err != nil {
+			s.root.RemoveAll(tusDir + "/" + id)
+			return store.Resumable{}, err
+		}
+	}
+	return st.resumable(id, time.Now(), s.uploadTTL()), nil
+}
+
+// writeTusState replaces dir's state.json with st.
+func (s *Store) writeTusState(dir *os.Root, st *tusState) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("dirstore: tus state: %w", err)
+	}
+	tmp := stagePrefix + rand.Text() + stageSuffix
+	f, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("dirstore: tus state: %w", uploadsError(err))
+	}
+	_, err = f.Write(data)
+	if err == nil && s.opts.Fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = dir.Rename(tmp, tusStateName)
+	}
+	if err != nil {
+		dir.Remove(tmp)
+		return fmt.Errorf("dirstore: tus state: %w", uploadsError(err))
+	}
+	if s.opts.Fsync {
+		d, err := dir.Open(".")
+		if err != nil {
+			return fmt.Errorf("dirstore: tus state: %w", err)
+		}
+		defer d.Close()
+		if err := d.Sync(); err != nil {
+			return fmt.Errorf("dirstore: tus state: sync: %w", err)
+		}
+	}
+	return nil
+}
+
+// tusUpload is an open resumable upload.
+type tusUpload struct {
+	id   string
+	dir  *os.Root
+	data *os.File // nil until lock opens it
+	st   tusState
+	mod  time.Time // state.json's modification time
+}
+
+func (u *tusUpload) close() {
+	if u.data != nil {
+		u.data.Close()
+	}
+	u.dir.Close()
+}
+
+// openTus opens the upload with this ID and reads its state. An ID that is
+// not of our format never reaches the filesystem.
+func (s *Store) openTus(id string) (*tusUpload, error) {
+	if !store.ValidUploadID(id) {
+		return nil, notFound(id)
+	}
+	dir, err := s.root.OpenRoot(tusDir + "/" + id)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return nil, notFound(id)
+		}
+		return nil, fmt.Errorf("dirstore: tus upload %s: %w", id, err)
+	}
+	u := &tusUpload{id: id, dir: dir}
+	if err := u.readState(); err != nil {
+		u.close()
+		return nil, err
+	}
+	return u, nil
+}
+
+func (u *tusUpload) readState() error {
+	f, err := u.dir.Open(tusStateName)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// Being removed, or left half-removed by a crash.
+			return notFound(u.id)
+		}
+		return fmt.Errorf("dirstore: tus upload %s: %w", u.id, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("dirstore: tus upload %s: %w", u.id, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxManifest))
+	if err != nil {
+		return fmt.Errorf("dirstore: tus upload %s: %w", u.id, err)
+	}
+	var st tusState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("dirstore: tus upload %s: %w: %w", u.id, errDamaged, err)
+	}
+	u.st, u.mod = st, fi.ModTime()
+	return nil
+}
+
+// lock opens data and takes the upload's lock without waiting: a second
+// request gets ErrLocked at once rather than queueing behind a body that
+// may take minutes. It reads the state again under the lock.
+func (u *tusUpload) lock() error {
+	f, err := u.dir.OpenFile(tusDataName, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return notFound(u.id)
+		}
+		return fmt.Errorf("dirstore: tus upload %s: %w", u.id, err)
+	}
+	u.data = f
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		return fmt.Errorf("%w: tus upload %s", store.ErrLocked, u.id)
+	case err != nil:
+		return fmt.Errorf("dirstore: tus upload %s: lock: %w", u.id, err)
+	}
+	// Published or removed while this opened it.
+	if fi, err := f.Stat(); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
+			return notFound(u.id)
+		}
+	}
+	return u.readState()
+}
+
+// remove deletes the upload; the caller holds the lock. The state goes
+// first, which is what makes the upload gone for everyone.
+func (s *Store) removeTus(u *tusUpload) error {
+	if err := u.dir.Remove(tusStateName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("dirstore: tus upload %s: remove: %w", u.id, err)
+	}
+	s.root.RemoveAll(tusDir + "/" + u.id)
+	return nil
+}
+
+// Resumable implements store.ResumableStore. The state is replaced whole
+// by a rename, so reading it needs no lock.
+func (s *Store) Resumable(_ context.Context, id string) (store.Resumable, error) {
+	u, err := s.openTus(id)
+	if err != nil {
+		return store.Resumable{}, err
+	}
+	defer u.close()
+	return u.st.resumable(id, u.mod, s.uploadTTL()), nil
+}
+
+// Terminate implements store.ResumableStore.
+func (s *Store) Terminate(_ context.Context, id string) error {
+	u, err := s.openTus(id)
+	if err != nil {
+		return err
+	}
+	defer u.close()
+	if err := u.lock(); err != nil {
+		return err
+	}
+	return s.removeTus(u)
+}
+
+// Append implements store.ResumableStore.
+func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.Appended, error) {
+	u, err := s.openTus(id)
+	if err != nil {
+		return store.Appended{}, err
+	}
+	defer u.close()
+	if err := u.lock(); err != nil {
+		return store.Appended{}, err
+	}
+	st := u.st
+	if c.Offset != st.Offset {
+		return store.Appended{}, fmt.Errorf("%w: tus upload %s is at %d, the chunk is for %d", store.ErrOffsetMismatch, id, st.Offset, c.Offset)
+	}
+	if c.Size != store.UnknownSize {
+		switch {
+		case st.Size == store.UnknownSize && (c.Size < st.Offset || c.Size > c.MaxSize):
+			return store.Appended{}, fmt.Errorf("%w: tus upload %s: size %d declared at offset %d", store.ErrUploadTooLarge, id, c.Size, st.Offset)
+		case st.Size != store.UnknownSize && c.Size != st.Size:
+			return store.Appended{}, fmt.Errorf("%w: tus upload %s: size %d declared, it has %d", store.ErrInvalidUpload, id, c.Size, st.Size)
+		}
+		st.Size = c.Size
+	}
+	room := c.MaxSize - st.Offset
+	if st.Size != store.UnknownSize {
+		room = st.Size - st.Offset
+	}
+
+	sum, crc := sha256.New(), store.NewCRC64NVME()
+	if err := restore(sum, st.SHA256); err != nil {
+		return store.Appended{}, fmt.Errorf("dirstore: tus upload %s: %w: %w", id, errDamaged, err)
+	}
+	if err := restore(crc, st.CRC64); err != nil {
+		return store.Appended{}, fmt.Errorf("dirstore: tus upload %s: %w: %w", id, errDamaged, err)
+	}
+	n, rerr := s.writeAt(ctx, u.data, st.Offset, c.Body, room, sum, crc)
+	keep := rerr == nil
+	switch {
+	case errors.Is(rerr, store.ErrUploadTooLarge):
+		rerr = fmt.Errorf("%w: tus upload %s: the chunk is over the %d bytes left", rerr, id, room)
+	case rerr != nil && c.KeepPartial && c.Verify == nil && n > 0:
+		keep = true
+	case rerr == nil && c.Verify != nil:
+		rerr = c.Verify()
+		keep = rerr == nil
+	}
+	if !keep {
+		// What data holds past the offset is never read, but need not
+		// take space either.
+		u.data.Truncate(st.Offset)
+		return store.Appended{}, rerr
+	}
+	st.Offset += n
+	if st.SHA256, err = marshal(sum); err == nil {
+		st.CRC64, err = marshal(crc)
+	}
+	if err != nil {
+		return store.Appended{}, fmt.Errorf("dirstore: tus upload %s: %w", id, err)
+	}
+	if st.Offset == st.Size && rerr == nil {
+		done, err := s.publishTus(ctx, u, &st, sum, crc)
+		if err != nil {
+			return store.Appended{}, err
+		}
+		return store.Appended{Upload: st.resumable(id, time.Now(), s.uploadTTL()), Done: done}, nil
+	}
+	if s.opts.Fsync {
+		if err := u.data.Sync(); err != nil {
+			return store.Appended{}, fmt.Errorf("dirstore: tus upload %s: sync: %w", id, err)
+		}
+	}
+	if err := s.writeTusState(u.dir, &st); err != nil {
+		return store.Appended{}, err
+	}
+	return store.Appended{Upload: st.resumable(id, time.Now(), s.uploadTTL())}, rerr
+}
+
+// writeAt copies r to f from off, and refuses more than room bytes
+// (store.ErrUploadTooLarge). Each hash runs in a goroutine of its own on
+// the buffers already written, so that hashing (SHA-256 and CRC-64/NVME
+// together are slower than this disk) overlaps reading and writing; a
+// few buffers of copyBuffer bytes bound the memory.
+func (s *Store) writeAt(ctx context.Context, f *os.File, off int64, r io.Reader, room int64, hashes ...hash.Hash) (n int64, err error) {
+	const buffers = 4
+	type job struct {
+		b    []byte
+		left *atomic.Int32 // hashes still to see b
+	}
+	free := make(chan []byte, buffers)
+	for range buffers {
+		free <- make([]byte, copyBuffer)
+	}
+	ins := make([]chan job, len(hashes))
+	var wg sync.WaitGroup
+	for i, h := range hashes {
+		ins[i] = make(chan job, buffers)
+		wg.Go(func() {
+			for j := range ins[i] {
+				h.Write(j.b)
+				if j.left.Add(-1) == 0 {
+					free <- j.b[:cap(j.b)]
+				}
+			}
+		})
+	}
+	defer func() {
+		for _, in := range ins {
+			close(in)
+		}
+		// The hashes are whole once every buffer sent is hashed.
+		wg.Wait()
+	}()
+	var flushed int64 // writeback started up to off+flushed
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		buf := <-free
+		k, rerr := io.ReadFull(r, buf)
+		if int64(k) > room-n {
+			return n, store.ErrUploadTooLarge
+		}
+		if k > 0 {
+			if _, err := f.WriteAt(buf[:k], off+n); err != nil {
+				return n, fmt.Errorf("dirstore: write: %w", uploadsError(err))
+			}
+			n += int64(k)
+			if n-flushed >= writeBehind {
+				startWriteback(f, off+flushed, n-flushed)
+				flushed = n
+			}
+			left := new(atomic.Int32)
+			left.Store(int32(len(ins)))
+			for _, in := range ins {
+				in <- job{buf[:k], left}
+			}
+		} else {
+			free <- buf
+		}
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return n, nil
+		case rerr != nil:
+			return n, rerr
+		}
+	}
+}
+
+func restore(h hash.Hash, state []byte) error {
+	return h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state)
+}
+
+func marshal(h hash.Hash) ([]byte, error) {
+	return h.(encoding.BinaryMarshaler).MarshalBinary()
+}
+
+// publishTus publishes the upload's data under its name with Put, which
+// links it by its descriptor, and removes the upload. A name taken
+// meanwhile discards the upload, as Complete does.
+func (s *Store) publishTus(ctx context.Context, u *tusUpload, st *tusState, sum hash.Hash, crc hash.Hash64) (*store.Finished, error) {
+	var digest [sha256.Size]byte
+	sum.Sum(digest[:0])
+	body := &tusBody{s: s, u: u, size: st.Size, sum: digest, crc: crc.Sum64()}
+	err := s.Put(ctx, []store.File{{Name: st.Name, Body: body}})
+	if err != nil {
+		if errors.Is(err, store.ErrExists) || body.dropped {
+			// The data's name is gone with the link: the upload cannot go
+			// on, and its client starts again.
+			s.removeTus(u)
+		}
+		return nil, fmt.Errorf("dirstore: tus upload %s: publish %q: %w", u.id, st.Name, err)
+	}
+	fi, err := u.data.Stat()
+	if err != nil {
+		return nil, mapError(st.Name, err)
+	}
+	s.removeTus(u)
+	return &store.Finished{Info: info(st.Name, fi), SHA256: hex.EncodeToString(digest[:]), CRC64NVME: store.EncodeCRC64NVME(crc.Sum64())}, nil
+}
+
+// tusBody is an upload's data as a store.FileBody, for Put.
+type tusBody struct {
+	s       *Store
+	u       *tusUpload
+	size    int64
+	sum     [sha256.Size]byte
+	crc     uint64
+	dropped bool
+}
+
+func (b *tusBody) Size() int64               { return b.size }
+func (b *tusBody) SHA256() [sha256.Size]byte { return b.sum }
+func (b *tusBody) CRC64NVME() uint64         { return b.crc }
+func (b *tusBody) Reader() *io.SectionReader { return io.NewSectionReader(b.u.data, 0, b.size) }
+func (b *tusBody) File() *os.File            { return b.u.data }
+func (b *tusBody) DropName() error {
+	if err := b.u.dir.Remove(tusDataName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	b.dropped = true
+	return nil
+}
+
+// sweepTus removes resumable uploads idle since before cutoff, and
+// creations a crash cut short. An upload whose lock is held is in use and
+// is left alone.
+func (s *Store) sweepTus(cutoff time.Time) int {
+	entries, err := fs.ReadDir(s.root.FS(), tusDir)
+	if err != nil {
+		return 0
+	}
+	removed := 0
+	for _, e := range entries {
+		name := tusDir + "/" + e.Name()
+		if !store.ValidUploadID(e.Name()) {
+			if strings.HasPrefix(e.Name(), stagePrefix) && strings.HasSuffix(e.Name(), stageSuffix) {
+				if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
+					s.root.RemoveAll(name)
+				}
+			}
+			continue
+		}
+		u, err := s.openTus(e.Name())
+		if err != nil {
+			// No state: a removal cut short. A damaged one nobody can
+			// resume, once it is old enough.
+			fi, serr := s.root.Stat(name)
+			dead := errors.Is(err, store.ErrUploadNotFound) ||
+				errors.Is(err, errDamaged) && serr == nil && fi.ModTime().Before(cutoff)
+			if serr == nil && dead && s.root.RemoveAll(name) == nil {
+				removed++
+			}
+			continue
+		}
+		if u.mod.Before(cutoff) {
+			if err := u.lock(); err == nil && u.mod.Before(cutoff) && s.removeTus(u) == nil {
+				removed++
+			}
+		}
+		u.close()
+	}
+	return removed
+}

@@ -1,0 +1,114 @@
+package dirstore_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/store"
+	"spillway/store/dirstore"
+)
+
+func tusDir(dir string) string { return filepath.Join(dir, ".spillway-uploads", "tus") }
+
+func appendChunk(t *testing.T, s *dirstore.Store, id string, off int64, b []byte) store.Appended {
+	t.Helper()
+	a, err := s.Append(t.Context(), id, store.Chunk{Offset: off, Size: store.UnknownSize, Body: bytes.NewReader(b), MaxSize: 1 << 30})
+	require.NoError(t, err)
+	return a
+}
+
+// A restarted server (the store opened again on the same directory)
+// resumes an upload from the offset of its last whole chunk, with its
+// running hashes, and the stored file's digest covers every byte.
+func TestTusResumesAcrossARestart(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := dirstore.Open(dir, dirstore.Options{Fsync: true})
+	require.NoError(t, err)
+	u, err := s.CreateResumable(t.Context(), store.Resumable{Name: "r.bin", Size: 10})
+	require.NoError(t, err)
+	appendChunk(t, s, u.ID, 0, []byte("01234"))
+	// A chunk cut off mid-way, as by a crash: bytes past the offset are
+	// not counted.
+	_, err = s.Append(t.Context(), u.ID, store.Chunk{Offset: 5, Size: store.UnknownSize, MaxSize: 10,
+		Body: io.MultiReader(bytes.NewReader([]byte("xy")), errReader{})})
+	require.Error(t, err)
+	require.NoError(t, s.Close())
+
+	s, _, err = dirstore.Open(dir, dirstore.Options{Fsync: true})
+	require.NoError(t, err)
+	defer s.Close()
+	got, err := s.Resumable(t.Context(), u.ID)
+	require.NoError(t, err)
+	assert.Equal(t, int64(5), got.Offset)
+	a := appendChunk(t, s, u.ID, 5, []byte("56789"))
+	require.NotNil(t, a.Done)
+	sum := sha256.Sum256([]byte("0123456789"))
+	assert.Equal(t, hex.EncodeToString(sum[:]), a.Done.SHA256)
+	// The CRC-64/NVME of "0123456789", as S3 reports it.
+	assert.Len(t, a.Done.CRC64NVME, 12)
+	b, err := os.ReadFile(filepath.Join(dir, "r.bin"))
+	require.NoError(t, err)
+	assert.Equal(t, "0123456789", string(b))
+	entries, err := os.ReadDir(tusDir(dir))
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+// The sweep of abandoned uploads removes tus uploads idle past the TTL,
+// and leaves the others.
+func TestTusSweep(t *testing.T) {
+	dir := t.TempDir()
+	opts := dirstore.Options{UploadTTL: time.Hour}
+	s, _, err := dirstore.Open(dir, opts)
+	require.NoError(t, err)
+	old, err := s.CreateResumable(t.Context(), store.Resumable{Name: "old.bin", Size: 10})
+	require.NoError(t, err)
+	fresh, err := s.CreateResumable(t.Context(), store.Resumable{Name: "fresh.bin", Size: 10})
+	require.NoError(t, err)
+	appendChunk(t, s, old.ID, 0, []byte("abc"))
+	require.NoError(t, s.Close())
+	then := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(tusDir(dir), old.ID, "state.json"), then, then))
+
+	s, removed, err := dirstore.Open(dir, opts)
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Equal(t, 1, removed)
+	_, err = s.Resumable(t.Context(), old.ID)
+	require.ErrorIs(t, err, store.ErrUploadNotFound)
+	_, err = s.Resumable(t.Context(), fresh.ID)
+	require.NoError(t, err)
+	_, err = os.Stat(filepath.Join(tusDir(dir), old.ID))
+	require.True(t, os.IsNotExist(err))
+}
+
+func TestTusTerminate(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := dirstore.Open(dir, dirstore.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	u, err := s.CreateResumable(t.Context(), store.Resumable{Name: "t.bin", Size: 10})
+	require.NoError(t, err)
+	appendChunk(t, s, u.ID, 0, []byte("abc"))
+	require.NoError(t, s.Terminate(t.Context(), u.ID))
+	require.ErrorIs(t, s.Terminate(t.Context(), u.ID), store.ErrUploadNotFound)
+	_, err = s.Append(t.Context(), u.ID, store.Chunk{Offset: 3, Size: store.UnknownSize, Body: bytes.NewReader(nil)})
+	require.ErrorIs(t, err, store.ErrUploadNotFound)
+	entries, err := os.ReadDir(tusDir(dir))
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+}

@@ -1,0 +1,537 @@
+package s3store
+
+// Resumable (tus) uploads (store.ResumableStore).
+//
+// A function has no process that outlives a request, so an upload's state
+// is an object in the bucket, under the prefix:
+//
+//	.spillway/uploads/tus/<id>.json          the state (offset, parts, hash states)
+//	.spillway/uploads/tus/<id>.<rand>.part   the bytes short of a part (S3's parts are
+//	                                         at least 5 MiB but the last, and a Function
+//	                                         URL takes about 4.7 MB a request)
+//
+// An Append claims the upload first: it writes the state with a lease,
+// with If-Match on the ETag it read, so of two invocations only one gets
+// it and the other is refused with ErrLocked; a lease ends with the
+// invocation's deadline, so one that died holds the upload no longer. The
+// holder streams the incomplete part and then the chunk through one
+// part-sized buffer, uploading each full part, writes what is short of a
+// part as a new incomplete-part object, and writes the state again, with
+// If-Match on its lease's ETag, to advance the offset. The last chunk
+// completes the multipart upload, which S3 checks against the whole
+// file's CRC-64/NVME, and publishes it under the name as Complete does:
+// a copy that completes with If-None-Match.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"spillway/store"
+)
+
+var _ store.ResumableStore = (*Store)(nil)
+
+const (
+	tusDir = uploadsDir + "tus/"
+	// tusExpiry is how long an upload lasts after its creation: the
+	// template's lifecycle rule aborts multipart uploads a day after they
+	// began.
+	tusExpiry = 24 * time.Hour
+	// tusLease bounds the lease of an Append whose context has no
+	// deadline (the local server over S3).
+	tusLease = 15 * time.Minute
+	// maxTusRecord bounds what is read of a state: 10,000 parts of about
+	// 100 bytes.
+	maxTusRecord = 2 << 20
+)
+
+// tusRecord is an upload's state, as stored.
+type tusRecord struct {
+	Name     string    `json:"name"`
+	Size     int64     `json:"size"`
+	Offset   int64     `json:"offset"`
+	Metadata string    `json:"metadata,omitempty"`
+	Created  time.Time `json:"created"`
+	UploadID string    `json:"s3_upload_id"`
+	PartSize int64     `json:"part_size"`
+	Parts    []tusPart `json:"parts,omitempty"`
+	// Pending is the key of the incomplete-part object, holding the
+	// PendingSize bytes after the parts; "" when there are none.
+	Pending     string `json:"pending,omitempty"`
+	PendingSize int64  `json:"pending_size,omitempty"`
+	// The running hashes of the bytes before Offset.
+	SHA256 []byte `json:"sha256_state"`
+	CRC64  []byte `json:"crc64nvme_state"`
+	// Lease is when the Append that holds the upload gives it up; zero
+	// when none does.
+	Lease time.Time `json:"lease,omitzero"`
+	// Assembled: the multipart upload was completed from the parts and
+	// only the publish under the name is left (it failed once).
+	Assembled     bool   `json:"assembled,omitempty"`
+	AssembledETag string `json:"assembled_etag,omitempty"`
+	Digest        string `json:"sha256,omitempty"`
+	Whole         string `json:"crc64nvme,omitempty"`
+}
+
+type tusPart struct {
+	N    int32  `json:"n"`
+	ETag string `json:"etag"`
+	CRC  string `json:"crc64nvme"`
+}
+
+func (r *tusRecord) resumable(id string) store.Resumable {
+	return store.Resumable{ID: id, Name: r.Name, Size: r.Size, Offset: r.Offset, Metadata: r.Metadata,
+		Created: r.Created, Expires: r.Created.Add(tusExpiry).Truncate(time.Second)}
+}
+
+func (s *Store) tusKey(id, suffix string) string { return s.opts.Prefix + tusDir + id + suffix }
+
+// tusPartSize is the part size of an upload of size bytes: S3's least, so
+// a request buffers as little as it can, unless the file needs larger
+// parts to fit in S3's 10,000. An upload whose size is deferred gets the
+// least, which holds up to 10,000 × 5 MiB.
+func tusPartSize(size int64) int64 {
+	p := int64(store.MinPartSize)
+	if need := (size + store.MaxPartCount - 1) / store.MaxPartCount; need > p {
+		p = (need + 1<<20 - 1) &^ (1<<20 - 1)
+	}
+	return p
+}
+
+// CreateResumable implements store.ResumableStore.
+func (s *Store) CreateResumable(ctx context.Context, r store.Resumable) (store.Resumable, error) {
+	if err := store.ValidateName(r.Name); err != nil {
+		return store.Resumable{}, err
+	}
+	if r.Size < store.UnknownSize || r.Size > store.MaxUploadSize {
+		return store.Resumable{}, fmt.Errorf("%w: size %d", store.ErrUploadTooLarge, r.Size)
+	}
+	s.retryAborts(ctx)
+	id := store.NewUploadID()
+	// The bytes go to a multipart upload at the file's own key, which
+	// completes there, as /uploads does: no staging object, no copy.
+	staging := s.key(r.Name)
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: &s.bucket, Key: &staging,
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme,
+		ChecksumType:      types.ChecksumTypeFullObject,
+	})
+	if err != nil {
+		return store.Resumable{}, mapUploadError("create tus upload", id, err)
+	}
+	sum, _ := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+	crc, _ := store.NewCRC64NVME().(encoding.BinaryMarshaler).MarshalBinary()
+	rec := tusRecord{
+		Name: r.Name, Size: r.Size, Metadata: r.Metadata, Created: time.Now().UTC().Round(0),
+		UploadID: aws.ToString(created.UploadId), PartSize: tusPartSize(r.Size), SHA256: sum, CRC64: crc,
+	}
+	if _, err := s.putTusRecord(ctx, id, &rec, ""); err != nil {
+		return store.Resumable{}, errors.Join(err, s.abortOrDefer(ctx, staging, rec.UploadID))
+	}
+	return rec.resumable(id), nil
+}
+
+// loadTusRecord reads an upload's state and the ETag it was read at.
+func (s *Store) loadTusRecord(ctx context.Context, id string) (tusRecord, string, error) {
+	if !store.ValidUploadID(id) {
+		return tusRecord{}, "", notFound(id)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.tusKey(id, ".json"))})
+	if err != nil {
+		if err = mapError("load tus upload", id, err); errors.Is(err, store.ErrNotFound) {
+			return tusRecord{}, "", notFound(id)
+		}
+		return tusRecord{}, "", err
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Body, maxTusRecord+1))
+	if err != nil {
+		return tusRecord{}, "", mapError("load tus upload", id, err)
+	}
+	var rec tusRecord
+	if err := json.Unmarshal(b, &rec); err != nil || len(b) > maxTusRecord || rec.UploadID == "" {
+		return tusRecord{}, "", fmt.Errorf("%w: s3store: load tus upload %q: damaged state (%d bytes): %v", store.ErrBackend, id, len(b), err)
+	}
+	return rec, aws.ToString(out.ETag), nil
+}
+
+// putTusRecord writes an upload's state: a new one (ifMatch "") only where
+// none is, or over the one read at ifMatch. Losing that race is
+// ErrLocked: another request changed the upload meanwhile.
+func (s *Store) putTusRecord(ctx context.Context, id string, rec *tusRecord, ifMatch string) (string, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return "", fmt.Errorf("s3store: save tus upload %q: %w", id, err)
+	}
+	in := &s3.PutObjectInput{
+		Bucket: &s.bucket, Key: aws.String(s.tusKey(id, ".json")),
+		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json"),
+	}
+	if ifMatch == "" {
+		in.IfNoneMatch = aws.String("*")
+	} else {
+		in.IfMatch = &ifMatch
+	}
+	out, err := s.client.PutObject(ctx, in)
+	if err != nil {
+		mapped := mapError("save tus upload", id, err)
+		if ifMatch != "" && errors.Is(mapped, store.ErrExists) {
+			return "", fmt.Errorf("%w: s3store: save tus upload %q: it changed meanwhile: %w", store.ErrLocked, id, err)
+		}
+		if ifMatch != "" && errors.Is(mapped, store.ErrNotFound) {
+			return "", fmt.Errorf("%w: s3store: save tus upload %q: it went meanwhile: %w", store.ErrUploadNotFound, id, err)
+		}
+		return "", mapped
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+// Resumable implements store.ResumableStore.
+func (s *Store) Resumable(ctx context.Context, id string) (store.Resumable, error) {
+	rec, _, err := s.loadTusRecord(ctx, id)
+	if err != nil {
+		return store.Resumable{}, err
+	}
+	return rec.resumable(id), nil
+}
+
+// Terminate implements store.ResumableStore. An Append under way loses
+// its lease's If-Match and stops.
+func (s *Store) Terminate(ctx context.Context, id string) error {
+	rec, _, err := s.loadTusRecord(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.removeTus(ctx, id, &rec)
+}
+
+// removeTus deletes everything of an upload, the state first, so that it
+// is gone for every caller from then on, even when the request's context
+// is.
+func (s *Store) removeTus(ctx context.Context, id string, rec *tusRecord) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.deleteObject(ctx, s.tusKey(id, ".json")); err != nil {
+		return fmt.Errorf("s3store: remove tus upload %q: %w", id, err)
+	}
+	var errs []error
+	if !rec.Assembled {
+		errs = append(errs, s.abort(ctx, s.key(rec.Name), rec.UploadID))
+	}
+	// Every object of the upload: the incomplete
+	// part, and any incomplete part an invocation that died before it
+	// could record it left behind.
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.tusKey(id, "."))})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			errs = append(errs, mapError("list tus upload", id, err))
+			break
+		}
+		for _, o := range page.Contents {
+			errs = append(errs, s.deleteObject(ctx, aws.ToString(o.Key)))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		// The upload is gone; what is left, the lifecycle rule sweeps.
+		return fmt.Errorf("s3store: remove tus upload %q: %w", id, err)
+	}
+	return nil
+}
+
+// Append implements store.ResumableStore.
+func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.Appended, err error) {
+	rec, etag, err := s.loadTusRecord(ctx, id)
+	if err != nil {
+		return store.Appended{}, err
+	}
+	now := time.Now()
+	switch {
+	case rec.Lease.After(now):
+		return store.Appended{}, fmt.Errorf("%w: tus upload %s is held until %s", store.ErrLocked, id, rec.Lease.Format(time.RFC3339))
+	case c.Offset != rec.Offset:
+		return store.Appended{}, fmt.Errorf("%w: tus upload %s is at %d, the chunk is for %d", store.ErrOffsetMismatch, id, rec.Offset, c.Offset)
+	}
+	if c.Size != store.UnknownSize {
+		switch {
+		case rec.Size == store.UnknownSize && (c.Size < rec.Offset || c.Size > c.MaxSize || c.Size > rec.PartSize*store.MaxPartCount):
+			return store.Appended{}, fmt.Errorf("%w: tus upload %s: size %d declared at offset %d", store.ErrUploadTooLarge, id, c.Size, rec.Offset)
+		case rec.Size != store.UnknownSize && c.Size != rec.Size:
+			return store.Appended{}, fmt.Errorf("%w: tus upload %s: size %d declared, it has %d", store.ErrInvalidUpload, id, c.Size, rec.Size)
+		}
+	}
+
+	// Claim the upload: of two requests that read the same state, one
+	// writes the lease and the other fails If-Match.
+	before := rec
+	lease, ok := ctx.Deadline()
+	if !ok || lease.Sub(now) > tusLease {
+		lease = now.Add(tusLease)
+	}
+	rec.Lease = lease.UTC()
+	if c.Size != store.UnknownSize {
+		rec.Size = c.Size
+	}
+	leaseETag, err := s.putTusRecord(ctx, id, &rec, etag)
+	if err != nil {
+		return store.Appended{}, err
+	}
+	var newPending string
+	release := true
+	defer func() {
+		if err == nil || !release {
+			return
+		}
+		// Give the upload back as it was.
+		cleanup := context.WithoutCancel(ctx)
+		if newPending != "" {
+			s.deleteObject(cleanup, newPending)
+		}
+		before.Lease = time.Time{}
+		if _, perr := s.putTusRecord(cleanup, id, &before, leaseETag); perr != nil && !errors.Is(perr, store.ErrUploadNotFound) {
+			err = errors.Join(err, perr)
+		}
+	}()
+
+	if rec.Assembled {
+		// The last chunk again, after its publish failed: its bytes are
+		// in the assembled object already.
+		n, err := io.Copy(io.Discard, c.Body)
+		if err != nil {
+			return store.Appended{}, fmt.Errorf("tus upload %s: %w", id, err)
+		}
+		if rec.Offset+n != rec.Size {
+			return store.Appended{}, fmt.Errorf("%w: tus upload %s is assembled; a chunk of %d bytes at %d does not end it", store.ErrUploadMismatch, id, n, rec.Offset)
+		}
+		release = false
+		return s.publishTus(ctx, id, &rec)
+	}
+	room := c.MaxSize - rec.Offset
+	if rec.Size != store.UnknownSize {
+		room = rec.Size - rec.Offset
+	}
+	sum, crc := sha256.New(), store.NewCRC64NVME()
+	if err := restoreHash(sum, rec.SHA256); err != nil {
+		return store.Appended{}, fmt.Errorf("%w: s3store: tus upload %s: %w", store.ErrBackend, id, err)
+	}
+	if err := restoreHash(crc, rec.CRC64); err != nil {
+		return store.Appended{}, fmt.Errorf("%w: s3store: tus upload %s: %w", store.ErrBackend, id, err)
+	}
+
+	// The incomplete part, then the chunk, through one buffer of a part:
+	// each full buffer is a part.
+	chunk := &hashing{r: io.LimitReader(c.Body, room+1), hashes: []hash.Hash{sum, crc}}
+	var src io.Reader = chunk
+	if rec.Pending != "" {
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &rec.Pending})
+		if err != nil {
+			return store.Appended{}, mapError("read incomplete part", id, err)
+		}
+		defer out.Body.Close()
+		src = io.MultiReader(io.LimitReader(out.Body, rec.PendingSize), chunk)
+	}
+	buf := make([]byte, rec.PartSize)
+	staging := s.tusKey(id, ".object")
+	parts := slices.Clone(rec.Parts)
+	var k int
+	for {
+		var rerr error
+		k, rerr = io.ReadFull(src, buf)
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			return store.Appended{}, fmt.Errorf("tus upload %s: %w", id, rerr)
+		}
+		if chunk.n > room {
+			return store.Appended{}, fmt.Errorf("%w: tus upload %s: the chunk is over the %d bytes left", store.ErrUploadTooLarge, id, room)
+		}
+		if k < len(buf) {
+			break
+		}
+		if len(parts) >= store.MaxPartCount {
+			return store.Appended{}, fmt.Errorf("%w: tus upload %s: over %d parts", store.ErrUploadTooLarge, id, store.MaxPartCount)
+		}
+		p, err := s.uploadTusPart(ctx, id, staging, &rec, int32(len(parts)+1), buf)
+		if err != nil {
+			return store.Appended{}, err
+		}
+		parts = append(parts, p)
+	}
+	if c.Verify != nil {
+		if err := c.Verify(); err != nil {
+			return store.Appended{}, err
+		}
+	}
+	rec.Offset += chunk.n
+	rec.Parts = parts
+	last := rec.Offset == rec.Size
+	oldPending := rec.Pending
+	rec.Pending, rec.PendingSize = "", 0
+	switch {
+	case last && rec.Size == 0:
+		// No part at all: S3 completes no multipart upload without one.
+		if err := s.Put(ctx, []store.File{{Name: rec.Name, Body: emptyBody{}}}); err != nil {
+			if errors.Is(err, store.ErrExists) {
+				release = false
+				err = errors.Join(err, s.removeTus(ctx, id, &rec))
+			}
+			return store.Appended{}, err
+		}
+		release = false
+		s.removeTus(ctx, id, &rec)
+		empty := sha256.Sum256(nil)
+		return store.Appended{Upload: rec.resumable(id), Done: &store.Finished{
+			Info: store.Info{Name: rec.Name, Modified: time.Now().UTC()}, SHA256: hex.EncodeToString(empty[:]),
+			CRC64NVME: store.EncodeCRC64NVME(store.NewCRC64NVME().Sum64()),
+		}}, nil
+	case last && k > 0:
+		p, err := s.uploadTusPart(ctx, id, staging, &rec, int32(len(parts)+1), buf[:k])
+		if err != nil {
+			return store.Appended{}, err
+		}
+		rec.Parts = append(rec.Parts, p)
+	case !last && k > 0:
+		newPending = s.tusKey(id, "."+rand.Text()+".part")
+		if _, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &s.bucket, Key: &newPending, Body: bytes.NewReader(buf[:k]), ContentLength: aws.Int64(int64(k)),
+		}); err != nil {
+			return store.Appended{}, mapError("save incomplete part", id, err)
+		}
+		rec.Pending, rec.PendingSize = newPending, int64(k)
+	}
+	if rec.SHA256, err = marshalHash(sum); err == nil {
+		rec.CRC64, err = marshalHash(crc)
+	}
+	if err != nil {
+		return store.Appended{}, fmt.Errorf("s3store: tus upload %s: %w", id, err)
+	}
+	if last {
+		if err := s.assembleTus(ctx, id, &rec, crc); err != nil {
+			if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrChecksum) {
+				// The name was taken meanwhile, or the bytes are not
+				// what was hashed: the upload cannot go on.
+				release = false
+				return store.Appended{}, errors.Join(err, s.removeTus(ctx, id, &rec))
+			}
+			return store.Appended{}, err
+		}
+		if oldPending != "" {
+			s.deleteObject(context.WithoutCancel(ctx), oldPending)
+		}
+		release = false
+		return s.publishTus(ctx, id, &rec)
+	}
+	rec.Lease = time.Time{}
+	if _, err := s.putTusRecord(ctx, id, &rec, leaseETag); err != nil {
+		return store.Appended{}, err
+	}
+	newPending = ""
+	if oldPending != "" {
+		// Best effort: the lifecycle rule sweeps it otherwise.
+		s.deleteObject(context.WithoutCancel(ctx), oldPending)
+	}
+	return store.Appended{Upload: rec.resumable(id)}, nil
+}
+
+// uploadTusPart uploads one part with its CRC-64/NVME.
+func (s *Store) uploadTusPart(ctx context.Context, id, staging string, rec *tusRecord, n int32, b []byte) (tusPart, error) {
+	h := store.NewCRC64NVME()
+	h.Write(b)
+	crc := store.EncodeCRC64NVME(h.Sum64())
+	out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: &s.bucket, Key: &staging, UploadId: &rec.UploadID, PartNumber: aws.Int32(n),
+		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme, ChecksumCRC64NVME: &crc,
+	})
+	if err != nil {
+		return tusPart{}, mapUploadError("upload tus part", id, err)
+	}
+	return tusPart{N: n, ETag: aws.ToString(out.ETag), CRC: crc}, nil
+}
+
+// assembleTus completes the multipart upload, which S3 checks against the
+// whole file's CRC-64/NVME, and records the result in rec.
+func (s *Store) assembleTus(ctx context.Context, id string, rec *tusRecord, crc hash.Hash64) error {
+	staging := s.key(rec.Name)
+	completed := make([]types.CompletedPart, len(rec.Parts))
+	for i, p := range rec.Parts {
+		completed[i] = types.CompletedPart{PartNumber: aws.Int32(p.N), ETag: aws.String(p.ETag), ChecksumCRC64NVME: aws.String(p.CRC)}
+	}
+	whole := store.EncodeCRC64NVME(crc.Sum64())
+	in := &s3.CompleteMultipartUploadInput{
+		Bucket: &s.bucket, Key: &staging, UploadId: &rec.UploadID,
+		MultipartUpload:   &types.CompletedMultipartUpload{Parts: completed},
+		ChecksumCRC64NVME: &whole, ChecksumType: types.ChecksumTypeFullObject,
+	}
+	if !s.opts.Overwrite {
+		in.IfNoneMatch = aws.String("*")
+	}
+	out, err := s.client.CompleteMultipartUpload(ctx, in)
+	if err != nil {
+		return completeError(id, rec.Name, err)
+	}
+	sum := sha256.New()
+	if err := restoreHash(sum, rec.SHA256); err != nil {
+		return fmt.Errorf("%w: s3store: tus upload %s: %w", store.ErrBackend, id, err)
+	}
+	rec.Assembled = true
+	rec.AssembledETag = aws.ToString(out.ETag)
+	rec.Digest = hex.EncodeToString(sum.Sum(nil))
+	rec.Whole = whole
+	return nil
+}
+
+// publishTus reports the upload published, which its completion at the
+// file's key did, and removes what is left of it.
+func (s *Store) publishTus(ctx context.Context, id string, rec *tusRecord) (store.Appended, error) {
+	s.removeTus(ctx, id, rec)
+	info, herr := s.head(ctx, rec.Name)
+	if herr != nil {
+		info = store.Info{Name: rec.Name, Size: rec.Size, Modified: time.Now().UTC(), SHA256: rec.Digest}
+	}
+	return store.Appended{Upload: rec.resumable(id), Done: &store.Finished{Info: info, SHA256: rec.Digest, CRC64NVME: rec.Whole}}, nil
+}
+
+// emptyBody is the body of an empty file.
+type emptyBody struct{}
+
+func (emptyBody) Size() int64               { return 0 }
+func (emptyBody) SHA256() [sha256.Size]byte { return sha256.Sum256(nil) }
+func (emptyBody) CRC64NVME() uint64         { return 0 }
+func (emptyBody) Reader() *io.SectionReader { return io.NewSectionReader(bytes.NewReader(nil), 0, 0) }
+
+// hashing hashes what is read through it.
+type hashing struct {
+	r      io.Reader
+	hashes []hash.Hash
+	n      int64 // bytes read
+}
+
+func (h *hashing) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.n += int64(n)
+	for _, x := range h.hashes {
+		x.Write(p[:n])
+	}
+	return n, err
+}
+
+func restoreHash(h hash.Hash, state []byte) error {
+	return h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state)
+}
+
+func marshalHash(h hash.Hash) ([]byte, error) {
+	return h.(encoding.BinaryMarshaler).MarshalBinary()
+}

@@ -1,0 +1,196 @@
+package s3store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/internal/uploadtest"
+	"spillway/store"
+)
+
+func tusChunk(off int64, b []byte) store.Chunk {
+	return store.Chunk{Offset: off, Size: store.UnknownSize, Body: bytes.NewReader(b), MaxSize: 1 << 40}
+}
+
+// requireNoInternalKeys requires that nothing is left under .spillway/.
+func requireNoInternalKeys(t *testing.T, e *env) {
+	t.Helper()
+	out, err := e.gw.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(e.gw.Bucket), Prefix: aws.String(internalDir)})
+	require.NoError(t, err)
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	assert.Empty(t, keys)
+}
+
+// Chunks shorter than a part, and a chunk that spans several parts, go
+// to S3 as parts of at least 5 MiB and an incomplete part, and the file
+// published is the file, with its SHA-256 and CRC-64/NVME.
+func TestTusChunksAssembleIntoTheFile(t *testing.T) {
+	e := newEnv(t, Options{})
+	f := uploadtest.File{Name: "t/file.bin", Size: 3*store.MinPartSize + 4321, Seed: 5}
+	data := f.Bytes()
+	u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: f.Name, Size: f.Size})
+	require.NoError(t, err)
+	cuts := []int64{0, 1 << 20, 4 << 20, 6 << 20, 13 << 20, f.Size}
+	var done *store.Finished
+	for i := 1; i < len(cuts); i++ {
+		a, err := e.store.Append(t.Context(), u.ID, tusChunk(cuts[i-1], data[cuts[i-1]:cuts[i]]))
+		require.NoError(t, err, "chunk %d", i)
+		assert.Equal(t, cuts[i], a.Upload.Offset)
+		done = a.Done
+	}
+	require.NotNil(t, done)
+	assert.Equal(t, f.SHA256(), done.SHA256)
+	h := store.NewCRC64NVME()
+	h.Write(data)
+	assert.Equal(t, store.EncodeCRC64NVME(h.Sum64()), done.CRC64NVME)
+	info, r, err := e.store.Open(t.Context(), f.Name)
+	require.NoError(t, err)
+	defer r.Close()
+	assert.Equal(t, f.SHA256(), info.SHA256)
+	uploadtest.RequireContent(t, f, r)
+	requireNoInternalKeys(t, e)
+}
+
+// Two Appends at one offset: the second is refused with ErrLocked while
+// the first holds the upload's lease, which it took with If-Match on the
+// state's ETag, and the first one's bytes are the ones kept.
+func TestTusSecondAppendIsLockedOut(t *testing.T) {
+	e := newEnv(t, Options{})
+	u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "locked.bin", Size: 8})
+	require.NoError(t, err)
+	pr, pw := io.Pipe()
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.store.Append(t.Context(), u.ID, store.Chunk{Offset: 0, Size: store.UnknownSize, Body: pr, MaxSize: 1 << 40})
+		first <- err
+	}()
+	// The lease is written before the body is read: once the first bytes
+	// are taken, the first Append holds the upload.
+	_, err = pw.Write([]byte("1111"))
+	require.NoError(t, err)
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("22222222")))
+	require.ErrorIs(t, err, store.ErrLocked)
+	_, err = pw.Write([]byte("1111"))
+	require.NoError(t, err)
+	pw.Close()
+	require.NoError(t, <-first)
+	_, r, err := e.store.Open(t.Context(), "locked.bin")
+	require.NoError(t, err)
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	require.NoError(t, err)
+	assert.Equal(t, "11111111", string(b))
+	requireNoInternalKeys(t, e)
+}
+
+// A lease whose holder died (its deadline passed) no longer holds the
+// upload; one still running does.
+func TestTusLeaseEndsWithItsDeadline(t *testing.T) {
+	e := newEnv(t, Options{})
+	u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "lease.bin", Size: 6})
+	require.NoError(t, err)
+	setLease := func(at time.Time) {
+		rec, etag, err := e.store.loadTusRecord(t.Context(), u.ID)
+		require.NoError(t, err)
+		rec.Lease = at
+		_, err = e.store.putTusRecord(t.Context(), u.ID, &rec, etag)
+		require.NoError(t, err)
+	}
+	setLease(time.Now().Add(time.Hour))
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("abc")))
+	require.ErrorIs(t, err, store.ErrLocked)
+	setLease(time.Now().Add(-time.Second))
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("abc")))
+	require.NoError(t, err)
+
+	// A chunk that fails its check leaves the upload as it was, free.
+	_, err = e.store.Append(t.Context(), u.ID, store.Chunk{Offset: 3, Size: store.UnknownSize, Body: bytes.NewReader([]byte("def")), MaxSize: 1 << 40,
+		Verify: func() error { return store.ErrChunkChecksum }})
+	require.ErrorIs(t, err, store.ErrChunkChecksum)
+	got, err := e.store.Resumable(t.Context(), u.ID)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), got.Offset)
+	a, err := e.store.Append(t.Context(), u.ID, tusChunk(3, []byte("def")))
+	require.NoError(t, err)
+	sum := sha256.Sum256([]byte("abcdef"))
+	assert.Equal(t, hex.EncodeToString(sum[:]), a.Done.SHA256)
+	requireNoInternalKeys(t, e)
+}
+
+// A name taken while the upload ran is refused at the last chunk, and
+// the upload is discarded with everything it had in the bucket.
+func TestTusNameTakenMeanwhile(t *testing.T) {
+	e := newEnv(t, Options{})
+	u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "taken.bin", Size: store.MinPartSize + 10})
+	require.NoError(t, err)
+	data := uploadtest.File{Name: "taken.bin", Size: store.MinPartSize + 10, Seed: 9}.Bytes()
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, data[:store.MinPartSize+3]))
+	require.NoError(t, err)
+	_, err = e.gw.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(e.gw.Bucket), Key: aws.String("taken.bin"), Body: bytes.NewReader([]byte("mine"))})
+	require.NoError(t, err)
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(store.MinPartSize+3, data[store.MinPartSize+3:]))
+	require.ErrorIs(t, err, store.ErrExists)
+	_, err = e.store.Resumable(t.Context(), u.ID)
+	require.ErrorIs(t, err, store.ErrUploadNotFound)
+	requireNoInternalKeys(t, e)
+}
+
+// An empty file, and a file whose size is declared with its last chunk.
+func TestTusEmptyAndDeferred(t *testing.T) {
+	e := newEnv(t, Options{})
+	u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "empty.bin", Size: 0})
+	require.NoError(t, err)
+	a, err := e.store.Append(t.Context(), u.ID, tusChunk(0, nil))
+	require.NoError(t, err)
+	require.NotNil(t, a.Done)
+	info, err := e.store.Stat(t.Context(), "empty.bin")
+	require.NoError(t, err)
+	assert.Zero(t, info.Size)
+
+	u, err = e.store.CreateResumable(t.Context(), store.Resumable{Name: "deferred.bin", Size: store.UnknownSize})
+	require.NoError(t, err)
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("abc")))
+	require.NoError(t, err)
+	c := tusChunk(3, []byte("def"))
+	c.Size = 6
+	a, err = e.store.Append(t.Context(), u.ID, c)
+	require.NoError(t, err)
+	require.NotNil(t, a.Done)
+	assert.Equal(t, int64(6), a.Done.Size)
+	requireNoInternalKeys(t, e)
+}
+
+// An incomplete part that an invocation wrote but could not record (it
+// died first) goes with the upload when it is finished or terminated.
+func TestTusRemovesUnrecordedIncompleteParts(t *testing.T) {
+	e := newEnv(t, Options{})
+	for _, finish := range []bool{true, false} {
+		u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "orphans.bin", Size: 6})
+		require.NoError(t, err)
+		_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("abc")))
+		require.NoError(t, err)
+		_, err = e.gw.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(e.gw.Bucket),
+			Key: aws.String(e.store.tusKey(u.ID, ".DEADINVOCATION.part")), Body: bytes.NewReader([]byte("xyz"))})
+		require.NoError(t, err)
+		if finish {
+			_, err = e.store.Append(t.Context(), u.ID, tusChunk(3, []byte("def")))
+			require.NoError(t, err)
+			require.NoError(t, e.store.Delete(t.Context(), "orphans.bin"))
+		} else {
+			require.NoError(t, e.store.Terminate(t.Context(), u.ID))
+		}
+		requireNoInternalKeys(t, e)
+	}
+}
