@@ -345,7 +345,7 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 		src = io.MultiReader(io.LimitReader(out.Body, rec.PendingSize), chunk)
 	}
 	buf := make([]byte, rec.PartSize)
-	staging := s.tusKey(id, ".object")
+	staging := s.key(rec.Name)
 	parts := slices.Clone(rec.Parts)
 	var k int
 	for {

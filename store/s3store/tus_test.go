@@ -58,7 +58,11 @@ func TestTusChunksAssembleIntoTheFile(t *testing.T) {
 	info, r, err := e.store.Open(t.Context(), f.Name)
 	require.NoError(t, err)
 	defer r.Close()
-	assert.Equal(t, f.SHA256(), info.SHA256)
+	// The object is the multipart upload completed at its key: S3 holds
+	// its CRC64NVME, but metadata cannot be added after the completion
+	// without a copy, so the SHA-256 the store computed is reported, not
+	// kept with the object.
+	assert.Empty(t, info.SHA256)
 	uploadtest.RequireContent(t, f, r)
 	requireNoInternalKeys(t, e)
 }
