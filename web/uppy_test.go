@@ -186,21 +186,6 @@ func fileSHA256(t *testing.T, p string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// requireTus skips t when tg has no tus server at /tus/: the tus half of
-// issue 16 is another branch, and this test runs once it is merged.
-func requireTus(t *testing.T, tg uppyTarget) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodOptions, tg.url+"/tus/", nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+uppyToken)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	if resp.Header.Get("Tus-Version") == "" {
-		t.Skipf("no tus server at %s/tus/ (OPTIONS answered %d without Tus-Version)", tg.url, resp.StatusCode)
-	}
-}
-
 // TestUppy uploads several files with each plugin, and with @uppy/aws-s3
 // both in parts (multipart on) and whole (multipart off), to each
 // entrypoint.
@@ -259,7 +244,6 @@ func TestUppy(t *testing.T) {
 				assert.Equal(t, 1, res.Sends[3])
 			})
 			t.Run("tus", func(t *testing.T) {
-				requireTus(t, tg)
 				runUppy(t, page, tg, dataDir, map[string]any{"plugin": "tus", "chunkSize": 4 << 20}, []uppyFile{
 					{"tus-small.bin", 200 << 10},
 					{"tus-large.bin", 9<<20 + 5},
