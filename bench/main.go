@@ -50,6 +50,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,28 +154,66 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
-// Servers, in the order each repetition runs them: baselines and Spillway
-// alternate.
+// Servers, in the order each repetition runs them: each Spillway row right
+// after the floor it is held to.
 const (
-	srvBaseline = "baseline-256k"
-	srvSpillway = "spillway"
-	srvCopy     = "baseline-32k"
-	srvFsync    = "spillway-fsync"
-	srvDiscard  = "discard"
+	srvFloor        = "floor"
+	srvSpillway     = "spillway"
+	srvFloorFsync   = "floor-fsync"
+	srvFsync        = "spillway-fsync"
+	srvBaseline     = "baseline-256k"
+	srvNginx        = "nginx"
+	srvNginxTuned   = "nginx-256k"
+	srvDiscard      = "discard"
+	srvTusd         = "tusd"
+	srvSpillwayTus  = "spillway-tus"
+	srvAWSCLI       = "aws-s3-cp"
+	srvPushBucket   = "push-bucket"
+	srvPushEmulator = "push-emulator"
 )
 
 type serverSpec struct {
 	name  string
-	mode  string // reference server mode; "" for localserver
-	fsync bool
+	mode  string // reference server mode; "" for the others
+	peer  string // peer* for a real tool, "" for a reference server or localserver
+	fsync bool   // durable: fsyncs each file (and its directory) before answering
+	kinds []string
+	// firstLargeOnly limits large cases to the smaller size, for peers
+	// compared at one size.
+	firstLargeOnly bool
 }
 
+// Peers, the tools a user would pick instead (peers.go).
+const (
+	peerNginx      = "nginx"
+	peerNginxTuned = "nginx-tuned"
+	peerTusd       = "tusd"
+	peerAWSCLI     = "aws-cli"
+	peerPush       = "push" // spillway push to localserver --bucket
+	peerPushEmu    = "push-emulator"
+	peerSpillTus   = "spillway-tus"
+)
+
 var servers = []serverSpec{
-	{name: srvBaseline, mode: modeCopyBuffer},
-	{name: srvSpillway},
-	{name: srvCopy, mode: modeCopy},
-	{name: srvFsync, fsync: true},
-	{name: srvDiscard, mode: modeDiscard},
+	{name: srvFloor, mode: modeFloor, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	{name: srvSpillway, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	{name: srvFloorFsync, mode: modeFloorFsync, fsync: true, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	{name: srvFsync, fsync: true, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	{name: srvBaseline, mode: modeCopyBuffer, kinds: []string{kindRaw, kindSmall}},
+	{name: srvNginx, peer: peerNginx, kinds: []string{kindRaw, kindSmall}, firstLargeOnly: true},
+	{name: srvNginxTuned, peer: peerNginxTuned, kinds: []string{kindRaw, kindSmall}, firstLargeOnly: true},
+	{name: srvDiscard, mode: modeDiscard, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	{name: srvTusd, peer: peerTusd, kinds: []string{kindTus}},
+	{name: srvSpillwayTus, peer: peerSpillTus, kinds: []string{kindTus}},
+	{name: srvAWSCLI, peer: peerAWSCLI, kinds: []string{kindS3}},
+	{name: srvPushBucket, peer: peerPush, kinds: []string{kindS3}},
+	{name: srvPushEmulator, peer: peerPushEmu, kinds: []string{kindS3}},
+}
+
+// runs reports whether s takes part in case c of a run whose smaller large
+// size is first.
+func (s serverSpec) runs(c caseSpec, first int64) bool {
+	return slices.Contains(s.kinds, c.kind) && (!s.firstLargeOnly || c.kind == kindSmall || c.size == first)
 }
 
 // Case kinds.
@@ -182,6 +221,8 @@ const (
 	kindRaw       = "raw"
 	kindMultipart = "multipart"
 	kindSmall     = "small"
+	kindTus       = "tus"
+	kindS3        = "s3"
 )
 
 type caseSpec struct {
@@ -202,6 +243,7 @@ type runResult struct {
 	startRSS  int64  // its RSS once listening
 	serverCPU time.Duration
 	clientCPU time.Duration
+	skipped   bool // the server turned out not to support the case
 }
 
 // rate is MB/s (10^6 bytes) for large uploads and requests/s for small ones.
@@ -226,6 +268,7 @@ type report struct {
 	loadStart  string                 // load averages before and after the run: other
 	loadEnd    string                 // work on the machine skews every figure
 	lambda     lambdaResult
+	peers      *peerTools
 	goBench    string
 	errors     []string
 }
@@ -285,6 +328,11 @@ func run(ctx context.Context, o options) (*report, error) {
 	for _, size := range o.small {
 		rep.cases = append(rep.cases, caseSpec{id: fmt.Sprintf("PUT %s ×%d conns", sizeLabel(size), o.conns), kind: kindSmall, size: size})
 	}
+	rep.cases = append(rep.cases,
+		caseSpec{id: "tus " + sizeLabel(o.large[0]), kind: kindTus, size: o.large[0]},
+		caseSpec{id: "S3 " + sizeLabel(o.large[0]), kind: kindS3, size: o.large[0]})
+	logf(o, "setting up the peers")
+	rep.peers = setupPeers(ctx, o, work, pattern)
 	for i, c := range rep.cases {
 		// One pair of directories per case, emptied after every run: each
 		// server starts from the same directory, on the same part of the
@@ -296,11 +344,18 @@ func run(ctx context.Context, o options) (*report, error) {
 		}
 		for r := range o.reps {
 			for _, s := range servers {
+				if !s.runs(c, o.large[0]) || rep.peers.skipped[s.peer] != "" {
+					continue
+				}
 				if err := ctx.Err(); err != nil {
 					rep.errors = append(rep.errors, "stopped: "+err.Error())
 					return finish(rep)
 				}
-				res := runCase(ctx, o, caseDir, c, s, pattern, sums[c.size])
+				res := runCase(ctx, o, caseDir, c, s, rep.peers, pattern, sums[c.size])
+				if res.skipped {
+					logf(o, "skipping %s: %s", s.name, rep.peers.skipped[s.peer])
+					continue
+				}
 				rep.results[c.id] = append(rep.results[c.id], res)
 				if res.err != "" {
 					rep.errors = append(rep.errors, fmt.Sprintf("%s on %s (rep %d): %s", c.id, s.name, r+1, res.err))
@@ -363,10 +418,10 @@ func logf(o options, format string, args ...any) {
 
 // runCase starts a fresh server on the case's directories, runs one case
 // against it, stops it, and empties the directories.
-func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpec, pattern []byte, sum string) (res runResult) {
+func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpec, peers *peerTools, pattern []byte, sum string) (res runResult) {
 	res.server = s.name
 	defer func() {
-		for _, d := range []string{"uploads", "spool"} {
+		for _, d := range []string{"uploads", "spool", "nginx", "s3"} {
 			if err := emptyDir(filepath.Join(dir, d)); err != nil && res.err == "" {
 				res.err = "cleanup: " + err.Error()
 			}
@@ -375,7 +430,7 @@ func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpe
 		// the next one.
 		syscall.Sync()
 	}()
-	p, err := startServer(ctx, o, s, dir)
+	p, err := startServer(ctx, o, s, peers, dir)
 	if err != nil {
 		res.err = err.Error()
 		return res
@@ -384,54 +439,107 @@ func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpe
 		if err := p.stop(); err != nil && res.err == "" {
 			res.err = err.Error()
 		}
-		if s.mode == "" {
+		if s.mode == "" && s.peer != peerAWSCLI && s.peer != peerTusd && !isNginx(s) {
 			if names, _ := dirNames(p.spoolDir); len(names) > 0 && res.err == "" {
 				res.err = fmt.Sprintf("spool dir not empty after stop: %v", names)
 			}
 		}
 	}()
-	res.startRSS = p.startRSS
-	cpu0 := procCPU(p.pid())
+	if s.peer == peerSpillTus && !hasTus(ctx, p.URL, tusEndpoint) {
+		peers.skipped[peerSpillTus] = "pending: this localserver has no tus endpoint at " + tusEndpoint
+		res.skipped = true
+		return res
+	}
+	pids := p.pids()
+	res.startRSS = sumStatus(pids, "VmRSS")
+	cpu0 := treeCPU(pids)
 	self0 := selfCPU()
-	if c.kind == kindSmall {
+	switch c.kind {
+	case kindSmall:
 		runSmall(ctx, o, p, c, pattern, &res)
-	} else {
+	case kindTus:
+		runTus(ctx, p, c, pattern, &res)
+	case kindS3:
+		runS3(ctx, p, s, peers, c, &res)
+	default:
 		runLarge(ctx, p, s, c, pattern, sum, &res)
 	}
-	res.clientCPU = selfCPU() - self0
-	res.serverCPU = procCPU(p.pid()) - cpu0
-	res.hwm, _ = testservers.ProcStatusBytes(p.pid(), "VmHWM")
+	res.clientCPU += selfCPU() - self0
+	// Processes started during the run (nginx's workers, the function
+	// under the emulator) count too.
+	pids = p.pids()
+	res.serverCPU = treeCPU(pids) - cpu0
+	res.hwm = sumStatus(pids, "VmHWM")
 	return res
 }
 
-// server is a started server process.
+func isNginx(s serverSpec) bool { return s.peer == peerNginx || s.peer == peerNginxTuned }
+
+// server is a started server: a process, an S3 gateway, or both.
 type server struct {
-	*testservers.Process
-	dir      string // uploads
-	spoolDir string
-	startRSS int64 // its RSS once listening
+	*testservers.Process // nil when the gateway is the whole server
+	gw                   *testservers.S3
+	dir                  string // uploads
+	spoolDir             string
+	tusPath              string // where a tus server creates uploads
+	startRSS             int64  // its RSS once listening
 }
 
-func (p *server) pid() int { return p.Pid() }
+// pids is every process of the server and their descendants.
+func (p *server) pids() []int {
+	var roots []int
+	if p.Process != nil {
+		roots = append(roots, p.Pid())
+	}
+	if p.gw != nil {
+		roots = append(roots, p.gw.Pid())
+	}
+	return procTree(roots)
+}
 
-// startServer starts s on 127.0.0.1:0 with its directories under dir and
-// waits for its "url=http://…" line.
-func startServer(ctx context.Context, o options, s serverSpec, dir string) (*server, error) {
+// startServer starts s on 127.0.0.1 with its directories under dir and
+// waits until it listens.
+func startServer(ctx context.Context, o options, s serverSpec, peers *peerTools, dir string) (*server, error) {
 	p := &server{dir: filepath.Join(dir, "uploads"), spoolDir: filepath.Join(dir, "spool")}
 	for _, d := range []string{p.dir, p.spoolDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
+	var err error
+	switch {
+	case isNginx(s):
+		err = startNginx(ctx, peers.nginx, s.peer == peerNginxTuned, p, dir)
+	case s.peer == peerTusd:
+		err = startTusd(ctx, peers.tusd, p)
+	case s.peer == peerAWSCLI || s.peer == peerPush || s.peer == peerPushEmu:
+		err = startS3Peer(ctx, o, s, peers, p, dir)
+	default:
+		err = startLocal(ctx, o, s, p)
+		p.tusPath = tusEndpoint
+	}
+	if err != nil {
+		if p.Process != nil || p.gw != nil {
+			p.stop()
+		}
+		return nil, fmt.Errorf("%s: %w", s.name, err)
+	}
+	return p, nil
+}
+
+// startLocal starts localserver or a reference server, which print
+// "url=http://…" once they listen.
+func startLocal(ctx context.Context, o options, s serverSpec, p *server) error {
 	var cmd *exec.Cmd
 	if s.mode == "" {
+		// Spillway's tus row runs without fsync, as tusd does.
 		cmd = exec.Command(o.server, "--addr", "127.0.0.1:0", "--directory", p.dir, "--spool-dir", p.spoolDir,
 			"--fsync="+strconv.FormatBool(s.fsync))
 		cmd.Env = testservers.CleanEnv()
 	} else {
 		self, err := os.Executable()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cmd = exec.Command(self)
 		cmd.Env = append(os.Environ(), roleEnv+"=reference", modeEnv+"="+s.mode, dirEnv+"="+p.dir)
@@ -440,15 +548,24 @@ func startServer(ctx context.Context, o options, s serverSpec, dir string) (*ser
 	// blocked on it would measure the pipe.
 	proc, err := testservers.StartProcess(ctx, cmd, testservers.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.name, err)
+		return err
 	}
 	p.Process = proc
-	p.startRSS, _ = testservers.ProcStatusBytes(p.pid(), "VmRSS")
-	return p, nil
+	return nil
 }
 
-// stop sends SIGTERM and waits up to a minute, then kills.
-func (p *server) stop() error { return p.Stop(time.Minute) }
+// stop sends SIGTERM to the server and waits up to a minute, then kills;
+// the gateway goes last.
+func (p *server) stop() error {
+	var err error
+	if p.Process != nil {
+		err = p.Stop(time.Minute)
+	}
+	if p.gw != nil {
+		p.gw.Stop()
+	}
+	return err
+}
 
 func newClient(conns int) *http.Client {
 	return &http.Client{Transport: &http.Transport{
@@ -520,10 +637,18 @@ func runLarge(ctx context.Context, p *server, s serverSpec, c caseSpec, pattern 
 // verifyLarge checks the answer and the stored file's size; for Spillway,
 // the SHA-256 it answered too.
 func verifyLarge(p *server, s serverSpec, c caseSpec, name, sum string, body []byte) error {
-	if s.mode == modeDiscard {
+	switch {
+	case s.mode == modeDiscard:
 		return nil
-	}
-	if s.mode == "" {
+	case s.mode == modeFloor || s.mode == modeFloorFsync:
+		var got struct{ SHA256 string }
+		if err := json.Unmarshal(body, &got); err != nil {
+			return fmt.Errorf("answer: %w", err)
+		}
+		if got.SHA256 != sum {
+			return fmt.Errorf("answer %s does not match sha256 %s", body, sum)
+		}
+	case s.mode == "" && s.peer == "":
 		var got wire.UploadResponse
 		if err := json.Unmarshal(body, &got); err != nil {
 			return fmt.Errorf("answer: %w", err)
