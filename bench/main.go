@@ -1,37 +1,50 @@
 // Command bench is Spillway's benchmark harness, behind `make bench`. It
-// measures the real localserver binary against reference servers kept here,
-// on loopback, and writes docs/BENCHMARKS.md.
+// measures the real localserver binary against a hashing floor, reference
+// servers kept here and the real tools a user would pick instead, on
+// loopback, and writes docs/BENCHMARKS.md with a goal table.
 //
-// For each case it starts a fresh server process (so that its peak RSS,
-// VmHWM, belongs to that case alone) with its own temporary upload and spool
-// directories on one filesystem, sends the uploads, reads the server's peak
-// RSS and CPU time from /proc, stops it with SIGTERM and deletes what was
-// stored. The servers are
+// For each case it starts a fresh server (so that its peak RSS, VmHWM,
+// belongs to that case alone) with its own temporary directories on one
+// filesystem, sends the uploads, reads the peak RSS and CPU time of the
+// server's processes from /proc, stops it and deletes what was stored. The
+// servers are
 //
-//   - baseline-256k: a net/http handler that io.CopyBuffers the body into a
-//     new file with a pooled 256 KiB buffer, the figure Spillway is held to;
-//   - baseline-32k: the same with plain io.Copy (32 KiB), for reference;
-//   - spillway: localserver --fsync=false;
-//   - spillway-fsync: localserver with its durable default, --fsync=true;
-//   - discard: a handler that reads the body into io.Discard, the ceiling
-//     of the client and loopback.
+//   - floor and floor-fsync: the least work a server answering with the
+//     body's SHA-256 must do (floor.go), without and with fsync;
+//   - spillway and spillway-fsync: localserver with --fsync=false and with
+//     its durable default;
+//   - baseline-256k: io.CopyBuffer into a new file, no hash;
+//   - nginx and nginx-256k: Debian's nginx with WebDAV PUT, default and
+//     with client_body_buffer_size 256k (peers.go);
+//   - discard: the body read into io.Discard, the ceiling of the client and
+//     loopback;
+//   - tusd and spillway-tus: the same tus client against tusd's filestore
+//     and Spillway's /tus/ (pending while there is none);
+//   - aws-s3-cp, push-bucket and push-emulator: the same file into a fresh
+//     versitygw with `aws s3 cp`, and with `spillway push` through
+//     localserver --bucket, directly and as the function behind the local
+//     Function URL emulator;
+//   - spillway-8MiB-budget: 64 uploads of 10 MiB at once, for peak RSS
+//     under a memory budget.
 //
 // The cases are 1 GiB and 4 GiB uploads, raw (PUT with Content-Length) and
 // multipart (one file), from a client that repeats a 1 MiB pattern (it holds
-// no body and costs next to no CPU), and 1 KiB and 64 KiB PUTs from 32
-// connections for a fixed time, each under a new name. Every case runs
-// --reps times, the servers interleaved within each repetition; the report
-// gives medians and min–max. It also measures the client alone, the
-// allocations of a 4 MB base64 Lambda event through the real adapter, and
-// runs the Go benchmarks of spool, api and lambdahttp.
+// no body and costs next to no CPU), 1 KiB and 64 KiB PUTs from 32
+// connections for a fixed time, each under a new name, and the tus, S3 and
+// load cases at the smaller size. Every case runs --reps times, the servers
+// interleaved within each repetition; the report gives medians and min–max.
+// It also measures the client alone, the allocations of a 4 MB base64
+// Lambda event through the real adapter, runs the Go benchmarks of spool,
+// api and lambdahttp, and profiles the API handler's CPU.
 //
 // Every loop is bounded by a count and by time (--timeout for the whole
 // run). --quick runs small sizes once, as a smoke test.
 //
 // `go run ./bench coldstart [--base REV]` measures the Lambda function
 // instead: its binary size and its Init Duration under the Runtime Interface
-// Emulator, against the function at REV, and rewrites only its own section
-// of docs/BENCHMARKS.md, which the full run keeps (coldstart.go).
+// Emulator, against the function at REV, and rewrites only its own marked
+// section of docs/BENCHMARKS.md, which the full run keeps with every other
+// marked section (coldstart.go, markedSections).
 package main
 
 import (
@@ -104,6 +117,7 @@ type options struct {
 	goBench  bool          // run the Go benchmarks and include their output
 	timeout  time.Duration // for the whole run
 	command  string        // the command line shown in the report
+	noApt    bool          // never apt-get install a missing peer (the smoke test)
 	log      io.Writer     // progress lines
 }
 
@@ -118,7 +132,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.conns, "conns", 32, "connections for small uploads")
 	fs.StringVar(&o.tmp, "tmp", os.TempDir(), "directory for the servers' upload and spool directories")
 	fs.BoolVar(&o.goBench, "gobench", true, "run the Go benchmarks (spool, api, lambdahttp) and include their output")
-	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
+	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "bound on the whole run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -170,13 +184,23 @@ const (
 	srvAWSCLI       = "aws-s3-cp"
 	srvPushBucket   = "push-bucket"
 	srvPushEmulator = "push-emulator"
+	srvBudget       = "spillway-8MiB-budget"
+)
+
+// The memory case: loadClients uploads of loadSize at once, to a server with
+// a memory budget of loadBudget.
+const (
+	loadClients = 64
+	loadSize    = 10 << 20
+	loadBudget  = 8 << 20
 )
 
 type serverSpec struct {
 	name  string
-	mode  string // reference server mode; "" for the others
-	peer  string // peer* for a real tool, "" for a reference server or localserver
-	fsync bool   // durable: fsyncs each file (and its directory) before answering
+	mode  string   // reference server mode; "" for the others
+	peer  string   // peer* for a real tool, "" for a reference server or localserver
+	fsync bool     // durable: fsyncs each file (and its directory) before answering
+	args  []string // more localserver flags
 	kinds []string
 	// firstLargeOnly limits large cases to the smaller size, for peers
 	// compared at one size.
@@ -208,6 +232,7 @@ var servers = []serverSpec{
 	{name: srvAWSCLI, peer: peerAWSCLI, kinds: []string{kindS3}},
 	{name: srvPushBucket, peer: peerPush, kinds: []string{kindS3}},
 	{name: srvPushEmulator, peer: peerPushEmu, kinds: []string{kindS3}},
+	{name: srvBudget, args: []string{"--memory-budget", strconv.Itoa(loadBudget>>20) + "MiB"}, kinds: []string{kindLoad}},
 }
 
 // runs reports whether s takes part in case c of a run whose smaller large
@@ -223,6 +248,7 @@ const (
 	kindSmall     = "small"
 	kindTus       = "tus"
 	kindS3        = "s3"
+	kindLoad      = "load"
 )
 
 type caseSpec struct {
@@ -286,7 +312,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	defer os.RemoveAll(work)
 
-	need := o.large[len(o.large)-1] + 2<<30
+	need := o.large[len(o.large)-1] + o.large[0] + 2<<30 // the largest upload, the S3 rows' source file, room
 	if free, ok := testservers.FreeBytes(work); ok && free < need {
 		return nil, fmt.Errorf("%s has %d MiB free; the largest case needs %d MiB", work, free>>20, need>>20)
 	}
@@ -330,7 +356,8 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	rep.cases = append(rep.cases,
 		caseSpec{id: "tus " + sizeLabel(o.large[0]), kind: kindTus, size: o.large[0]},
-		caseSpec{id: "S3 " + sizeLabel(o.large[0]), kind: kindS3, size: o.large[0]})
+		caseSpec{id: "S3 " + sizeLabel(o.large[0]), kind: kindS3, size: o.large[0]},
+		caseSpec{id: fmt.Sprintf("PUT %s ×%d at once", sizeLabel(loadSize), loadClients), kind: kindLoad, size: loadSize})
 	logf(o, "setting up the peers")
 	rep.peers = setupPeers(ctx, o, work, pattern)
 	for i, c := range rep.cases {
@@ -386,8 +413,8 @@ func finish(rep *report) (*report, error) {
 	md := rep.markdown()
 	if rep.opts.out != "" {
 		if old, err := os.ReadFile(rep.opts.out); err == nil {
-			if section := markedSection(string(old)); section != "" {
-				md = replaceSection(md, section)
+			for _, section := range markedSections(string(old)) {
+				md = strings.TrimRight(md, "\n") + "\n\n" + section
 			}
 		}
 		if err := writeFileAtomic(rep.opts.out, []byte(md)); err != nil {
@@ -461,6 +488,8 @@ func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpe
 		runTus(ctx, p, c, pattern, &res)
 	case kindS3:
 		runS3(ctx, p, s, peers, c, &res)
+	case kindLoad:
+		runLoad(ctx, p, c, pattern, &res)
 	default:
 		runLarge(ctx, p, s, c, pattern, sum, &res)
 	}
@@ -535,6 +564,7 @@ func startLocal(ctx context.Context, o options, s serverSpec, p *server) error {
 		// Spillway's tus row runs without fsync, as tusd does.
 		cmd = exec.Command(o.server, "--addr", "127.0.0.1:0", "--directory", p.dir, "--spool-dir", p.spoolDir,
 			"--fsync="+strconv.FormatBool(s.fsync))
+		cmd.Args = append(cmd.Args, s.args...)
 		cmd.Env = testservers.CleanEnv()
 	} else {
 		self, err := os.Executable()
@@ -704,6 +734,49 @@ func runSmall(ctx context.Context, o options, p *server, c caseSpec, pattern []b
 	}
 }
 
+// runLoad sends loadClients uploads of c.size bytes at once, each once, for
+// the server's peak RSS under load.
+func runLoad(ctx context.Context, p *server, c caseSpec, pattern []byte, res *runResult) {
+	client := newClient(loadClients)
+	defer client.CloseIdleConnections()
+	var ok, failed atomic.Int64
+	var firstErr sync.Once
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range loadClients {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/files/load-%03d.bin", p.URL, g),
+				&uploadtest.PatternReader{P: pattern, N: c.size})
+			if err == nil {
+				req.ContentLength = c.size
+				var resp *http.Response
+				if resp, err = client.Do(req); err == nil {
+					msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusCreated {
+						err = fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+					}
+				}
+			}
+			if err != nil {
+				failed.Add(1)
+				firstErr.Do(func() { res.err = err.Error() })
+				return
+			}
+			ok.Add(1)
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.ok, res.failed = ok.Load(), failed.Load()
+	res.bytes = res.ok * c.size
+	if res.failed > 0 {
+		res.err = fmt.Sprintf("%d of %d uploads failed; first: %s", res.failed, loadClients, res.err)
+	}
+}
+
 func putSmall(ctx context.Context, client *http.Client, url string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -828,5 +901,29 @@ func runGoBench(ctx context.Context) (string, error) {
 		"-timeout", "10m", "./spool", "./api", "./lambdahttp")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
-	return string(out), err
+	if err != nil {
+		return string(out), err
+	}
+	// Where the server's CPU goes: the handler with a directory store, in
+	// process, for a large raw PUT and for small PUTs.
+	dir, err := os.MkdirTemp("", "spillway-bench-pprof-")
+	if err != nil {
+		return string(out), err
+	}
+	defer os.RemoveAll(dir)
+	for _, bm := range []string{"BenchmarkHandlerLarge/raw/spillway", "BenchmarkHandlerPut/1KiB/spillway"} {
+		prof := filepath.Join(dir, "cpu.pprof")
+		cmd := exec.CommandContext(ctx, goTool(), "test", "-run", "^$", "-bench", "^"+strings.ReplaceAll(bm, "/", "$/^")+"$",
+			"-benchtime", "3s", "-count", "1", "-cpuprofile", prof, "-o", filepath.Join(dir, "api.test"), "./api")
+		cmd.Dir = root
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return string(out), fmt.Errorf("profile %s: %w: %s", bm, err, msg)
+		}
+		top, err := exec.CommandContext(ctx, goTool(), "tool", "pprof", "-top", "-cum", "-nodecount", "30", filepath.Join(dir, "api.test"), prof).Output()
+		if err != nil {
+			return string(out), fmt.Errorf("pprof %s: %w", bm, err)
+		}
+		out = append(out, fmt.Sprintf("\n--- CPU profile of %s (go tool pprof -top -cum -nodecount 30)\n%s", bm, top)...)
+	}
+	return string(out), nil
 }

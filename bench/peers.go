@@ -115,7 +115,7 @@ func findNginx(ctx context.Context, o options) (string, error) {
 	if p, err := find(); err == nil {
 		return p, nil
 	}
-	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
+	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 || o.noApt {
 		return "", errors.New("no nginx on PATH; install it with: sudo apt-get install -y nginx")
 	}
 	logf(o, "installing nginx: apt-get install -y --no-install-recommends nginx")
