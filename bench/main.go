@@ -12,7 +12,8 @@
 //   - floor and floor-fsync: the least work a server answering with the
 //     body's SHA-256 must do (floor.go), without and with fsync;
 //   - spillway and spillway-fsync: localserver with --fsync=false and with
-//     its durable default;
+//     its durable default; spillway-case-sensitive: --fsync=false with
+//     --case-sensitive-names, for small uploads;
 //   - baseline-256k: io.CopyBuffer into a new file, no hash;
 //   - nginx and nginx-256k: Debian's nginx with WebDAV PUT, default and
 //     with client_body_buffer_size 256k (peers.go);
@@ -185,6 +186,7 @@ const (
 	srvPushBucket   = "push-bucket"
 	srvPushEmulator = "push-emulator"
 	srvBudget       = "spillway-8MiB-budget"
+	srvCaseSens     = "spillway-case-sensitive"
 )
 
 // The memory case: loadClients uploads of loadSize at once, to a server with
@@ -223,6 +225,9 @@ var servers = []serverSpec{
 	{name: srvSpillway, kinds: []string{kindRaw, kindMultipart, kindSmall}},
 	{name: srvFloorFsync, mode: modeFloorFsync, fsync: true, kinds: []string{kindRaw, kindMultipart, kindSmall}},
 	{name: srvFsync, fsync: true, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	// Without the case-fold check, which reads the whole folder on every
+	// upload: how much of the small-upload rate that check costs.
+	{name: srvCaseSens, args: []string{"--case-sensitive-names"}, kinds: []string{kindSmall}},
 	{name: srvBaseline, mode: modeCopyBuffer, kinds: []string{kindRaw, kindSmall}},
 	{name: srvNginx, peer: peerNginx, kinds: []string{kindRaw, kindSmall}, firstLargeOnly: true},
 	{name: srvNginxTuned, peer: peerNginxTuned, kinds: []string{kindRaw, kindSmall}, firstLargeOnly: true},
