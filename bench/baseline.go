@@ -29,8 +29,6 @@ const (
 	// modeCopyBuffer copies the body into a new file with io.CopyBuffer and
 	// a pooled 256 KiB buffer: the baseline Spillway is measured against.
 	modeCopyBuffer = "copybuffer-256k"
-	// modeCopy uses plain io.Copy, whose buffer is 32 KiB, for reference.
-	modeCopy = "copy-32k"
 	// modeFloor and modeFloorFsync are the hashing floor (floor.go), without
 	// and with fsync.
 	modeFloor      = "floor"
@@ -90,8 +88,6 @@ func referenceHandler(mode, dir string) (http.Handler, error) {
 			defer pool.Put(bufp)
 			return io.CopyBuffer(dst, src, *bufp)
 		}
-	case modeCopy:
-		copyBody = io.Copy
 	case modeFloor, modeFloorFsync:
 	case modeDiscard:
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
