@@ -80,9 +80,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDispositionFileName$$' -fuzztime=$(FUZZTIME) ./internal/formdata
 
 # Benchmarks against the real binary on loopback (1 GiB and 4 GiB raw and
-# multipart uploads, small PUTs at 32 connections, each beside reference
-# servers), the Lambda allocation check and the Go benchmarks; rewrites
-# docs/BENCHMARKS.md. About 8-10 minutes; needs 6 GiB free in $$TMPDIR.
+# multipart uploads, small PUTs at 32 connections, each beside the hashing
+# floor; nginx, tusd and aws s3 cp as peers; 64 uploads at once under a
+# memory budget), the Lambda allocation check, the Go benchmarks and CPU
+# profiles; rewrites docs/BENCHMARKS.md, keeping its marked sections. About
+# 20-30 minutes; needs 7 GiB free in $$TMPDIR. Installs nginx with apt-get
+# when missing (as root), tusd with go install; skips a peer it cannot get.
 bench:
 	$(GO) run ./bench
 

@@ -29,8 +29,10 @@ const (
 	// modeCopyBuffer copies the body into a new file with io.CopyBuffer and
 	// a pooled 256 KiB buffer: the baseline Spillway is measured against.
 	modeCopyBuffer = "copybuffer-256k"
-	// modeCopy uses plain io.Copy, whose buffer is 32 KiB, for reference.
-	modeCopy = "copy-32k"
+	// modeFloor and modeFloorFsync are the hashing floor (floor.go), without
+	// and with fsync.
+	modeFloor      = "floor"
+	modeFloorFsync = "floor-fsync"
 	// modeDiscard reads the body into io.Discard and writes nothing: the
 	// ceiling of the client and loopback.
 	modeDiscard = "discard"
@@ -86,8 +88,7 @@ func referenceHandler(mode, dir string) (http.Handler, error) {
 			defer pool.Put(bufp)
 			return io.CopyBuffer(dst, src, *bufp)
 		}
-	case modeCopy:
-		copyBody = io.Copy
+	case modeFloor, modeFloorFsync:
 	case modeDiscard:
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			n, err := io.Copy(io.Discard, r.Body)
@@ -104,14 +105,19 @@ func referenceHandler(mode, dir string) (http.Handler, error) {
 	if dir == "" {
 		return nil, errors.New("no directory")
 	}
-	store := func(name string, src io.Reader) (int64, error) {
+	// store returns the bytes written and, for the floor, their SHA-256.
+	store := func(name string, src io.Reader) (int64, string, error) {
 		base := filepath.Base(name)
 		if base == "." || base == "/" || base == ".." {
-			return 0, fmt.Errorf("bad name %q", name)
+			return 0, "", fmt.Errorf("bad name %q", name)
+		}
+		if copyBody == nil {
+			n, sums, err := floorStore(dir, base, src, mode == modeFloorFsync)
+			return n, sums.sha256, err
 		}
 		f, err := os.OpenFile(filepath.Join(dir, base), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		n, err := copyBody(f, src)
 		if cerr := f.Close(); err == nil {
@@ -120,18 +126,19 @@ func referenceHandler(mode, dir string) (http.Handler, error) {
 		if err != nil {
 			os.Remove(f.Name())
 		}
-		return n, err
+		return n, "", err
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var total int64
+		var sum string
 		switch r.Method {
 		case http.MethodPut:
-			n, err := store(r.URL.Path, r.Body)
+			n, sha, err := store(r.URL.Path, r.Body)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
-			total = n
+			total, sum = n, sha
 		case http.MethodPost:
 			mr, err := r.MultipartReader()
 			if err != nil {
@@ -150,18 +157,18 @@ func referenceHandler(mode, dir string) (http.Handler, error) {
 				if part.FileName() == "" {
 					continue
 				}
-				n, err := store(part.FileName(), part)
+				n, sha, err := store(part.FileName(), part)
 				if err != nil {
 					http.Error(w, err.Error(), http.StatusInternalServerError)
 					return
 				}
-				total += n
+				total, sum = total+n, sha
 			}
 		default:
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
 		w.WriteHeader(http.StatusCreated)
-		fmt.Fprintf(w, "{\"size\":%d}\n", total)
+		fmt.Fprintf(w, "{\"size\":%d,\"sha256\":%q}\n", total, sum)
 	}), nil
 }

@@ -8,10 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"spillway/internal/testservers"
 )
 
 // machineInfo is what the report says about where it ran.
@@ -168,4 +171,55 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procTree is roots and all their descendants, from /proc's children lists.
+func procTree(roots []int) []int {
+	var all []int
+	seen := map[int]bool{}
+	queue := slices.Clone(roots)
+	// Bounded: a process tree of a server has a handful of processes.
+	for len(queue) > 0 && len(all) < 1000 {
+		pid := queue[0]
+		queue = queue[1:]
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		all = append(all, pid)
+		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+		for _, t := range tasks {
+			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/children")
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if c, err := strconv.Atoi(f); err == nil {
+					queue = append(queue, c)
+				}
+			}
+		}
+	}
+	return all
+}
+
+// treeCPU is the user + system CPU time of the processes so far.
+func treeCPU(pids []int) time.Duration {
+	var d time.Duration
+	for _, pid := range pids {
+		d += procCPU(pid)
+	}
+	return d
+}
+
+// sumStatus adds up a /proc/PID/status size field of the processes: for a
+// server of several processes, the sum overstates its peak by the pages
+// they share, and never understates it.
+func sumStatus(pids []int, field string) int64 {
+	var n int64
+	for _, pid := range pids {
+		v, _ := testservers.ProcStatusBytes(pid, field)
+		n += v
+	}
+	return n
 }

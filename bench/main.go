@@ -1,37 +1,51 @@
 // Command bench is Spillway's benchmark harness, behind `make bench`. It
-// measures the real localserver binary against reference servers kept here,
-// on loopback, and writes docs/BENCHMARKS.md.
+// measures the real localserver binary against a hashing floor, reference
+// servers kept here and the real tools a user would pick instead, on
+// loopback, and writes docs/BENCHMARKS.md with a goal table.
 //
-// For each case it starts a fresh server process (so that its peak RSS,
-// VmHWM, belongs to that case alone) with its own temporary upload and spool
-// directories on one filesystem, sends the uploads, reads the server's peak
-// RSS and CPU time from /proc, stops it with SIGTERM and deletes what was
-// stored. The servers are
+// For each case it starts a fresh server (so that its peak RSS, VmHWM,
+// belongs to that case alone) with its own temporary directories on one
+// filesystem, sends the uploads, reads the peak RSS and CPU time of the
+// server's processes from /proc, stops it and deletes what was stored. The
+// servers are
 //
-//   - baseline-256k: a net/http handler that io.CopyBuffers the body into a
-//     new file with a pooled 256 KiB buffer, the figure Spillway is held to;
-//   - baseline-32k: the same with plain io.Copy (32 KiB), for reference;
-//   - spillway: localserver --fsync=false;
-//   - spillway-fsync: localserver with its durable default, --fsync=true;
-//   - discard: a handler that reads the body into io.Discard, the ceiling
-//     of the client and loopback.
+//   - floor and floor-fsync: the least work a server answering with the
+//     body's SHA-256 must do (floor.go), without and with fsync;
+//   - spillway and spillway-fsync: localserver with --fsync=false and with
+//     its durable default; spillway-case-sensitive: --fsync=false with
+//     --case-sensitive-names, for small uploads;
+//   - baseline-256k: io.CopyBuffer into a new file, no hash;
+//   - nginx and nginx-256k: Debian's nginx with WebDAV PUT, default and
+//     with client_body_buffer_size 256k (peers.go);
+//   - discard: the body read into io.Discard, the ceiling of the client and
+//     loopback;
+//   - tusd and spillway-tus: the same tus client against tusd's filestore
+//     and Spillway's /tus/ (pending while there is none);
+//   - aws-s3-cp, push-bucket and push-emulator: the same file into a fresh
+//     versitygw with `aws s3 cp`, and with `spillway push` through
+//     localserver --bucket, directly and as the function behind the local
+//     Function URL emulator;
+//   - spillway-8MiB-budget: 64 uploads of 10 MiB at once, for peak RSS
+//     under a memory budget.
 //
 // The cases are 1 GiB and 4 GiB uploads, raw (PUT with Content-Length) and
 // multipart (one file), from a client that repeats a 1 MiB pattern (it holds
-// no body and costs next to no CPU), and 1 KiB and 64 KiB PUTs from 32
-// connections for a fixed time, each under a new name. Every case runs
-// --reps times, the servers interleaved within each repetition; the report
-// gives medians and min–max. It also measures the client alone, the
-// allocations of a 4 MB base64 Lambda event through the real adapter, and
-// runs the Go benchmarks of spool, api and lambdahttp.
+// no body and costs next to no CPU), 1 KiB and 64 KiB PUTs from 32
+// connections for a fixed time, each under a new name, and the tus, S3 and
+// load cases at the smaller size. Every case runs --reps times, the servers
+// interleaved within each repetition; the report gives medians and min–max.
+// It also measures the client alone, the allocations of a 4 MB base64
+// Lambda event through the real adapter, runs the Go benchmarks of spool,
+// api and lambdahttp, and profiles the API handler's CPU.
 //
 // Every loop is bounded by a count and by time (--timeout for the whole
 // run). --quick runs small sizes once, as a smoke test.
 //
 // `go run ./bench coldstart [--base REV]` measures the Lambda function
 // instead: its binary size and its Init Duration under the Runtime Interface
-// Emulator, against the function at REV, and rewrites only its own section
-// of docs/BENCHMARKS.md, which the full run keeps (coldstart.go).
+// Emulator, against the function at REV, and rewrites only its own marked
+// section of docs/BENCHMARKS.md, which the full run keeps with every other
+// marked section (coldstart.go, markedSections).
 package main
 
 import (
@@ -50,6 +64,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,6 +119,7 @@ type options struct {
 	s3Size   int64         // the multipart upload whose completion on S3 is timed; 0: none
 	timeout  time.Duration // for the whole run
 	command  string        // the command line shown in the report
+	noApt    bool          // never apt-get install a missing peer (the smoke test)
 	log      io.Writer     // progress lines
 }
 
@@ -119,7 +135,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.tmp, "tmp", os.TempDir(), "directory for the servers' upload and spool directories")
 	fs.BoolVar(&o.goBench, "gobench", true, "run the Go benchmarks (spool, api, lambdahttp) and include their output")
 	fs.Int64Var(&o.s3Size, "s3-complete-mib", 1024, "time the completion on S3 (versitygw) of a multipart upload of this many MiB; 0: skip")
-	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
+	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "bound on the whole run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -159,28 +175,81 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
-// Servers, in the order each repetition runs them: baselines and Spillway
-// alternate.
+// Servers, in the order each repetition runs them: each Spillway row right
+// after the floor it is held to.
 const (
-	srvBaseline = "baseline-256k"
-	srvSpillway = "spillway"
-	srvCopy     = "baseline-32k"
-	srvFsync    = "spillway-fsync"
-	srvDiscard  = "discard"
+	srvFloor        = "floor"
+	srvSpillway     = "spillway"
+	srvFloorFsync   = "floor-fsync"
+	srvFsync        = "spillway-fsync"
+	srvBaseline     = "baseline-256k"
+	srvNginx        = "nginx"
+	srvNginxTuned   = "nginx-256k"
+	srvDiscard      = "discard"
+	srvTusd         = "tusd"
+	srvSpillwayTus  = "spillway-tus"
+	srvAWSCLI       = "aws-s3-cp"
+	srvPushBucket   = "push-bucket"
+	srvPushEmulator = "push-emulator"
+	srvBudget       = "spillway-8MiB-budget"
+	srvCaseSens     = "spillway-case-sensitive"
+)
+
+// The memory case: loadClients uploads of loadSize at once, to a server with
+// a memory budget of loadBudget.
+const (
+	loadClients = 64
+	loadSize    = 10 << 20
+	loadBudget  = 8 << 20
 )
 
 type serverSpec struct {
 	name  string
-	mode  string // reference server mode; "" for localserver
-	fsync bool
+	mode  string   // reference server mode; "" for the others
+	peer  string   // peer* for a real tool, "" for a reference server or localserver
+	fsync bool     // durable: fsyncs each file (and its directory) before answering
+	args  []string // more localserver flags
+	kinds []string
+	// firstLargeOnly limits large cases to the smaller size, for peers
+	// compared at one size.
+	firstLargeOnly bool
 }
 
+// Peers, the tools a user would pick instead (peers.go).
+const (
+	peerNginx      = "nginx"
+	peerNginxTuned = "nginx-tuned"
+	peerTusd       = "tusd"
+	peerAWSCLI     = "aws-cli"
+	peerPush       = "push" // spillway push to localserver --bucket
+	peerPushEmu    = "push-emulator"
+	peerSpillTus   = "spillway-tus"
+)
+
 var servers = []serverSpec{
-	{name: srvBaseline, mode: modeCopyBuffer},
-	{name: srvSpillway},
-	{name: srvCopy, mode: modeCopy},
-	{name: srvFsync, fsync: true},
-	{name: srvDiscard, mode: modeDiscard},
+	{name: srvFloor, mode: modeFloor, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	{name: srvSpillway, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	{name: srvFloorFsync, mode: modeFloorFsync, fsync: true, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	{name: srvFsync, fsync: true, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	// Without the case-fold check, which reads the whole folder on every
+	// upload: how much of the small-upload rate that check costs.
+	{name: srvCaseSens, args: []string{"--case-sensitive-names"}, kinds: []string{kindSmall}},
+	{name: srvBaseline, mode: modeCopyBuffer, kinds: []string{kindRaw, kindSmall}},
+	{name: srvNginx, peer: peerNginx, kinds: []string{kindRaw, kindSmall}, firstLargeOnly: true},
+	{name: srvNginxTuned, peer: peerNginxTuned, kinds: []string{kindRaw, kindSmall}, firstLargeOnly: true},
+	{name: srvDiscard, mode: modeDiscard, kinds: []string{kindRaw, kindMultipart, kindSmall}},
+	{name: srvTusd, peer: peerTusd, kinds: []string{kindTus}},
+	{name: srvSpillwayTus, peer: peerSpillTus, kinds: []string{kindTus}},
+	{name: srvAWSCLI, peer: peerAWSCLI, kinds: []string{kindS3}},
+	{name: srvPushBucket, peer: peerPush, kinds: []string{kindS3}},
+	{name: srvPushEmulator, peer: peerPushEmu, kinds: []string{kindS3}},
+	{name: srvBudget, args: []string{"--memory-budget", strconv.Itoa(loadBudget>>20) + "MiB"}, kinds: []string{kindLoad}},
+}
+
+// runs reports whether s takes part in case c of a run whose smaller large
+// size is first.
+func (s serverSpec) runs(c caseSpec, first int64) bool {
+	return slices.Contains(s.kinds, c.kind) && (!s.firstLargeOnly || c.kind == kindSmall || c.size == first)
 }
 
 // Case kinds.
@@ -188,6 +257,9 @@ const (
 	kindRaw       = "raw"
 	kindMultipart = "multipart"
 	kindSmall     = "small"
+	kindTus       = "tus"
+	kindS3        = "s3"
+	kindLoad      = "load"
 )
 
 type caseSpec struct {
@@ -208,6 +280,7 @@ type runResult struct {
 	startRSS  int64  // its RSS once listening
 	serverCPU time.Duration
 	clientCPU time.Duration
+	skipped   bool // the server turned out not to support the case
 }
 
 // rate is MB/s (10^6 bytes) for large uploads and requests/s for small ones.
@@ -233,6 +306,7 @@ type report struct {
 	loadEnd    string                 // work on the machine skews every figure
 	lambda     lambdaResult
 	s3Complete *s3Completion
+	peers      *peerTools
 	goBench    string
 	errors     []string
 }
@@ -250,7 +324,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	defer os.RemoveAll(work)
 
-	need := o.large[len(o.large)-1] + 2<<30
+	need := o.large[len(o.large)-1] + o.large[0] + 2<<30 // the largest upload, the S3 rows' source file, room
 	if free, ok := testservers.FreeBytes(work); ok && free < need {
 		return nil, fmt.Errorf("%s has %d MiB free; the largest case needs %d MiB", work, free>>20, need>>20)
 	}
@@ -292,6 +366,12 @@ func run(ctx context.Context, o options) (*report, error) {
 	for _, size := range o.small {
 		rep.cases = append(rep.cases, caseSpec{id: fmt.Sprintf("PUT %s ×%d conns", sizeLabel(size), o.conns), kind: kindSmall, size: size})
 	}
+	rep.cases = append(rep.cases,
+		caseSpec{id: "tus " + sizeLabel(o.large[0]), kind: kindTus, size: o.large[0]},
+		caseSpec{id: "S3 " + sizeLabel(o.large[0]), kind: kindS3, size: o.large[0]},
+		caseSpec{id: fmt.Sprintf("PUT %s ×%d at once", sizeLabel(loadSize), loadClients), kind: kindLoad, size: loadSize})
+	logf(o, "setting up the peers")
+	rep.peers = setupPeers(ctx, o, work, pattern)
 	for i, c := range rep.cases {
 		// One pair of directories per case, emptied after every run: each
 		// server starts from the same directory, on the same part of the
@@ -303,11 +383,18 @@ func run(ctx context.Context, o options) (*report, error) {
 		}
 		for r := range o.reps {
 			for _, s := range servers {
+				if !s.runs(c, o.large[0]) || rep.peers.skipped[s.peer] != "" {
+					continue
+				}
 				if err := ctx.Err(); err != nil {
 					rep.errors = append(rep.errors, "stopped: "+err.Error())
 					return finish(rep)
 				}
-				res := runCase(ctx, o, caseDir, c, s, pattern, sums[c.size])
+				res := runCase(ctx, o, caseDir, c, s, rep.peers, pattern, sums[c.size])
+				if res.skipped {
+					logf(o, "skipping %s: %s", s.name, rep.peers.skipped[s.peer])
+					continue
+				}
 				rep.results[c.id] = append(rep.results[c.id], res)
 				if res.err != "" {
 					rep.errors = append(rep.errors, fmt.Sprintf("%s on %s (rep %d): %s", c.id, s.name, r+1, res.err))
@@ -346,8 +433,8 @@ func finish(rep *report) (*report, error) {
 	md := rep.markdown()
 	if rep.opts.out != "" {
 		if old, err := os.ReadFile(rep.opts.out); err == nil {
-			if section := markedSection(string(old)); section != "" {
-				md = replaceSection(md, section)
+			for _, section := range markedSections(string(old)) {
+				md = strings.TrimRight(md, "\n") + "\n\n" + section
 			}
 		}
 		if err := writeFileAtomic(rep.opts.out, []byte(md)); err != nil {
@@ -378,10 +465,10 @@ func logf(o options, format string, args ...any) {
 
 // runCase starts a fresh server on the case's directories, runs one case
 // against it, stops it, and empties the directories.
-func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpec, pattern []byte, sum string) (res runResult) {
+func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpec, peers *peerTools, pattern []byte, sum string) (res runResult) {
 	res.server = s.name
 	defer func() {
-		for _, d := range []string{"uploads", "spool"} {
+		for _, d := range []string{"uploads", "spool", "nginx", "s3"} {
 			if err := emptyDir(filepath.Join(dir, d)); err != nil && res.err == "" {
 				res.err = "cleanup: " + err.Error()
 			}
@@ -390,7 +477,7 @@ func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpe
 		// the next one.
 		syscall.Sync()
 	}()
-	p, err := startServer(ctx, o, s, dir)
+	p, err := startServer(ctx, o, s, peers, dir)
 	if err != nil {
 		res.err = err.Error()
 		return res
@@ -399,54 +486,110 @@ func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpe
 		if err := p.stop(); err != nil && res.err == "" {
 			res.err = err.Error()
 		}
-		if s.mode == "" {
+		if s.mode == "" && s.peer != peerAWSCLI && s.peer != peerTusd && !isNginx(s) {
 			if names, _ := dirNames(p.spoolDir); len(names) > 0 && res.err == "" {
 				res.err = fmt.Sprintf("spool dir not empty after stop: %v", names)
 			}
 		}
 	}()
-	res.startRSS = p.startRSS
-	cpu0 := procCPU(p.pid())
+	if s.peer == peerSpillTus && !hasTus(ctx, p.URL, tusEndpoint) {
+		peers.skipped[peerSpillTus] = "pending: this localserver has no tus endpoint at " + tusEndpoint
+		res.skipped = true
+		return res
+	}
+	pids := p.pids()
+	res.startRSS = sumStatus(pids, "VmRSS")
+	cpu0 := treeCPU(pids)
 	self0 := selfCPU()
-	if c.kind == kindSmall {
+	switch c.kind {
+	case kindSmall:
 		runSmall(ctx, o, p, c, pattern, &res)
-	} else {
+	case kindTus:
+		runTus(ctx, p, c, pattern, &res)
+	case kindS3:
+		runS3(ctx, p, s, peers, c, &res)
+	case kindLoad:
+		runLoad(ctx, p, c, pattern, &res)
+	default:
 		runLarge(ctx, p, s, c, pattern, sum, &res)
 	}
-	res.clientCPU = selfCPU() - self0
-	res.serverCPU = procCPU(p.pid()) - cpu0
-	res.hwm, _ = testservers.ProcStatusBytes(p.pid(), "VmHWM")
+	res.clientCPU += selfCPU() - self0
+	// Processes started during the run (nginx's workers, the function
+	// under the emulator) count too.
+	pids = p.pids()
+	res.serverCPU = treeCPU(pids) - cpu0
+	res.hwm = sumStatus(pids, "VmHWM")
 	return res
 }
 
-// server is a started server process.
+func isNginx(s serverSpec) bool { return s.peer == peerNginx || s.peer == peerNginxTuned }
+
+// server is a started server: a process, an S3 gateway, or both.
 type server struct {
-	*testservers.Process
-	dir      string // uploads
-	spoolDir string
-	startRSS int64 // its RSS once listening
+	*testservers.Process // nil when the gateway is the whole server
+	gw                   *testservers.S3
+	dir                  string // uploads
+	spoolDir             string
+	tusPath              string // where a tus server creates uploads
+	startRSS             int64  // its RSS once listening
 }
 
-func (p *server) pid() int { return p.Pid() }
+// pids is every process of the server and their descendants.
+func (p *server) pids() []int {
+	var roots []int
+	if p.Process != nil {
+		roots = append(roots, p.Pid())
+	}
+	if p.gw != nil {
+		roots = append(roots, p.gw.Pid())
+	}
+	return procTree(roots)
+}
 
-// startServer starts s on 127.0.0.1:0 with its directories under dir and
-// waits for its "url=http://…" line.
-func startServer(ctx context.Context, o options, s serverSpec, dir string) (*server, error) {
+// startServer starts s on 127.0.0.1 with its directories under dir and
+// waits until it listens.
+func startServer(ctx context.Context, o options, s serverSpec, peers *peerTools, dir string) (*server, error) {
 	p := &server{dir: filepath.Join(dir, "uploads"), spoolDir: filepath.Join(dir, "spool")}
 	for _, d := range []string{p.dir, p.spoolDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
+	var err error
+	switch {
+	case isNginx(s):
+		err = startNginx(ctx, peers.nginx, s.peer == peerNginxTuned, p, dir)
+	case s.peer == peerTusd:
+		err = startTusd(ctx, peers.tusd, p)
+	case s.peer == peerAWSCLI || s.peer == peerPush || s.peer == peerPushEmu:
+		err = startS3Peer(ctx, o, s, peers, p, dir)
+	default:
+		err = startLocal(ctx, o, s, p)
+		p.tusPath = tusEndpoint
+	}
+	if err != nil {
+		if p.Process != nil || p.gw != nil {
+			p.stop()
+		}
+		return nil, fmt.Errorf("%s: %w", s.name, err)
+	}
+	return p, nil
+}
+
+// startLocal starts localserver or a reference server, which print
+// "url=http://…" once they listen.
+func startLocal(ctx context.Context, o options, s serverSpec, p *server) error {
 	var cmd *exec.Cmd
 	if s.mode == "" {
+		// Spillway's tus row runs without fsync, as tusd does.
 		cmd = exec.Command(o.server, "--addr", "127.0.0.1:0", "--directory", p.dir, "--spool-dir", p.spoolDir,
 			"--fsync="+strconv.FormatBool(s.fsync))
+		cmd.Args = append(cmd.Args, s.args...)
 		cmd.Env = testservers.CleanEnv()
 	} else {
 		self, err := os.Executable()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cmd = exec.Command(self)
 		cmd.Env = append(os.Environ(), roleEnv+"=reference", modeEnv+"="+s.mode, dirEnv+"="+p.dir)
@@ -455,15 +598,24 @@ func startServer(ctx context.Context, o options, s serverSpec, dir string) (*ser
 	// blocked on it would measure the pipe.
 	proc, err := testservers.StartProcess(ctx, cmd, testservers.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.name, err)
+		return err
 	}
 	p.Process = proc
-	p.startRSS, _ = testservers.ProcStatusBytes(p.pid(), "VmRSS")
-	return p, nil
+	return nil
 }
 
-// stop sends SIGTERM and waits up to a minute, then kills.
-func (p *server) stop() error { return p.Stop(time.Minute) }
+// stop sends SIGTERM to the server and waits up to a minute, then kills;
+// the gateway goes last.
+func (p *server) stop() error {
+	var err error
+	if p.Process != nil {
+		err = p.Stop(time.Minute)
+	}
+	if p.gw != nil {
+		p.gw.Stop()
+	}
+	return err
+}
 
 func newClient(conns int) *http.Client {
 	return &http.Client{Transport: &http.Transport{
@@ -535,10 +687,18 @@ func runLarge(ctx context.Context, p *server, s serverSpec, c caseSpec, pattern 
 // verifyLarge checks the answer and the stored file's size; for Spillway,
 // the SHA-256 it answered too.
 func verifyLarge(p *server, s serverSpec, c caseSpec, name, sum string, body []byte) error {
-	if s.mode == modeDiscard {
+	switch {
+	case s.mode == modeDiscard:
 		return nil
-	}
-	if s.mode == "" {
+	case s.mode == modeFloor || s.mode == modeFloorFsync:
+		var got struct{ SHA256 string }
+		if err := json.Unmarshal(body, &got); err != nil {
+			return fmt.Errorf("answer: %w", err)
+		}
+		if got.SHA256 != sum {
+			return fmt.Errorf("answer %s does not match sha256 %s", body, sum)
+		}
+	case s.mode == "" && s.peer == "":
 		var got wire.UploadResponse
 		if err := json.Unmarshal(body, &got); err != nil {
 			return fmt.Errorf("answer: %w", err)
@@ -591,6 +751,49 @@ func runSmall(ctx context.Context, o options, p *server, c caseSpec, pattern []b
 	res.bytes = res.ok * c.size
 	if res.failed > 0 {
 		res.err = fmt.Sprintf("%d of %d requests failed; first: %s", res.failed, res.failed+res.ok, res.err)
+	}
+}
+
+// runLoad sends loadClients uploads of c.size bytes at once, each once, for
+// the server's peak RSS under load.
+func runLoad(ctx context.Context, p *server, c caseSpec, pattern []byte, res *runResult) {
+	client := newClient(loadClients)
+	defer client.CloseIdleConnections()
+	var ok, failed atomic.Int64
+	var firstErr sync.Once
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range loadClients {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/files/load-%03d.bin", p.URL, g),
+				&uploadtest.PatternReader{P: pattern, N: c.size})
+			if err == nil {
+				req.ContentLength = c.size
+				var resp *http.Response
+				if resp, err = client.Do(req); err == nil {
+					msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusCreated {
+						err = fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+					}
+				}
+			}
+			if err != nil {
+				failed.Add(1)
+				firstErr.Do(func() { res.err = err.Error() })
+				return
+			}
+			ok.Add(1)
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.ok, res.failed = ok.Load(), failed.Load()
+	res.bytes = res.ok * c.size
+	if res.failed > 0 {
+		res.err = fmt.Sprintf("%d of %d uploads failed; first: %s", res.failed, loadClients, res.err)
 	}
 }
 
@@ -718,5 +921,29 @@ func runGoBench(ctx context.Context) (string, error) {
 		"-timeout", "10m", "./spool", "./api", "./lambdahttp")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
-	return string(out), err
+	if err != nil {
+		return string(out), err
+	}
+	// Where the server's CPU goes: the handler with a directory store, in
+	// process, for a large raw PUT and for small PUTs.
+	dir, err := os.MkdirTemp("", "spillway-bench-pprof-")
+	if err != nil {
+		return string(out), err
+	}
+	defer os.RemoveAll(dir)
+	for _, bm := range []string{"BenchmarkHandlerLarge/raw/spillway", "BenchmarkHandlerPut/1KiB/spillway"} {
+		prof := filepath.Join(dir, "cpu.pprof")
+		cmd := exec.CommandContext(ctx, goTool(), "test", "-run", "^$", "-bench", "^"+strings.ReplaceAll(bm, "/", "$/^")+"$",
+			"-benchtime", "3s", "-count", "1", "-cpuprofile", prof, "-o", filepath.Join(dir, "api.test"), "./api")
+		cmd.Dir = root
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return string(out), fmt.Errorf("profile %s: %w: %s", bm, err, msg)
+		}
+		top, err := exec.CommandContext(ctx, goTool(), "tool", "pprof", "-top", "-cum", "-nodecount", "30", filepath.Join(dir, "api.test"), prof).Output()
+		if err != nil {
+			return string(out), fmt.Errorf("pprof %s: %w", bm, err)
+		}
+		out = append(out, fmt.Sprintf("\n--- CPU profile of %s (go tool pprof -top -cum -nodecount 30)\n%s", bm, top)...)
+	}
+	return string(out), nil
 }

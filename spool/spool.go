@@ -104,6 +104,13 @@ type Config struct {
 	MemoryBudget int64
 	// MaxSize is the largest body accepted. Zero means unlimited.
 	MaxSize int64
+	// WriteBehind starts the writeback of a disk body's pages while it
+	// arrives. Set it when the store will fsync the spooled file where it
+	// lands, so that the fsync has little left to wait for; otherwise the
+	// early writeback only costs the request CPU for writes the kernel
+	// would have batched later (or never made, for a file that is sent on
+	// and removed).
+	WriteBehind bool
 }
 
 // DefaultConfig returns the documented defaults.
@@ -117,6 +124,11 @@ type Spooler struct {
 	threshold int64
 	budget    int64
 	maxSize   int64
+
+	// startWriteback is called every writeBehind bytes of a disk body when
+	// writeBehindOn; a field so that the tests can count the calls.
+	writeBehindOn  bool
+	startWriteback func(f *os.File, off, n int64)
 
 	inUse atomic.Int64 // bytes of memory reserved by live bodies
 	stats counters
@@ -145,7 +157,8 @@ func New(cfg Config) (*Spooler, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("spool: dir %s is not a directory", dir)
 	}
-	s := &Spooler{dir: dir, threshold: cfg.Threshold, budget: cfg.MemoryBudget, maxSize: cfg.MaxSize}
+	s := &Spooler{dir: dir, threshold: cfg.Threshold, budget: cfg.MemoryBudget, maxSize: cfg.MaxSize,
+		writeBehindOn: cfg.WriteBehind, startWriteback: startWriteback}
 	s.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	return s, nil
 }
@@ -367,8 +380,8 @@ func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes [][]byte, freeP
 			return nil, werr
 		}
 		written += int64(n)
-		if written-flushed >= writeBehind {
-			startWriteback(f, flushed, written-flushed)
+		if s.writeBehindOn && written-flushed >= writeBehind {
+			s.startWriteback(f, flushed, written-flushed)
 			flushed = written
 		}
 		if rerr == io.EOF && size < 0 {

@@ -439,3 +439,22 @@ func TestDropName(t *testing.T) {
 	assert.FileExists(t, path)
 	require.NoError(t, os.Remove(path))
 }
+
+// TestWriteBehindOnlyWhenAsked checks that a disk body's writeback is
+// started while it arrives only for a store that will fsync it: without
+// the fsync the early writes only cost the request CPU.
+func TestWriteBehindOnlyWhenAsked(t *testing.T) {
+	const size = 40 << 20 // several times the write-behind distance
+	for _, on := range []bool{false, true} {
+		s, _ := newSpooler(t, func(c *spool.Config) { c.WriteBehind = on })
+		started := spool.CountWritebacks(s)
+		b, err := s.Spool(t.Context(), &uploadtest.PatternReader{P: []byte("write-behind"), N: size}, size)
+		require.NoError(t, err)
+		require.NoError(t, b.Close())
+		if on {
+			assert.Positive(t, started.Load(), "WriteBehind: true started no writeback")
+		} else {
+			assert.Zero(t, started.Load(), "WriteBehind: false started writebacks")
+		}
+	}
+}

@@ -11,7 +11,8 @@ import (
 const writeBehind = 8 << 20
 
 // startWriteback asks the kernel to start writing [off, off+n) of f to disk
-// now, without waiting for it. A large body otherwise piles up gigabytes of
+// now, without waiting for it, for a spooler with Config.WriteBehind. A
+// large body that will be fsynced otherwise piles up gigabytes of
 // dirty pages until the kernel throttles the writer hard (balance_dirty_pages),
 // which halved the rate of 4 GiB uploads on loopback, and leaves all of it
 // for a durable store's fsync to wait for. Errors are ignored: this is only

@@ -8,6 +8,7 @@ package testservers
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -92,19 +93,25 @@ func FreePort(t testing.TB) string {
 // WaitListening waits until addr accepts TCP connections, or fails t.
 func WaitListening(t testing.TB, addr string, exited <-chan struct{}) {
 	t.Helper()
+	require.NoError(t, waitListening(addr, exited))
+}
+
+func waitListening(addr string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			conn.Close()
-			return
+			return nil
 		}
 		select {
 		case <-exited:
-			require.FailNow(t, "server exited before listening", addr)
+			return fmt.Errorf("server exited before listening on %s", addr)
 		default:
 		}
-		require.True(t, time.Now().Before(deadline), "nothing listens on %s: %v", addr, err)
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("nothing listens on %s: %w", addr, err)
+		}
 		time.Sleep(20 * time.Millisecond) // polling another process's socket
 	}
 }
@@ -127,26 +134,51 @@ type S3 struct {
 func StartS3(t testing.TB) *S3 {
 	t.Helper()
 	bin := Tool(t, VersityGW)
+	s, err := LaunchS3(bin, t.TempDir(), os.Stderr)
+	require.NoError(t, err)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// LaunchS3 is StartS3 for programs that are not tests, such as the
+// benchmarks: it starts the versitygw binary bin on a free loopback port,
+// serving dir with an empty bucket, its output going to out. The caller
+// stops it.
+func LaunchS3(bin, dir string, out io.Writer) (*S3, error) {
 	s := &S3{
 		Region:    "us-east-1",
 		AccessKey: "SPILLWAYTESTKEY",
 		SecretKey: "spillway-test-secret",
 		Bucket:    "spillway-test",
-		Dir:       t.TempDir(),
+		Dir:       dir,
 		exited:    make(chan struct{}),
 	}
-	require.NoError(t, os.Mkdir(filepath.Join(s.Dir, s.Bucket), 0o755))
-	addr := FreePort(t)
+	if err := os.Mkdir(filepath.Join(s.Dir, s.Bucket), 0o755); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
 	s.Endpoint = "http://" + addr
 	s.cmd = exec.Command(bin, "-q", "-p", addr, "-a", s.AccessKey, "-s", s.SecretKey, "posix", s.Dir)
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	s.cmd.Stdout, s.cmd.Stderr = out, out
 	s.cmd.SysProcAttr = DieWithParent()
-	require.NoError(t, s.cmd.Start())
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting versitygw: %w", err)
+	}
 	go func() { s.cmd.Wait(); close(s.exited) }()
-	t.Cleanup(s.Stop)
-	WaitListening(t, addr, s.exited)
-	return s
+	if err := waitListening(addr, s.exited); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
 }
+
+// Pid is the gateway's process ID.
+func (s *S3) Pid() int { return s.cmd.Process.Pid }
 
 // Stop stops the gateway (a test of S3 being down calls it early).
 func (s *S3) Stop() {
