@@ -2,6 +2,7 @@ package dirstore
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -37,3 +38,15 @@ func CrashBeforeMarker(t testing.TB, put func()) {
 	}()
 	put()
 }
+
+// CountSweeps counts the sweeps of multipart uploads s makes from now on.
+func CountSweeps(t testing.TB, s *Store) func() int {
+	var n atomic.Int64
+	s.testHookSweepUploads = func() { n.Add(1) }
+	t.Cleanup(func() { s.testHookSweepUploads = nil })
+	return func() int { return int(n.Load()) }
+}
+
+// SweepUploads sweeps s's multipart uploads now, as creations do from time
+// to time, and returns how many it removed.
+func SweepUploads(s *Store) int { return s.sweepUploads() }

@@ -131,7 +131,18 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 	if err := ctx.Err(); err != nil {
 		return store.Upload{}, err
 	}
-	s.sweepUploads()
+	if err := s.CheckSpace(ctx, u.Size); err != nil {
+		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
+	}
+	s.maybeSweepUploads()
+	if err := s.takeUploadSlot(); err != nil {
+		return store.Upload{}, err
+	}
+	defer func() {
+		if err != nil {
+			s.openUploads.Add(-1)
+		}
+	}()
 
 	u.ID = store.NewUploadID()
 	// No monotonic reading, so the value returned equals the value read back.
@@ -182,6 +193,39 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 		}
 	}
 	return u, nil
+}
+
+// sweepEvery is the longest a creation waits for the next sweep of
+// abandoned uploads; with a shorter TTL, the TTL is. Sweeping at every
+// creation would make each cost as much as the uploads open.
+const sweepEvery = time.Minute
+
+// maybeSweepUploads sweeps when the last sweep is old enough.
+func (s *Store) maybeSweepUploads() {
+	every := min(s.uploadTTL(), sweepEvery)
+	if last := s.lastSweep.Load(); time.Since(time.Unix(0, last)) >= every {
+		s.sweepUploads()
+	}
+}
+
+// takeUploadSlot counts one more open upload, if the bound allows. At the
+// bound it sweeps first: abandoned uploads make room.
+func (s *Store) takeUploadSlot() error {
+	limit := int64(s.opts.MaxOpenUploads)
+	if limit <= 0 {
+		s.openUploads.Add(1)
+		return nil
+	}
+	for attempt := range 2 {
+		if s.openUploads.Add(1) <= limit {
+			return nil
+		}
+		s.openUploads.Add(-1)
+		if attempt == 0 {
+			s.sweepUploads()
+		}
+	}
+	return fmt.Errorf("dirstore: create upload: %w: %d open uploads, the most allowed", store.ErrInsufficientStorage, limit)
 }
 
 // createData makes an upload's file, with its space reserved.
@@ -716,9 +760,13 @@ func (h *upload) copyPart(ctx context.Context, w, hash io.Writer, name string, b
 // remove deletes the upload. The caller holds the lock; the manifest goes
 // first, which is what makes the upload gone for everyone.
 func (h *upload) remove() error {
-	if err := h.dir.Remove(manifestName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := h.dir.Remove(manifestName); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		return fmt.Errorf("dirstore: upload %s: remove: %w", h.id, err)
 	}
+	h.s.openUploads.Add(-1)
 	// Without its manifest the upload is gone already: parts that fail
 	// to go are the sweep's.
 	h.s.root.RemoveAll(uploadsDir + "/" + h.id)
@@ -767,10 +815,20 @@ func (s *Store) sweepUploads() int {
 		return 0
 	}
 	defer s.sweeping.Store(false)
+	s.lastSweep.Store(time.Now().UnixNano())
+	if s.testHookSweepUploads != nil {
+		s.testHookSweepUploads()
+	}
 	entries, err := fs.ReadDir(s.root.FS(), uploadsDir)
 	if err != nil {
 		return 0
 	}
+	// The count of open uploads is set again from what is found, which
+	// also takes in uploads other processes sharing the directory opened
+	// or closed. Creations and removals meanwhile may be missed until
+	// the next sweep.
+	live := int64(0)
+	defer func() { s.openUploads.Store(live) }()
 	cutoff := time.Now().Add(-s.uploadTTL())
 	removed := 0
 	for _, e := range entries {
@@ -798,9 +856,11 @@ func (s *Store) sweepUploads() int {
 			}
 			continue
 		}
+		live++
 		if h.lock(unix.LOCK_EX|unix.LOCK_NB) == nil {
 			if t, err := h.idleSince(); err == nil && t.Before(cutoff) && h.remove() == nil {
 				removed++
+				live--
 			}
 		}
 		h.close()

@@ -70,7 +70,8 @@ func TestUploadSweep(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX))
 
-	fresh := createUpload(t, e.store, f) // sweeps
+	fresh := createUpload(t, e.store, f)
+	assert.Equal(t, 1, dirstore.SweepUploads(e.store))
 	requireUpload(t, e.store, idle.ID, false)
 	assert.NoDirExists(t, uploadDir(e, idle.ID))
 	requireUpload(t, e.store, active.ID, true)
@@ -475,4 +476,87 @@ func TestCompleteAssemblesUnalignedParts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, f.SHA256(), done.SHA256)
 	storetest.RequireStored(t, e.store, f)
+}
+
+// Creating an upload takes its space: one the disk cannot hold is refused
+// then, not at one of its parts, and leaves nothing behind.
+func TestCreateUploadReservesSpace(t *testing.T) {
+	e := newEnv(t, dirstore.Options{})
+	size := min(freeBytes(t, e.dir)+1<<30, store.MaxUploadSize)
+	_, err := e.store.CreateUpload(t.Context(), store.Upload{Name: "huge.bin", Size: size, PartSize: store.MaxPartSize})
+	require.ErrorIs(t, err, store.ErrInsufficientStorage)
+	entries, err := os.ReadDir(filepath.Join(e.dir, ".spillway-uploads"))
+	if err == nil {
+		assert.Empty(t, entries)
+	}
+
+	f := uploadtest.File{Name: "reserved.bin", Seed: 1, Size: 4 << 20}
+	u := createUpload(t, e.store, f)
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat(filepath.Join(uploadDir(e, u.ID), "data"), &st))
+	assert.GreaterOrEqual(t, st.Blocks*512, f.Size, "the upload's blocks are allocated when it is created")
+	require.NoError(t, e.store.Abort(t.Context(), u.ID))
+}
+
+func TestMaxOpenUploads(t *testing.T) {
+	e := newEnv(t, dirstore.Options{MaxOpenUploads: 3})
+	f := uploadtest.File{Name: "open.bin", Seed: 1, Size: 10}
+	var ids []string
+	for range 3 {
+		ids = append(ids, createUpload(t, e.store, f).ID)
+	}
+	_, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, PartSize: store.MinPartSize})
+	require.ErrorIs(t, err, store.ErrInsufficientStorage)
+	require.ErrorContains(t, err, "open uploads")
+
+	// Each way an upload ends frees its place: abort, completion, a
+	// completion refused, the sweep.
+	require.NoError(t, e.store.Abort(t.Context(), ids[0]))
+	u := createUpload(t, e.store, f)
+	p, err := e.store.PutPart(t.Context(), u.ID, 1, storetest.Body(t, e.spooler, f))
+	require.NoError(t, err)
+	_, err = e.store.Complete(t.Context(), u.ID, []store.Part{p})
+	require.NoError(t, err)
+	u = createUpload(t, e.store, f)
+	p, err = e.store.PutPart(t.Context(), u.ID, 1, storetest.Body(t, e.spooler, f))
+	require.NoError(t, err)
+	_, err = e.store.Complete(t.Context(), u.ID, []store.Part{p})
+	require.ErrorIs(t, err, store.ErrExists)
+	// Abandoned uploads are swept to make room once the bound is reached.
+	extra := createUpload(t, e.store, f)
+	age(t, e, ids[1], 25*time.Hour)
+	u = createUpload(t, e.store, f)
+	requireUpload(t, e.store, ids[1], false)
+	for _, id := range []string{ids[2], extra.ID, u.ID} {
+		require.NoError(t, e.store.Abort(t.Context(), id))
+	}
+
+	// A store opened on uploads left open counts them.
+	for range 3 {
+		ids = append(ids, createUpload(t, e.store, f).ID)
+	}
+	s, _, err := dirstore.Open(e.dir, dirstore.Options{MaxOpenUploads: 3})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, PartSize: store.MinPartSize})
+	require.ErrorIs(t, err, store.ErrInsufficientStorage)
+	for _, id := range ids[len(ids)-3:] {
+		require.NoError(t, s.Abort(t.Context(), id))
+	}
+}
+
+// Creating an upload does not sweep every time: its cost stays flat as
+// open uploads accumulate.
+func TestCreateUploadDoesNotSweepEachTime(t *testing.T) {
+	e := newEnv(t, dirstore.Options{})
+	f := uploadtest.File{Name: "many.bin", Seed: 1, Size: 10}
+	sweeps := dirstore.CountSweeps(t, e.store)
+	var ids []string
+	for range 50 {
+		ids = append(ids, createUpload(t, e.store, f).ID)
+	}
+	assert.Zero(t, sweeps(), "the store swept at Open; the next sweep is due later")
+	for _, id := range ids {
+		require.NoError(t, e.store.Abort(t.Context(), id))
+	}
 }
