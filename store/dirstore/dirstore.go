@@ -44,7 +44,8 @@ type Options struct {
 	UploadTTL time.Duration
 	// FileMode is the permission bits of stored files, set on each file
 	// in the store's directory, whatever the umask. Zero means
-	// DefaultFileMode. Parts of multipart uploads stay 0600.
+	// DefaultFileMode. A multipart upload's file stays 0600 until it is
+	// completed.
 	FileMode fs.FileMode
 	// CaseSensitiveNames stores names that differ only in case side by
 	// side. Off, such a name is refused with store.ErrExists (see

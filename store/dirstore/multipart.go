@@ -63,8 +63,9 @@ const (
 	etagLen = 32
 	// partNameLen is len("00001-") plus the ETag.
 	partNameLen = 6 + etagLen
-	// copyBuffer is the one buffer a completion, or a copied body, goes
-	// through; writes of 256 KiB–1 MiB are the fast ones on these disks.
+	// copyBuffer is the one buffer a copied body, or a part hashed from
+	// the upload's file, goes through; writes of 256 KiB–1 MiB are the
+	// fast ones on these disks.
 	copyBuffer = 1 << 20
 )
 
@@ -455,6 +456,11 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 	}
 	if err := data.Chmod(s.opts.FileMode); err != nil {
 		return store.Completed{}, fmt.Errorf("dirstore: upload %s: chmod: %w", id, err)
+	}
+	if s.opts.Fsync {
+		if err := data.Sync(); err != nil {
+			return store.Completed{}, fmt.Errorf("dirstore: upload %s: sync: %w", id, err)
+		}
 	}
 
 	// Directories are made now, since the file is staged in its
