@@ -27,7 +27,7 @@ import (
 const (
 	// dataName is the upload's file, preallocated to the declared size.
 	dataName = "data"
-	// prefixName holds the prefix's hash state (see prefix.MarshalBinary).
+	// prefixName holds the prefix's hash state (see prefix.marshal).
 	prefixName = "prefix"
 	// prefixTmp is prefixName being replaced.
 	prefixTmp = "prefix.tmp"
