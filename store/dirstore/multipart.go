@@ -454,6 +454,11 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 		h.discard()
 		return store.Completed{}, err
 	}
+	// The last moment to give up: a caller gone by now keeps its upload,
+	// as one gone while the parts were hashed does.
+	if err := ctx.Err(); err != nil {
+		return store.Completed{}, err
+	}
 	if err := data.Chmod(s.opts.FileMode); err != nil {
 		return store.Completed{}, fmt.Errorf("dirstore: upload %s: chmod: %w", id, err)
 	}

@@ -2,6 +2,7 @@ package dirstore_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"io"
 	"os"
@@ -559,4 +560,22 @@ func TestCreateUploadDoesNotSweepEachTime(t *testing.T) {
 	for _, id := range ids {
 		require.NoError(t, e.store.Abort(t.Context(), id))
 	}
+}
+
+// A completion whose context has ended publishes nothing and keeps the
+// upload, even when it has nothing left to hash.
+func TestCompleteHonoursItsContext(t *testing.T) {
+	e := newEnv(t, dirstore.Options{})
+	f := uploadtest.File{Name: "cancelled.bin", Seed: 12, Size: 2000}
+	u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), PartSize: 1000})
+	require.NoError(t, err)
+	parts := putParts(t, e, f, u, 1, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = e.store.Complete(ctx, u.ID, parts)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.NoFileExists(t, filepath.Join(e.dir, f.Name))
+	_, err = e.store.Complete(t.Context(), u.ID, parts)
+	require.NoError(t, err)
+	storetest.RequireStored(t, e.store, f)
 }
