@@ -104,6 +104,23 @@ func TestS3Completion(t *testing.T) {
 	}
 }
 
+// TestDirCompletion runs the directory store's completion measurement
+// once, small.
+func TestDirCompletion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("uploads 64 MiB; skipped in -short mode")
+	}
+	c := runDirCompletion(t.Context(), 64<<20, 1)
+	if c.err != "" {
+		t.Fatal(c.err)
+	}
+	md := c.markdown()
+	t.Log(md)
+	if len(c.times) != 1 || !strings.Contains(md, "64 MiB upload") {
+		t.Errorf("report: %s", md)
+	}
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {

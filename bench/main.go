@@ -117,6 +117,7 @@ type options struct {
 	tmp      string        // parent of every temporary directory
 	goBench  bool          // run the Go benchmarks and include their output
 	s3Size   int64         // the multipart upload whose completion on S3 is timed; 0: none
+	dirSize  int64         // the same on the directory store; 0: none
 	timeout  time.Duration // for the whole run
 	command  string        // the command line shown in the report
 	noApt    bool          // never apt-get install a missing peer (the smoke test)
@@ -135,6 +136,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.tmp, "tmp", os.TempDir(), "directory for the servers' upload and spool directories")
 	fs.BoolVar(&o.goBench, "gobench", true, "run the Go benchmarks (spool, api, lambdahttp) and include their output")
 	fs.Int64Var(&o.s3Size, "s3-complete-mib", 1024, "time the completion on S3 (versitygw) of a multipart upload of this many MiB; 0: skip")
+	fs.Int64Var(&o.dirSize, "dir-complete-mib", 1024, "time the completion on the directory store of a multipart upload of this many MiB; 0: skip")
 	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "bound on the whole run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -145,6 +147,7 @@ func parseFlags(args []string) (options, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.s3Size <<= 20
+	o.dirSize <<= 20
 	o.large = []int64{1 << 30, 4 << 30}
 	o.small = []int64{1 << 10, 64 << 10}
 	if o.quick {
@@ -160,6 +163,9 @@ func parseFlags(args []string) (options, error) {
 		}
 		if !set["s3-complete-mib"] {
 			o.s3Size = 64 << 20
+		}
+		if !set["dir-complete-mib"] {
+			o.dirSize = 64 << 20
 		}
 	}
 	if o.reps < 1 || o.reps > 20 {
@@ -295,20 +301,21 @@ func (r runResult) rate(kind string) float64 {
 }
 
 type report struct {
-	opts       options
-	started    time.Time
-	duration   time.Duration
-	machine    machineInfo
-	cases      []caseSpec
-	results    map[string][]runResult // by case id, in run order
-	clientGBps map[string]float64     // generator alone, by label
-	loadStart  string                 // load averages before and after the run: other
-	loadEnd    string                 // work on the machine skews every figure
-	lambda     lambdaResult
-	s3Complete *s3Completion
-	peers      *peerTools
-	goBench    string
-	errors     []string
+	opts        options
+	started     time.Time
+	duration    time.Duration
+	machine     machineInfo
+	cases       []caseSpec
+	results     map[string][]runResult // by case id, in run order
+	clientGBps  map[string]float64     // generator alone, by label
+	loadStart   string                 // load averages before and after the run: other
+	loadEnd     string                 // work on the machine skews every figure
+	lambda      lambdaResult
+	s3Complete  *s3Completion
+	dirComplete *dirCompletion
+	peers       *peerTools
+	goBench     string
+	errors      []string
 }
 
 // run is the whole harness. It returns an error only when it cannot run at
@@ -414,6 +421,14 @@ func run(ctx context.Context, o options) (*report, error) {
 		rep.s3Complete = &c
 		if c.err != "" {
 			rep.errors = append(rep.errors, "s3 completion: "+c.err)
+		}
+	}
+	if o.dirSize > 0 {
+		logf(o, "completion of a %s multipart upload on the directory store", sizeLabel(o.dirSize))
+		c := runDirCompletion(ctx, o.dirSize, o.reps)
+		rep.dirComplete = &c
+		if c.err != "" {
+			rep.errors = append(rep.errors, "directory completion: "+c.err)
 		}
 	}
 	if o.goBench {

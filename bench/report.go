@@ -310,6 +310,11 @@ func (rep *report) markdown() string {
 		p("%s", rep.s3Complete.markdown())
 	}
 
+	if rep.dirComplete != nil {
+		p("\n## Multipart completion on the directory store\n\n")
+		p("%s", rep.dirComplete.markdown())
+	}
+
 	if rep.goBench != "" {
 		p("\n## Go benchmarks\n\n")
 		p("`go test -run '^$' -bench . -benchmem -count 1 ./spool ./api ./lambdahttp`, then CPU profiles of the API handler "+

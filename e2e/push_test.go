@@ -498,7 +498,7 @@ func corruptParts(t *testing.T, tg *target, src string, st wire.UploadState) map
 	// The store may still be finishing a part cut off by the interrupt
 	// (versitygw links it after the client has gone), so storage can hold
 	// more parts than the snapshot listed: all are checked.
-	files := partFiles(t, tg, st.ID)
+	files := partFiles(t, tg, st.ID, st.PartSize)
 	for _, p := range st.Received {
 		require.Contains(t, files, p.Number, "part %d is listed but not in storage", p.Number)
 	}
@@ -507,18 +507,25 @@ func corruptParts(t *testing.T, tg *target, src string, st wire.UploadState) map
 	defer f.Close()
 	bad := map[int]string{}
 	for n, p := range files {
-		if d := diffFileRange(t, p, 0, st.PartSize, io.NewSectionReader(f, int64(n-1)*st.PartSize, st.PartSize)); d != "" {
+		if d := diffFileRange(t, p.path, p.off, st.PartSize, io.NewSectionReader(f, int64(n-1)*st.PartSize, st.PartSize)); d != "" {
 			bad[n] = d
 		}
 	}
 	return bad
 }
 
+// partRange is where the store keeps one part: a range of a file.
+type partRange struct {
+	path string
+	off  int64
+}
+
 // partFiles finds where the store keeps the parts of upload id, by number:
-// the directory store in .spillway-uploads/{id}/NNNNN-{etag}; versitygw
-// (posix backend) in {bucket}/.sgwtmp/multipart/{hash}/{upload}/N, which
-// holds only this case's upload.
-func partFiles(t *testing.T, tg *target, id string) map[int]string {
+// the directory store in .spillway-uploads/{id}/data at the part's offset,
+// marked received by an empty .spillway-uploads/{id}/NNNNN-{etag};
+// versitygw (posix backend) in {bucket}/.sgwtmp/multipart/{hash}/{upload}/N,
+// which holds only this case's upload.
+func partFiles(t *testing.T, tg *target, id string, partSize int64) map[int]partRange {
 	t.Helper()
 	var root string
 	var re *regexp.Regexp
@@ -527,7 +534,7 @@ func partFiles(t *testing.T, tg *target, id string) map[int]string {
 	} else {
 		root, re = filepath.Join(tg.gw.Dir, tg.gw.Bucket, ".sgwtmp", "multipart"), regexp.MustCompile(`^(\d+)$`)
 	}
-	files := map[int]string{}
+	files := map[int]partRange{}
 	require.NoError(t, filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -535,7 +542,10 @@ func partFiles(t *testing.T, tg *target, id string) map[int]string {
 		if m := re.FindStringSubmatch(d.Name()); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			require.NotContains(t, files, n, "part %d twice: %s", n, p)
-			files[n] = p
+			files[n] = partRange{path: p}
+			if tg.kind == "dir" {
+				files[n] = partRange{path: filepath.Join(root, "data"), off: int64(n-1) * partSize}
+			}
 		}
 		return nil
 	}))
@@ -835,8 +845,8 @@ func caseTruncatedPart(t *testing.T, tg *target) {
 
 	// Kept as if whole.
 	var kept string
-	if files := partFiles(t, tg, up.ID); files[cut.Number] != "" {
-		kept = diffFileRange(t, files[cut.Number], 0, cut.Size, io.NewSectionReader(f, int64(cut.Number-1)*up.PartSize, cut.Size))
+	if r, ok := partFiles(t, tg, up.ID, up.PartSize)[cut.Number]; ok {
+		kept = diffFileRange(t, r.path, r.off, cut.Size, io.NewSectionReader(f, int64(cut.Number-1)*up.PartSize, cut.Size))
 	}
 	t.Logf("NOTE: the storage kept part %d, cut off after %d of its %d bytes, and lists it as %d bytes (%s)",
 		cut.Number, cut.Size/2, cut.Size, st.Received[i].Size, kept)

@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 func openStore(ctx context.Context, cfg config.Config, getenv func(string) string) (store.Store, int, error) {
 	if cfg.Bucket == "" {
 		st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync,
-			FileMode: cfg.FileMode, CaseSensitiveNames: cfg.CaseSensitiveNames})
+			FileMode: cfg.FileMode, CaseSensitiveNames: cfg.CaseSensitiveNames, MaxOpenUploads: cfg.MaxOpenUploads})
 		if err != nil {
 			return nil, 0, err
 		}

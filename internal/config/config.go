@@ -67,6 +67,7 @@ type Config struct {
 	ShutdownTimeout    time.Duration
 	MaxUploads         int
 	MaxListings        int
+	MaxOpenUploads     int
 	MaxConnections     int // 0: derived from the open-file limit
 	Token              string
 	UploadSecret       string

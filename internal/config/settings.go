@@ -185,6 +185,12 @@ func Settings() []Setting {
 			value: func(c *Config) flag.Value { return (*intValue)(&c.MaxListings) },
 		},
 		{
+			Env: "SPILLWAY_MAX_OPEN_UPLOADS", For: Server, Default: "1000",
+			Usage: "with --directory, multipart uploads open at once; more get 507, 0 for no cap",
+			Doc:   "with `--directory`, multipart uploads open at once (created and not yet completed, aborted or swept); past it, creating one is `507 insufficient_storage`, after a sweep of abandoned ones; `0` for no cap. Each open upload holds its declared size on disk from its creation",
+			value: func(c *Config) flag.Value { return (*intValue)(&c.MaxOpenUploads) },
+		},
+		{
 			Env: "SPILLWAY_MAX_CONNECTIONS", For: listeners, Default: "0",
 			DocDefault: "`0` (derived)",
 			Usage:      "connections open at once; more wait to be accepted; 0 for the open-file limit less a reserve for uploads",

@@ -76,26 +76,25 @@ func TestAnyFileBodyIsLinked(t *testing.T) {
 			assert.Equal(t, map[bool]int{true: 1, false: 0}[tc.linked], fb.dropped, "DropName calls")
 			assert.Equal(t, os.FileMode(0o644), stored.Mode().Perm())
 
-			// Parts too: linked when they can be, and kept 0600.
+			// A part is written into the upload's file, which stays 0600
+			// until completion links it into place with the store's mode.
 			part := uploadtest.File{Name: "parts.bin", Seed: 3, Size: 100}
 			u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: part.Name, Size: part.Size, PartSize: part.Size})
 			require.NoError(t, err)
 			pb := newFileBody(t, part)
 			p, err := e.store.PutPart(t.Context(), u.ID, 1, pb)
 			require.NoError(t, err)
-			src, err = pb.f.Stat()
+			data, err := os.Stat(filepath.Join(e.dir, ".spillway-uploads", u.ID, "data"))
 			require.NoError(t, err)
-			names, err := filepath.Glob(filepath.Join(e.dir, ".spillway-uploads", u.ID, "00001-*"))
-			require.NoError(t, err)
-			require.Len(t, names, 1)
-			kept, err := os.Stat(names[0])
-			require.NoError(t, err)
-			assert.Equal(t, tc.linked, os.SameFile(src, kept), "part linked")
-			assert.Equal(t, os.FileMode(0o600), kept.Mode().Perm())
+			assert.Equal(t, os.FileMode(0o600), data.Mode().Perm())
 			assert.Equal(t, 0, pb.dropped, "a part keeps the body's name")
 			_, err = e.store.Complete(t.Context(), u.ID, []store.Part{p})
 			require.NoError(t, err)
 			storetest.RequireStored(t, e.store, part)
+			done, err := os.Stat(filepath.Join(e.dir, part.Name))
+			require.NoError(t, err)
+			assert.True(t, os.SameFile(data, done), "completion links the upload's file")
+			assert.Equal(t, os.FileMode(0o644), done.Mode().Perm())
 
 			u, err = e.store.CreateUpload(t.Context(), store.Upload{Name: "mem-parts.bin", Size: part.Size, PartSize: part.Size})
 			require.NoError(t, err)

@@ -44,12 +44,17 @@ type Options struct {
 	UploadTTL time.Duration
 	// FileMode is the permission bits of stored files, set on each file
 	// in the store's directory, whatever the umask. Zero means
-	// DefaultFileMode. Parts of multipart uploads stay 0600.
+	// DefaultFileMode. A multipart upload's file stays 0600 until it is
+	// completed.
 	FileMode fs.FileMode
 	// CaseSensitiveNames stores names that differ only in case side by
 	// side. Off, such a name is refused with store.ErrExists (see
 	// fold.go): it would collide on Windows and macOS.
 	CaseSensitiveNames bool
+	// MaxOpenUploads bounds the multipart uploads open at once (created,
+	// not yet completed, aborted or swept); past it CreateUpload fails with
+	// store.ErrInsufficientStorage. Zero means no bound.
+	MaxOpenUploads int
 }
 
 // DefaultFileMode is the mode of stored files when Options.FileMode is zero.
@@ -66,9 +71,16 @@ type Store struct {
 	// /proc/self/fd: one directory operation per file instead of three,
 	// and nothing for a crash to leave behind.
 	unnamed bool
+	// testHookSweepUploads, if set, is called at each sweep of uploads.
+	testHookSweepUploads func()
 	// sweeping keeps CreateUploads that arrive together from sweeping the
 	// same uploads at once.
 	sweeping atomic.Bool
+	// lastSweep is when uploads were last swept, in Unix nanoseconds.
+	lastSweep atomic.Int64
+	// openUploads counts multipart uploads open in the directory, for
+	// Options.MaxOpenUploads; each sweep counts them again.
+	openUploads atomic.Int64
 	// testHookReadDir, if set, is called with each directory List reads.
 	testHookReadDir func(dir string)
 	// testHookSyncDir, if set, is called with each directory syncDir

@@ -3,14 +3,20 @@ package dirstore
 // Multipart uploads live under uploadsDir, one directory per upload, named
 // by its ID:
 //
-//	.spillway-uploads/{id}/upload.json            the declaration (manifest)
-//	.spillway-uploads/{id}/00001-{etag}           part 1, its ETag in its name
-//	.spillway-uploads/{id}/.spillway-{rand}.tmp   a part being written
+//	.spillway-uploads/{id}/upload.json   the declaration (manifest)
+//	.spillway-uploads/{id}/data          the file, preallocated; part n at (n-1)*PartSize
+//	.spillway-uploads/{id}/00001-{etag}  an empty marker: part 1 is in data, with that ETag
+//	.spillway-uploads/{id}/prefix        the running hash of the parts received (inplace.go)
+//
+// A marker is made only once its part's bytes are written (and synced,
+// with Fsync), and removed before they are written again, so a crash in
+// between loses the part, which the client sends again, and never makes
+// other bytes look received. Completion links data into place.
 //
 // Stored names never begin with a dot, so uploadsDir never collides with a
 // file, and List and the staging sweep skip it. An upload exists exactly
 // while its manifest does. The manifest's flock is the upload's lock: held
-// shared to list parts, exclusively to replace a part, complete, abort or
+// shared to list parts, exclusively to write a part, complete, abort or
 // sweep. Removing an upload unlinks its manifest first, under the lock, so
 // whoever was waiting for the lock finds it gone.
 
@@ -57,8 +63,9 @@ const (
 	etagLen = 32
 	// partNameLen is len("00001-") plus the ETag.
 	partNameLen = 6 + etagLen
-	// copyBuffer is the one buffer a completion, or a copied body, goes
-	// through; writes of 256 KiB–1 MiB are the fast ones on these disks.
+	// copyBuffer is the one buffer a copied body, or a part hashed from
+	// the upload's file, goes through; writes of 256 KiB–1 MiB are the
+	// fast ones on these disks.
 	copyBuffer = 1 << 20
 )
 
@@ -125,7 +132,18 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 	if err := ctx.Err(); err != nil {
 		return store.Upload{}, err
 	}
-	s.sweepUploads()
+	if err := s.CheckSpace(ctx, u.Size); err != nil {
+		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
+	}
+	s.maybeSweepUploads()
+	if err := s.takeUploadSlot(); err != nil {
+		return store.Upload{}, err
+	}
+	defer func() {
+		if err != nil {
+			s.openUploads.Add(-1)
+		}
+	}()
 
 	u.ID = store.NewUploadID()
 	// No monotonic reading, so the value returned equals the value read back.
@@ -161,6 +179,9 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 	if err != nil {
 		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", uploadsError(err))
 	}
+	if err := s.createData(tmp+"/"+dataName, u.Size); err != nil {
+		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", uploadsError(err))
+	}
 	if err := s.root.Rename(tmp, uploadsDir+"/"+u.ID); err != nil {
 		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", uploadsError(err))
 	}
@@ -173,6 +194,55 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 		}
 	}
 	return u, nil
+}
+
+// sweepEvery is the longest a creation waits for the next sweep of
+// abandoned uploads; with a shorter TTL, the TTL is. Sweeping at every
+// creation would make each cost as much as the uploads open.
+const sweepEvery = time.Minute
+
+// maybeSweepUploads sweeps when the last sweep is old enough.
+func (s *Store) maybeSweepUploads() {
+	every := min(s.uploadTTL(), sweepEvery)
+	if last := s.lastSweep.Load(); time.Since(time.Unix(0, last)) >= every {
+		s.sweepUploads()
+	}
+}
+
+// takeUploadSlot counts one more open upload, if the bound allows. At the
+// bound it sweeps first: abandoned uploads make room.
+func (s *Store) takeUploadSlot() error {
+	limit := int64(s.opts.MaxOpenUploads)
+	if limit <= 0 {
+		s.openUploads.Add(1)
+		return nil
+	}
+	for attempt := range 2 {
+		if s.openUploads.Add(1) <= limit {
+			return nil
+		}
+		s.openUploads.Add(-1)
+		if attempt == 0 {
+			s.sweepUploads()
+		}
+	}
+	return fmt.Errorf("dirstore: create upload: %w: %d open uploads, the most allowed", store.ErrInsufficientStorage, limit)
+}
+
+// createData makes an upload's file, with its space reserved.
+func (s *Store) createData(name string, size int64) (err error) {
+	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = s.preallocate(f, size)
+	if err == nil && s.opts.Fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // uploadsError maps a filesystem error about the upload area. Not
@@ -209,23 +279,16 @@ func (s *Store) ListParts(_ context.Context, id string) ([]store.Part, error) {
 	return parts, err
 }
 
-// PutPart implements store.PartWriter. The bytes are linked or copied under
-// a temporary name without the lock, and only the rename into place is
-// done under it, so a slow copy never holds up the upload's other parts.
+// PutPart implements store.PartWriter. The part is written at its offset
+// in the upload's file under the upload's lock, which orders it with the
+// other parts' writes and markers; the body is spooled already, so the lock
+// is held for a copy from disk to disk.
 func (s *Store) PutPart(ctx context.Context, id string, n int, body store.Body) (_ store.Part, err error) {
 	h, err := s.openUpload(id)
 	if err != nil {
 		return store.Part{}, err
 	}
 	defer h.close()
-	defer func() {
-		if errors.Is(err, store.ErrUploadNotFound) {
-			// A removal that raced this part could not remove the
-			// directory while the part was in it. Only an empty one goes,
-			// and an upload's directory is never empty while it exists.
-			s.root.Remove(uploadsDir + "/" + h.id)
-		}
-	}()
 	want := h.u.PartSizeOf(n)
 	switch {
 	case want < 0:
@@ -236,107 +299,104 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, body store.Body) 
 	if err := ctx.Err(); err != nil {
 		return store.Part{}, err
 	}
-
 	sum := body.SHA256()
 	etag := hex.EncodeToString(sum[:])[:etagLen]
 	name := fmt.Sprintf("%05d-%s", n, etag)
-	tmp := stagePrefix + rand.Text() + stageSuffix
-	if err := s.writePart(h, tmp, body); err != nil {
-		if h.gone() {
-			// Aborted, completed or swept meanwhile: its directory went
-			// from under the write.
-			return store.Part{}, notFound(id)
-		}
-		return store.Part{}, err
-	}
-	defer func() {
-		if tmp != "" {
-			h.dir.Remove(tmp)
-		}
-	}()
+	part := store.Part{Number: n, Size: want, ETag: `"` + etag + `"`}
 
 	if err := h.lock(unix.LOCK_EX); err != nil {
 		return store.Part{}, err
 	}
-	_, names, err := h.parts()
+	_, received, err := h.parts()
 	if err != nil {
 		return store.Part{}, err
 	}
-	// The old part goes first: a crash in between loses part n, which the
-	// client then sends again, rather than leaving two and no way to tell
-	// which one is current.
-	for _, old := range names[n] {
-		if old != name {
-			if err := h.dir.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return store.Part{}, fmt.Errorf("dirstore: upload %s: replace part %d: %w", id, n, err)
-			}
+	if slices.Equal(received[n], []string{name}) {
+		// Sent again, as a client does when an answer was lost: the bytes
+		// are in place already.
+		h.touch()
+		return part, nil
+	}
+	if err := h.resetPrefix(n); err != nil {
+		return store.Part{}, err
+	}
+	for _, old := range received[n] {
+		if err := h.dir.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return store.Part{}, fmt.Errorf("dirstore: upload %s: replace part %d: %w", id, n, err)
 		}
 	}
-	if err := h.dir.Rename(tmp, name); err != nil {
+	delete(received, n)
+	if len(received) > 0 && s.opts.Fsync {
+		// The old marker must be gone before its bytes change.
+		if err := h.syncDir(); err != nil {
+			return store.Part{}, err
+		}
+	}
+
+	data, err := h.dir.OpenFile(dataName, os.O_RDWR, 0)
+	if err != nil {
+		return store.Part{}, fmt.Errorf("dirstore: upload %s: open file: %w", id, err)
+	}
+	defer data.Close()
+	p := h.loadPrefix()
+	w := io.Writer(io.NewOffsetWriter(data, int64(n-1)*h.u.PartSize))
+	if p.parts == n-1 {
+		// The part extends the prefix: hash it on the way in.
+		w = io.MultiWriter(w, p.sha, p.crc)
+	}
+	if err := writeBody(w, body); err != nil {
+		return store.Part{}, fmt.Errorf("dirstore: upload %s: write part %d: %w", id, n, uploadsError(err))
+	}
+	if s.opts.Fsync {
+		if err := data.Sync(); err != nil {
+			return store.Part{}, fmt.Errorf("dirstore: upload %s: sync part %d: %w", id, n, err)
+		}
+	}
+	if testHookPartWritten != nil {
+		testHookPartWritten()
+	}
+	m, err := h.dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
 		return store.Part{}, fmt.Errorf("dirstore: upload %s: put part %d: %w", id, n, uploadsError(err))
 	}
-	tmp = ""
-	// The sweep measures idleness from here. The rename touched the
+	m.Close()
+	received[n] = []string{name}
+	// The sweep measures idleness from here. The marker touched the
 	// directory already; the manifest's time says so where directory
 	// times are not kept.
-	now := time.Now()
-	h.dir.Chtimes(manifestName, now, now)
+	h.touch()
 	if s.opts.Fsync {
 		if err := h.syncDir(); err != nil {
 			return store.Part{}, err
 		}
 	}
-	return store.Part{Number: n, Size: want, ETag: `"` + etag + `"`}, nil
+	grew := p.parts == n-1
+	if grew {
+		p.parts = n
+	}
+	if more, err := h.advance(ctx, data, p, received); err != nil {
+		return store.Part{}, err
+	} else if grew || more {
+		// Best effort: without it, completion hashes what it would cover.
+		h.savePrefix(p)
+	}
+	return part, nil
 }
 
-// writePart puts body's bytes under tmp in the upload's directory: a hard
-// link to the body's file when both are on one filesystem, a copy
-// otherwise.
-func (s *Store) writePart(h *upload, tmp string, body store.Body) (err error) {
-	if src := bodyFile(body); src != nil {
-		if s.opts.Fsync {
-			if err := src.Sync(); err != nil {
-				return fmt.Errorf("dirstore: upload %s: sync part: %w", h.id, err)
-			}
-		}
-		d, err := h.dir.Open(".")
-		if err != nil {
-			return fmt.Errorf("dirstore: upload %s: %w", h.id, err)
-		}
-		// By descriptor, as stageLink: the bytes that were hashed. The
-		// part stays 0600, as the spool file is.
-		err = s.linkFile(src, int(d.Fd()), tmp)
-		d.Close()
-		if err == nil {
-			return nil
-		}
-		// Another filesystem, or a spool name swept away: copy instead.
-	}
-	f, err := h.dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("dirstore: upload %s: write part: %w", h.id, uploadsError(err))
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("dirstore: upload %s: write part: %w", h.id, uploadsError(cerr))
-		}
-		if err != nil {
-			h.dir.Remove(tmp)
-		}
-	}()
-	if err := writeBody(f, body); err != nil {
-		return fmt.Errorf("dirstore: upload %s: write part: %w", h.id, uploadsError(err))
-	}
-	if s.opts.Fsync {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("dirstore: upload %s: sync part: %w", h.id, err)
-		}
-	}
-	return nil
+// testHookPartWritten, if set, is called between a part's bytes and its
+// marker.
+var testHookPartWritten func()
+
+func (h *upload) touch() {
+	now := time.Now()
+	h.dir.Chtimes(manifestName, now, now)
 }
 
 // Complete implements store.Multipart. It holds the upload's lock
 // throughout, so of two Completes racing, the second finds the upload gone.
+// It hashes only the parts the running hash has not reached, and links the
+// upload's file into place: no copy, and no more space than the upload
+// took when it was created.
 func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ store.Completed, err error) {
 	h, err := s.lockUpload(id, unix.LOCK_EX)
 	if err != nil {
@@ -344,23 +404,73 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 	}
 	defer h.close()
 	u := h.u
-	names, err := h.match(parts)
-	if err != nil {
+	if err := h.match(parts); err != nil {
 		return store.Completed{}, err
 	}
-	// Refuse a taken name, or a full disk, before copying gigabytes; the
-	// commit below still decides the race.
-	if err := s.Check(ctx, u.Name, u.Size); err != nil {
+	// Refuse a taken name before hashing; the commit below still decides
+	// the race. The bytes have their space already.
+	if err := s.Check(ctx, u.Name, 0); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			h.discard()
 		}
 		return store.Completed{}, err
 	}
+	data, err := h.dir.OpenFile(dataName, os.O_RDWR, 0)
+	if err != nil {
+		return store.Completed{}, fmt.Errorf("dirstore: upload %s: open file: %w", id, err)
+	}
+	defer data.Close()
+	// Locked like a staging file, which its link below is, for a sweep
+	// in another process.
+	if err := unix.Flock(int(data.Fd()), unix.LOCK_EX); err != nil {
+		return store.Completed{}, fmt.Errorf("dirstore: upload %s: lock file: %w", id, err)
+	}
+	_, received, err := h.parts()
+	if err != nil {
+		return store.Completed{}, err
+	}
+	p := h.loadPrefix()
+	if _, err := h.advance(ctx, data, p, received); err != nil {
+		return store.Completed{}, err
+	}
+	if p.parts != u.PartCount() {
+		return store.Completed{}, fmt.Errorf("dirstore: upload %s: hashed %d parts of %d", id, p.parts, u.PartCount())
+	}
+	fi, err := data.Stat()
+	if err != nil {
+		return store.Completed{}, fmt.Errorf("dirstore: upload %s: %w", id, err)
+	}
+	if fi.Size() != u.Size {
+		return store.Completed{}, fmt.Errorf("%w: upload %s: the file holds %d bytes, not %d", store.ErrUploadMismatch, id, fi.Size(), u.Size)
+	}
+	digest, crcs := hex.EncodeToString(p.sha.Sum(nil)), store.EncodeCRC64NVME(p.crc.Sum64())
+	switch {
+	case u.SHA256 != "" && digest != u.SHA256:
+		err = fmt.Errorf("%w: upload %s of %q: the parts' SHA-256 is %s, %s was declared", store.ErrChecksum, id, u.Name, digest, u.SHA256)
+	case u.CRC64NVME != "" && crcs != u.CRC64NVME:
+		err = fmt.Errorf("%w: upload %s of %q: the parts' CRC64NVME is %s, %s was declared", store.ErrChecksum, id, u.Name, crcs, u.CRC64NVME)
+	}
+	if err != nil {
+		h.discard()
+		return store.Completed{}, err
+	}
+	// The last moment to give up: a caller gone by now keeps its upload,
+	// as one gone while the parts were hashed does.
+	if err := ctx.Err(); err != nil {
+		return store.Completed{}, err
+	}
+	if err := data.Chmod(s.opts.FileMode); err != nil {
+		return store.Completed{}, fmt.Errorf("dirstore: upload %s: chmod: %w", id, err)
+	}
+	if s.opts.Fsync {
+		if err := data.Sync(); err != nil {
+			return store.Completed{}, fmt.Errorf("dirstore: upload %s: sync: %w", id, err)
+		}
+	}
 
-	// Directories are made now, before the bytes are assembled and
-	// checked, since the file is staged in its destination directory. A
-	// failure from here on removes those this call made, after the file
-	// (deferred calls run last first).
+	// Directories are made now, since the file is staged in its
+	// destination directory. A failure from here on removes those this
+	// call made, after the file (deferred calls run last first).
 	var made madeDirs
 	defer func() {
 		if err != nil {
@@ -380,29 +490,8 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 		}
 		st.close()
 	}()
-	var sum [sha256.Size]byte
-	var crc uint64
-	if err := s.stageCopy(st, func(w io.Writer) error {
-		var err error
-		sum, crc, err = h.assemble(ctx, w, names)
-		return err
-	}); err != nil {
+	if err := h.stageData(st, data); err != nil {
 		return store.Completed{}, err
-	}
-	digest, crcs := hex.EncodeToString(sum[:]), store.EncodeCRC64NVME(crc)
-	switch {
-	case u.SHA256 != "" && digest != u.SHA256:
-		err = fmt.Errorf("%w: upload %s of %q: the parts' SHA-256 is %s, %s was declared", store.ErrChecksum, id, u.Name, digest, u.SHA256)
-	case u.CRC64NVME != "" && crcs != u.CRC64NVME:
-		err = fmt.Errorf("%w: upload %s of %q: the parts' CRC64NVME is %s, %s was declared", store.ErrChecksum, id, u.Name, crcs, u.CRC64NVME)
-	}
-	if err != nil {
-		h.discard()
-		return store.Completed{}, err
-	}
-	fi, err := st.f.Stat()
-	if err != nil {
-		return store.Completed{}, mapError(u.Name, err)
 	}
 	if err := st.commit(s.opts.Overwrite); err != nil {
 		if errors.Is(err, store.ErrExists) {
@@ -417,6 +506,31 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 	}
 	h.discard()
 	return store.Completed{Info: info(u.Name, fi), SHA256: digest, CRC64NVME: crcs}, nil
+}
+
+// stageData links the upload's file under st's staging name. It goes by
+// name, from the upload's own directory, which only holders of the
+// upload's lock change. Where no link can be made (the upload area on
+// another filesystem, say) the file is copied.
+func (h *upload) stageData(st *staged, data *os.File) error {
+	d, err := h.dir.Open(".")
+	if err != nil {
+		return fmt.Errorf("dirstore: upload %s: %w", h.id, err)
+	}
+	defer d.Close()
+	err = st.inDir(func(dirfd int) error {
+		return unix.Linkat(int(d.Fd()), dataName, dirfd, st.tmp, 0)
+	})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EXDEV) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EMLINK) {
+		return mapError(st.name, err)
+	}
+	return h.s.stageCopy(st, func(w io.Writer) error {
+		_, err := io.CopyBuffer(struct{ io.Writer }{w}, io.NewSectionReader(data, 0, h.u.Size), make([]byte, copyBuffer))
+		return err
+	})
 }
 
 // Abort implements store.Multipart.
@@ -543,12 +657,8 @@ func (h *upload) parts() ([]store.Part, map[int][]string, error) {
 		if !ok || !e.Type().IsRegular() || n > h.u.PartCount() {
 			continue
 		}
-		fi, err := e.Info()
-		if err != nil {
-			return nil, nil, fmt.Errorf("dirstore: upload %s: list parts: %w", h.id, err)
-		}
 		names[n] = append(names[n], e.Name())
-		parts = append(parts, store.Part{Number: n, Size: fi.Size(), ETag: `"` + etag + `"`})
+		parts = append(parts, store.Part{Number: n, Size: h.u.PartSizeOf(n), ETag: `"` + etag + `"`})
 	}
 	slices.SortFunc(parts, func(a, b store.Part) int { return a.Number - b.Number })
 	return parts, names, nil
@@ -570,42 +680,40 @@ func parsePartName(name string) (n int, etag string, ok bool) {
 
 // match checks that parts is exactly 1..PartCount, in order, with the ETags
 // (and, where given, the sizes) of the parts received, each of the size the
-// declaration gives it. It returns the parts' file names in order.
-func (h *upload) match(parts []store.Part) ([]string, error) {
+// declaration gives it.
+func (h *upload) match(parts []store.Part) error {
 	u := h.u
 	mismatch := func(format string, args ...any) error {
 		return fmt.Errorf("%w: upload %s: %s", store.ErrUploadMismatch, h.id, fmt.Sprintf(format, args...))
 	}
 	if len(parts) != u.PartCount() {
-		return nil, mismatch("%d parts named, the upload has %d", len(parts), u.PartCount())
+		return mismatch("%d parts named, the upload has %d", len(parts), u.PartCount())
 	}
 	have, names, err := h.parts()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	byNumber := make(map[int]store.Part, len(have))
 	for _, p := range have {
 		byNumber[p.Number] = p
 	}
-	files := make([]string, len(parts))
 	for i, p := range parts {
 		n := i + 1
 		got, ok := byNumber[n]
 		switch {
 		case p.Number != n:
-			return nil, mismatch("part %d named where part %d belongs", p.Number, n)
+			return mismatch("part %d named where part %d belongs", p.Number, n)
 		case !ok || len(names[n]) != 1:
-			return nil, mismatch("part %d has not been received", n)
+			return mismatch("part %d has not been received", n)
 		case strings.Trim(p.ETag, `"`) != strings.Trim(got.ETag, `"`):
-			return nil, mismatch("part %d's ETag %s is not the current %s", n, p.ETag, got.ETag)
+			return mismatch("part %d's ETag %s is not the current %s", n, p.ETag, got.ETag)
 		case p.Size != 0 && p.Size != got.Size:
-			return nil, mismatch("part %d is %d bytes, not %d", n, got.Size, p.Size)
+			return mismatch("part %d is %d bytes, not %d", n, got.Size, p.Size)
 		case got.Size != u.PartSizeOf(n):
-			return nil, mismatch("part %d is %d bytes, the declaration gives it %d", n, got.Size, u.PartSizeOf(n))
+			return mismatch("part %d is %d bytes, the declaration gives it %d", n, got.Size, u.PartSizeOf(n))
 		}
-		files[i] = names[n][0]
 	}
-	return files, nil
+	return nil
 }
 
 // assemble writes the parts to w in order through one buffer, hashing
@@ -663,9 +771,13 @@ func (h *upload) copyPart(ctx context.Context, w, hash io.Writer, name string, b
 // remove deletes the upload. The caller holds the lock; the manifest goes
 // first, which is what makes the upload gone for everyone.
 func (h *upload) remove() error {
-	if err := h.dir.Remove(manifestName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := h.dir.Remove(manifestName); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		return fmt.Errorf("dirstore: upload %s: remove: %w", h.id, err)
 	}
+	h.s.openUploads.Add(-1)
 	// Without its manifest the upload is gone already: parts that fail
 	// to go are the sweep's.
 	h.s.root.RemoveAll(uploadsDir + "/" + h.id)
@@ -714,10 +826,20 @@ func (s *Store) sweepUploads() int {
 		return 0
 	}
 	defer s.sweeping.Store(false)
+	s.lastSweep.Store(time.Now().UnixNano())
+	if s.testHookSweepUploads != nil {
+		s.testHookSweepUploads()
+	}
 	entries, err := fs.ReadDir(s.root.FS(), uploadsDir)
 	if err != nil {
 		return 0
 	}
+	// The count of open uploads is set again from what is found, which
+	// also takes in uploads other processes sharing the directory opened
+	// or closed. Creations and removals meanwhile may be missed until
+	// the next sweep.
+	live := int64(0)
+	defer func() { s.openUploads.Store(live) }()
 	cutoff := time.Now().Add(-s.uploadTTL())
 	removed := 0
 	for _, e := range entries {
@@ -745,9 +867,11 @@ func (s *Store) sweepUploads() int {
 			}
 			continue
 		}
+		live++
 		if h.lock(unix.LOCK_EX|unix.LOCK_NB) == nil {
 			if t, err := h.idleSince(); err == nil && t.Before(cutoff) && h.remove() == nil {
 				removed++
+				live--
 			}
 		}
 		h.close()

@@ -1,6 +1,8 @@
 package dirstore_test
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"io"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -68,7 +71,8 @@ func TestUploadSweep(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX))
 
-	fresh := createUpload(t, e.store, f) // sweeps
+	fresh := createUpload(t, e.store, f)
+	assert.Equal(t, 1, dirstore.SweepUploads(e.store))
 	requireUpload(t, e.store, idle.ID, false)
 	assert.NoDirExists(t, uploadDir(e, idle.ID))
 	requireUpload(t, e.store, active.ID, true)
@@ -128,26 +132,170 @@ func TestOpenSweepsBrokenUploads(t *testing.T) {
 	require.NoError(t, os.RemoveAll(liveCreate))
 }
 
-func TestPartIsLinkedFromTheSpool(t *testing.T) {
+// partBody spools part n of f, as the upload u cuts it.
+func partBody(t *testing.T, e *env, f uploadtest.File, u store.Upload, n int) *spool.Body {
+	t.Helper()
+	b := f.Bytes()[int64(n-1)*u.PartSize:][:u.PartSizeOf(n)]
+	body, err := e.spooler.Spool(t.Context(), bytes.NewReader(b), int64(len(b)))
+	require.NoError(t, err)
+	t.Cleanup(func() { body.Close() })
+	return body
+}
+
+// putParts sends the parts numbered in order, and returns all the parts
+// received, as Complete wants them.
+func putParts(t *testing.T, e *env, f uploadtest.File, u store.Upload, order ...int) []store.Part {
+	t.Helper()
+	for _, n := range order {
+		_, err := e.store.PutPart(t.Context(), u.ID, n, partBody(t, e, f, u, n))
+		require.NoError(t, err, "part %d", n)
+	}
+	parts, err := e.store.ListParts(t.Context(), u.ID)
+	require.NoError(t, err)
+	return parts
+}
+
+func freeBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var st unix.Statfs_t
+	require.NoError(t, unix.Statfs(dir, &st))
+	return int64(st.Bavail) * int64(st.Bsize)
+}
+
+// The upload's file is written in place and linked into place: the file
+// published is the inode created with the upload, and completing it takes
+// no space.
+func TestCompletionLinksTheUploadsFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(string, dirstore.Options) (*dirstore.Store, int, error)
+	}{{"linux", dirstore.Open}, {"portable", dirstore.OpenPortable}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnvWith(t, dirstore.Options{Fsync: true}, tc.open)
+			const partSize = 8 << 20
+			f := uploadtest.File{Name: "d/big.bin", Seed: 5, Size: 3*partSize + 17}
+			u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), PartSize: partSize})
+			require.NoError(t, err)
+			data, err := os.Stat(filepath.Join(uploadDir(e, u.ID), "data"))
+			require.NoError(t, err)
+			assert.Equal(t, f.Size, data.Size(), "preallocated to the declared size")
+			parts := putParts(t, e, f, u, 1, 2, 3, 4)
+			assert.Equal(t, u.PartCount(), dirstore.PrefixParts(t, e.store, u.ID), "in order, the running hash covers every part")
+
+			before := freeBytes(t, e.dir)
+			done, err := e.store.Complete(t.Context(), u.ID, parts)
+			require.NoError(t, err)
+			after := freeBytes(t, e.dir)
+			assert.Equal(t, f.SHA256(), done.SHA256)
+			storetest.RequireStored(t, e.store, f)
+			stored, err := os.Stat(filepath.Join(e.dir, f.Name))
+			require.NoError(t, err)
+			assert.True(t, os.SameFile(data, stored), "the file published is the upload's file")
+			// Other tests share the disk: allow a part's worth of noise,
+			// far less than the file.
+			assert.Less(t, before-after, int64(partSize), "completion takes no second copy's space")
+		})
+	}
+}
+
+func TestOutOfOrderParts(t *testing.T) {
 	e := newEnv(t, dirstore.Options{})
-	f := uploadtest.File{Name: "linked.bin", Seed: 2, Size: threshold * 2}
-	u := createUpload(t, e.store, f)
-	b := storetest.Body(t, e.spooler, f)
-	require.Equal(t, spool.Disk, b.Location())
-	p, err := e.store.PutPart(t.Context(), u.ID, 1, b)
+	const partSize = 1000
+	f := uploadtest.File{Name: "shuffled.bin", Seed: 6, Size: 5*partSize - 3}
+	want := store.EncodeCRC64NVME(crc64nvme.Checksum(f.Bytes()))
+	u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), CRC64NVME: want, PartSize: partSize})
 	require.NoError(t, err)
 
-	entries, err := os.ReadDir(uploadDir(e, u.ID))
-	require.NoError(t, err)
-	require.Len(t, entries, 2, "the manifest and one part, no temporary file")
-	part, err := entries[0].Info() // "00001-…" sorts before "upload.json"
-	require.NoError(t, err)
-	spooled, err := b.File().Stat()
-	require.NoError(t, err)
-	assert.True(t, os.SameFile(spooled, part), "the part must be the spool file's inode")
+	putParts(t, e, f, u, 5, 3, 2)
+	assert.Equal(t, 0, dirstore.PrefixParts(t, e.store, u.ID), "part 1 is missing: nothing to hash yet")
+	// Part 1 closes the gap: 2 and 3 are hashed from the file, 5 waits for 4.
+	putParts(t, e, f, u, 1)
+	assert.Equal(t, 3, dirstore.PrefixParts(t, e.store, u.ID))
+	parts := putParts(t, e, f, u, 4)
+	assert.Equal(t, 5, dirstore.PrefixParts(t, e.store, u.ID))
 
-	_, err = e.store.Complete(t.Context(), u.ID, []store.Part{p})
+	done, err := e.store.Complete(t.Context(), u.ID, parts)
 	require.NoError(t, err)
+	assert.Equal(t, f.SHA256(), done.SHA256)
+	assert.Equal(t, want, done.CRC64NVME)
+	storetest.RequireStored(t, e.store, f)
+}
+
+// A part sent again with other bytes takes back the running hash over it;
+// Complete hashes the rest from the file.
+func TestReplacedPartRehashes(t *testing.T) {
+	e := newEnv(t, dirstore.Options{})
+	const partSize = 1000
+	f := uploadtest.File{Name: "replaced.bin", Seed: 7, Size: 3 * partSize}
+	wrong := uploadtest.File{Seed: 8, Size: f.Size}
+	u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), PartSize: partSize})
+	require.NoError(t, err)
+	_, err = e.store.PutPart(t.Context(), u.ID, 1, partBody(t, e, f, u, 1))
+	require.NoError(t, err)
+	_, err = e.store.PutPart(t.Context(), u.ID, 2, partBody(t, e, wrong, u, 2))
+	require.NoError(t, err)
+	require.Equal(t, 2, dirstore.PrefixParts(t, e.store, u.ID))
+	parts := putParts(t, e, f, u, 2, 3)
+	done, err := e.store.Complete(t.Context(), u.ID, parts)
+	require.NoError(t, err)
+	assert.Equal(t, f.SHA256(), done.SHA256)
+	storetest.RequireStored(t, e.store, f)
+}
+
+// Bytes that do not match the declared checksums are refused, nothing is
+// published, and the upload and its file are gone.
+func TestCompleteRefusesWrongChecksums(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		decl func(f uploadtest.File, u *store.Upload)
+	}{
+		{"sha256", func(f uploadtest.File, u *store.Upload) {
+			u.SHA256 = uploadtest.File{Seed: 99, Size: f.Size}.SHA256()
+		}},
+		{"crc64nvme", func(f uploadtest.File, u *store.Upload) {
+			u.CRC64NVME = store.EncodeCRC64NVME(crc64nvme.Checksum(f.Bytes()) ^ 1)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, dirstore.Options{})
+			f := uploadtest.File{Name: "bad.bin", Seed: 9, Size: 2500}
+			decl := store.Upload{Name: f.Name, Size: f.Size, PartSize: 1000}
+			tc.decl(f, &decl)
+			u, err := e.store.CreateUpload(t.Context(), decl)
+			require.NoError(t, err)
+			parts := putParts(t, e, f, u, 2, 1, 3)
+			_, err = e.store.Complete(t.Context(), u.ID, parts)
+			require.ErrorIs(t, err, store.ErrChecksum)
+			assert.NoFileExists(t, filepath.Join(e.dir, f.Name))
+			assert.NoDirExists(t, uploadDir(e, u.ID))
+		})
+	}
+}
+
+// A crash after a part's bytes are written and before its marker is made
+// leaves the part not received: the client sends it again, and the upload
+// completes with the bytes it declared.
+func TestCrashBetweenPartAndMarker(t *testing.T) {
+	e := newEnv(t, dirstore.Options{Fsync: true})
+	const partSize = 1000
+	f := uploadtest.File{Name: "crashed.bin", Seed: 10, Size: 2 * partSize}
+	other := uploadtest.File{Seed: 11, Size: f.Size}
+	u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), PartSize: partSize})
+	require.NoError(t, err)
+	putParts(t, e, f, u, 1)
+	// Part 1 again, other bytes, and the process dies before the marker.
+	dirstore.CrashBeforeMarker(t, func() {
+		e.store.PutPart(t.Context(), u.ID, 1, partBody(t, e, other, u, 1))
+	})
+	parts, err := e.store.ListParts(t.Context(), u.ID)
+	require.NoError(t, err)
+	assert.Empty(t, parts, "the old part 1 was taken back before its bytes changed, the new one never marked")
+	assert.Equal(t, 0, dirstore.PrefixParts(t, e.store, u.ID))
+
+	parts = putParts(t, e, f, u, 2, 1)
+	done, err := e.store.Complete(t.Context(), u.ID, parts)
+	require.NoError(t, err)
+	assert.Equal(t, f.SHA256(), done.SHA256)
 	storetest.RequireStored(t, e.store, f)
 }
 
@@ -328,5 +476,106 @@ func TestCompleteAssemblesUnalignedParts(t *testing.T) {
 	done, err := e.store.Complete(t.Context(), u.ID, parts)
 	require.NoError(t, err)
 	assert.Equal(t, f.SHA256(), done.SHA256)
+	storetest.RequireStored(t, e.store, f)
+}
+
+// Creating an upload takes its space: one the disk cannot hold is refused
+// then, not at one of its parts, and leaves nothing behind.
+func TestCreateUploadReservesSpace(t *testing.T) {
+	e := newEnv(t, dirstore.Options{})
+	size := min(freeBytes(t, e.dir)+1<<30, store.MaxUploadSize)
+	_, err := e.store.CreateUpload(t.Context(), store.Upload{Name: "huge.bin", Size: size, PartSize: store.MaxPartSize})
+	require.ErrorIs(t, err, store.ErrInsufficientStorage)
+	entries, err := os.ReadDir(filepath.Join(e.dir, ".spillway-uploads"))
+	if err == nil {
+		assert.Empty(t, entries)
+	}
+
+	f := uploadtest.File{Name: "reserved.bin", Seed: 1, Size: 4 << 20}
+	u := createUpload(t, e.store, f)
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat(filepath.Join(uploadDir(e, u.ID), "data"), &st))
+	assert.GreaterOrEqual(t, st.Blocks*512, f.Size, "the upload's blocks are allocated when it is created")
+	require.NoError(t, e.store.Abort(t.Context(), u.ID))
+}
+
+func TestMaxOpenUploads(t *testing.T) {
+	e := newEnv(t, dirstore.Options{MaxOpenUploads: 3})
+	f := uploadtest.File{Name: "open.bin", Seed: 1, Size: 10}
+	var ids []string
+	for range 3 {
+		ids = append(ids, createUpload(t, e.store, f).ID)
+	}
+	_, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, PartSize: store.MinPartSize})
+	require.ErrorIs(t, err, store.ErrInsufficientStorage)
+	require.ErrorContains(t, err, "open uploads")
+
+	// Each way an upload ends frees its place: abort, completion, a
+	// completion refused, the sweep.
+	require.NoError(t, e.store.Abort(t.Context(), ids[0]))
+	u := createUpload(t, e.store, f)
+	p, err := e.store.PutPart(t.Context(), u.ID, 1, storetest.Body(t, e.spooler, f))
+	require.NoError(t, err)
+	_, err = e.store.Complete(t.Context(), u.ID, []store.Part{p})
+	require.NoError(t, err)
+	u = createUpload(t, e.store, f)
+	p, err = e.store.PutPart(t.Context(), u.ID, 1, storetest.Body(t, e.spooler, f))
+	require.NoError(t, err)
+	_, err = e.store.Complete(t.Context(), u.ID, []store.Part{p})
+	require.ErrorIs(t, err, store.ErrExists)
+	// Abandoned uploads are swept to make room once the bound is reached.
+	extra := createUpload(t, e.store, f)
+	age(t, e, ids[1], 25*time.Hour)
+	u = createUpload(t, e.store, f)
+	requireUpload(t, e.store, ids[1], false)
+	for _, id := range []string{ids[2], extra.ID, u.ID} {
+		require.NoError(t, e.store.Abort(t.Context(), id))
+	}
+
+	// A store opened on uploads left open counts them.
+	for range 3 {
+		ids = append(ids, createUpload(t, e.store, f).ID)
+	}
+	s, _, err := dirstore.Open(e.dir, dirstore.Options{MaxOpenUploads: 3})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, PartSize: store.MinPartSize})
+	require.ErrorIs(t, err, store.ErrInsufficientStorage)
+	for _, id := range ids[len(ids)-3:] {
+		require.NoError(t, s.Abort(t.Context(), id))
+	}
+}
+
+// Creating an upload does not sweep every time: its cost stays flat as
+// open uploads accumulate.
+func TestCreateUploadDoesNotSweepEachTime(t *testing.T) {
+	e := newEnv(t, dirstore.Options{})
+	f := uploadtest.File{Name: "many.bin", Seed: 1, Size: 10}
+	sweeps := dirstore.CountSweeps(t, e.store)
+	var ids []string
+	for range 50 {
+		ids = append(ids, createUpload(t, e.store, f).ID)
+	}
+	assert.Zero(t, sweeps(), "the store swept at Open; the next sweep is due later")
+	for _, id := range ids {
+		require.NoError(t, e.store.Abort(t.Context(), id))
+	}
+}
+
+// A completion whose context has ended publishes nothing and keeps the
+// upload, even when it has nothing left to hash.
+func TestCompleteHonoursItsContext(t *testing.T) {
+	e := newEnv(t, dirstore.Options{})
+	f := uploadtest.File{Name: "cancelled.bin", Seed: 12, Size: 2000}
+	u, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, SHA256: f.SHA256(), PartSize: 1000})
+	require.NoError(t, err)
+	parts := putParts(t, e, f, u, 1, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = e.store.Complete(ctx, u.ID, parts)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.NoFileExists(t, filepath.Join(e.dir, f.Name))
+	_, err = e.store.Complete(t.Context(), u.ID, parts)
+	require.NoError(t, err)
 	storetest.RequireStored(t, e.store, f)
 }
