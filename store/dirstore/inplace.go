@@ -21,7 +21,6 @@ import (
 	"syscall"
 
 	"github.com/minio/crc64nvme"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -161,13 +160,13 @@ func (s *Store) preallocate(f *os.File, size int64) error {
 		return nil
 	}
 	for {
-		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+		err := fallocate(f, size)
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, syscall.EINTR):
 			continue
-		case errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
+		case errors.Is(err, errors.ErrUnsupported), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
 			if err := s.CheckSpace(context.Background(), size); err != nil {
 				return err
 			}
