@@ -55,6 +55,9 @@ func caseFiles(t *testing.T, tg *target) {
 	code, _ = lsRun.wait(t, time.Minute)
 	out := lsRun.out.String()
 	require.Equal(t, 0, code, out)
+	// The emulator logs a request once it has answered it: wait for the
+	// last page's line, then check that no more pages were asked for.
+	tg.srv.Log.WaitCount(t, listRE, pagesBefore+3, 10*time.Second, tg.srv.Exited())
 	assert.Equal(t, 3, len(listRE.FindAllString(tg.srv.Log.String(), -1))-pagesBefore, "pages asked for:\n%s", out)
 	assert.Regexp(t, `(?m)^  64\.0 MiB  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  big\.bin\n.*docs/a\.txt\n.*docs/b\.txt\n.*docs/c\.txt\n.*docs/sub/d\.txt\n.*e\.txt\n6 files, 64\.0 MiB\n$`, out)
 
@@ -114,10 +117,11 @@ func caseFiles(t *testing.T, tg *target) {
 	require.Equal(t, sum, uploadtest.SHA256File(t, dest))
 	assert.NoFileExists(t, part)
 	assert.NoFileExists(t, meta)
+	// A request is logged once answered: wait for the line.
 	if tg.kind == "dir" {
-		assert.Regexp(t, `msg=request method=GET path=/files/big.bin status=206 `, tg.srv.Log.String(), "a Range request")
+		tg.srv.Log.WaitFor(t, regexp.MustCompile(`msg=request method=GET path=/files/big.bin status=206 `), 10*time.Second, tg.srv.Exited()) // a Range request
 	} else {
-		assert.Regexp(t, `msg=request method=GET path=/files/big.bin status=307 `, tg.srv.Log.String(), "a redirect")
+		tg.srv.Log.WaitFor(t, regexp.MustCompile(`msg=request method=GET path=/files/big.bin status=307 `), 10*time.Second, tg.srv.Exited()) // a redirect
 	}
 
 	// A partial file of another version (its ETag is not the server's):

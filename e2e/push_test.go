@@ -301,7 +301,7 @@ func casePush(t *testing.T, tg *target) {
 	require.Equal(t, name, m[1])
 	require.Equal(t, sum, m[6], "the sha256 of the 201")
 	require.Empty(t, m[5], "a fresh push must not resume")
-	require.Regexp(t, completedRE, tg.srv.Log.String())
+	tg.srv.Log.WaitFor(t, completedRE, 10*time.Second, tg.srv.Exited())
 	require.NoError(t, os.Remove(src))
 
 	verifyStart := time.Now()

@@ -47,6 +47,35 @@ func (l *Log) Tail(n int) string {
 	return "…" + s[len(s)-n:]
 }
 
+// WaitCount waits up to d until re matches the log at least n times, as
+// when a program logs a request after it has answered it. It gives up
+// early when exited is closed.
+func (l *Log) WaitCount(t testing.TB, re *regexp.Regexp, n int, d time.Duration, exited <-chan struct{}) {
+	t.Helper()
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	for {
+		l.mu.Lock()
+		got := len(re.FindAllStringIndex(l.buf.String(), -1))
+		if l.grew == nil {
+			l.grew = make(chan struct{})
+		}
+		grew := l.grew
+		l.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-grew:
+		case <-exited:
+			require.GreaterOrEqual(t, len(re.FindAllStringIndex(l.String(), -1)), n, "the program exited; log:\n%s", l.Tail(16<<10))
+			return
+		case <-timeout.C:
+			require.FailNow(t, "timed out", "waiting %s for %d matches of %s, got %d; log:\n%s", d, n, re, got, l.Tail(16<<10))
+		}
+	}
+}
+
 // WaitFor waits up to d for re to match the log, and returns the match. It
 // gives up early when exited is closed (the program is gone) without a
 // match.
