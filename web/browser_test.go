@@ -58,6 +58,11 @@ func newBrowser(t *testing.T) context.Context {
 			"XDG_CONFIG_HOME="+filepath.Join(root, "config"),
 			"XDG_CACHE_HOME="+filepath.Join(root, "cache"),
 			"TMPDIR="+tmp,
+			// File names are UTF-8 (TestPageSendsNFCNames chooses "café"):
+			// under the C locale, which a bare CI shell has, Chromium
+			// cannot open such a file from its chooser and the page never
+			// sees it.
+			"LC_ALL=C.UTF-8",
 		),
 		chromedp.Headless,
 		chromedp.NoSandbox,
