@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"spillway/internal/writeback"
 	"spillway/wire"
 
 	"github.com/minio/crc64nvme"
@@ -125,7 +126,7 @@ type Spooler struct {
 	budget    int64
 	maxSize   int64
 
-	// startWriteback is called every writeBehind bytes of a disk body when
+	// startWriteback is called every writeback.Behind bytes of a disk body when
 	// writeBehindOn; a field so that the tests can count the calls.
 	writeBehindOn  bool
 	startWriteback func(f *os.File, off, n int64)
@@ -158,7 +159,7 @@ func New(cfg Config) (*Spooler, error) {
 		return nil, fmt.Errorf("spool: dir %s is not a directory", dir)
 	}
 	s := &Spooler{dir: dir, threshold: cfg.Threshold, budget: cfg.MemoryBudget, maxSize: cfg.MaxSize,
-		writeBehindOn: cfg.WriteBehind, startWriteback: startWriteback}
+		writeBehindOn: cfg.WriteBehind, startWriteback: writeback.Start}
 	s.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	return s, nil
 }
@@ -380,7 +381,7 @@ func (s *Spooler) spoolDisk(br *bodyReader, size int64, prefixes [][]byte, freeP
 			return nil, werr
 		}
 		written += int64(n)
-		if s.writeBehindOn && written-flushed >= writeBehind {
+		if s.writeBehindOn && written-flushed >= writeback.Behind {
 			s.startWriteback(f, flushed, written-flushed)
 			flushed = written
 		}

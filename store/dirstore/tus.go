@@ -35,6 +35,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"spillway/internal/writeback"
 	"spillway/store"
 )
 
@@ -418,8 +419,8 @@ func (s *Store) writeAt(ctx context.Context, f *os.File, off int64, r io.Reader,
 				return n, fmt.Errorf("dirstore: write: %w", uploadsError(err))
 			}
 			n += int64(k)
-			if n-flushed >= writeBehind {
-				startWriteback(f, off+flushed, n-flushed)
+			if s.opts.Fsync && n-flushed >= writeback.Behind {
+				writeback.Start(f, off+flushed, n-flushed)
 				flushed = n
 			}
 			left := new(atomic.Int32)

@@ -1,9 +1,0 @@
-//go:build !linux
-
-package spool
-
-import "os"
-
-const writeBehind = 8 << 20
-
-func startWriteback(*os.File, int64, int64) {}
