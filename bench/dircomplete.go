@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -33,19 +31,7 @@ func runDirCompletion(ctx context.Context, size int64, reps int) dirCompletion {
 		return res
 	}
 	for range reps {
-		rctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
-		cmd := exec.CommandContext(rctx, goTool(), "test", "-count=1", "-timeout", "15m", "-v",
-			"-run", "^TestMeasureCompletion$", "./store/dirstore")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "SPILLWAY_MEASURE_MIB="+strconv.FormatInt(size>>20, 10))
-		out, err := cmd.CombinedOutput()
-		cancel()
-		m := dirMeasureRE.FindSubmatch(out)
-		if err != nil || m == nil {
-			res.err = fmt.Sprintf("go test -run TestMeasureCompletion ./store/dirstore: %v: %.500s", err, out)
-			return res
-		}
-		d, err := time.ParseDuration(string(m[1]))
+		d, m, err := measureCompletion(ctx, root, "./store/dirstore", size, dirMeasureRE)
 		if err != nil {
 			res.err = err.Error()
 			return res

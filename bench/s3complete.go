@@ -34,19 +34,7 @@ func runS3Completion(ctx context.Context, size int64, reps int) s3Completion {
 		return res
 	}
 	for range reps {
-		rctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
-		cmd := exec.CommandContext(rctx, goTool(), "test", "-count=1", "-timeout", "15m", "-v",
-			"-run", "^TestMeasureCompletion$", "./store/s3store")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "SPILLWAY_MEASURE_MIB="+strconv.FormatInt(size>>20, 10))
-		out, err := cmd.CombinedOutput()
-		cancel()
-		m := measureRE.FindSubmatch(out)
-		if err != nil || m == nil {
-			res.err = fmt.Sprintf("go test -run TestMeasureCompletion: %v: %.500s", err, out)
-			return res
-		}
-		d, err := time.ParseDuration(string(m[1]))
+		d, m, err := measureCompletion(ctx, root, "./store/s3store", size, measureRE)
 		if err != nil {
 			res.err = err.Error()
 			return res
@@ -80,4 +68,26 @@ func (c s3Completion) markdown() string {
 		beforeFullObject,
 		c.size>>20, sizeLabel(c.size), len(ts), ts[len(ts)/2].Round(time.Millisecond), ts[0].Round(time.Millisecond), ts[len(ts)-1].Round(time.Millisecond),
 		c.requests, c.read)
+}
+
+// measureCompletion runs pkg's TestMeasureCompletion once for an upload of
+// size bytes, and returns the completion time and the submatches of re in
+// its output, whose first is that time.
+func measureCompletion(ctx context.Context, root, pkg string, size int64, re *regexp.Regexp) (time.Duration, [][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goTool(), "test", "-count=1", "-timeout", "15m", "-v",
+		"-run", "^TestMeasureCompletion$", pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "SPILLWAY_MEASURE_MIB="+strconv.FormatInt(size>>20, 10))
+	out, err := cmd.CombinedOutput()
+	m := re.FindSubmatch(out)
+	if err != nil || m == nil {
+		return 0, nil, fmt.Errorf("go test -run TestMeasureCompletion %s: %v: %.500s", pkg, err, out)
+	}
+	d, err := time.ParseDuration(string(m[1]))
+	if err != nil {
+		return 0, nil, err
+	}
+	return d, m, nil
 }
