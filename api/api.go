@@ -379,6 +379,11 @@ func (h *Handler) putRaw(w http.ResponseWriter, r *http.Request, x *exchange, na
 	}
 	defer b.Close()
 	x.spool = b.Location().Kind()
+	return h.publishOne(ctx, w, x, name, b)
+}
+
+// publishOne stores one spooled body under name and answers 201.
+func (h *Handler) publishOne(ctx context.Context, w http.ResponseWriter, x *exchange, name string, b *spool.Body) error {
 	if err := h.store.Put(ctx, []store.File{{Name: name, Body: b}}); err != nil {
 		return err
 	}

@@ -294,18 +294,7 @@ func (h *Handler) s3Object(w http.ResponseWriter, r *http.Request, x *exchange) 
 		if _, err := mr.NextPart(); err != io.EOF {
 			return fmt.Errorf("%w: a part after the file", errBadMultipart)
 		}
-		if err := h.store.Put(ctx, []store.File{{Name: name, Body: b}}); err != nil {
-			return err
-		}
-		resp := wire.UploadResponse{Files: []wire.FileResult{result(name, b)}}
-		x.files, x.stored = 1, b.Size()
-		// As in putRaw: a client that sees the 201 sees a clean spool.
-		if err := b.Close(); err != nil {
-			h.log.Warn("spool cleanup failed", "error", err)
-		}
-		w.Header().Set("Location", fileURL(name))
-		writeJSON(w, http.StatusCreated, resp)
-		return nil
+		return h.publishOne(ctx, w, x, name, b)
 	}
 }
 
