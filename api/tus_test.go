@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -307,16 +309,10 @@ func TestTusTwoPatchesAtOnce(t *testing.T) {
 	_, err := pw.Write([]byte("1111"))
 	require.NoError(t, err)
 	// Wait until the first request holds the upload's lock: the flock on
-	// its data file, which this process can probe as another would.
-	data, err := os.Open(filepath.Join(s.dir, ".spillway-uploads", "tus", filepath.Base(loc), "data"))
-	require.NoError(t, err)
-	defer data.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for unix.Flock(int(data.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-		unix.Flock(int(data.Fd()), unix.LOCK_UN)
-		require.True(t, time.Now().Before(deadline), "the first PATCH never took the lock")
-		runtime.Gosched()
-	}
+	// its data file. Probing with a flock of our own would take the lock
+	// for a moment and could refuse the first request, so read the
+	// kernel's table of locks instead.
+	waitFlocked(t, filepath.Join(s.dir, ".spillway-uploads", "tus", filepath.Base(loc), "data"))
 	resp, body := s.tusPatch(t, loc, 0, []byte("22222222"))
 	requireError(t, resp, body, http.StatusLocked, "locked")
 	_, err = pw.Write([]byte("1111"))
@@ -329,4 +325,30 @@ func TestTusTwoPatchesAtOnce(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(s.dir, "a.bin"))
 	require.NoError(t, err)
 	assert.Equal(t, "11111111", string(got))
+}
+
+// waitFlocked waits until some process holds a flock on the file at path,
+// as /proc/locks shows it, without touching the lock itself.
+func waitFlocked(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat("/proc/locks"); err != nil {
+		t.Skipf("no /proc/locks to see the upload's lock in (%v)", err)
+	}
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat(path, &st))
+	// /proc/locks names a file as major:minor:inode, the device in hex.
+	file := fmt.Sprintf("%02x:%02x:%d", unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)), st.Ino)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		locks, err := os.ReadFile("/proc/locks")
+		require.NoError(t, err)
+		for _, line := range strings.Split(string(locks), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 5 && f[1] == "FLOCK" && f[5] == file {
+				return
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "the first PATCH never took the lock on %s", file)
+		runtime.Gosched()
+	}
 }
