@@ -78,9 +78,6 @@ func (h *Handler) declareUpload(ctx context.Context, decl store.Upload, req wire
 	case err != nil:
 		return store.Upload{}, err
 	}
-	if err := h.store.Check(ctx, decl.Name, decl.Size); err != nil {
-		return store.Upload{}, err
-	}
 	if req.PartSize != 0 {
 		// The client cut the file itself, to checksum each part.
 		decl.PartSize = req.PartSize
@@ -88,6 +85,9 @@ func (h *Handler) declareUpload(ctx context.Context, decl store.Upload, req wire
 			return store.Upload{}, fmt.Errorf("%w: part_size %d is outside %d..%d or makes over %d parts",
 				apierr.ErrBadRequest, req.PartSize, store.MinPartSize, store.MaxPartSize, store.MaxPartCount)
 		}
+	}
+	if err := h.store.Check(ctx, decl.Name, decl.Size); err != nil {
+		return store.Upload{}, err
 	}
 	var err error
 	if decl.SHA256, err = store.ParseSHA256(req.SHA256); err != nil {
