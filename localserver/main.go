@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Metrics:               metrics.Handler(),
 		MetricsPublic:         cfg.MetricsPublic,
 		UploadSecret:          []byte(cfg.UploadSecret),
+		Retention:             cfg.Retention,
 		Version:               bi.Version,
 		Revision:              bi.Revision,
 	})
