@@ -56,7 +56,10 @@ type Options struct {
 	// store.ErrInsufficientStorage. Zero means no bound.
 	MaxOpenUploads int
 	// Retention, when set, is how long a file is kept after its
-	// modification time: Sweep removes older files. Zero keeps them.
+	// modification time: Sweep removes older files. Zero keeps them. The
+	// modification time, not the change time: it is what listings show,
+	// what a completed upload sets, and what a user can move (touch); the
+	// change time moves with every chmod and link.
 	Retention time.Duration
 }
 

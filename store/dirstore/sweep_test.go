@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,4 +184,24 @@ func TestSweepStopsWhenCancelled(t *testing.T) {
 	assert.Equal(t, 1, sw.Expired)
 	_, err = e.store.Sweep(ctx)
 	require.ErrorIs(t, err, context.Canceled, "a sweep with its context done does nothing")
+}
+
+// A tus upload whose last bytes came long ago, completed by declaring its
+// length, makes a file dated at its completion, which the sweep keeps.
+func TestSweepKeepsATusFileCompletedLate(t *testing.T) {
+	e := newEnv(t, dirstore.Options{Retention: time.Hour})
+	u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "late.bin", Size: store.UnknownSize})
+	require.NoError(t, err)
+	appendChunk(t, e.store, u.ID, 0, []byte("0123456789"))
+	old := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(tusDir(e.dir), u.ID, "data"), old, old))
+	a, err := e.store.Append(t.Context(), u.ID, store.Chunk{Offset: 10, Size: 10, Body: strings.NewReader(""), MaxSize: 1 << 30})
+	require.NoError(t, err)
+	require.NotNil(t, a.Done, "declaring the length completes it")
+
+	sw, err := e.store.Sweep(t.Context())
+	require.NoError(t, err)
+	assert.Zero(t, sw.Expired)
+	assert.True(t, exists(t, filepath.Join(e.dir, "late.bin")))
+	require.NoError(t, os.Remove(tusDir(e.dir)))
 }
