@@ -356,7 +356,9 @@ func TestTemplateTransforms(t *testing.T) {
 	// the files, by a rule that exists only when the parameter is set, in
 	// whole days, over the prefix.
 	t.Run("retention", func(t *testing.T) {
-		pattern := regexp.MustCompile(tpl["Parameters"].(map[string]any)["Retention"].(map[string]any)["AllowedPattern"].(string))
+		param, ok := tpl["Parameters"].(map[string]any)["Retention"].(map[string]any)
+		require.True(t, ok, "no Retention parameter")
+		pattern := regexp.MustCompile(param["AllowedPattern"].(string))
 		for _, v := range []string{"", "0", "1d", "30d", "365d"} {
 			assert.True(t, pattern.MatchString(v), "%q is accepted", v)
 		}
