@@ -73,6 +73,11 @@ type Config struct {
 	// PartURLTTL is how long a part URL stays valid. Zero means
 	// DefaultPartURLTTL.
 	PartURLTTL time.Duration
+	// Retention, when set, is how long the store keeps a file after its
+	// modification time; the listing gives each file's expiry from it.
+	// The handler removes nothing: the local server's sweep and S3's
+	// lifecycle rule do.
+	Retention time.Duration
 	// Version and Revision are what GET /healthz reports the server is:
 	// its build's module version and VCS revision, each left out when
 	// empty.
@@ -129,6 +134,7 @@ type Handler struct {
 	observer    Observer
 	progress    time.Duration
 	health      wire.Health
+	retention   time.Duration
 
 	// caps are the store's optional features, asked once.
 	caps store.Caps
@@ -153,6 +159,7 @@ func New(cfg Config) *Handler {
 		readTimeout: cfg.ReadTimeout,
 		maxParts:    cfg.MaxParts,
 		health:      wire.Health{Status: "ok", Version: cfg.Version, Revision: cfg.Revision},
+		retention:   max(cfg.Retention, 0),
 	}
 	if cfg.Token != "" {
 		h.token = []byte(cfg.Token)

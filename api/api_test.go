@@ -53,6 +53,7 @@ type options struct {
 	progress    time.Duration
 	maxListings int
 	wrapStore   func(store.Store) store.Store // nil: the directory store as it is
+	retention   time.Duration
 }
 
 func newServer(t *testing.T, o options) *server {
@@ -88,6 +89,7 @@ func newServer(t *testing.T, o options) *server {
 		MaxConcurrentUploads:  o.maxUploads,
 		Observer:              o.observer,
 		ProgressInterval:      o.progress,
+		Retention:             o.retention,
 	})
 	t.Cleanup(func() { st.Close() }) // runs after start's cleanup
 	s.start(t, h)

@@ -58,6 +58,9 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	size := len(`{"files":[]}`) + listReserve
 	for i, info := range infos {
 		e := wire.ListEntry{Name: info.Name, Size: info.Size, Modified: info.Modified.UTC()}
+		if h.retention > 0 {
+			e.Expires = e.Modified.Add(h.retention)
+		}
 		b, err := json.Marshal(e)
 		if err != nil {
 			return fmt.Errorf("list: encode %q: %w", info.Name, err)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,6 +24,7 @@ type listPage struct {
 		Name     string `json:"name"`
 		Size     int64  `json:"size"`
 		Modified string `json:"modified"`
+		Expires  string `json:"expires"`
 	} `json:"files"`
 	NextCursor *string `json:"next_cursor"`
 }
@@ -259,4 +261,31 @@ func TestListPageIsBoundedInBytes(t *testing.T) {
 	assert.Equal(t, names, got)
 	assert.Greater(t, pages, 4)
 	t.Logf("1000 names of %d bytes: %d bytes of JSON in %d pages, the largest %d bytes", len(names[0]), total, pages, largest)
+}
+
+// With a retention, each file's expiry is its modification time plus the
+// retention, in RFC 3339 UTC; without one, there is no expires field.
+func TestListGivesEachFilesExpiry(t *testing.T) {
+	modified := time.Date(2026, 3, 1, 10, 30, 15, 0, time.UTC)
+	for _, c := range []struct {
+		retention time.Duration
+		want      string
+	}{
+		{0, ""},
+		{36 * time.Hour, "2026-03-02T22:30:15Z"},
+		{30 * 24 * time.Hour, "2026-03-31T10:30:15Z"},
+	} {
+		t.Run(c.retention.String(), func(t *testing.T) {
+			s := newServer(t, options{retention: c.retention})
+			s.storeFiles(t, "a/old.txt")
+			require.NoError(t, os.Chtimes(filepath.Join(s.dir, "a", "old.txt"), modified, modified))
+			page, body := s.listPage(t, nil)
+			require.Len(t, page.Files, 1)
+			assert.Equal(t, "2026-03-01T10:30:15Z", page.Files[0].Modified)
+			assert.Equal(t, c.want, page.Files[0].Expires)
+			if c.retention == 0 {
+				assert.NotContains(t, string(body), "expires", "no retention, no field")
+			}
+		})
+	}
 }

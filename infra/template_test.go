@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -112,6 +113,23 @@ func (s *stack) resolve(t *testing.T, v any) any {
 					}
 					if p, ok := s.params[name]; ok {
 						return p
+					}
+				case "Fn::Split":
+					a := arg.([]any)
+					if str, ok := s.resolve(t, a[1]).(string); ok {
+						var out []any
+						for _, e := range strings.Split(str, a[0].(string)) {
+							out = append(out, e)
+						}
+						return out
+					}
+				case "Fn::Select":
+					a := arg.([]any)
+					i, err := strconv.Atoi(fmt.Sprint(a[0]))
+					require.NoError(t, err, "Fn::Select index %v", a[0])
+					if list, ok := s.resolve(t, a[1]).([]any); ok {
+						require.Less(t, i, len(list), "Fn::Select %d of %v", i, list)
+						return list[i]
 					}
 				case "Fn::Sub":
 					if str, ok := arg.(string); ok {
@@ -333,4 +351,42 @@ func TestTemplateTransforms(t *testing.T) {
 			}
 		})
 	}
+
+	// SPILLWAY_RETENTION: the function only lists the expiry; S3 removes
+	// the files, by a rule that exists only when the parameter is set, in
+	// whole days, over the prefix.
+	t.Run("retention", func(t *testing.T) {
+		param, ok := tpl["Parameters"].(map[string]any)["Retention"].(map[string]any)
+		require.True(t, ok, "no Retention parameter")
+		pattern := regexp.MustCompile(param["AllowedPattern"].(string))
+		for _, v := range []string{"", "0", "1d", "30d", "365d"} {
+			assert.True(t, pattern.MatchString(v), "%q is accepted", v)
+		}
+		for _, v := range []string{"36h", "720h", "1.5d", "0d", "-1d", "30", "d", "30 d", "30D"} {
+			assert.False(t, pattern.MatchString(v), "%q is refused at deploy time", v)
+		}
+		rules := func(params map[string]string) map[string]map[string]any {
+			bucket := newStack(t, tpl, params).resource(t, tpl, "UploadBucket")
+			out := map[string]map[string]any{}
+			for _, r := range bucket["LifecycleConfiguration"].(map[string]any)["Rules"].([]any) {
+				r := r.(map[string]any)
+				out[r["Id"].(string)] = r
+			}
+			return out
+		}
+		for _, v := range []string{"", "0"} {
+			got := rules(map[string]string{"Retention": v})
+			assert.NotContains(t, got, "Retention", "retention %q keeps files forever", v)
+			assert.Contains(t, got, "AbortIncompleteMultipartUploads")
+			assert.Contains(t, got, "ExpireAbandonedUploads")
+		}
+		for _, c := range []struct{ retention, prefix, days string }{{"30d", "", "30"}, {"1d", "uploads/", "1"}} {
+			got := rules(map[string]string{"Retention": c.retention, "Prefix": c.prefix})
+			assert.Equal(t, map[string]any{"Id": "Retention", "Status": "Enabled", "Prefix": c.prefix, "ExpirationInDays": c.days}, got["Retention"], c.retention)
+			assert.Contains(t, got, "AbortIncompleteMultipartUploads", "the other rules stay")
+			assert.Contains(t, got, "ExpireAbandonedUploads", "the other rules stay")
+		}
+		fn := newStack(t, tpl, map[string]string{"Retention": "30d"}).resource(t, tpl, "UploadFunction")
+		assert.Equal(t, "30d", fn["Environment"].(map[string]any)["Variables"].(map[string]any)["SPILLWAY_RETENTION"], "the function lists the same retention")
+	})
 }

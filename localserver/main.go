@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"spillway/api"
 	"spillway/apierr"
@@ -70,9 +71,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Metrics:               metrics.Handler(),
 		MetricsPublic:         cfg.MetricsPublic,
 		UploadSecret:          []byte(cfg.UploadSecret),
+		Retention:             cfg.Retention,
 		Version:               bi.Version,
 		Revision:              bi.Revision,
 	})
+
+	// The directory store's housekeeping: abandoned uploads and, with
+	// --retention, expired files. S3 does its own, by lifecycle rules.
+	sweepCtx, stopSweeps := context.WithCancel(ctx)
+	defer stopSweeps()
+	sweeps := func() {}
+	if ds, ok := st.(*dirstore.Store); ok {
+		sweeps = serve.Every(sweepCtx, sweepEvery(cfg.Retention), func(ctx context.Context) {
+			sw, err := ds.Sweep(ctx)
+			metrics.Expired(sw.Expired)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("sweep failed", "error", err, "expired_removed", sw.Expired, "uploads_removed", sw.Uploads)
+				return
+			}
+			level := slog.LevelDebug
+			if sw.Expired+sw.Uploads > 0 {
+				level = slog.LevelInfo
+			}
+			log.Log(ctx, level, "swept", "expired_removed", sw.Expired, "uploads_removed", sw.Uploads, "retention", cfg.Retention)
+		})
+	} else if cfg.Retention > 0 {
+		log.Info("--retention with --bucket: S3 removes expired files only if the bucket has a lifecycle rule that expires them (template.yaml sets one); the listing gives their expiry")
+	}
 
 	err = serve.Run(ctx, serve.Config{
 		Addr:            cfg.Addr,
@@ -95,6 +120,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			}
 		},
 	})
+	stopSweeps()
+	sweeps()
 	if err != nil {
 		return err
 	}
@@ -102,12 +129,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return nil
 }
 
+// sweepEvery is how often the directory store is swept: every ten
+// minutes, or every tenth of a shorter retention (a second at least), so
+// that a file outlives its expiry by about that much at most.
+func sweepEvery(retention time.Duration) time.Duration {
+	every := 10 * time.Minute
+	if r := retention / 10; r > 0 && r < every {
+		every = max(r, time.Second)
+	}
+	return every
+}
+
 // openStore opens the directory store, or the S3 store with --bucket. It
 // returns how many orphaned staging files it removed.
 func openStore(ctx context.Context, cfg config.Config, getenv func(string) string) (store.Store, int, error) {
 	if cfg.Bucket == "" {
 		st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync,
-			FileMode: cfg.FileMode, CaseSensitiveNames: cfg.CaseSensitiveNames, MaxOpenUploads: cfg.MaxOpenUploads})
+			FileMode: cfg.FileMode, CaseSensitiveNames: cfg.CaseSensitiveNames, MaxOpenUploads: cfg.MaxOpenUploads,
+			Retention: cfg.Retention})
 		if err != nil {
 			return nil, 0, err
 		}

@@ -54,6 +54,11 @@ type ListEntry struct {
 	Name     string    `json:"name"`
 	Size     int64     `json:"size"`
 	Modified time.Time `json:"modified"`
+	// Expires, with a retention configured, is Modified plus the
+	// retention: the file is kept at least until then. The local server
+	// removes it within one sweep after; S3 from the next midnight UTC
+	// after, when its lifecycle rule runs. Absent without a retention.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // ListResponse is the body of GET /files: one page of files, sorted by

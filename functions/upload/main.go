@@ -62,5 +62,7 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 	return lambdahttp.New(api.New(api.Config{
 		Spooler: spooler, Store: st, Logger: log, Token: cfg.Token, Observer: metrics,
 		Version: bi.Version, Revision: bi.Revision,
+		// S3's lifecycle rule removes the files; the handler lists when.
+		Retention: cfg.Retention,
 	})), nil
 }

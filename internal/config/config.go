@@ -65,6 +65,7 @@ type Config struct {
 	LogLevel           slog.Level
 	ReadTimeout        time.Duration
 	ShutdownTimeout    time.Duration
+	Retention          time.Duration // 0: keep forever
 	MaxUploads         int
 	MaxListings        int
 	MaxOpenUploads     int

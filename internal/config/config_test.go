@@ -246,3 +246,26 @@ func TestHelp(t *testing.T) {
 	assert.NotContains(t, help, "(default 0)")
 	assert.Equal(t, len(Settings()), strings.Count(help, "\n  -"))
 }
+
+func TestParseRetention(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"":     0,
+		"0":    0,
+		"30d":  30 * 24 * time.Hour,
+		"1d":   24 * time.Hour,
+		"720h": 720 * time.Hour,
+		"90m":  90 * time.Minute,
+	} {
+		c, err := parseConfig([]string{"--retention", in}, env(nil), io.Discard)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, c.Retention, in)
+	}
+	c, err := loadConfig(env(map[string]string{"SPILLWAY_BUCKET": "b", "SPILLWAY_RETENTION": "7d"}))
+	require.NoError(t, err)
+	assert.Equal(t, 7*24*time.Hour, c.Retention, "the function reads it too")
+	assert.Contains(t, FunctionEnv(nil, c), "SPILLWAY_RETENTION=7d", "and the emulator hands it on in days")
+	for _, in := range []string{"-1d", "-5m", "1.5d", "d", "30 days", "1w"} {
+		_, err := parseConfig([]string{"--retention", in}, env(nil), io.Discard)
+		require.ErrorContains(t, err, "retention", "%q", in)
+	}
+}

@@ -138,7 +138,7 @@ func TestFlagNamesAreDerived(t *testing.T) {
 	}
 	assert.Equal(t, []string{
 		"addr", "directory", "bucket", "prefix", "spool-dir", "threshold", "max-upload-size", "memory-budget",
-		"overwrite", "file-mode", "case-sensitive-names", "fsync", "log-level", "read-timeout", "shutdown-timeout",
+		"overwrite", "file-mode", "case-sensitive-names", "fsync", "retention", "log-level", "read-timeout", "shutdown-timeout",
 		"max-concurrent-uploads", "max-concurrent-listings", "max-open-uploads", "max-connections", "token", "upload-secret",
 		"metrics-public", "cors-origin", "function", "rie",
 	}, flags)

@@ -155,6 +155,14 @@ func Settings() []Setting {
 			value: func(c *Config) flag.Value { return (*boolValue)(&c.Fsync) },
 		},
 		{
+			Env: "SPILLWAY_RETENTION", For: all, Default: "0",
+			DocDefault:  "`0` (keep forever)",
+			Usage:       "remove stored files this long after they were stored, in days (30d) or as a Go duration (720h); 0 keeps them",
+			Doc:         "how long a stored file is kept, counted from its modification time: `30d`, or a Go duration such as `720h`; `0` keeps files forever. With `--directory`, a sweep removes older files ([retention](#retention)); with `--bucket`, S3 does, by a lifecycle rule the bucket must carry. `GET /files` gives each file's `expires`",
+			FunctionDoc: "as `--retention`; S3 removes the files, by the lifecycle rule that `template.yaml` sets from the same parameter ([retention](#retention))",
+			value:       func(c *Config) flag.Value { return (*retentionValue)(&c.Retention) },
+		},
+		{
 			Env: "SPILLWAY_LOG_LEVEL", For: listeners, Default: "info",
 			Usage: "debug, info, warn or error",
 			Doc:   "`debug`, `info`, `warn` or `error`",

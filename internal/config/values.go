@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -64,6 +65,65 @@ func (v *durationValue) Set(s string) error {
 	return nil
 }
 func (*durationValue) typeName() string { return "duration" }
+
+// retentionValue is a duration that also takes whole days, "30d", the
+// unit S3's lifecycle rules count in, and prints whole days that way.
+type retentionValue time.Duration
+
+const day = 24 * time.Hour
+
+func (v *retentionValue) String() string {
+	d := time.Duration(*v)
+	if d > 0 && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	return d.String()
+}
+
+func (v *retentionValue) Set(s string) error {
+	d, err := parseRetention(s)
+	if err != nil {
+		return err
+	}
+	*v = retentionValue(d)
+	return nil
+}
+
+func (*retentionValue) typeName() string { return "duration" }
+
+// plain leaves a zero retention out of the function's environment, so
+// that the function's own default, none, applies.
+func (v *retentionValue) plain() string {
+	if *v == 0 {
+		return ""
+	}
+	return v.String()
+}
+
+// parseRetention parses a retention: whole days such as "30d", a Go
+// duration such as "720h", or "0" or "" for none.
+func parseRetention(s string) (time.Duration, error) {
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || days < 0 || days > math.MaxInt64/int64(day) {
+			return 0, errors.New("parse error: want whole days such as 30d, or a duration such as 720h")
+		}
+		d = time.Duration(days) * day
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, errors.New("parse error: want whole days such as 30d, or a duration such as 720h")
+		}
+	}
+	if d < 0 {
+		return 0, errors.New("a retention cannot be negative")
+	}
+	return d, nil
+}
 
 // sizeValue is a byte count with units.
 type sizeValue int64

@@ -29,6 +29,7 @@ type Metrics struct {
 	duration prometheus.Histogram
 	inFlight prometheus.Gauge
 	swept    prometheus.Counter
+	expired  prometheus.Counter
 }
 
 var _ api.Observer = (*Metrics)(nil)
@@ -68,12 +69,16 @@ func New(sp *spool.Spooler) *Metrics {
 			Name: "spillway_orphans_swept_total",
 			Help: "Orphaned spool and staging files removed at start-up.",
 		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spillway_retention_removed_total",
+			Help: "Stored files removed for being older than the retention.",
+		}),
 	}
 	stat := func(f func(spool.Stats) int64) func() float64 {
 		return func() float64 { return float64(f(sp.Stats())) }
 	}
 	reg.MustRegister(
-		p.uploads, p.rejected, p.received, p.stored, p.duration, p.inFlight, p.swept,
+		p.uploads, p.rejected, p.received, p.stored, p.duration, p.inFlight, p.swept, p.expired,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "spillway_memory_budget_in_use_bytes",
 			Help: "Bytes of the memory budget held by bodies now.",
@@ -104,6 +109,9 @@ func New(sp *spool.Spooler) *Metrics {
 
 // Swept records the orphans removed at start-up.
 func (p *Metrics) Swept(n int) { p.swept.Add(float64(n)) }
+
+// Expired records files the retention sweep removed.
+func (p *Metrics) Expired(n int) { p.expired.Add(float64(n)) }
 
 // UploadStarted implements api.Observer.
 func (p *Metrics) UploadStarted() { p.inFlight.Inc() }

@@ -31,6 +31,13 @@ import (
 // that publishing a file and making a folder take (fold.go), so that a
 // case-twin check never sees a half-done delete.
 func (s *Store) Delete(_ context.Context, name string) error {
+	return s.remove(name, nil)
+}
+
+// remove is Delete. When check is set, it is called with the file's
+// status under its folder's lock, right before the unlink, and an error
+// from it keeps the file.
+func (s *Store) remove(name string, check func(*unix.Stat_t) error) error {
 	if err := store.ValidateName(name); err != nil {
 		return err
 	}
@@ -48,7 +55,19 @@ func (s *Store) Delete(_ context.Context, name string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("%w: %q is not a file", store.ErrNotFound, name)
 	}
-	if err := s.unlinkLocked(dir, base, 0); err != nil {
+	var recheck func() error
+	if check != nil {
+		recheck = func() error {
+			if err := unix.Fstatat(int(dir.Fd()), base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return err
+			}
+			return check(&st)
+		}
+	}
+	if err := s.unlinkLocked(dir, base, 0, recheck); err != nil {
+		if errors.Is(err, errKept) {
+			return err
+		}
 		return deleteError(name, &fs.PathError{Op: "unlink", Path: name, Err: err})
 	}
 	// The entry that changed last is in synced: the folder the file was
@@ -59,7 +78,7 @@ func (s *Store) Delete(_ context.Context, name string) error {
 		if err != nil {
 			break
 		}
-		err = s.unlinkLocked(parent, path.Base(d), unix.AT_REMOVEDIR)
+		err = s.unlinkLocked(parent, path.Base(d), unix.AT_REMOVEDIR, nil)
 		parent.Close()
 		if err != nil {
 			// ENOTEMPTY or EEXIST: another file is in it, or on its way
@@ -77,14 +96,20 @@ func (s *Store) Delete(_ context.Context, name string) error {
 }
 
 // unlinkLocked removes the entry base of dir, as unlinkat with flags,
-// under dir's lock unless names are case-sensitive.
-func (s *Store) unlinkLocked(dir *os.File, base string, flags int) error {
+// under dir's lock unless names are case-sensitive, if check, when set,
+// allows it then.
+func (s *Store) unlinkLocked(dir *os.File, base string, flags int, check func() error) error {
 	if !s.opts.CaseSensitiveNames {
 		unlock, err := lockFolder(int(dir.Fd()))
 		if err != nil {
 			return err
 		}
 		defer unlock()
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
 	}
 	return unix.Unlinkat(int(dir.Fd()), base, flags)
 }

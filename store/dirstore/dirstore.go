@@ -55,6 +55,12 @@ type Options struct {
 	// not yet completed, aborted or swept); past it CreateUpload fails with
 	// store.ErrInsufficientStorage. Zero means no bound.
 	MaxOpenUploads int
+	// Retention, when set, is how long a file is kept after its
+	// modification time: Sweep removes older files. Zero keeps them. The
+	// modification time, not the change time: it is what listings show,
+	// what a completed upload sets, and what a user can move (touch); the
+	// change time moves with every chmod and link.
+	Retention time.Duration
 }
 
 // DefaultFileMode is the mode of stored files when Options.FileMode is zero.
@@ -81,6 +87,8 @@ type Store struct {
 	// openUploads counts multipart uploads open in the directory, for
 	// Options.MaxOpenUploads; each sweep counts them again.
 	openUploads atomic.Int64
+	// expiry is Sweep's retention pass (sweep.go).
+	expiry expirySweep
 	// testHookReadDir, if set, is called with each directory List reads.
 	testHookReadDir func(dir string)
 	// testHookSyncDir, if set, is called with each directory syncDir

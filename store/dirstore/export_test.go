@@ -50,3 +50,11 @@ func CountSweeps(t testing.TB, s *Store) func() int {
 // SweepUploads sweeps s's multipart uploads now, as creations do from time
 // to time, and returns how many it removed.
 func SweepUploads(s *Store) int { return s.sweepUploads() }
+
+// SetSweepBatch makes each Sweep's retention pass walk at most pages
+// pages of limit names.
+func SetSweepBatch(s *Store, pages, limit int) { s.expiry.pages, s.expiry.pageLimit = pages, limit }
+
+// OnExpired has each Sweep call fn with each file it found expired, before
+// removing it.
+func OnExpired(s *Store, fn func(name string)) { s.expiry.testHookExpired = fn }

@@ -462,6 +462,12 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 	if err := data.Chmod(s.opts.FileMode); err != nil {
 		return store.Completed{}, fmt.Errorf("dirstore: upload %s: chmod: %w", id, err)
 	}
+	// The file is as old as its completion, however long ago its parts
+	// came, as an object S3 completes is: retention counts from here.
+	now := time.Now()
+	if err := h.dir.Chtimes(dataName, now, now); err != nil {
+		return store.Completed{}, fmt.Errorf("dirstore: upload %s: set its time: %w", id, err)
+	}
 	if s.opts.Fsync {
 		if err := data.Sync(); err != nil {
 			return store.Completed{}, fmt.Errorf("dirstore: upload %s: sync: %w", id, err)

@@ -454,6 +454,13 @@ func marshal(h hash.Hash) ([]byte, error) {
 func (s *Store) publishTus(ctx context.Context, u *tusUpload, st *tusState, sum hash.Hash, crc hash.Hash64) (*store.Finished, error) {
 	var digest [sha256.Size]byte
 	sum.Sum(digest[:0])
+	// The file is as old as its completion, whenever its last bytes came
+	// (a deferred length may be declared long after): retention counts
+	// from here.
+	now := time.Now()
+	if err := u.dir.Chtimes(tusDataName, now, now); err != nil {
+		return nil, fmt.Errorf("dirstore: tus upload %s: set its time: %w", u.id, err)
+	}
 	body := &tusBody{s: s, u: u, size: st.Size, sum: digest, crc: crc.Sum64()}
 	err := s.Put(ctx, []store.File{{Name: st.Name, Body: body}})
 	if err != nil {
