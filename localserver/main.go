@@ -15,6 +15,7 @@ import (
 	"spillway/internal/buildinfo"
 	"spillway/internal/config"
 	"spillway/internal/emulator"
+	"spillway/internal/hook"
 	"spillway/internal/serve"
 	"spillway/metrics/prom"
 	"spillway/store"
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		UploadSecret:          []byte(cfg.UploadSecret),
 		Version:               bi.Version,
 		Revision:              bi.Revision,
+		Hooks:                 hooks(cfg),
+		AllowTypes:            cfg.AllowTypes,
 	})
 
 	err = serve.Run(ctx, serve.Config{
@@ -100,6 +103,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	serve.Stopped(log, spooler.Stats())
 	return nil
+}
+
+// hooks is the hook client of --hook-url, or nil without one.
+func hooks(cfg config.Config) api.Hooks {
+	if cfg.HookURL == "" {
+		return nil
+	}
+	return hook.New(hook.Config{URL: cfg.HookURL, Secret: []byte(cfg.HookSecret)})
 }
 
 // openStore opens the directory store, or the S3 store with --bucket. It
