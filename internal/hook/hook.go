@@ -234,14 +234,27 @@ func (c *Client) PreCreate(ctx context.Context, ev Event) error {
 	return nil
 }
 
+// answerMargin is what PostFinish leaves of ctx's deadline for the answer
+// that follows it.
+const answerMargin = 500 * time.Millisecond
+
 // PostFinish tells the hook that ev's file is stored. An attempt that
 // fails to connect, times out or is answered 5xx or 429 is retried after
-// a backoff, up to Attempts tries within Budget, whatever ctx's own
-// deadline. Any other non-2xx answer is not retried. The error says why
-// the last attempt failed.
+// a backoff, up to Attempts tries within Budget. A cancelled ctx (a client
+// gone after the publish) does not stop the delivery, but its deadline
+// bounds it, less a margin for the answer: on Lambda that is the
+// invocation's, so the retries end within it. Any other non-2xx answer is
+// not retried. The error says why the last attempt failed.
 func (c *Client) PostFinish(ctx context.Context, ev Event) error {
 	ev.Type = PostFinish
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Budget)
+	budget := c.cfg.Budget
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)-answerMargin)
+	}
+	if budget <= 0 {
+		return fmt.Errorf("%w: no time left before the deadline", ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
 	wait := c.cfg.Backoff
 	var last error

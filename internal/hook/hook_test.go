@@ -167,3 +167,18 @@ func TestPostFinishBudget(t *testing.T) {
 	assert.ErrorIs(t, err, hook.ErrUnavailable)
 	assert.Less(t, time.Since(start), 2*time.Second, "the budget bounds the attempts")
 }
+
+// On Lambda the request's context ends with the invocation: the retries
+// end before it, whatever the budget.
+func TestPostFinishEndsBeforeTheDeadline(t *testing.T) {
+	c := hook.New(hook.Config{URL: closedURL(t), Attempts: 1000, Backoff: 20 * time.Millisecond, Budget: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 700*time.Millisecond)
+	defer cancel()
+	err := c.PostFinish(ctx, hook.Event{Name: "a"})
+	assert.ErrorIs(t, err, hook.ErrUnavailable)
+	assert.NoError(t, ctx.Err(), "PostFinish returned after the deadline")
+
+	ctx, cancel = context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, c.PostFinish(ctx, hook.Event{Name: "a"}), hook.ErrUnavailable, "no time left: not sent")
+}
