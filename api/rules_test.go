@@ -99,6 +99,7 @@ func TestHooksOnEveryRoute(t *testing.T) {
 		}},
 		{"multipart", http.StatusCreated, s.tokenMultipart},
 		{"tus", http.StatusCreated, s.tokenTus},
+		{"tus", http.StatusNoContent, s.tokenTusPatch},
 		{"uppy", http.StatusOK, s.uppyUpload},
 		{"uppy", http.StatusCreated, s.uppyForm},
 	}
@@ -215,6 +216,7 @@ func TestAllowTypesOnEveryRoute(t *testing.T) {
 		}},
 		{"multipart", http.StatusCreated, s.tokenMultipart},
 		{"tus", http.StatusCreated, s.tokenTus},
+		{"tuspatch", http.StatusNoContent, s.tokenTusPatch},
 		{"uppy", http.StatusOK, s.uppyUpload},
 		{"uppyform", http.StatusCreated, s.uppyForm},
 	}
@@ -314,6 +316,27 @@ func (s *server) tokenTus(t *testing.T, name string, data []byte) (*http.Respons
 	req.Header.Set("Upload-Metadata", "filename "+base64.StdEncoding.EncodeToString([]byte(name)))
 	req.Header.Set("Content-Type", "application/offset+octet-stream")
 	resp, body := s.do(t, req)
+	s.waitServed(t)
+	return resp, body
+}
+
+// tokenTusPatch creates a tus upload, then sends its bytes in one PATCH.
+func (s *server) tokenTusPatch(t *testing.T, name string, data []byte) (*http.Response, []byte) {
+	t.Helper()
+	req := s.authed(s.request(t, http.MethodPost, "/tus/", nil, 0))
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Length", strconv.Itoa(len(data)))
+	req.Header.Set("Upload-Metadata", "filename "+base64.StdEncoding.EncodeToString([]byte(name)))
+	resp, body := s.do(t, req)
+	s.waitServed(t)
+	if resp.StatusCode != http.StatusCreated {
+		return resp, body
+	}
+	req = s.authed(s.request(t, http.MethodPatch, resp.Header.Get("Location"), bytes.NewReader(data), int64(len(data))))
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req.Header.Set("Upload-Offset", "0")
+	resp, body = s.do(t, req)
 	s.waitServed(t)
 	return resp, body
 }

@@ -277,7 +277,12 @@ func (h *Handler) tusAppend(r *http.Request, x *exchange, id string, offset, siz
 		var err error
 		if body, err = h.sniffedBody(body); err != nil {
 			if !errors.Is(err, errTypeNotAllowed) {
-				err = x.body.cause(err)
+				return store.Appended{}, x.body.cause(err)
+			}
+			// The first bytes decide, so the upload can never finish:
+			// nothing of it is kept.
+			if terr := h.caps.Resumable.Terminate(context.WithoutCancel(r.Context()), id); terr != nil && !errors.Is(terr, store.ErrUploadNotFound) {
+				h.log.Warn("terminate of a refused tus upload failed", "upload", id, "error", terr)
 			}
 			return store.Appended{}, err
 		}

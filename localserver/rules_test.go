@@ -135,13 +135,26 @@ func checkRules(t *testing.T, rc *rulesClient, hr *uploadtest.HookReceiver, exis
 	assert.True(t, exists("kept.pdf"))
 }
 
+// checkHookDown takes the receiver down: an upload is then refused with
+// 503, and nothing is stored.
+func checkHookDown(t *testing.T, rc *rulesClient, hr *uploadtest.HookReceiver, exists func(string) bool) {
+	hr.Close()
+	resp, body := rc.send(http.MethodPut, "/files/while-down.pdf", pdfBytes)
+	requireCode(t, resp, body, http.StatusServiceUnavailable, wire.CodeHookUnavailable)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.False(t, exists("while-down.pdf"))
+}
+
 func TestHooksAndTypesOnTheLocalServer(t *testing.T) {
 	hr := uploadtest.NewHookReceiver(t)
 	r := start(t, rulesFlags(hr)...)
-	checkRules(t, newRulesClient(t, r.addr), hr, func(name string) bool {
+	rc := newRulesClient(t, r.addr)
+	exists := func(name string) bool {
 		_, err := os.Stat(filepath.Join(r.dir, name))
 		return err == nil
-	})
+	}
+	checkRules(t, rc, hr, exists)
+	checkHookDown(t, rc, hr, exists)
 }
 
 func TestHookURLNeedsASecret(t *testing.T) {
@@ -200,4 +213,6 @@ func TestHooksAndTypesOnTheFunction(t *testing.T) {
 	assert.Equal(t, hook.PostFinish, evs[1].Type)
 	assert.Equal(t, "application/pdf", evs[1].ContentType)
 	gw.RequireNoMultipartUploads(t)
+
+	checkHookDown(t, rc, hr, exists)
 }

@@ -25,6 +25,7 @@ const HookSecret = "hook-secret-for-the-tests-0123456789"
 // answers post-finish with PostFinishStatus (200 when zero).
 type HookReceiver struct {
 	URL string
+	srv *httptest.Server
 
 	mu               sync.Mutex
 	events           []hook.Event
@@ -68,7 +69,7 @@ func NewHookReceiver(t *testing.T) *HookReceiver {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	hr.URL = srv.URL + "/hook"
+	hr.URL, hr.srv = srv.URL+"/hook", srv
 	return hr
 }
 
@@ -87,3 +88,6 @@ func (hr *HookReceiver) Events() []hook.Event {
 	hr.events = nil
 	return evs
 }
+
+// Close takes the receiver down: its URL refuses connections from then on.
+func (hr *HookReceiver) Close() { hr.srv.Close() }
