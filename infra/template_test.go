@@ -333,4 +333,11 @@ func TestTemplateTransforms(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("EventBridge notifications", func(t *testing.T) {
+		bucket := newStack(t, tpl, nil).resource(t, tpl, "UploadBucket")
+		assert.NotContains(t, bucket, "NotificationConfiguration", "off by default")
+		bucket = newStack(t, tpl, map[string]string{"EventBridgeNotifications": "true"}).resource(t, tpl, "UploadBucket")
+		assert.Equal(t, map[string]any{"EventBridgeConfiguration": map[string]any{"EventBridgeEnabled": true}}, bucket["NotificationConfiguration"])
+	})
 }
