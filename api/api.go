@@ -27,6 +27,7 @@ import (
 
 	"spillway/apierr"
 	"spillway/internal/formdata"
+	"spillway/internal/sniff"
 	"spillway/spool"
 	"spillway/store"
 	"spillway/wire"
@@ -86,6 +87,13 @@ type Config struct {
 	// MetricsPublic is set. Nil: there is no /metrics route.
 	Metrics       http.Handler
 	MetricsPublic bool
+	// Hooks, when set, is asked before every upload creates anything and
+	// told after every file is published.
+	Hooks Hooks
+	// AllowTypes, unless it accepts every type, refuses a file whose
+	// first bytes sniff as a type it does not name, and stores the
+	// sniffed type with the file.
+	AllowTypes sniff.Rules
 }
 
 // DefaultMaxConcurrentListings is Config.MaxConcurrentListings' default: a
@@ -135,6 +143,8 @@ type Handler struct {
 	progress    time.Duration
 	health      wire.Health
 	retention   time.Duration
+	hooks       Hooks       // nil: no hook
+	allow       sniff.Rules // the zero value: every type
 
 	// caps are the store's optional features, asked once.
 	caps store.Caps
@@ -160,6 +170,8 @@ func New(cfg Config) *Handler {
 		maxParts:    cfg.MaxParts,
 		health:      wire.Health{Status: "ok", Version: cfg.Version, Revision: cfg.Revision},
 		retention:   max(cfg.Retention, 0),
+		hooks:       cfg.Hooks,
+		allow:       cfg.AllowTypes,
 	}
 	if cfg.Token != "" {
 		h.token = []byte(cfg.Token)
@@ -226,6 +238,7 @@ type exchange struct {
 	err    error     // the detail of a refusal, which the client does not see
 	files  int       // files stored
 	stored int64     // their bytes
+	user   string    // the authenticated user, "" for the shared token
 }
 
 // ServeHTTP implements http.Handler.
@@ -380,22 +393,31 @@ func (h *Handler) putRaw(w http.ResponseWriter, r *http.Request, x *exchange, na
 	if err := h.store.Check(ctx, name, size); err != nil {
 		return err
 	}
+	if err := h.preCreate(ctx, x, viaPut, name, size); err != nil {
+		return err
+	}
 	b, err := h.spool.Spool(ctx, r.Body, size)
 	if err != nil {
 		return x.body.cause(err)
 	}
 	defer b.Close()
 	x.spool = b.Location().Kind()
-	return h.publishOne(ctx, w, x, name, b)
+	return h.publishOne(ctx, w, x, viaPut, name, b)
 }
 
-// publishOne stores one spooled body under name and answers 201.
-func (h *Handler) publishOne(ctx context.Context, w http.ResponseWriter, x *exchange, name string, b *spool.Body) error {
-	if err := h.store.Put(ctx, []store.File{{Name: name, Body: b}}); err != nil {
+// publishOne stores one spooled body under name, of a type the allow list
+// accepts, tells the hook and answers 201.
+func (h *Handler) publishOne(ctx context.Context, w http.ResponseWriter, x *exchange, via, name string, b *spool.Body) error {
+	ct, err := h.checkType(b.Reader())
+	if err != nil {
+		return err
+	}
+	if err := h.store.Put(ctx, []store.File{{Name: name, Body: b, ContentType: ct}}); err != nil {
 		return err
 	}
 	resp := wire.UploadResponse{Files: []wire.FileResult{result(name, b)}}
 	x.files, x.stored = 1, b.Size()
+	h.postFinish(ctx, x, via, resp.Files[0], ct)
 	// Release the spool before answering: a client that sees the 201 sees
 	// a clean spool directory too.
 	if err := b.Close(); err != nil {
@@ -475,6 +497,9 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		if err := h.store.Check(ctx, name, -1); err != nil {
 			return err
 		}
+		if err := h.preCreate(ctx, x, viaForm, name, -1); err != nil {
+			return err
+		}
 		b, err := batch.Spool(ctx, part, -1)
 		if err != nil {
 			return x.body.cause(multipartCause(err))
@@ -489,6 +514,13 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	if err := batch.Open(); err != nil {
 		return err
 	}
+	// Every file's type before any is published: one refused, none is.
+	for i := range files {
+		var err error
+		if files[i].ContentType, err = h.checkType(bodies[i].Reader()); err != nil {
+			return err
+		}
+	}
 	if err := h.store.Put(ctx, files); err != nil {
 		return err
 	}
@@ -497,6 +529,9 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		resp.Files = append(resp.Files, result(f.Name, bodies[i]))
 		x.files++
 		x.stored += f.Body.Size()
+	}
+	for i, f := range files {
+		h.postFinish(ctx, x, viaForm, resp.Files[i], f.ContentType)
 	}
 	if err := batch.Close(); err != nil {
 		h.log.Warn("spool cleanup failed", "error", err)
@@ -568,12 +603,26 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 				return err
 			}
 		}
-		setDownloadHeaders(w, name, info)
+		dh, err := h.headersFor(ctx, name, info, nil)
+		if err != nil {
+			return err
+		}
+		setDownloadHeaders(w, dh, info)
 		serveContent(w, r, name, info, io.NewSectionReader(noContent{}, 0, info.Size))
 		return nil
 	}
 	if p := h.caps.Presigner; p != nil {
-		u, err := p.PresignGet(ctx, name, downloadHeaders(name))
+		dh := downloadHeaders(name)
+		if !h.allow.Any() {
+			info, err := h.store.Stat(ctx, name)
+			if err != nil {
+				return err
+			}
+			if dh, err = h.headersFor(ctx, name, info, nil); err != nil {
+				return err
+			}
+		}
+		u, err := p.PresignGet(ctx, name, dh)
 		if err != nil {
 			return err
 		}
@@ -585,7 +634,11 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name string) 
 		return err
 	}
 	defer rc.Close()
-	setDownloadHeaders(w, name, info)
+	dh, err := h.headersFor(ctx, name, info, rc)
+	if err != nil {
+		return err
+	}
+	setDownloadHeaders(w, dh, info)
 	serveContent(w, r, name, info, rc)
 	return nil
 }

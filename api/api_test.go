@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"spillway/api"
+	"spillway/internal/sniff"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 	"spillway/store"
@@ -54,6 +55,8 @@ type options struct {
 	maxListings int
 	wrapStore   func(store.Store) store.Store // nil: the directory store as it is
 	retention   time.Duration
+	hooks       api.Hooks
+	allowTypes  string
 }
 
 func newServer(t *testing.T, o options) *server {
@@ -75,6 +78,8 @@ func newServer(t *testing.T, o options) *server {
 	o.store.Fsync = true
 	st, _, err := dirstore.Open(s.dir, o.store)
 	require.NoError(t, err)
+	allow, err := sniff.Parse(o.allowTypes)
+	require.NoError(t, err)
 	var hst store.Store = st
 	if o.wrapStore != nil {
 		hst = o.wrapStore(st)
@@ -90,6 +95,8 @@ func newServer(t *testing.T, o options) *server {
 		Observer:              o.observer,
 		ProgressInterval:      o.progress,
 		Retention:             o.retention,
+		Hooks:                 o.hooks,
+		AllowTypes:            allow,
 	})
 	t.Cleanup(func() { st.Close() }) // runs after start's cleanup
 	s.start(t, h)

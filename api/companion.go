@@ -68,7 +68,7 @@ func (h *Handler) s3Create(w http.ResponseWriter, r *http.Request, x *exchange) 
 		return err
 	}
 	decl := store.Upload{Name: req.Filename, Size: size, PartSize: uppyPartSize(size)}
-	u, err := h.declareUpload(r.Context(), decl, wire.CreateUploadRequest{})
+	u, err := h.declareUpload(r.Context(), x, viaUppy, decl, wire.CreateUploadRequest{})
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,12 @@ func (h *Handler) s3Complete(w http.ResponseWriter, r *http.Request, x *exchange
 	if err != nil {
 		return fmt.Errorf("complete upload %s: %w", u.ID, err)
 	}
+	ct, err := h.checkStored(r.Context(), c.Name)
+	if err != nil {
+		return err
+	}
 	x.spool, x.files, x.stored = wire.SpoolParts, 1, c.Size
+	h.postFinish(r.Context(), x, viaUppy, wire.FileResult{Name: c.Name, Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME}, ct)
 	loc := absoluteURL(r, fileURL(c.Name))
 	w.Header().Set("Location", loc)
 	writeJSON(w, http.StatusOK, wire.S3CompleteResponse{Location: loc, Key: c.Name, Size: c.Size, SHA256: c.SHA256})
@@ -255,6 +260,9 @@ func (h *Handler) s3Object(w http.ResponseWriter, r *http.Request, x *exchange) 
 	if err := h.store.Check(ctx, name, -1); err != nil {
 		return err
 	}
+	if err := h.preCreate(ctx, x, viaUppy, name, -1); err != nil {
+		return err
+	}
 	if r.ContentLength > 0 {
 		// The file is smaller than the form: as in postMultipart, a form
 		// that does not fit is refused before its body.
@@ -294,7 +302,7 @@ func (h *Handler) s3Object(w http.ResponseWriter, r *http.Request, x *exchange) 
 		if _, err := mr.NextPart(); err != io.EOF {
 			return fmt.Errorf("%w: a part after the file", errBadMultipart)
 		}
-		return h.publishOne(ctx, w, x, name, b)
+		return h.publishOne(ctx, w, x, viaUppy, name, b)
 	}
 }
 

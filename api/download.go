@@ -69,6 +69,19 @@ func downloadHeaders(name string) store.DownloadHeaders {
 	}
 }
 
+// headersFor is the headers of a download of name: by its name
+// (downloadHeaders), or under an allow list by its stored type.
+func (h *Handler) headersFor(ctx context.Context, name string, info store.Info, content io.ReadSeeker) (store.DownloadHeaders, error) {
+	if h.allow.Any() {
+		return downloadHeaders(name), nil
+	}
+	t, err := h.storedType(ctx, name, info, content)
+	if err != nil {
+		return store.DownloadHeaders{}, err
+	}
+	return typedDownloadHeaders(name, t), nil
+}
+
 // attachment is a Content-Disposition that saves the file under base: the
 // UTF-8 name in filename* (RFC 6266, RFC 8187), and an ASCII stand-in in
 // filename for clients that know only that.
@@ -107,8 +120,7 @@ func isAttrChar(c byte) bool {
 
 // setDownloadHeaders sets the headers both GET and HEAD of a stored file
 // carry before http.ServeContent adds the rest.
-func setDownloadHeaders(w http.ResponseWriter, name string, info store.Info) {
-	dh := downloadHeaders(name)
+func setDownloadHeaders(w http.ResponseWriter, dh store.DownloadHeaders, info store.Info) {
 	hdr := w.Header()
 	hdr.Set("ETag", info.ETag)
 	if b, err := hex.DecodeString(info.SHA256); err == nil && len(b) == sha256.Size {

@@ -54,6 +54,10 @@ var mapping = []rule{
 	{store.ErrUploadTooLarge, wire.CodeTooLarge},
 	own(apierr.ErrUnauthorized),
 	own(errBadSignature),
+	// Before context's errors: a hook that timed out is the hook's.
+	own(errHookRefused),
+	own(errHookUnavailable),
+	own(errTypeNotAllowed),
 	own(errBusy),
 	// Out of descriptors (spool, store or socket): the server is at
 	// capacity for the moment, which is what busy tells the client.

@@ -159,6 +159,9 @@ func (h *Handler) tusCreate(w http.ResponseWriter, r *http.Request, x *exchange)
 	if err := h.store.Check(ctx, name, size); err != nil {
 		return err
 	}
+	if err := h.preCreate(ctx, x, viaTus, name, size); err != nil {
+		return err
+	}
 	u, err := h.caps.Resumable.CreateResumable(ctx, store.Resumable{Name: name, Size: size, Metadata: meta})
 	if err != nil {
 		return fmt.Errorf("create tus upload of %q: %w", name, err)
@@ -177,6 +180,11 @@ func (h *Handler) tusCreate(w http.ResponseWriter, r *http.Request, x *exchange)
 			if terr := h.caps.Resumable.Terminate(context.WithoutCancel(ctx), u.ID); terr != nil && !errors.Is(terr, store.ErrUploadNotFound) {
 				h.log.Warn("terminate of a failed tus creation failed", "upload", u.ID, "error", terr)
 			}
+			hdr.Del("Location")
+			hdr.Del("Upload-Expires")
+			return err
+		}
+		if err := h.tusFinished(r.Context(), x, a); err != nil {
 			hdr.Del("Location")
 			hdr.Del("Upload-Expires")
 			return err
@@ -252,6 +260,9 @@ func (h *Handler) tusPatch(w http.ResponseWriter, r *http.Request, x *exchange, 
 	if err != nil {
 		return err
 	}
+	if err := h.tusFinished(r.Context(), x, a); err != nil {
+		return err
+	}
 	tusResult(w, x, a)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -259,9 +270,26 @@ func (h *Handler) tusPatch(w http.ResponseWriter, r *http.Request, x *exchange, 
 
 // tusAppend hands the request's body to the store as one chunk.
 func (h *Handler) tusAppend(r *http.Request, x *exchange, id string, offset, size int64, sum *checksum) (store.Appended, error) {
-	c := store.Chunk{Offset: offset, Size: size, Body: r.Body, MaxSize: h.uploadLimit(), KeepPartial: true}
+	body := io.Reader(r.Body)
+	if offset == 0 {
+		// The file's first bytes: its type is checked before the store
+		// keeps any of them.
+		var err error
+		if body, err = h.sniffedBody(body); err != nil {
+			if !errors.Is(err, errTypeNotAllowed) {
+				return store.Appended{}, x.body.cause(err)
+			}
+			// The first bytes decide, so the upload can never finish:
+			// nothing of it is kept.
+			if terr := h.caps.Resumable.Terminate(context.WithoutCancel(r.Context()), id); terr != nil && !errors.Is(terr, store.ErrUploadNotFound) {
+				h.log.Warn("terminate of a refused tus upload failed", "upload", id, "error", terr)
+			}
+			return store.Appended{}, err
+		}
+	}
+	c := store.Chunk{Offset: offset, Size: size, Body: body, MaxSize: h.uploadLimit(), KeepPartial: true}
 	if sum != nil {
-		c.Body = io.TeeReader(r.Body, sum.h)
+		c.Body = io.TeeReader(body, sum.h)
 		c.Verify = sum.verify
 		c.KeepPartial = false
 	}
@@ -270,6 +298,20 @@ func (h *Handler) tusAppend(r *http.Request, x *exchange, id string, offset, siz
 		return a, x.body.cause(fmt.Errorf("tus upload %s: %w", id, err))
 	}
 	return a, nil
+}
+
+// tusFinished checks the type of a finished upload's file, whose first
+// chunk may have been too short to tell, and tells the hook.
+func (h *Handler) tusFinished(ctx context.Context, x *exchange, a store.Appended) error {
+	if a.Done == nil {
+		return nil
+	}
+	ct, err := h.checkStored(ctx, a.Done.Name)
+	if err != nil {
+		return err
+	}
+	h.postFinish(ctx, x, viaTus, wire.FileResult{Name: a.Done.Name, Size: a.Done.Size, SHA256: a.Done.SHA256, CRC64NVME: a.Done.CRC64NVME}, ct)
+	return nil
 }
 
 // tusResult sets the headers of a chunk's answer.

@@ -48,7 +48,7 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 		return err
 	}
 	decl := store.Upload{Name: req.Name, Size: req.Size, PartSize: store.PartSizeFor(req.Size)}
-	u, err := h.declareUpload(ctx, decl, req)
+	u, err := h.declareUpload(ctx, x, viaMultipart, decl, req)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 // declareUpload checks a declaration and creates its upload: the checks of
 // docs/MULTIPART.md, in its order, the digest's last, all before anything
 // is allocated. The declaration's rules are store.Upload.Validate's.
-func (h *Handler) declareUpload(ctx context.Context, decl store.Upload, req wire.CreateUploadRequest) (store.Upload, error) {
+func (h *Handler) declareUpload(ctx context.Context, x *exchange, via string, decl store.Upload, req wire.CreateUploadRequest) (store.Upload, error) {
 	// The declaration's rules are store.Upload.Validate's; the order of the
 	// checks is docs/MULTIPART.md's, the digests' last.
 	switch err := decl.Validate(); {
@@ -95,6 +95,9 @@ func (h *Handler) declareUpload(ctx context.Context, decl store.Upload, req wire
 	}
 	decl.CRC64NVME, decl.PartCRC64NVME = req.CRC64NVME, req.PartCRC64NVME
 	if err := decl.Validate(); err != nil {
+		return store.Upload{}, err
+	}
+	if err := h.preCreate(ctx, x, via, decl.Name, decl.Size); err != nil {
 		return store.Upload{}, err
 	}
 	u, err := h.multipart.CreateUpload(ctx, decl)
@@ -178,11 +181,16 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exch
 	if err != nil {
 		return fmt.Errorf("complete upload %s: %w", id, err)
 	}
+	ct, err := h.checkStored(r.Context(), c.Name)
+	if err != nil {
+		return err
+	}
 	x.spool, x.files, x.stored = wire.SpoolParts, 1, c.Size
 	res := wire.FileResult{Name: c.Name, Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME, Spool: wire.SpoolParts}
 	if c.SHA256Declared {
 		res.Declared = []string{"sha256"}
 	}
+	h.postFinish(r.Context(), x, viaMultipart, res, ct)
 	w.Header().Set("Location", fileURL(c.Name))
 	writeJSON(w, http.StatusCreated, wire.UploadResponse{Files: []wire.FileResult{res}})
 	return nil
@@ -222,6 +230,16 @@ func (h *Handler) putPart(w http.ResponseWriter, r *http.Request, x *exchange, i
 	x.spool = b.Location().Kind()
 	if b.Size() != size {
 		return fmt.Errorf("%w: part %d must be %d bytes, not %d", store.ErrUploadMismatch, n, size, b.Size())
+	}
+	if n == 1 {
+		// The part passes through here: its first bytes are the file's,
+		// so a file of a refused type is stopped before it is stored.
+		if _, err := h.checkType(b.Reader()); err != nil {
+			if aerr := h.multipart.Abort(context.WithoutCancel(ctx), id); aerr != nil {
+				h.log.Warn("abort of a refused upload failed", "upload", id, "error", aerr)
+			}
+			return err
+		}
 	}
 	if want, got := u.PartCRC64NVMEOf(n), store.EncodeCRC64NVME(b.CRC64NVME()); want != "" && got != want {
 		// As S3 refuses a part whose signed CRC64NVME does not match; the

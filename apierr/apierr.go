@@ -68,6 +68,9 @@ var catalogue = map[wire.Code]struct {
 	wire.CodeClientGone:           {StatusClientClosedRequest, "the client closed the connection before the answer"},
 	wire.CodeInternal:             {http.StatusInternalServerError, "internal error; quote the request_id when you report it"},
 	wire.CodeBadEvent:             {http.StatusInternalServerError, "the function received an event that is not an HTTP request; its trigger is misconfigured, so quote the request_id when you report it"},
+	wire.CodeHookRefused:          {http.StatusForbidden, "the server's upload hook refused this upload"},
+	wire.CodeHookUnavailable:      {http.StatusServiceUnavailable, "the server's upload hook did not answer, so nothing was stored; retry after the Retry-After delay"},
+	wire.CodeTypeNotAllowed:       {http.StatusUnsupportedMediaType, "this server does not accept files of this type, judged by their first bytes; nothing was stored"},
 	wire.CodeResponseTooLarge:     {http.StatusBadGateway, "the response is too large for this transport; ask for less, such as a smaller page of GET /files"},
 }
 

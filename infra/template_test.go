@@ -389,4 +389,10 @@ func TestTemplateTransforms(t *testing.T) {
 		fn := newStack(t, tpl, map[string]string{"Retention": "30d"}).resource(t, tpl, "UploadFunction")
 		assert.Equal(t, "30d", fn["Environment"].(map[string]any)["Variables"].(map[string]any)["SPILLWAY_RETENTION"], "the function lists the same retention")
 	})
+	t.Run("EventBridge notifications", func(t *testing.T) {
+		bucket := newStack(t, tpl, nil).resource(t, tpl, "UploadBucket")
+		assert.NotContains(t, bucket, "NotificationConfiguration", "off by default")
+		bucket = newStack(t, tpl, map[string]string{"EventBridgeNotifications": "true"}).resource(t, tpl, "UploadBucket")
+		assert.Equal(t, map[string]any{"EventBridgeConfiguration": map[string]any{"EventBridgeEnabled": true}}, bucket["NotificationConfiguration"])
+	})
 }

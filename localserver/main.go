@@ -16,6 +16,7 @@ import (
 	"spillway/internal/buildinfo"
 	"spillway/internal/config"
 	"spillway/internal/emulator"
+	"spillway/internal/hook"
 	"spillway/internal/serve"
 	"spillway/metrics/prom"
 	"spillway/store"
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Retention:             cfg.Retention,
 		Version:               bi.Version,
 		Revision:              bi.Revision,
+		Hooks:                 hooks(cfg),
+		AllowTypes:            cfg.AllowTypes,
 	})
 
 	// The directory store's housekeeping: abandoned uploads and, with
@@ -138,6 +141,14 @@ func sweepEvery(retention time.Duration) time.Duration {
 		every = max(r, time.Second)
 	}
 	return every
+}
+
+// hooks is the hook client of --hook-url, or nil without one.
+func hooks(cfg config.Config) api.Hooks {
+	if cfg.HookURL == "" {
+		return nil
+	}
+	return hook.New(hook.Config{URL: cfg.HookURL, Secret: []byte(cfg.HookSecret)})
 }
 
 // openStore opens the directory store, or the S3 store with --bucket. It

@@ -37,6 +37,10 @@ var (
 type File struct {
 	Name string
 	Body Body
+	// ContentType, when set, is the type the store keeps with the file
+	// where it keeps one (S3's Content-Type); empty leaves it the
+	// store's own choice.
+	ContentType string
 }
 
 // Body is the content of an upload, received whole before it is published:
@@ -83,6 +87,9 @@ type Info struct {
 	// the directory store does not, since a copy kept beside a file could
 	// go stale.
 	SHA256 string
+	// ContentType is the type the store keeps with the content (S3's
+	// Content-Type); empty when it keeps none, as the directory store.
+	ContentType string
 }
 
 // Store publishes spooled bodies and serves them back.

@@ -38,6 +38,9 @@ const (
 	CodeInsufficientStorage  Code = "insufficient_storage"
 	CodeBadEvent             Code = "bad_event"
 	CodeResponseTooLarge     Code = "response_too_large"
+	CodeHookRefused          Code = "hook_refused"
+	CodeHookUnavailable      Code = "hook_unavailable"
+	CodeTypeNotAllowed       Code = "type_not_allowed"
 	CodeInternal             Code = "internal"
 	// CodeClientGone is logged only: no client is left to read it.
 	CodeClientGone Code = "client_gone"

@@ -17,6 +17,7 @@ import (
 	"spillway/api"
 	"spillway/internal/buildinfo"
 	"spillway/internal/config"
+	"spillway/internal/hook"
 	"spillway/lambdahttp"
 	"spillway/metrics/emf"
 	"spillway/store/s3store"
@@ -61,8 +62,18 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 	metrics.ColdStart(swept)
 	return lambdahttp.New(api.New(api.Config{
 		Spooler: spooler, Store: st, Logger: log, Token: cfg.Token, Observer: metrics,
-		Version: bi.Version, Revision: bi.Revision,
+		Version: bi.Version, Revision: bi.Revision, Hooks: hooks(cfg), AllowTypes: cfg.AllowTypes,
 		// S3's lifecycle rule removes the files; the handler lists when.
 		Retention: cfg.Retention,
 	})), nil
+}
+
+// hooks is the hook client of SPILLWAY_HOOK_URL, or nil without one. A
+// post-finish delays the answer by at most hook.DefaultBudget, far inside
+// the function's time-out, so its retries fit in the invocation.
+func hooks(cfg config.Config) api.Hooks {
+	if cfg.HookURL == "" {
+		return nil
+	}
+	return hook.New(hook.Config{URL: cfg.HookURL, Secret: []byte(cfg.HookSecret)})
 }

@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"spillway/internal/sniff"
 )
 
 // Program is a set of Spillway's programs, those that read a setting.
@@ -72,6 +74,9 @@ type Config struct {
 	MaxConnections     int // 0: derived from the open-file limit
 	Token              string
 	UploadSecret       string
+	HookURL            string
+	HookSecret         string
+	AllowTypes         sniff.Rules
 	CORSOrigins        string
 	MetricsPublic      bool
 	Function           string
@@ -160,6 +165,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("--max-connections (SPILLWAY_MAX_CONNECTIONS) must not be negative")
 	case c.UploadSecret != "" && len(c.UploadSecret) < MinUploadSecret:
 		return fmt.Errorf("--upload-secret (SPILLWAY_UPLOAD_SECRET) must be at least %d bytes", MinUploadSecret)
+	case c.HookURL != "" && len(c.HookSecret) < MinUploadSecret:
+		// An unsigned event cannot be told from anyone's POST.
+		return fmt.Errorf("--hook-url (SPILLWAY_HOOK_URL) needs a --hook-secret (SPILLWAY_HOOK_SECRET) of at least %d bytes", MinUploadSecret)
 	}
 	return nil
 }

@@ -140,6 +140,6 @@ func TestFlagNamesAreDerived(t *testing.T) {
 		"addr", "directory", "bucket", "prefix", "spool-dir", "threshold", "max-upload-size", "memory-budget",
 		"overwrite", "file-mode", "case-sensitive-names", "fsync", "retention", "log-level", "read-timeout", "shutdown-timeout",
 		"max-concurrent-uploads", "max-concurrent-listings", "max-open-uploads", "max-connections", "token", "upload-secret",
-		"metrics-public", "cors-origin", "function", "rie",
+		"metrics-public", "hook-url", "hook-secret", "allow-types", "cors-origin", "function", "rie",
 	}, flags)
 }

@@ -226,6 +226,25 @@ func Settings() []Setting {
 			value: func(c *Config) flag.Value { return (*boolValue)(&c.MetricsPublic) },
 		},
 		{
+			Env: "SPILLWAY_HOOK_URL", For: all,
+			Usage: "POST signed pre-create and post-finish events to this http(s) URL; needs --hook-secret",
+			Doc:   "POST [hook](#hooks) events to this `http` or `https` URL: `pre-create` before any byte of an upload is stored (a non-2xx answer refuses it with 403), `post-finish` once a file is published; needs `--hook-secret`",
+			value: func(c *Config) flag.Value { return (*hookURLValue)(&c.HookURL) },
+		},
+		{
+			Env: "SPILLWAY_HOOK_SECRET", For: all, Secret: true,
+			Usage: "HMAC-SHA256 key of the hook events' Spillway-Signature header, at least 16 bytes",
+			Doc:   "the HMAC-SHA256 key (at least 16 bytes) that signs each hook event's `Spillway-Signature` header ([hooks](#hooks))",
+			value: func(c *Config) flag.Value { return (*stringValue)(&c.HookSecret) },
+		},
+		{
+			Env: "SPILLWAY_ALLOW_TYPES", For: all,
+			DocDefault: "none (every type)",
+			Usage:      "comma-separated content types accepted, judged by the body's first bytes, e.g. image/*,application/pdf",
+			Doc:        "comma-separated types (`type/subtype` or `type/*`) a file must be of, judged by sniffing its first bytes, not its name or Content-Type; any other is refused with 415 `type_not_allowed` and nothing is stored ([content rules](#content-rules))",
+			value:      func(c *Config) flag.Value { return (*typesValue)(&c.AllowTypes) },
+		},
+		{
 			Env: "SPILLWAY_CORS_ORIGIN", For: listeners,
 			DocDefault: "none (CORS off)",
 			Usage:      "comma-separated origins allowed by CORS, or *; empty turns CORS off",

@@ -7,12 +7,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"spillway/internal/bytesize"
+	"spillway/internal/sniff"
 )
 
 // The flag.Values of the settings, each a pointer to one field of a
@@ -175,6 +177,36 @@ func (v *modeValue) Set(s string) error {
 	return nil
 }
 func (*modeValue) typeName() string { return "mode" }
+
+// hookURLValue is an absolute http or https URL.
+type hookURLValue string
+
+func (v *hookURLValue) String() string { return string(*v) }
+func (v *hookURLValue) Set(s string) error {
+	if s != "" {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("not an absolute http or https URL")
+		}
+	}
+	*v = hookURLValue(s)
+	return nil
+}
+func (*hookURLValue) typeName() string { return "url" }
+
+// typesValue is a list of content types, as sniff.Parse reads it.
+type typesValue sniff.Rules
+
+func (v *typesValue) String() string { return sniff.Rules(*v).String() }
+func (v *typesValue) Set(s string) error {
+	r, err := sniff.Parse(s)
+	if err != nil {
+		return err
+	}
+	*v = typesValue(r)
+	return nil
+}
+func (*typesValue) typeName() string { return "types" }
 
 // levelValue is a log level: debug, info, warn or error.
 type levelValue slog.Level

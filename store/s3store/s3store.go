@@ -151,9 +151,9 @@ func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 		}
 		var err error
 		if f.Body.Size() <= s.opts.PartSize {
-			err = s.putObject(ctx, f.Name, f.Body)
+			err = s.putObject(ctx, f)
 		} else {
-			err = s.putMultipart(ctx, f.Name, f.Body)
+			err = s.putMultipart(ctx, f)
 		}
 		if err != nil {
 			return err
@@ -167,14 +167,15 @@ func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 // takes one checksum per request, and the CRC is the one it keeps for
 // every object, multipart uploads included. The SHA-256 goes in the
 // metadata; the spool computed both in one pass over the bytes sent.
-func (s *Store) putObject(ctx context.Context, name string, b store.Body) error {
+func (s *Store) putObject(ctx context.Context, f store.File) error {
+	name, b := f.Name, f.Body
 	sum := b.SHA256()
 	in := &s3.PutObjectInput{
 		Bucket:            &s.bucket,
 		Key:               aws.String(s.key(name)),
 		Body:              b.Reader(),
 		ContentLength:     aws.Int64(b.Size()),
-		ContentType:       aws.String(contentType(name)),
+		ContentType:       aws.String(fileType(f)),
 		ChecksumCRC64NVME: aws.String(store.EncodeCRC64NVME(b.CRC64NVME())),
 		Metadata:          sha256Metadata(hex.EncodeToString(sum[:])),
 	}
@@ -187,13 +188,14 @@ func (s *Store) putObject(ctx context.Context, name string, b store.Body) error 
 	return nil
 }
 
-func (s *Store) putMultipart(ctx context.Context, name string, b store.Body) (err error) {
+func (s *Store) putMultipart(ctx context.Context, f store.File) (err error) {
+	name, b := f.Name, f.Body
 	key := s.key(name)
 	sum := b.SHA256()
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:            &s.bucket,
 		Key:               &key,
-		ContentType:       aws.String(contentType(name)),
+		ContentType:       aws.String(fileType(f)),
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme,
 		ChecksumType:      types.ChecksumTypeFullObject,
 		Metadata:          sha256Metadata(hex.EncodeToString(sum[:])),
@@ -435,7 +437,7 @@ func (s *Store) head(ctx context.Context, name string) (store.Info, error) {
 		return store.Info{}, mapError("head", name, err)
 	}
 	return store.Info{Name: name, Size: aws.ToInt64(out.ContentLength), Modified: aws.ToTime(out.LastModified),
-		ETag: aws.ToString(out.ETag), SHA256: objectSHA256(out)}, nil
+		ETag: aws.ToString(out.ETag), SHA256: objectSHA256(out), ContentType: aws.ToString(out.ContentType)}, nil
 }
 
 // sha256MetaKey is the user metadata (x-amz-meta-sha256) that carries a
@@ -526,6 +528,15 @@ func (o *objectReader) Close() error {
 	err := o.body.Close()
 	o.body = nil
 	return err
+}
+
+// fileType is the Content-Type a file is stored with: the one it comes
+// with, else its name's.
+func fileType(f store.File) string {
+	if f.ContentType != "" {
+		return f.ContentType
+	}
+	return contentType(f.Name)
 }
 
 func contentType(name string) string {
