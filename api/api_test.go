@@ -53,6 +53,8 @@ type options struct {
 	progress    time.Duration
 	maxListings int
 	wrapStore   func(store.Store) store.Store // nil: the directory store as it is
+	auth        api.Authenticator
+	userQuota   int64
 }
 
 func newServer(t *testing.T, o options) *server {
@@ -88,6 +90,8 @@ func newServer(t *testing.T, o options) *server {
 		MaxConcurrentUploads:  o.maxUploads,
 		Observer:              o.observer,
 		ProgressInterval:      o.progress,
+		Authenticator:         o.auth,
+		UserQuota:             o.userQuota,
 	})
 	t.Cleanup(func() { st.Close() }) // runs after start's cleanup
 	s.start(t, h)

@@ -53,6 +53,8 @@ var mapping = []rule{
 	{spool.ErrTooLarge, wire.CodeTooLarge},
 	{store.ErrUploadTooLarge, wire.CodeTooLarge},
 	own(apierr.ErrUnauthorized),
+	own(errInvalidSpace),
+	own(errQuota),
 	own(errBadSignature),
 	own(errBusy),
 	// Out of descriptors (spool, store or socket): the server is at

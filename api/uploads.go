@@ -47,8 +47,8 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 	if err := decodeJSON(r, x, createBodyLimit, &req); err != nil {
 		return err
 	}
-	decl := store.Upload{Name: req.Name, Size: req.Size, PartSize: store.PartSizeFor(req.Size)}
-	u, err := h.declareUpload(ctx, decl, req)
+	decl := store.Upload{Name: x.name(req.Name), Size: req.Size, PartSize: store.PartSizeFor(req.Size)}
+	u, err := h.declareUpload(ctx, x, decl, req)
 	if err != nil {
 		return err
 	}
@@ -62,14 +62,14 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 		return err
 	}
 	w.Header().Set("Location", "/uploads/"+u.ID)
-	writeJSON(w, http.StatusCreated, wire.CreatedUpload{UploadInfo: uploadInfo(u), PartURLPage: page})
+	writeJSON(w, http.StatusCreated, wire.CreatedUpload{UploadInfo: uploadInfo(x, u), PartURLPage: page})
 	return nil
 }
 
 // declareUpload checks a declaration and creates its upload: the checks of
 // docs/MULTIPART.md, in its order, the digest's last, all before anything
 // is allocated. The declaration's rules are store.Upload.Validate's.
-func (h *Handler) declareUpload(ctx context.Context, decl store.Upload, req wire.CreateUploadRequest) (store.Upload, error) {
+func (h *Handler) declareUpload(ctx context.Context, x *exchange, decl store.Upload, req wire.CreateUploadRequest) (store.Upload, error) {
 	// The declaration's rules are store.Upload.Validate's; the order of the
 	// checks is docs/MULTIPART.md's, the digests' last.
 	switch err := decl.Validate(); {
@@ -79,6 +79,9 @@ func (h *Handler) declareUpload(ctx context.Context, decl store.Upload, req wire
 		return store.Upload{}, err
 	}
 	if err := h.store.Check(ctx, decl.Name, decl.Size); err != nil {
+		return store.Upload{}, err
+	}
+	if err := h.checkQuota(ctx, x, decl.Size); err != nil {
 		return store.Upload{}, err
 	}
 	if req.PartSize != 0 {
@@ -110,8 +113,8 @@ func (h *Handler) declareUpload(ctx context.Context, decl store.Upload, req wire
 	return u, nil
 }
 
-func (h *Handler) uploadState(w http.ResponseWriter, r *http.Request, id string) error {
-	u, err := h.upload(r.Context(), id)
+func (h *Handler) uploadState(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
+	u, err := h.ownUpload(r.Context(), x, id)
 	if err != nil {
 		return err
 	}
@@ -126,11 +129,11 @@ func (h *Handler) uploadState(w http.ResponseWriter, r *http.Request, id string)
 	for i, p := range parts {
 		received[i] = wire.Part{Number: p.Number, Size: p.Size, ETag: p.ETag}
 	}
-	writeJSON(w, http.StatusOK, wire.UploadState{UploadInfo: uploadInfo(u), Received: received})
+	writeJSON(w, http.StatusOK, wire.UploadState{UploadInfo: uploadInfo(x, u), Received: received})
 	return nil
 }
 
-func (h *Handler) partURLs(w http.ResponseWriter, r *http.Request, id string) error {
+func (h *Handler) partURLs(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
 	from := 1
 	if v := r.URL.Query().Get("from"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -139,7 +142,7 @@ func (h *Handler) partURLs(w http.ResponseWriter, r *http.Request, id string) er
 		}
 		from = n
 	}
-	u, err := h.upload(r.Context(), id)
+	u, err := h.ownUpload(r.Context(), x, id)
 	if err != nil {
 		return err
 	}
@@ -151,9 +154,12 @@ func (h *Handler) partURLs(w http.ResponseWriter, r *http.Request, id string) er
 	return nil
 }
 
-func (h *Handler) abortUpload(w http.ResponseWriter, r *http.Request, id string) error {
+func (h *Handler) abortUpload(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
 	if !store.ValidUploadID(id) {
 		return fmt.Errorf("%w: %q", store.ErrUploadNotFound, id)
+	}
+	if err := h.checkOwnUpload(r.Context(), x, id); err != nil {
+		return err
 	}
 	if err := h.multipart.Abort(r.Context(), id); err != nil {
 		return fmt.Errorf("abort upload %s: %w", id, err)
@@ -165,6 +171,9 @@ func (h *Handler) abortUpload(w http.ResponseWriter, r *http.Request, id string)
 func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
 	if !store.ValidUploadID(id) {
 		return fmt.Errorf("%w: %q", store.ErrUploadNotFound, id)
+	}
+	if err := h.checkOwnUpload(r.Context(), x, id); err != nil {
+		return err
 	}
 	var req wire.CompleteRequest
 	if err := decodeJSON(r, x, completeBodyLimit, &req); err != nil {
@@ -179,11 +188,11 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exch
 		return fmt.Errorf("complete upload %s: %w", id, err)
 	}
 	x.spool, x.files, x.stored = wire.SpoolParts, 1, c.Size
-	res := wire.FileResult{Name: c.Name, Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME, Spool: wire.SpoolParts}
+	res := wire.FileResult{Name: x.shown(c.Name), Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME, Spool: wire.SpoolParts}
 	if c.SHA256Declared {
 		res.Declared = []string{"sha256"}
 	}
-	w.Header().Set("Location", fileURL(c.Name))
+	w.Header().Set("Location", fileURL(x.shown(c.Name)))
 	writeJSON(w, http.StatusCreated, wire.UploadResponse{Files: []wire.FileResult{res}})
 	return nil
 }
@@ -291,8 +300,8 @@ func (h *Handler) uploadLimit() int64 {
 	return limit
 }
 
-func uploadInfo(u store.Upload) wire.UploadInfo {
-	return wire.UploadInfo{ID: u.ID, Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartSize: u.PartSize, PartCount: u.PartCount()}
+func uploadInfo(x *exchange, u store.Upload) wire.UploadInfo {
+	return wire.UploadInfo{ID: u.ID, Name: x.shown(u.Name), Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartSize: u.PartSize, PartCount: u.PartCount()}
 }
 
 // partURLPage returns the URLs of parts from, from+1, … (at most

@@ -71,6 +71,11 @@ type Config struct {
 	MaxConnections     int // 0: derived from the open-file limit
 	Token              string
 	UploadSecret       string
+	JWKSURL            string
+	JWTIssuer          string
+	JWTAudience        string
+	UserPrefixClaim    string
+	UserQuota          int64
 	CORSOrigins        string
 	MetricsPublic      bool
 	Function           string
@@ -157,6 +162,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("--max-concurrent-listings (SPILLWAY_MAX_CONCURRENT_LISTINGS) must not be negative")
 	case c.MaxConnections < 0:
 		return fmt.Errorf("--max-connections (SPILLWAY_MAX_CONNECTIONS) must not be negative")
+	case c.JWKSURL != "" && (c.JWTIssuer == "" || c.JWTAudience == ""):
+		return errors.New("--jwt-jwks-url (SPILLWAY_JWT_JWKS_URL) needs --jwt-issuer and --jwt-audience: without them a token of any issuer or app signed by those keys would pass")
+	case c.JWKSURL == "" && (c.JWTIssuer != "" || c.JWTAudience != "" || c.UserPrefixClaim != ""):
+		return errors.New("--jwt-issuer, --jwt-audience and --user-prefix-claim need --jwt-jwks-url (SPILLWAY_JWT_JWKS_URL)")
+	case c.UserQuota < 0 || c.UserQuota > 0 && c.UserPrefixClaim == "":
+		return errors.New("--user-quota (SPILLWAY_USER_QUOTA) needs --user-prefix-claim: a quota is counted per user folder")
 	case c.UploadSecret != "" && len(c.UploadSecret) < MinUploadSecret:
 		return fmt.Errorf("--upload-secret (SPILLWAY_UPLOAD_SECRET) must be at least %d bytes", MinUploadSecret)
 	}
