@@ -315,6 +315,9 @@ func (h *Handler) end(x *exchange, r *http.Request, err error) {
 		slog.Duration("duration", time.Since(x.start)),
 		slog.String("request_id", x.id),
 	}
+	if x.user != "" {
+		attrs = append(attrs, slog.String("user", x.user))
+	}
 	if x.code != "" {
 		attrs = append(attrs, slog.String("code", string(x.code)))
 	}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"spillway/internal/jwtauth"
 	"spillway/internal/jwtauth/jwtauthtest"
 	"spillway/internal/uploadtest"
+	"spillway/wire"
 )
 
 // newJWTServer serves the directory store with JWTs of is, spaces named by
@@ -95,6 +97,7 @@ func TestUserQuota(t *testing.T) {
 	}
 	resp, body, _ := put("a.bin", 60, alice)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+	assert.Equal(t, "alice", s.logLine(t, resp.Header.Get("X-Request-Id"))["user"], "the log line names the user")
 	resp, body, tr := put("b.bin", 41, alice)
 	requireError(t, resp, body, http.StatusRequestEntityTooLarge, "quota_exceeded")
 	assert.False(t, tr.read.Load(), "the quota is checked before the body is read")
@@ -171,4 +174,37 @@ func TestSharedTokenBesideJWTs(t *testing.T) {
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
 	assert.Equal(t, "/files/shared.txt", resp.Header.Get("Location"))
 	jwtOnly.waitServed(t)
+}
+
+// A user's listing pages through their own space, with cursors in their
+// own names.
+func TestUserListingPages(t *testing.T) {
+	is := jwtauthtest.New(t)
+	s := newJWTServer(t, is, options{})
+	for _, c := range []struct{ user, name string }{{"alice", "a"}, {"bob", "b"}, {"alice", "c"}, {"alice", "d/e"}, {"bob", "f"}} {
+		req := s.request(t, http.MethodPut, "/files/"+c.name, strings.NewReader("x"), 1)
+		req.Header.Set("Authorization", "Bearer "+is.Token(t, c.user, nil))
+		resp, body := s.do(t, req)
+		require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+		s.waitServed(t)
+	}
+	var names []string
+	q := "?limit=2"
+	for range 5 {
+		req := s.request(t, http.MethodGet, "/files"+q, nil, 0)
+		req.Header.Set("Authorization", "Bearer "+is.Token(t, "alice", nil))
+		resp, body := s.do(t, req)
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+		s.waitServed(t)
+		var l wire.ListResponse
+		require.NoError(t, json.Unmarshal(body, &l))
+		for _, f := range l.Files {
+			names = append(names, f.Name)
+		}
+		if l.NextCursor == "" {
+			break
+		}
+		q = "?limit=2&cursor=" + l.NextCursor
+	}
+	assert.Equal(t, []string{"a", "c", "d/e"}, names)
 }
