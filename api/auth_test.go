@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -207,4 +208,32 @@ func TestUserListingPages(t *testing.T) {
 		q = "?limit=2&cursor=" + l.NextCursor
 	}
 	assert.Equal(t, []string{"a", "c", "d/e"}, names)
+}
+
+// On a store that refuses case twins, spaces whose claims differ only in
+// case collide: the second user is refused, and never reaches the first
+// one's files.
+func TestSpacesDifferingInCase(t *testing.T) {
+	is := jwtauthtest.New(t)
+	s := newJWTServer(t, is, options{})
+	call := func(method, path, user string, body string) (*http.Response, []byte) {
+		var r io.Reader
+		if body != "" {
+			r = strings.NewReader(body)
+		}
+		req := s.request(t, method, path, r, int64(len(body)))
+		req.Header.Set("Authorization", "Bearer "+is.Token(t, user, nil))
+		resp, respBody := s.do(t, req)
+		s.waitServed(t)
+		return resp, respBody
+	}
+	resp, body := call(http.MethodPut, "/files/x.txt", "Alice", "first")
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+	resp, body = call(http.MethodPut, "/files/y.txt", "alice", "second")
+	requireError(t, resp, body, http.StatusConflict, "exists")
+	resp, body = call(http.MethodGet, "/files/x.txt", "alice", "")
+	requireError(t, resp, body, http.StatusNotFound, "not_found")
+	resp, body = call(http.MethodGet, "/files", "alice", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.JSONEq(t, `{"files":[]}`, string(body))
 }
