@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spillway/api"
 	"spillway/internal/jwtauth"
 	"spillway/internal/jwtauth/jwtauthtest"
 	"spillway/internal/uploadtest"
@@ -236,4 +237,21 @@ func TestSpacesDifferingInCase(t *testing.T) {
 	resp, body = call(http.MethodGet, "/files", "alice", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.JSONEq(t, `{"files":[]}`, string(body))
+}
+
+// /metrics is the operator's: a JWT user is refused, the shared token
+// served.
+func TestMetricsNeedTheSharedToken(t *testing.T) {
+	is := jwtauthtest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := jwtauth.New(ctx, jwtauth.Config{JWKSURL: is.URL, Issuer: jwtauthtest.IssuerName, Audience: jwtauthtest.Audience})
+	require.NoError(t, err)
+	s, _ := newRouteServer(t, api.Config{Token: "t0k", Metrics: exposition, Authenticator: v})
+	req := s.request(t, http.MethodGet, "/metrics", nil, 0)
+	req.Header.Set("Authorization", "Bearer "+is.Token(t, "alice", nil))
+	resp, body := s.finish(t, req)
+	requireError(t, resp, body, http.StatusUnauthorized, "unauthorized")
+	resp, body = s.call(t, http.MethodGet, "/metrics", nil, 0)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"spillway/apierr"
 	"spillway/store"
 	"spillway/web"
 )
@@ -118,7 +119,11 @@ func (h *Handler) routes(cfg Config) []route {
 		if cfg.MetricsPublic {
 			auth = authPublic
 		}
-		rs = append(rs, route{pattern: "/metrics", methods: getHead, auth: auth, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
+		rs = append(rs, route{pattern: "/metrics", methods: getHead, auth: auth, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
+			if x.user != "" {
+				// The server's figures are the operator's, not a user's.
+				return fmt.Errorf("%w: user %q asked for /metrics", apierr.ErrUnauthorized, x.user)
+			}
 			cfg.Metrics.ServeHTTP(w, r)
 			return nil
 		}})
