@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"spillway/internal/jwtauth"
 	"spillway/internal/jwtauth/jwtauthtest"
 	"spillway/internal/uploadtest"
+	"spillway/store"
 	"spillway/wire"
 )
 
@@ -254,4 +257,23 @@ func TestMetricsNeedTheSharedToken(t *testing.T) {
 	requireError(t, resp, body, http.StatusUnauthorized, "unauthorized")
 	resp, body = s.call(t, http.MethodGet, "/metrics", nil, 0)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+}
+
+// A form URL lasts its TTL on a store that takes no parts too: it used to
+// expire as it was made there, its TTL being the part URLs' own.
+func TestFormURLOfAStoreWithoutParts(t *testing.T) {
+	is := jwtauthtest.New(t)
+	s := newJWTServer(t, is, options{wrapStore: func(st store.Store) store.Store { return withoutCaps{st} }})
+	req := s.request(t, http.MethodGet, "/s3/params?filename=f.txt", nil, 0)
+	req.Header.Set("Authorization", "Bearer "+is.Token(t, "alice", nil))
+	resp, body := s.do(t, req)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	s.waitServed(t)
+	var p wire.S3Params
+	require.NoError(t, json.Unmarshal(body, &p))
+	u, err := url.Parse(p.URL)
+	require.NoError(t, err)
+	exp, err := strconv.ParseInt(u.Query().Get("expires"), 10, 64)
+	require.NoError(t, err)
+	assert.Greater(t, exp, time.Now().Add(api.DefaultPartURLTTL/2).Unix())
 }
