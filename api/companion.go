@@ -211,10 +211,11 @@ func (h *Handler) s3Params(w http.ResponseWriter, r *http.Request, x *exchange) 
 }
 
 // formSignature signs a form URL's space, name and expiry with a key made
-// from the token: the function, which has no upload secret, checks the URL
-// a sibling instance signed. Without a token (JWTs only) the key is the
-// upload secret's. The "POST" keeps it apart from part URLs; a space is
-// signed apart from the name, so that a user cannot move it into the key.
+// from the token, so that a function instance checks the URL a sibling
+// signed. Without a token (JWTs only) the key is the upload secret's,
+// which the instances must then share. The "POST" keeps it apart from part
+// URLs; a space is signed apart from the name, so that a user cannot move
+// it into the key (and out of the quota's sight).
 func (h *Handler) formSignature(space, name string, expires int64) []byte {
 	key := h.token
 	if key == nil {
