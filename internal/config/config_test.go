@@ -258,6 +258,15 @@ func TestJWTSettingsGoTogether(t *testing.T) {
 	assert.Equal(t, int64(1<<30), c.UserQuota)
 	assert.Equal(t, "sub", c.UserPrefixClaim)
 
+	for _, u := range []string{"http://issuer.test/jwks.json", "ftp://issuer.test/jwks.json", "issuer.test/jwks.json", "https://"} {
+		_, err = parseConfig([]string{"--jwt-jwks-url", u}, env(jwks), io.Discard)
+		require.ErrorContains(t, err, "must be an https URL", u)
+	}
+	for _, u := range []string{"http://127.0.0.1:8080/jwks.json", "http://[::1]:1/jwks", "http://localhost/jwks"} {
+		_, err = parseConfig([]string{"--jwt-jwks-url", u}, env(jwks), io.Discard)
+		require.NoError(t, err, u)
+	}
+
 	_, err = parseConfig([]string{"--user-prefix-claim", "sub"}, env(nil), io.Discard)
 	require.ErrorContains(t, err, "need --jwt-jwks-url")
 	delete(jwks, "SPILLWAY_USER_PREFIX_CLAIM")

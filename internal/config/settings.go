@@ -208,7 +208,7 @@ func Settings() []Setting {
 			Env: "SPILLWAY_JWT_JWKS_URL", For: all,
 			DocDefault: "none (no JWTs)",
 			Usage:      "accept bearer JWTs (RS256, ES256) signed by the keys at this JWKS URL; needs --jwt-issuer and --jwt-audience",
-			Doc:        "accept [per-user JWTs](#per-user-auth-with-jwts) signed by the keys published at this JWKS URL (RS256, ES256), besides `--token`; needs `--jwt-issuer` and `--jwt-audience`",
+			Doc:        "accept [per-user JWTs](#per-user-auth-with-jwts) signed by the keys published at this JWKS URL (RS256, ES256), besides `--token`; `https` (or `http` on loopback); needs `--jwt-issuer` and `--jwt-audience`",
 			value:      func(c *Config) flag.Value { return (*stringValue)(&c.JWKSURL) },
 		},
 		{
