@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -61,6 +60,13 @@ type Config struct {
 	// carry as "Authorization: Bearer <token>". It is checked before the
 	// body is read.
 	Token string
+	// Authenticator, when set, verifies the bearer tokens that are not
+	// Token (JWTs): the request then acts for the token's user, inside the
+	// user's space when the token names one (principal.go).
+	Authenticator Authenticator
+	// UserQuota, when positive, caps the bytes a user with a space stores;
+	// an upload that would pass it is refused before its body is read.
+	UserQuota int64
 	// Observer, when set, is told about every request (for metrics).
 	Observer Observer
 	// ProgressInterval is how often a body still arriving is logged. Zero
@@ -137,6 +143,8 @@ type Handler struct {
 	readTimeout time.Duration
 	maxParts    int
 	token       []byte
+	auth        Authenticator
+	quota       int64
 	slots       chan struct{} // nil: uploads are not capped
 	listSlots   chan struct{} // nil: listings are not capped
 	observer    Observer
@@ -176,6 +184,7 @@ func New(cfg Config) *Handler {
 	if cfg.Token != "" {
 		h.token = []byte(cfg.Token)
 	}
+	h.auth, h.quota = cfg.Authenticator, cfg.UserQuota
 	h.observer = cfg.Observer
 	h.progress = cfg.ProgressInterval
 	if h.progress <= 0 {
@@ -202,6 +211,17 @@ func New(cfg Config) *Handler {
 }
 
 func (h *Handler) setupMultipart(cfg Config) {
+	// The key also signs the form URLs of a server with JWTs and no token,
+	// whatever its store.
+	h.uploadKey = bytes.Clone(cfg.UploadSecret)
+	if len(h.uploadKey) == 0 {
+		h.uploadKey = make([]byte, 32)
+		rand.Read(h.uploadKey)
+	}
+	h.partTTL = cfg.PartURLTTL
+	if h.partTTL <= 0 {
+		h.partTTL = DefaultPartURLTTL
+	}
 	if h.caps.Multipart == nil {
 		return
 	}
@@ -215,15 +235,6 @@ func (h *Handler) setupMultipart(cfg Config) {
 		return
 	}
 	h.multipart = h.caps.Multipart
-	h.uploadKey = bytes.Clone(cfg.UploadSecret)
-	if len(h.uploadKey) == 0 {
-		h.uploadKey = make([]byte, 32)
-		rand.Read(h.uploadKey)
-	}
-	h.partTTL = cfg.PartURLTTL
-	if h.partTTL <= 0 {
-		h.partTTL = DefaultPartURLTTL
-	}
 }
 
 // exchange is what the log line says about one request.
@@ -238,7 +249,10 @@ type exchange struct {
 	err    error     // the detail of a refusal, which the client does not see
 	files  int       // files stored
 	stored int64     // their bytes
-	user   string    // the authenticated user, "" for the shared token
+	// user is the verified subject of the request's JWT, empty for the
+	// shared token or none; space is the folder its names live in,
+	// "<claim>/", or empty for the whole store.
+	user, space string
 }
 
 // ServeHTTP implements http.Handler.
@@ -320,6 +334,9 @@ func (h *Handler) end(x *exchange, r *http.Request, err error) {
 		slog.Duration("duration", time.Since(x.start)),
 		slog.String("request_id", x.id),
 	}
+	if x.user != "" {
+		attrs = append(attrs, slog.String("user", x.user))
+	}
 	if x.code != "" {
 		attrs = append(attrs, slog.String("code", string(x.code)))
 	}
@@ -355,16 +372,6 @@ func clientWentAway(ctx context.Context, err error) bool {
 	return errors.Is(cause, context.Canceled) && !errors.Is(cause, apierr.ErrUnavailable)
 }
 
-// authorized checks the bearer token in constant time.
-func (h *Handler) authorized(r *http.Request) bool {
-	if h.token == nil {
-		return true
-	}
-	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	return ok && strings.EqualFold(scheme, "Bearer") &&
-		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), h.token) == 1
-}
-
 // deleteFile removes the file name: 204, or 404 not_found when no file
 // has that name (a folder is not a file).
 func (h *Handler) deleteFile(w http.ResponseWriter, r *http.Request, name string) error {
@@ -393,6 +400,9 @@ func (h *Handler) putRaw(w http.ResponseWriter, r *http.Request, x *exchange, na
 	if err := h.store.Check(ctx, name, size); err != nil {
 		return err
 	}
+	if err := h.checkQuota(ctx, x, size); err != nil {
+		return err
+	}
 	if err := h.preCreate(ctx, x, viaPut, name, size); err != nil {
 		return err
 	}
@@ -415,15 +425,15 @@ func (h *Handler) publishOne(ctx context.Context, w http.ResponseWriter, x *exch
 	if err := h.store.Put(ctx, []store.File{{Name: name, Body: b, ContentType: ct}}); err != nil {
 		return err
 	}
-	resp := wire.UploadResponse{Files: []wire.FileResult{result(name, b)}}
+	resp := wire.UploadResponse{Files: []wire.FileResult{result(x.shown(name), b)}}
 	x.files, x.stored = 1, b.Size()
-	h.postFinish(ctx, x, via, resp.Files[0], ct)
+	h.postFinish(ctx, x, via, name, resp.Files[0], ct)
 	// Release the spool before answering: a client that sees the 201 sees
 	// a clean spool directory too.
 	if err := b.Close(); err != nil {
 		h.log.Warn("spool cleanup failed", "error", err)
 	}
-	w.Header().Set("Location", fileURL(name))
+	w.Header().Set("Location", fileURL(x.shown(name)))
 	writeJSON(w, http.StatusCreated, resp)
 	return nil
 }
@@ -450,6 +460,9 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 				return err
 			}
 		}
+	}
+	if err := h.checkQuota(ctx, x, r.ContentLength); err != nil {
+		return err
 	}
 
 	// A batch keeps the descriptors of a request with many files bounded
@@ -487,6 +500,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 		if name == "" {
 			continue // a plain form field; NextPart skips its bytes
 		}
+		name = x.name(name)
 		// Two files under one name would leave one of them lost, or
 		// overwritten by the other, however the store orders them: the
 		// request is refused whole, whether the server overwrites or not.
@@ -526,18 +540,18 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	}
 	resp := wire.UploadResponse{Files: make([]wire.FileResult, 0, len(files))}
 	for i, f := range files {
-		resp.Files = append(resp.Files, result(f.Name, bodies[i]))
+		resp.Files = append(resp.Files, result(x.shown(f.Name), bodies[i]))
 		x.files++
 		x.stored += f.Body.Size()
 	}
 	for i, f := range files {
-		h.postFinish(ctx, x, viaForm, resp.Files[i], f.ContentType)
+		h.postFinish(ctx, x, viaForm, f.Name, resp.Files[i], f.ContentType)
 	}
 	if err := batch.Close(); err != nil {
 		h.log.Warn("spool cleanup failed", "error", err)
 	}
 	if len(files) == 1 {
-		w.Header().Set("Location", fileURL(files[0].Name))
+		w.Header().Set("Location", fileURL(x.shown(files[0].Name)))
 	}
 	writeJSON(w, http.StatusCreated, resp)
 	return nil

@@ -57,6 +57,8 @@ type options struct {
 	retention   time.Duration
 	hooks       api.Hooks
 	allowTypes  string
+	auth        api.Authenticator
+	userQuota   int64
 }
 
 func newServer(t *testing.T, o options) *server {
@@ -97,6 +99,8 @@ func newServer(t *testing.T, o options) *server {
 		Retention:             o.retention,
 		Hooks:                 o.hooks,
 		AllowTypes:            allow,
+		Authenticator:         o.auth,
+		UserQuota:             o.userQuota,
 	})
 	t.Cleanup(func() { st.Close() }) // runs after start's cleanup
 	s.start(t, h)

@@ -67,30 +67,30 @@ func (h *Handler) s3Create(w http.ResponseWriter, r *http.Request, x *exchange) 
 	if err != nil {
 		return err
 	}
-	decl := store.Upload{Name: req.Filename, Size: size, PartSize: uppyPartSize(size)}
+	decl := store.Upload{Name: x.name(req.Filename), Size: size, PartSize: uppyPartSize(size)}
 	u, err := h.declareUpload(r.Context(), x, viaUppy, decl, wire.CreateUploadRequest{})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, wire.S3CreateResponse{Key: u.Name, UploadID: u.ID})
+	writeJSON(w, http.StatusOK, wire.S3CreateResponse{Key: x.shown(u.Name), UploadID: u.ID})
 	return nil
 }
 
 // s3Upload is the upload of a request's {id} and ?key=: an unknown upload
-// unless the key is the upload's name.
-func (h *Handler) s3Upload(r *http.Request) (store.Upload, error) {
+// unless the key is the upload's name, in the client's space.
+func (h *Handler) s3Upload(r *http.Request, x *exchange) (store.Upload, error) {
 	u, err := h.upload(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return store.Upload{}, err
 	}
-	if key := r.URL.Query().Get("key"); key != u.Name {
+	if key := r.URL.Query().Get("key"); x.name(key) != u.Name {
 		return store.Upload{}, fmt.Errorf("%w: upload %s is not of key %q", store.ErrUploadNotFound, u.ID, key)
 	}
 	return u, nil
 }
 
-func (h *Handler) s3SignPart(w http.ResponseWriter, r *http.Request, _ *exchange) error {
-	u, err := h.s3Upload(r)
+func (h *Handler) s3SignPart(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	u, err := h.s3Upload(r, x)
 	if err != nil {
 		return err
 	}
@@ -111,8 +111,8 @@ func (h *Handler) s3SignPart(w http.ResponseWriter, r *http.Request, _ *exchange
 	return nil
 }
 
-func (h *Handler) s3ListParts(w http.ResponseWriter, r *http.Request, _ *exchange) error {
-	u, err := h.s3Upload(r)
+func (h *Handler) s3ListParts(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	u, err := h.s3Upload(r, x)
 	if err != nil {
 		return err
 	}
@@ -128,8 +128,8 @@ func (h *Handler) s3ListParts(w http.ResponseWriter, r *http.Request, _ *exchang
 	return nil
 }
 
-func (h *Handler) s3Abort(w http.ResponseWriter, r *http.Request, _ *exchange) error {
-	u, err := h.s3Upload(r)
+func (h *Handler) s3Abort(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	u, err := h.s3Upload(r, x)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func (h *Handler) s3Abort(w http.ResponseWriter, r *http.Request, _ *exchange) e
 }
 
 func (h *Handler) s3Complete(w http.ResponseWriter, r *http.Request, x *exchange) error {
-	u, err := h.s3Upload(r)
+	u, err := h.s3Upload(r, x)
 	if err != nil {
 		return err
 	}
@@ -162,19 +162,20 @@ func (h *Handler) s3Complete(w http.ResponseWriter, r *http.Request, x *exchange
 		return err
 	}
 	x.spool, x.files, x.stored = wire.SpoolParts, 1, c.Size
-	h.postFinish(r.Context(), x, viaUppy, wire.FileResult{Name: c.Name, Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME}, ct)
-	loc := absoluteURL(r, fileURL(c.Name))
+	h.postFinish(r.Context(), x, viaUppy, c.Name, wire.FileResult{Name: x.shown(c.Name), Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME}, ct)
+	loc := absoluteURL(r, fileURL(x.shown(c.Name)))
 	w.Header().Set("Location", loc)
-	writeJSON(w, http.StatusOK, wire.S3CompleteResponse{Location: loc, Key: c.Name, Size: c.Size, SHA256: c.SHA256})
+	writeJSON(w, http.StatusOK, wire.S3CompleteResponse{Location: loc, Key: x.shown(c.Name), Size: c.Size, SHA256: c.SHA256})
 	return nil
 }
 
 // s3Params answers GET /s3/params, which @uppy/aws-s3 asks for a file it
 // sends whole: a form POST to s3Object, which stores it as POST /files
 // would, under the name checked here.
-func (h *Handler) s3Params(w http.ResponseWriter, r *http.Request, _ *exchange) error {
+func (h *Handler) s3Params(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	q := r.URL.Query()
-	name := q.Get("filename")
+	shown := q.Get("filename")
+	name := x.name(shown)
 	if err := store.ValidateName(name); err != nil {
 		return err
 	}
@@ -191,40 +192,59 @@ func (h *Handler) s3Params(w http.ResponseWriter, r *http.Request, _ *exchange) 
 	if err := h.store.Check(r.Context(), name, size); err != nil {
 		return err
 	}
-	v := url.Values{"key": {name}}
-	if h.token != nil {
+	if err := h.checkQuota(r.Context(), x, size); err != nil {
+		return err
+	}
+	// The form POST carries no token: the URL says whose space the file
+	// goes to, under the signature.
+	v := url.Values{"key": {shown}}
+	if x.space != "" {
+		v.Set("space", x.space)
+	}
+	if h.token != nil || h.auth != nil {
 		exp := time.Now().Add(h.partTTL).Unix()
 		v.Set("expires", strconv.FormatInt(exp, 10))
-		v.Set("sig", hex.EncodeToString(h.formSignature(name, exp)))
+		v.Set("sig", hex.EncodeToString(h.formSignature(x.space, shown, exp)))
 	}
 	writeJSON(w, http.StatusOK, wire.S3Params{
 		Method:  http.MethodPost,
 		URL:     absoluteURL(r, "/s3/objects?"+v.Encode()),
-		Fields:  map[string]string{"key": name},
+		Fields:  map[string]string{"key": shown},
 		Headers: map[string]string{},
 	})
 	return nil
 }
 
-// formSignature signs a form URL's name and expiry with a key made from
-// the token: the function, which has no upload secret, checks the URL a
-// sibling instance signed. The "POST" keeps it apart from part URLs.
-func (h *Handler) formSignature(name string, expires int64) []byte {
-	k := hmac.New(sha256.New, h.token)
+// formSignature signs a form URL's space, name and expiry with a key made
+// from the token, so that a function instance checks the URL a sibling
+// signed. Without a token (JWTs only) the key is the upload secret's,
+// which the instances must then share. The "POST" keeps it apart from part
+// URLs; a space is signed apart from the name, so that a user cannot move
+// it into the key (and out of the quota's sight).
+func (h *Handler) formSignature(space, name string, expires int64) []byte {
+	key := h.token
+	if key == nil {
+		key = h.uploadKey
+	}
+	k := hmac.New(sha256.New, key)
 	io.WriteString(k, "spillway s3 form URL key")
 	m := hmac.New(sha256.New, k.Sum(nil))
 	fmt.Fprintf(m, "%s\n/s3/objects\n%s\n%d", http.MethodPost, name, expires)
+	if space != "" {
+		fmt.Fprintf(m, "\n%s", space)
+	}
 	return m.Sum(nil)
 }
 
 // verifyFormURL checks a form POST's signature, in place of the token
-// (@uppy/aws-s3 sends the form with no header of ours). Without a token
-// there is nothing to check, as on every other route.
-func (h *Handler) verifyFormURL(r *http.Request) error {
-	if h.token == nil {
+// (@uppy/aws-s3 sends the form with no header of ours), and takes the
+// space it signs. Without a token or JWTs there is nothing to check, as on
+// every other route.
+func (h *Handler) verifyFormURL(r *http.Request, x *exchange) error {
+	q := r.URL.Query()
+	if h.token == nil && h.auth == nil {
 		return nil
 	}
-	q := r.URL.Query()
 	exp, err := strconv.ParseInt(q.Get("expires"), 10, 64)
 	if err != nil {
 		return fmt.Errorf("%w: missing or malformed expires", errBadSignature)
@@ -233,12 +253,13 @@ func (h *Handler) verifyFormURL(r *http.Request) error {
 	if err != nil || len(sig) == 0 {
 		return fmt.Errorf("%w: missing or malformed sig", errBadSignature)
 	}
-	if !hmac.Equal(sig, h.formSignature(q.Get("key"), exp)) {
+	if !hmac.Equal(sig, h.formSignature(q.Get("space"), q.Get("key"), exp)) {
 		return fmt.Errorf("%w: the signature does not match the URL", errBadSignature)
 	}
 	if time.Now().Unix() > exp {
 		return fmt.Errorf("%w: the URL expired at %s", errBadSignature, time.Unix(exp, 0).UTC().Format(time.RFC3339))
 	}
+	x.space = q.Get("space")
 	return nil
 }
 
@@ -246,7 +267,7 @@ func (h *Handler) verifyFormURL(r *http.Request) error {
 // form's other fields are S3's and ignored.
 func (h *Handler) s3Object(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	ctx := r.Context()
-	name := r.URL.Query().Get("key")
+	name := x.name(r.URL.Query().Get("key"))
 	if err := store.ValidateName(name); err != nil {
 		return err
 	}
@@ -258,6 +279,9 @@ func (h *Handler) s3Object(w http.ResponseWriter, r *http.Request, x *exchange) 
 		return fmt.Errorf("%w: Content-Type has no boundary", errBadMultipart)
 	}
 	if err := h.store.Check(ctx, name, -1); err != nil {
+		return err
+	}
+	if err := h.checkQuota(ctx, x, r.ContentLength); err != nil {
 		return err
 	}
 	if err := h.preCreate(ctx, x, viaUppy, name, -1); err != nil {

@@ -53,6 +53,8 @@ var mapping = []rule{
 	{spool.ErrTooLarge, wire.CodeTooLarge},
 	{store.ErrUploadTooLarge, wire.CodeTooLarge},
 	own(apierr.ErrUnauthorized),
+	own(errInvalidSpace),
+	own(errQuota),
 	own(errBadSignature),
 	// Before context's errors: a hook that timed out is the hook's.
 	own(errHookRefused),

@@ -33,10 +33,16 @@ var (
 )
 
 // list answers GET /files?limit=N&cursor=C&prefix=P with one page.
-func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	opts, err := listOptions(r.URL.RawQuery)
 	if err != nil {
 		return err
+	}
+	// A user lists their own space, in their own names: the cursor is a
+	// shown name too.
+	opts.Prefix = x.name(opts.Prefix)
+	if opts.After != "" {
+		opts.After = x.name(opts.After)
 	}
 	if h.listSlots != nil {
 		select {
@@ -57,7 +63,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	resp := wire.ListResponse{Files: make([]wire.ListEntry, 0, len(infos))}
 	size := len(`{"files":[]}`) + listReserve
 	for i, info := range infos {
-		e := wire.ListEntry{Name: info.Name, Size: info.Size, Modified: info.Modified.UTC()}
+		e := wire.ListEntry{Name: x.shown(info.Name), Size: info.Size, Modified: info.Modified.UTC()}
 		if h.retention > 0 {
 			e.Expires = e.Modified.Add(h.retention)
 		}

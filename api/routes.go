@@ -119,34 +119,38 @@ func (h *Handler) routes(cfg Config) []route {
 		if cfg.MetricsPublic {
 			auth = authPublic
 		}
-		rs = append(rs, route{pattern: "/metrics", methods: getHead, auth: auth, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
+		rs = append(rs, route{pattern: "/metrics", methods: getHead, auth: auth, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
+			if x.user != "" {
+				// The server's figures are the operator's, not a user's.
+				return fmt.Errorf("%w: user %q asked for /metrics", apierr.ErrUnauthorized, x.user)
+			}
 			cfg.Metrics.ServeHTTP(w, r)
 			return nil
 		}})
 	}
 	rs = append(rs,
-		route{pattern: "/files", methods: getHead, auth: authToken, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
-			return h.list(w, r)
+		route{pattern: "/files", methods: getHead, auth: authToken, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
+			return h.list(w, r, x)
 		}},
 		route{pattern: "/files", methods: post, auth: authToken, upload: true, serve: h.postMultipart},
-		route{pattern: "/files/{name...}", methods: getHead, auth: authToken, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
-			return h.download(w, r, r.PathValue(nameParam))
+		route{pattern: "/files/{name...}", methods: getHead, auth: authToken, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
+			return h.download(w, r, x.name(r.PathValue(nameParam)))
 		}},
 		route{pattern: "/files/{name...}", methods: put, auth: authToken, upload: true, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
-			return h.putRaw(w, r, x, r.PathValue(nameParam))
+			return h.putRaw(w, r, x, x.name(r.PathValue(nameParam)))
 		}},
-		route{pattern: "/files/{name...}", methods: del, auth: authToken, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
-			return h.deleteFile(w, r, r.PathValue(nameParam))
+		route{pattern: "/files/{name...}", methods: del, auth: authToken, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
+			return h.deleteFile(w, r, x.name(r.PathValue(nameParam)))
 		}},
 		route{pattern: "/uploads", methods: post, auth: authToken, multipart: true, serve: h.createUpload},
-		route{pattern: "/uploads/{id}", methods: getHead, auth: authToken, multipart: true, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
-			return h.uploadState(w, r, r.PathValue("id"))
+		route{pattern: "/uploads/{id}", methods: getHead, auth: authToken, multipart: true, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
+			return h.uploadState(w, r, x, r.PathValue("id"))
 		}},
-		route{pattern: "/uploads/{id}", methods: del, auth: authToken, multipart: true, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
-			return h.abortUpload(w, r, r.PathValue("id"))
+		route{pattern: "/uploads/{id}", methods: del, auth: authToken, multipart: true, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
+			return h.abortUpload(w, r, x, r.PathValue("id"))
 		}},
-		route{pattern: "/uploads/{id}/parts", methods: getHead, auth: authToken, multipart: true, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
-			return h.partURLs(w, r, r.PathValue("id"))
+		route{pattern: "/uploads/{id}/parts", methods: getHead, auth: authToken, multipart: true, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
+			return h.partURLs(w, r, x, r.PathValue("id"))
 		}},
 		route{pattern: "/uploads/{id}/complete", methods: post, auth: authToken, upload: true, multipart: true, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
 			return h.completeUpload(w, r, x, r.PathValue("id"))
@@ -169,8 +173,8 @@ func (h *Handler) routes(cfg Config) []route {
 		route{pattern: "/s3/params", methods: getHead, auth: authToken, serve: h.s3Params},
 		route{pattern: "/s3/objects", methods: post, auth: authFormURL, upload: true, serve: h.s3Object},
 		// Where the plugin says a file sent whole is: its form URL and key.
-		route{pattern: "/s3/objects/{name...}", methods: getHead, auth: authToken, serve: func(w http.ResponseWriter, r *http.Request, _ *exchange) error {
-			return h.download(w, r, r.PathValue(nameParam))
+		route{pattern: "/s3/objects/{name...}", methods: getHead, auth: authToken, serve: func(w http.ResponseWriter, r *http.Request, x *exchange) error {
+			return h.download(w, r, x.name(r.PathValue(nameParam)))
 		}},
 		route{pattern: "/s3/multipart", methods: post, auth: authToken, multipart: true, serve: h.s3Create},
 		route{pattern: "/s3/multipart/{id}", methods: getHead, auth: authToken, multipart: true, serve: h.s3ListParts},
@@ -365,7 +369,7 @@ func (m match) setPathValues(r *http.Request) {
 // upload slot, all before the body is read.
 func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	m := x.match
-	if err := h.authorize(w, r, m); err != nil {
+	if err := h.authorize(w, r, x); err != nil {
 		return err
 	}
 	if m.route != nil && m.route.upload {
@@ -399,7 +403,8 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, x *exchange) 
 // authorize applies the route's auth rule. A path no route has, and a
 // method its pattern does not serve, need the token unless every route of
 // the pattern is public: a 405 tells no more than the token allows.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, m match) error {
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	m := x.match
 	rule := authToken
 	switch {
 	case m.route != nil:
@@ -413,13 +418,9 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, m match) err
 	case authPartURL:
 		return h.verifyPartURL(r)
 	case authFormURL:
-		return h.verifyFormURL(r)
+		return h.verifyFormURL(r, x)
 	}
-	if !h.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="spillway"`)
-		return apierr.ErrUnauthorized
-	}
-	return nil
+	return h.authenticate(w, r, x)
 }
 
 // partNumber is the {n} of a part PUT.

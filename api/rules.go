@@ -71,15 +71,15 @@ func (h *Handler) preCreate(ctx context.Context, x *exchange, via, name string, 
 // before the answer: so the answer waits at most the hook client's budget.
 // A delivery that fails is logged; the file stays and the answer is the
 // upload's, since the bytes are safe whatever the hook heard.
-func (h *Handler) postFinish(ctx context.Context, x *exchange, via string, res wire.FileResult, contentType string) {
+func (h *Handler) postFinish(ctx context.Context, x *exchange, via, name string, res wire.FileResult, contentType string) {
 	if h.hooks == nil {
 		return
 	}
-	ev := hook.Event{RequestID: x.id, Route: via, Name: res.Name, Size: res.Size, User: x.user,
+	ev := hook.Event{RequestID: x.id, Route: via, Name: name, Size: res.Size, User: x.user,
 		SHA256: res.SHA256, CRC64NVME: res.CRC64NVME, ContentType: contentType}
 	start := time.Now()
 	if err := h.hooks.PostFinish(ctx, ev); err != nil {
-		h.log.Warn("post-finish hook failed; the file stays stored", "request_id", x.id, "name", res.Name,
+		h.log.Warn("post-finish hook failed; the file stays stored", "request_id", x.id, "name", name,
 			"duration", time.Since(start), "error", err)
 	}
 }

@@ -137,6 +137,7 @@ func (h *Handler) tusCreate(w http.ResponseWriter, r *http.Request, x *exchange)
 	if !ok {
 		return fmt.Errorf("%w: Upload-Metadata has no filename", store.ErrInvalidName)
 	}
+	name = x.name(name)
 	if err := store.ValidateName(name); err != nil {
 		return err
 	}
@@ -157,6 +158,9 @@ func (h *Handler) tusCreate(w http.ResponseWriter, r *http.Request, x *exchange)
 		}
 	}
 	if err := h.store.Check(ctx, name, size); err != nil {
+		return err
+	}
+	if err := h.checkQuota(ctx, x, size); err != nil {
 		return err
 	}
 	if err := h.preCreate(ctx, x, viaTus, name, size); err != nil {
@@ -196,12 +200,15 @@ func (h *Handler) tusCreate(w http.ResponseWriter, r *http.Request, x *exchange)
 }
 
 // tusHead is the core protocol's HEAD: where to resume.
-func (h *Handler) tusHead(w http.ResponseWriter, r *http.Request, _ *exchange, id string) error {
+func (h *Handler) tusHead(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
 	if !store.ValidUploadID(id) {
 		return fmt.Errorf("%w: malformed ID", store.ErrUploadNotFound)
 	}
 	u, err := h.caps.Resumable.Resumable(r.Context(), id)
 	if err != nil {
+		return err
+	}
+	if err := h.checkOwnResumable(x, u); err != nil {
 		return err
 	}
 	hdr := w.Header()
@@ -246,6 +253,15 @@ func (h *Handler) tusPatch(w http.ResponseWriter, r *http.Request, x *exchange, 
 	u, err := h.caps.Resumable.Resumable(r.Context(), id)
 	if err != nil {
 		return err
+	}
+	if err := h.checkOwnResumable(x, u); err != nil {
+		return err
+	}
+	if u.Size == store.UnknownSize && size >= 0 {
+		// A length declared now is the quota's to check.
+		if err := h.checkQuota(r.Context(), x, size); err != nil {
+			return err
+		}
 	}
 	if offset != u.Offset {
 		return fmt.Errorf("%w: tus upload %s is at %d, the chunk is for %d", store.ErrOffsetMismatch, id, u.Offset, offset)
@@ -310,7 +326,7 @@ func (h *Handler) tusFinished(ctx context.Context, x *exchange, a store.Appended
 	if err != nil {
 		return err
 	}
-	h.postFinish(ctx, x, viaTus, wire.FileResult{Name: a.Done.Name, Size: a.Done.Size, SHA256: a.Done.SHA256, CRC64NVME: a.Done.CRC64NVME}, ct)
+	h.postFinish(ctx, x, viaTus, a.Done.Name, wire.FileResult{Name: x.shown(a.Done.Name), Size: a.Done.Size, SHA256: a.Done.SHA256, CRC64NVME: a.Done.CRC64NVME}, ct)
 	return nil
 }
 
@@ -323,15 +339,24 @@ func tusResult(w http.ResponseWriter, x *exchange, a store.Appended) {
 		return
 	}
 	x.files, x.stored = 1, a.Done.Size
-	hdr.Set(headerStoredFile, fileURL(a.Done.Name))
+	hdr.Set(headerStoredFile, fileURL(x.shown(a.Done.Name)))
 	hdr.Set(headerSHA256, a.Done.SHA256)
 	hdr.Set(headerCRC64NVME, a.Done.CRC64NVME)
 }
 
 // tusTerminate is the termination extension.
-func (h *Handler) tusTerminate(w http.ResponseWriter, r *http.Request, _ *exchange, id string) error {
+func (h *Handler) tusTerminate(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
 	if !store.ValidUploadID(id) {
 		return fmt.Errorf("%w: malformed ID", store.ErrUploadNotFound)
+	}
+	if x.space != "" {
+		u, err := h.caps.Resumable.Resumable(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if err := h.checkOwnResumable(x, u); err != nil {
+			return err
+		}
 	}
 	if err := h.caps.Resumable.Terminate(r.Context(), id); err != nil {
 		return fmt.Errorf("terminate tus upload %s: %w", id, err)

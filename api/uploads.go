@@ -47,7 +47,7 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 	if err := decodeJSON(r, x, createBodyLimit, &req); err != nil {
 		return err
 	}
-	decl := store.Upload{Name: req.Name, Size: req.Size, PartSize: store.PartSizeFor(req.Size)}
+	decl := store.Upload{Name: x.name(req.Name), Size: req.Size, PartSize: store.PartSizeFor(req.Size)}
 	u, err := h.declareUpload(ctx, x, viaMultipart, decl, req)
 	if err != nil {
 		return err
@@ -62,7 +62,7 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, x *exchan
 		return err
 	}
 	w.Header().Set("Location", "/uploads/"+u.ID)
-	writeJSON(w, http.StatusCreated, wire.CreatedUpload{UploadInfo: uploadInfo(u), PartURLPage: page})
+	writeJSON(w, http.StatusCreated, wire.CreatedUpload{UploadInfo: uploadInfo(x, u), PartURLPage: page})
 	return nil
 }
 
@@ -89,6 +89,9 @@ func (h *Handler) declareUpload(ctx context.Context, x *exchange, via string, de
 	if err := h.store.Check(ctx, decl.Name, decl.Size); err != nil {
 		return store.Upload{}, err
 	}
+	if err := h.checkQuota(ctx, x, decl.Size); err != nil {
+		return store.Upload{}, err
+	}
 	var err error
 	if decl.SHA256, err = store.ParseSHA256(req.SHA256); err != nil {
 		return store.Upload{}, err
@@ -113,8 +116,8 @@ func (h *Handler) declareUpload(ctx context.Context, x *exchange, via string, de
 	return u, nil
 }
 
-func (h *Handler) uploadState(w http.ResponseWriter, r *http.Request, id string) error {
-	u, err := h.upload(r.Context(), id)
+func (h *Handler) uploadState(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
+	u, err := h.ownUpload(r.Context(), x, id)
 	if err != nil {
 		return err
 	}
@@ -129,11 +132,11 @@ func (h *Handler) uploadState(w http.ResponseWriter, r *http.Request, id string)
 	for i, p := range parts {
 		received[i] = wire.Part{Number: p.Number, Size: p.Size, ETag: p.ETag}
 	}
-	writeJSON(w, http.StatusOK, wire.UploadState{UploadInfo: uploadInfo(u), Received: received})
+	writeJSON(w, http.StatusOK, wire.UploadState{UploadInfo: uploadInfo(x, u), Received: received})
 	return nil
 }
 
-func (h *Handler) partURLs(w http.ResponseWriter, r *http.Request, id string) error {
+func (h *Handler) partURLs(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
 	from := 1
 	if v := r.URL.Query().Get("from"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -142,7 +145,7 @@ func (h *Handler) partURLs(w http.ResponseWriter, r *http.Request, id string) er
 		}
 		from = n
 	}
-	u, err := h.upload(r.Context(), id)
+	u, err := h.ownUpload(r.Context(), x, id)
 	if err != nil {
 		return err
 	}
@@ -154,9 +157,12 @@ func (h *Handler) partURLs(w http.ResponseWriter, r *http.Request, id string) er
 	return nil
 }
 
-func (h *Handler) abortUpload(w http.ResponseWriter, r *http.Request, id string) error {
+func (h *Handler) abortUpload(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
 	if !store.ValidUploadID(id) {
 		return fmt.Errorf("%w: %q", store.ErrUploadNotFound, id)
+	}
+	if err := h.checkOwnUpload(r.Context(), x, id); err != nil {
+		return err
 	}
 	if err := h.multipart.Abort(r.Context(), id); err != nil {
 		return fmt.Errorf("abort upload %s: %w", id, err)
@@ -168,6 +174,9 @@ func (h *Handler) abortUpload(w http.ResponseWriter, r *http.Request, id string)
 func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exchange, id string) error {
 	if !store.ValidUploadID(id) {
 		return fmt.Errorf("%w: %q", store.ErrUploadNotFound, id)
+	}
+	if err := h.checkOwnUpload(r.Context(), x, id); err != nil {
+		return err
 	}
 	var req wire.CompleteRequest
 	if err := decodeJSON(r, x, completeBodyLimit, &req); err != nil {
@@ -186,12 +195,12 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exch
 		return err
 	}
 	x.spool, x.files, x.stored = wire.SpoolParts, 1, c.Size
-	res := wire.FileResult{Name: c.Name, Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME, Spool: wire.SpoolParts}
+	res := wire.FileResult{Name: x.shown(c.Name), Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME, Spool: wire.SpoolParts}
 	if c.SHA256Declared {
 		res.Declared = []string{"sha256"}
 	}
-	h.postFinish(r.Context(), x, viaMultipart, res, ct)
-	w.Header().Set("Location", fileURL(c.Name))
+	h.postFinish(r.Context(), x, viaMultipart, c.Name, res, ct)
+	w.Header().Set("Location", fileURL(x.shown(c.Name)))
 	writeJSON(w, http.StatusCreated, wire.UploadResponse{Files: []wire.FileResult{res}})
 	return nil
 }
@@ -309,8 +318,8 @@ func (h *Handler) uploadLimit() int64 {
 	return limit
 }
 
-func uploadInfo(u store.Upload) wire.UploadInfo {
-	return wire.UploadInfo{ID: u.ID, Name: u.Name, Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartSize: u.PartSize, PartCount: u.PartCount()}
+func uploadInfo(x *exchange, u store.Upload) wire.UploadInfo {
+	return wire.UploadInfo{ID: u.ID, Name: x.shown(u.Name), Size: u.Size, SHA256: u.SHA256, CRC64NVME: u.CRC64NVME, PartSize: u.PartSize, PartCount: u.PartCount()}
 }
 
 // partURLPage returns the URLs of parts from, from+1, … (at most

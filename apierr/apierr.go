@@ -36,6 +36,7 @@ var catalogue = map[wire.Code]struct {
 	message string
 }{
 	wire.CodeUnauthorized:         {http.StatusUnauthorized, "a valid bearer token is required; send it as Authorization: Bearer <token>"},
+	wire.CodeInvalidSpace:         {http.StatusForbidden, "the token is valid, but its user space claim cannot be a folder name; ask the administrator to use another claim"},
 	wire.CodeBadSignature:         {http.StatusForbidden, "the part URL is invalid or has expired; get fresh part URLs from GET /uploads/{id}/parts"},
 	wire.CodeInvalidName:          {http.StatusBadRequest, "the file name is not allowed; use a relative path of visible characters in Unicode NFC, without \"..\", hidden segments, Windows device names or any of \\ : * ? \" < > |"},
 	wire.CodeBadMultipart:         {http.StatusBadRequest, "the multipart/form-data body is malformed, has too many parts, gives two files one name, or has a filename* in a charset other than UTF-8 or ISO-8859-1; send a well-formed body with each file under its own name"},
@@ -48,6 +49,7 @@ var catalogue = map[wire.Code]struct {
 	wire.CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, "POST /files takes multipart/form-data; send a single file with PUT /files/{name}"},
 	wire.CodeExists:               {http.StatusConflict, "a file with this name already exists; choose another name or overwrite where the server allows it"},
 	wire.CodeTooLarge:             {http.StatusRequestEntityTooLarge, "the file or request body is larger than this server accepts; send a smaller one"},
+	wire.CodeQuotaExceeded:        {http.StatusRequestEntityTooLarge, "this upload would take your stored files over your quota; delete some files or send a smaller one"},
 	wire.CodeTusVersion:           {http.StatusPreconditionFailed, "this server speaks tus 1.0.0 only; send Tus-Resumable: 1.0.0"},
 	wire.CodeTusUploadNotFound:    {http.StatusNotFound, "no tus upload has this URL; it was finished, terminated or expired: create a new one with POST /tus/"},
 	wire.CodeTusMediaType:         {http.StatusUnsupportedMediaType, "a tus PATCH carries Content-Type: application/offset+octet-stream"},

@@ -56,6 +56,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	metrics := prom.New(spooler)
 	metrics.Swept(swept + staged)
 	bi := buildinfo.Read()
+	verifier, err := cfg.Verifier(ctx)
+	if err != nil {
+		return err
+	}
+	var auth api.Authenticator // a nil *Verifier would be a non-nil one
+	if verifier != nil {
+		auth = verifier
+	}
 	maxListings := cfg.MaxListings
 	if maxListings == 0 {
 		maxListings = -1 // no cap, as for uploads
@@ -68,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxConcurrentUploads:  cfg.MaxUploads,
 		MaxConcurrentListings: maxListings,
 		Token:                 cfg.Token,
+		Authenticator:         auth,
+		UserQuota:             cfg.UserQuota,
 		Observer:              metrics,
 		Metrics:               metrics.Handler(),
 		MetricsPublic:         cfg.MetricsPublic,
@@ -113,7 +123,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxUploads:      cfg.MaxUploads,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Listening: func(l serve.Listening) {
-			l.Log(log, cfg.Token, "config", cfg, "orphans_swept", swept+staged, "store", st.Capabilities())
+			// Only a server that checks no token at all is open to anyone.
+			guard := cfg.Token
+			if guard == "" {
+				guard = cfg.JWKSURL
+			}
+			l.Log(log, guard, "config", cfg, "orphans_swept", swept+staged, "store", st.Capabilities())
 			if st.Capabilities().PartWriter != nil && cfg.UploadSecret == "" {
 				// api.New made the random key.
 				log.Info("no --upload-secret: part URLs of multipart uploads are signed with a random key and stop working when the server restarts")

@@ -7,6 +7,7 @@ type Code string
 // The codes, in the order of README.md's error table.
 const (
 	CodeUnauthorized         Code = "unauthorized"
+	CodeInvalidSpace         Code = "invalid_space"
 	CodeBadSignature         Code = "bad_signature"
 	CodeInvalidName          Code = "invalid_name"
 	CodeBadMultipart         Code = "bad_multipart"
@@ -22,6 +23,7 @@ const (
 	CodeTimeout              Code = "timeout"
 	CodeExists               Code = "exists"
 	CodeTooLarge             Code = "too_large"
+	CodeQuotaExceeded        Code = "quota_exceeded"
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	CodeBusy                 Code = "busy"
 	CodeUnavailable          Code = "unavailable"

@@ -57,11 +57,20 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 	bi := buildinfo.Read()
 	// The settings inline, at the top level of the JSON line.
 	log.Info("cold start", "version", bi.Version, "revision", bi.Revision, slog.Any("", cfg), "orphans_swept", swept, "store", st.Capabilities())
+	verifier, err := cfg.Verifier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var auth api.Authenticator // a nil *Verifier would be a non-nil one
+	if verifier != nil {
+		auth = verifier
+	}
 	// CloudWatch turns these stdout lines into metrics.
 	metrics := emf.New(os.Stdout, "Spillway", spooler)
 	metrics.ColdStart(swept)
 	return lambdahttp.New(api.New(api.Config{
 		Spooler: spooler, Store: st, Logger: log, Token: cfg.Token, Observer: metrics,
+		Authenticator: auth, UserQuota: cfg.UserQuota, UploadSecret: []byte(cfg.UploadSecret),
 		Version: bi.Version, Revision: bi.Revision, Hooks: hooks(cfg), AllowTypes: cfg.AllowTypes,
 		// S3's lifecycle rule removes the files; the handler lists when.
 		Retention: cfg.Retention,

@@ -15,6 +15,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -77,6 +79,11 @@ type Config struct {
 	HookURL            string
 	HookSecret         string
 	AllowTypes         sniff.Rules
+	JWKSURL            string
+	JWTIssuer          string
+	JWTAudience        string
+	UserPrefixClaim    string
+	UserQuota          int64
 	CORSOrigins        string
 	MetricsPublic      bool
 	Function           string
@@ -163,6 +170,14 @@ func (c Config) validate() error {
 		return fmt.Errorf("--max-concurrent-listings (SPILLWAY_MAX_CONCURRENT_LISTINGS) must not be negative")
 	case c.MaxConnections < 0:
 		return fmt.Errorf("--max-connections (SPILLWAY_MAX_CONNECTIONS) must not be negative")
+	case c.JWKSURL != "" && (c.JWTIssuer == "" || c.JWTAudience == ""):
+		return errors.New("--jwt-jwks-url (SPILLWAY_JWT_JWKS_URL) needs --jwt-issuer and --jwt-audience: without them a token of any issuer or app signed by those keys would pass")
+	case c.JWKSURL != "" && !secureJWKSURL(c.JWKSURL):
+		return errors.New("--jwt-jwks-url (SPILLWAY_JWT_JWKS_URL) must be an https URL (http only on loopback): whoever can change the keys in transit can sign any token")
+	case c.JWKSURL == "" && (c.JWTIssuer != "" || c.JWTAudience != "" || c.UserPrefixClaim != ""):
+		return errors.New("--jwt-issuer, --jwt-audience and --user-prefix-claim need --jwt-jwks-url (SPILLWAY_JWT_JWKS_URL)")
+	case c.UserQuota < 0 || c.UserQuota > 0 && c.UserPrefixClaim == "":
+		return errors.New("--user-quota (SPILLWAY_USER_QUOTA) needs --user-prefix-claim: a quota is counted per user folder")
 	case c.UploadSecret != "" && len(c.UploadSecret) < MinUploadSecret:
 		return fmt.Errorf("--upload-secret (SPILLWAY_UPLOAD_SECRET) must be at least %d bytes", MinUploadSecret)
 	case c.HookURL != "" && len(c.HookSecret) < MinUploadSecret:
@@ -241,3 +256,21 @@ func FunctionEnv(environ []string, c Config) []string {
 // tempDir is the spool dir's default outside Lambda, read when a program
 // parses its settings so that it follows TMPDIR.
 func tempDir() string { return os.TempDir() }
+
+// secureJWKSURL reports whether keys fetched from u can be trusted: over
+// TLS, or from this machine.
+func secureJWKSURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" {
+		return false
+	}
+	switch p.Scheme {
+	case "https":
+		return true
+	case "http":
+		host := p.Hostname()
+		ip := net.ParseIP(host)
+		return host == "localhost" || ip != nil && ip.IsLoopback()
+	}
+	return false
+}

@@ -146,7 +146,7 @@ func TestFunctionEnvCarriesTheServersSettings(t *testing.T) {
 	assert.ElementsMatch(t, []string{
 		"PATH=/bin", "AWS_REGION=us-east-1", "SPILLWAY_ADDR=x",
 		"SPILLWAY_BUCKET=b", "SPILLWAY_SPOOL_DIR=/spool", "SPILLWAY_THRESHOLD=1048576",
-		"SPILLWAY_MAX_UPLOAD_SIZE=0", "SPILLWAY_MEMORY_BUDGET=8388608",
+		"SPILLWAY_MAX_UPLOAD_SIZE=0", "SPILLWAY_MEMORY_BUDGET=8388608", "SPILLWAY_USER_QUOTA=0",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=900",
 	}, got, "the server's settings win, and an unset token is unset")
 
@@ -268,4 +268,31 @@ func TestParseRetention(t *testing.T) {
 		_, err := parseConfig([]string{"--retention", in}, env(nil), io.Discard)
 		require.ErrorContains(t, err, "retention", "%q", in)
 	}
+}
+
+func TestJWTSettingsGoTogether(t *testing.T) {
+	jwks := map[string]string{"SPILLWAY_JWT_JWKS_URL": "https://issuer.test/jwks.json"}
+	_, err := parseConfig(nil, env(jwks), io.Discard)
+	require.ErrorContains(t, err, "--jwt-issuer and --jwt-audience")
+	jwks["SPILLWAY_JWT_ISSUER"], jwks["SPILLWAY_JWT_AUDIENCE"] = "https://issuer.test", "app"
+	jwks["SPILLWAY_USER_PREFIX_CLAIM"], jwks["SPILLWAY_USER_QUOTA"] = "sub", "1GiB"
+	c, err := parseConfig(nil, env(jwks), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1<<30), c.UserQuota)
+	assert.Equal(t, "sub", c.UserPrefixClaim)
+
+	for _, u := range []string{"http://issuer.test/jwks.json", "ftp://issuer.test/jwks.json", "issuer.test/jwks.json", "https://"} {
+		_, err = parseConfig([]string{"--jwt-jwks-url", u}, env(jwks), io.Discard)
+		require.ErrorContains(t, err, "must be an https URL", u)
+	}
+	for _, u := range []string{"http://127.0.0.1:8080/jwks.json", "http://[::1]:1/jwks", "http://localhost/jwks"} {
+		_, err = parseConfig([]string{"--jwt-jwks-url", u}, env(jwks), io.Discard)
+		require.NoError(t, err, u)
+	}
+
+	_, err = parseConfig([]string{"--user-prefix-claim", "sub"}, env(nil), io.Discard)
+	require.ErrorContains(t, err, "need --jwt-jwks-url")
+	delete(jwks, "SPILLWAY_USER_PREFIX_CLAIM")
+	_, err = parseConfig(nil, env(jwks), io.Discard)
+	require.ErrorContains(t, err, "--user-quota (SPILLWAY_USER_QUOTA) needs --user-prefix-claim")
 }

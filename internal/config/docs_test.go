@@ -139,7 +139,8 @@ func TestFlagNamesAreDerived(t *testing.T) {
 	assert.Equal(t, []string{
 		"addr", "directory", "bucket", "prefix", "spool-dir", "threshold", "max-upload-size", "memory-budget",
 		"overwrite", "file-mode", "case-sensitive-names", "fsync", "retention", "log-level", "read-timeout", "shutdown-timeout",
-		"max-concurrent-uploads", "max-concurrent-listings", "max-open-uploads", "max-connections", "token", "upload-secret",
+		"max-concurrent-uploads", "max-concurrent-listings", "max-open-uploads", "max-connections", "token",
+		"jwt-jwks-url", "jwt-issuer", "jwt-audience", "user-prefix-claim", "user-quota", "upload-secret",
 		"metrics-public", "hook-url", "hook-secret", "allow-types", "cors-origin", "function", "rie",
 	}, flags)
 }
