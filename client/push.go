@@ -371,6 +371,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	var up *upload
 	var received []wire.Part
 	var stlog *stateLog
+	sending := true // the parts are not all sent yet
 	if st := loadState(statePath); st != nil {
 		up, received, err = c.resume(ctx, st, statePath, name, size, sum)
 		if errors.Is(err, errStoredAlready) {
@@ -406,7 +407,18 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 			ModTime: info.ModTime(), SHA256: sum, ID: up.id, Created: time.Now().UTC()})
 		// Best effort: a state directory that cannot be written costs the
 		// chance to resume, not the push.
-		_ = stlog.save()
+		resumable := statePath != "" && stlog.save() == nil
+		if !resumable {
+			// No later run can resume this upload: if this one fails
+			// before its completion, it drops the parts it sent rather
+			// than leave them to the server's sweep. A failed completion
+			// may yet have published the file, so it keeps them.
+			defer func() {
+				if sending {
+					c.abandon(ctx, up.id)
+				}
+			}()
+		}
 	}
 	res.UploadID = up.id
 
@@ -416,6 +428,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	const rounds = 3
 	var out wire.UploadResponse
 	for round := 1; ; round++ {
+		sending = true
 		if round > 1 {
 			st, err := c.status(ctx, up.id)
 			if err != nil {
@@ -431,6 +444,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 		if err != nil {
 			return res, fmt.Errorf("upload %s: %w", up.id, err)
 		}
+		sending = false
 		parts := make([]wire.CompletePart, up.partCount)
 		for i := range parts {
 			parts[i] = wire.CompletePart{Number: i + 1, ETag: etags[i+1]}
@@ -463,6 +477,17 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 		return res, err
 	}
 	return res, checkStored(&res, out, name, size, sum, crc)
+}
+
+// abandonTimeout bounds the abort of an upload that a failed push drops.
+const abandonTimeout = 10 * time.Second
+
+// abandon aborts upload id, even when ctx is done (a push stopped by an
+// interrupt). Best effort: the server sweeps abandoned uploads anyway.
+func (c *Client) abandon(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonTimeout)
+	defer cancel()
+	_ = c.doJSON(ctx, http.MethodDelete, c.route(nil, "uploads", id), nil, http.StatusNoContent, nil)
 }
 
 // errStoredAlready says that the upload an earlier run left is gone and
