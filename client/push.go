@@ -319,6 +319,12 @@ const (
 	maxPartCount    = 10000
 )
 
+// The part sizes servers take (S3's bounds), for Options.PartSize.
+const (
+	MinPartSize = 5 << 20
+	MaxPartSize = 5 << 30
+)
+
 // partSizeFor is the default part size or, for files that would need more
 // than maxPartCount parts, the smallest multiple of 1 MiB that fits them.
 func partSizeFor(size int64) int64 {
