@@ -143,7 +143,13 @@ func TestParseFlags(t *testing.T) {
 	if o.reps != 3 || !o.goBench || o.large[0] != 1<<30 || o.large[1] != 4<<30 || o.conns != 32 || o.smallFor != 5*time.Second {
 		t.Errorf("defaults gave %+v", o)
 	}
-	for _, bad := range [][]string{{"--reps", "0"}, {"--conns", "1000"}, {"extra"}} {
+	assert.Nil(t, o.cases, "every kind by default")
+	o, err = parseFlags([]string{"--cases", "s3, raw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assert.Equal(t, []string{kindS3, kindRaw}, o.cases)
+	for _, bad := range [][]string{{"--reps", "0"}, {"--conns", "1000"}, {"extra"}, {"--cases", "s3,nope"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}

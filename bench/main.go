@@ -39,7 +39,8 @@
 // api and lambdahttp, and profiles the API handler's CPU.
 //
 // Every loop is bounded by a count and by time (--timeout for the whole
-// run). --quick runs small sizes once, as a smoke test.
+// run). --quick runs small sizes once, as a smoke test; --cases runs only
+// the case kinds it lists (such as --cases s3), the rest of the run as usual.
 //
 // `go run ./bench coldstart [--base REV]` measures the Lambda function
 // instead: its binary size and its Init Duration under the Runtime Interface
@@ -119,6 +120,7 @@ type options struct {
 	s3Size   int64         // the multipart upload whose completion on S3 is timed; 0: none
 	dirSize  int64         // the same on the directory store; 0: none
 	timeout  time.Duration // for the whole run
+	cases    []string      // the case kinds to run; nil: all
 	command  string        // the command line shown in the report
 	noApt    bool          // never apt-get install a missing peer (the smoke test)
 	log      io.Writer     // progress lines
@@ -138,6 +140,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Int64Var(&o.s3Size, "s3-complete-mib", 1024, "time the completion on S3 (versitygw) of a multipart upload of this many MiB; 0: skip")
 	fs.Int64Var(&o.dirSize, "dir-complete-mib", 1024, "time the completion on the directory store of a multipart upload of this many MiB; 0: skip")
 	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "bound on the whole run")
+	cases := fs.String("cases", "", "comma-separated case kinds to run ("+strings.Join(caseKinds, ", ")+"); empty: all")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -146,6 +149,15 @@ func parseFlags(args []string) (options, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for k := range strings.SplitSeq(*cases, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if !slices.Contains(caseKinds, k) {
+			return o, fmt.Errorf("--cases: unknown kind %q; the kinds are %s", k, strings.Join(caseKinds, ", "))
+		}
+		o.cases = append(o.cases, k)
+	}
 	o.s3Size <<= 20
 	o.dirSize <<= 20
 	o.large = []int64{1 << 30, 4 << 30}
@@ -268,6 +280,9 @@ const (
 	kindLoad      = "load"
 )
 
+// caseKinds are the kinds --cases chooses from, in run order.
+var caseKinds = []string{kindRaw, kindMultipart, kindSmall, kindTus, kindS3, kindLoad}
+
 type caseSpec struct {
 	id   string // "raw 1 GiB"
 	kind string
@@ -377,6 +392,9 @@ func run(ctx context.Context, o options) (*report, error) {
 		caseSpec{id: "tus " + sizeLabel(o.large[0]), kind: kindTus, size: o.large[0]},
 		caseSpec{id: "S3 " + sizeLabel(o.large[0]), kind: kindS3, size: o.large[0]},
 		caseSpec{id: fmt.Sprintf("PUT %s ×%d at once", sizeLabel(loadSize), loadClients), kind: kindLoad, size: loadSize})
+	if o.cases != nil {
+		rep.cases = slices.DeleteFunc(rep.cases, func(c caseSpec) bool { return !slices.Contains(o.cases, c.kind) })
+	}
 	logf(o, "setting up the peers")
 	rep.peers = setupPeers(ctx, o, work, pattern)
 	for i, c := range rep.cases {

@@ -86,7 +86,8 @@ type Options struct {
 	// StateDir holds one small file per unfinished multipart upload, so
 	// that a later run resumes it. Empty: os.UserCacheDir()/spillway/push.
 	StateDir string
-	// NoResume neither resumes earlier uploads nor records new ones.
+	// NoResume neither resumes earlier uploads nor records new ones; a
+	// multipart push that fails before its completion aborts its upload.
 	NoResume bool
 	// Progress, when set, is told how a push advances. It is called one
 	// call at a time, from the goroutines that read the file, and never

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"spillway/api"
 	"spillway/apierr"
@@ -272,6 +274,100 @@ func TestPartRetriesAreBounded(t *testing.T) {
 	assert.Equal(t, "req-internal", apiErr.RequestID)
 	assert.Equal(t, 3, count(f.putsOf("up1"), 2))
 	assert.Len(t, stateFiles(t, stateDir), 1, "a failed push can be resumed")
+}
+
+// inFlight counts the requests a transport has under way.
+type inFlight struct {
+	mu       sync.Mutex
+	now, max int
+	next     http.RoundTripper
+}
+
+func (c *inFlight) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.now++
+	c.max = max(c.max, c.now)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.now--
+		c.mu.Unlock()
+	}()
+	return c.next.RoundTrip(r)
+}
+
+func TestPartsInFlightAreBounded(t *testing.T) {
+	const parallel, parts = 3, 10
+	f := newFake(t)
+	path, data := writeFile(t, "a.bin", parts*1024)
+	// The first parts wait for one another, so that the bound is reached.
+	arrived, all := 0, make(chan struct{})
+	var mu sync.Mutex
+	f.partHook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		mu.Lock()
+		if arrived++; arrived == parallel {
+			close(all)
+		}
+		first := arrived <= parallel
+		mu.Unlock()
+		if first {
+			<-all
+		}
+		return false
+	}
+	counter := &inFlight{next: http.DefaultTransport.(*http.Transport).Clone()}
+	c, _ := newClient(t, f, client.Options{Parallel: parallel, PartHTTPClient: &http.Client{Transport: counter}})
+
+	_, err := c.Push(testCtx(t), path, "")
+	require.NoError(t, err)
+	got, _ := f.file("a.bin")
+	assert.Equal(t, data, got)
+	counter.mu.Lock()
+	defer counter.mu.Unlock()
+	assert.Equal(t, parallel, counter.max)
+}
+
+// TestFailedPartStopsTheOthers checks that a part refused while others
+// are in flight ends the push at once: the others are cancelled, not
+// waited for, and nothing of the push is left running.
+func TestFailedPartStopsTheOthers(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	f := newFake(t)
+	path, _ := writeFile(t, "a.bin", 8*1024)
+	release, held := make(chan struct{}), make(chan struct{}, 3)
+	f.partHook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		switch n {
+		case 2:
+			// Refused once the others are in flight.
+			for range 3 {
+				<-held
+			}
+			writeErr(w, http.StatusBadRequest, "upload_mismatch", "no")
+			return true
+		case 1, 3, 4:
+			// Never answered while the push runs.
+			held <- struct{}{}
+			<-release
+			return true
+		}
+		return false
+	}
+	api := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	parts := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	defer func() {
+		close(release)
+		api.CloseIdleConnections()
+		parts.CloseIdleConnections()
+		f.srv.Close()
+	}()
+	c, _ := newClient(t, f, client.Options{Parallel: 4, HTTPClient: api, PartHTTPClient: parts})
+
+	_, err := c.Push(testCtx(t), path, "")
+	var apiErr *client.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, "upload_mismatch", apiErr.Code)
+	puts := f.putsOf("up1")
+	assert.ElementsMatch(t, []int{1, 2, 3, 4}, puts, "no part is sent after the refusal")
 }
 
 func TestRefusedPartIsNotRetried(t *testing.T) {
@@ -584,6 +680,38 @@ func TestNoResume(t *testing.T) {
 	_, err := c.Push(testCtx(t), path, "")
 	require.Error(t, err)
 	assert.Empty(t, stateFiles(t, stateDir))
+}
+
+// TestNoResumeFailureLeavesNoParts checks that a push no later run can
+// resume aborts its upload when it fails, by a refused part or by an
+// interrupt, rather than leave its parts to the server's sweep.
+func TestNoResumeFailureLeavesNoParts(t *testing.T) {
+	for _, interrupted := range []bool{false, true} {
+		f := newFake(t)
+		path, _ := writeFile(t, "big.bin", 4*1024)
+		ctx, cancel := context.WithCancel(testCtx(t))
+		f.partHook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+			if n == 1 {
+				return false
+			}
+			if interrupted {
+				cancel()
+				// Ends when the client, cancelled, closes the connection.
+				_, _ = io.Copy(io.Discard, r.Body)
+				return true
+			}
+			writeErr(w, http.StatusBadRequest, "upload_mismatch", "no")
+			return true
+		}
+		c, _ := newClient(t, f, client.Options{NoResume: true, Parallel: 1})
+		_, err := c.Push(ctx, path, "")
+		cancel()
+		require.Error(t, err)
+		f.locked(func() {
+			assert.Equal(t, 1, f.creates)
+			assert.Empty(t, f.uploads, "interrupted: %v", interrupted)
+		})
+	}
 }
 
 func TestCompleteMismatchSendsMissingParts(t *testing.T) {

@@ -229,47 +229,87 @@ func decodeJSON(resp *http.Response, out any) error {
 // hashFile reads the file once for its SHA-256 (hex) and its CRC64NVME
 // (S3's form: base64 of the big-endian bytes), in constant memory, and,
 // when partSize is not 0, for the CRC64NVME of each part of partSize
-// bytes. The CRCs cost a small fraction of the SHA-256, so all come from
-// the one read.
+// bytes.
+//
+// The SHA-256 is the slow part and cannot be split, so it runs alone on
+// the calling goroutine while another reads ahead and computes the CRCs,
+// which cost a small fraction of it: the read overlaps the hash, on a
+// second core when there is one. The file is read into hashBuffers
+// buffers of hashChunk bytes, handed back and forth, so memory stays at
+// their size whatever the file's.
 func hashFile(ctx context.Context, f *os.File, size, partSize int64, rep *reporter) (sum, crc string, parts []string, err error) {
 	rep.set(StageHash, 0)
-	h, ch, pc := sha256.New(), crc64nvme.New(), crc64nvme.New()
-	buf := make([]byte, 1<<20)
-	r := io.NewSectionReader(f, 0, size)
+	free, full := make(chan []byte, hashBuffers), make(chan []byte, hashBuffers)
+	for range hashBuffers {
+		free <- make([]byte, hashChunk)
+	}
+	go func() {
+		defer close(full)
+		crc, parts, err = readAhead(ctx, f, size, partSize, free, full)
+	}()
+	// The reader ends by closing full, on an error too, so this loop ends
+	// and no goroutine outlives the call; its results are set by then.
+	h := sha256.New()
+	var done int64
+	for b := range full {
+		h.Write(b)
+		done += int64(len(b))
+		rep.set(StageHash, done)
+		free <- b[:cap(b)]
+	}
+	if err != nil {
+		return "", "", nil, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), crc, parts, nil
+}
+
+// The hash's read-ahead: enough buffers that the reader and the SHA-256
+// need never wait for each other, of a size that reads well.
+const (
+	hashBuffers = 4
+	hashChunk   = 1 << 20
+)
+
+// readAhead reads size bytes of f into buffers taken from free and passes
+// them, filled, to full, returning the whole file's CRC64NVME and, when
+// partSize is not 0, each part's.
+func readAhead(ctx context.Context, f *os.File, size, partSize int64, free <-chan []byte, full chan<- []byte) (crc string, parts []string, err error) {
+	ch, pc := crc64nvme.New(), crc64nvme.New()
 	var done, inPart int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", "", nil, context.Cause(ctx)
+	for done < size {
+		var buf []byte
+		select {
+		case <-ctx.Done():
+			return "", nil, context.Cause(ctx)
+		case buf = <-free:
 		}
-		n, err := r.Read(buf)
-		h.Write(buf[:n])
-		ch.Write(buf[:n])
-		for b := buf[:n]; partSize > 0 && len(b) > 0; {
-			k := min(int64(len(b)), partSize-inPart)
-			pc.Write(b[:k])
-			b, inPart = b[k:], inPart+k
+		b := buf[:min(int64(len(buf)), size-done)]
+		n, err := f.ReadAt(b, done)
+		if err == io.EOF && n < len(b) {
+			return "", nil, fmt.Errorf("hash: read %d bytes, the file had %d: it changed while being read", done+int64(n), size)
+		}
+		if err != nil && err != io.EOF {
+			return "", nil, fmt.Errorf("hash: %w", err)
+		}
+		ch.Write(b)
+		for rest := b; partSize > 0 && len(rest) > 0; {
+			k := min(int64(len(rest)), partSize-inPart)
+			pc.Write(rest[:k])
+			rest, inPart = rest[k:], inPart+k
 			if inPart == partSize {
 				parts = append(parts, base64.StdEncoding.EncodeToString(pc.Sum(nil)))
 				pc.Reset()
 				inPart = 0
 			}
 		}
-		done += int64(n)
-		rep.set(StageHash, done)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", "", nil, fmt.Errorf("hash: %w", err)
-		}
-	}
-	if done != size {
-		return "", "", nil, fmt.Errorf("hash: read %d bytes, the file had %d: it changed while being read", done, size)
+		done += int64(len(b))
+		// Never blocks: full has room for every buffer.
+		full <- b
 	}
 	if inPart > 0 {
 		parts = append(parts, base64.StdEncoding.EncodeToString(pc.Sum(nil)))
 	}
-	return hex.EncodeToString(h.Sum(nil)), base64.StdEncoding.EncodeToString(ch.Sum(nil)), parts, nil
+	return base64.StdEncoding.EncodeToString(ch.Sum(nil)), parts, nil
 }
 
 // Part sizes as the server chooses them (store.PartSizeFor), which the
@@ -277,6 +317,12 @@ func hashFile(ctx context.Context, f *os.File, size, partSize int64, rep *report
 const (
 	defaultPartSize = 16 << 20
 	maxPartCount    = 10000
+)
+
+// The part sizes servers take (S3's bounds), for Options.PartSize.
+const (
+	MinPartSize = 5 << 20
+	MaxPartSize = 5 << 30
 )
 
 // partSizeFor is the default part size or, for files that would need more
@@ -331,6 +377,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	var up *upload
 	var received []wire.Part
 	var stlog *stateLog
+	sending := true // the parts are not all sent yet
 	if st := loadState(statePath); st != nil {
 		up, received, err = c.resume(ctx, st, statePath, name, size, sum)
 		if errors.Is(err, errStoredAlready) {
@@ -366,7 +413,18 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 			ModTime: info.ModTime(), SHA256: sum, ID: up.id, Created: time.Now().UTC()})
 		// Best effort: a state directory that cannot be written costs the
 		// chance to resume, not the push.
-		_ = stlog.save()
+		resumable := statePath != "" && stlog.save() == nil
+		if !resumable {
+			// No later run can resume this upload: if this one fails
+			// before its completion, it drops the parts it sent rather
+			// than leave them to the server's sweep. A failed completion
+			// may yet have published the file, so it keeps them.
+			defer func() {
+				if sending {
+					c.abandon(ctx, up.id)
+				}
+			}()
+		}
 	}
 	res.UploadID = up.id
 
@@ -376,6 +434,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 	const rounds = 3
 	var out wire.UploadResponse
 	for round := 1; ; round++ {
+		sending = true
 		if round > 1 {
 			st, err := c.status(ctx, up.id)
 			if err != nil {
@@ -391,6 +450,7 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 		if err != nil {
 			return res, fmt.Errorf("upload %s: %w", up.id, err)
 		}
+		sending = false
 		parts := make([]wire.CompletePart, up.partCount)
 		for i := range parts {
 			parts[i] = wire.CompletePart{Number: i + 1, ETag: etags[i+1]}
@@ -423,6 +483,17 @@ func (c *Client) pushParts(ctx context.Context, f *os.File, abs, name string, in
 		return res, err
 	}
 	return res, checkStored(&res, out, name, size, sum, crc)
+}
+
+// abandonTimeout bounds the abort of an upload that a failed push drops.
+const abandonTimeout = 10 * time.Second
+
+// abandon aborts upload id, even when ctx is done (a push stopped by an
+// interrupt). Best effort: the server sweeps abandoned uploads anyway.
+func (c *Client) abandon(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonTimeout)
+	defer cancel()
+	_ = c.doJSON(ctx, http.MethodDelete, c.route(nil, "uploads", id), nil, http.StatusNoContent, nil)
 }
 
 // errStoredAlready says that the upload an earlier run left is gone and

@@ -94,6 +94,7 @@ type pushConfig struct {
 	parallel      int
 	jobs          int
 	directMax     int64
+	partSize      int64
 	noResume      bool
 	quiet         bool
 	sources       []string
@@ -150,7 +151,12 @@ func parsePush(args []string, stderr io.Writer, getenv func(string) string) (pus
 		cfg.directMax = n
 		return err
 	})
-	fs.BoolVar(&cfg.noResume, "no-resume", false, "neither resume earlier uploads nor keep state to resume this one")
+	fs.Func("part-size", "size of the parts of a multipart upload, from 5MiB to 5GiB, such as 64MiB (default: the server's choice, 16MiB, more for files past 10,000 parts)", func(s string) error {
+		n, err := bytesize.Parse(s)
+		cfg.partSize = n
+		return err
+	})
+	fs.BoolVar(&cfg.noResume, "no-resume", false, "neither resume earlier uploads nor keep state to resume this one; a push that fails aborts its upload")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print only errors")
 
 	pos, err := parseArgs(fs, args)
@@ -167,6 +173,8 @@ func parsePush(args []string, stderr io.Writer, getenv func(string) string) (pus
 	switch {
 	case cfg.parallel < 1:
 		return cfg, errors.New("--parallel must be at least 1")
+	case cfg.partSize != 0 && (cfg.partSize < client.MinPartSize || cfg.partSize > client.MaxPartSize):
+		return cfg, errors.New("--part-size must be from 5MiB to 5GiB")
 	case cfg.jobs < 1 || cfg.jobs > maxJobs:
 		return cfg, fmt.Errorf("--jobs must be from 1 to %d", maxJobs)
 	case cfg.name != "" && len(cfg.sources) != 1:
@@ -180,6 +188,7 @@ func push(ctx context.Context, cfg pushConfig, stderr io.Writer, isTerm bool) in
 		Token:     cfg.token,
 		Parallel:  cfg.parallel,
 		DirectMax: cfg.directMax,
+		PartSize:  cfg.partSize,
 		NoResume:  cfg.noResume,
 	}
 	if opts.DirectMax == 0 {

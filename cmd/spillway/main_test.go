@@ -190,6 +190,8 @@ func TestUsage(t *testing.T) {
 		{"push", "http://127.0.0.1:1"},
 		{"push", "--parallel", "0", root, "http://127.0.0.1:1"},
 		{"push", "--direct-max", "lots", root, "http://127.0.0.1:1"},
+		{"push", "--part-size", "4MiB", root, "http://127.0.0.1:1"},
+		{"push", "--part-size", "6GiB", root, "http://127.0.0.1:1"},
 		{"push", "--name", "n", root, root, "http://127.0.0.1:1"},
 		{"push", "--name", "n", root, "http://127.0.0.1:1"}, // a directory
 		{"push", "--aws-iam", "--token", "t", root, "http://127.0.0.1:1"},
@@ -348,12 +350,21 @@ func TestJobs(t *testing.T) {
 }
 
 // TestHelpListsEveryFlag: spillway --help shows the commands and flags.
+func TestPartSize(t *testing.T) {
+	cfg, err := parsePush([]string{"--part-size", "64MiB", "f", "http://127.0.0.1:1"}, io.Discard, env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, int64(64<<20), cfg.partSize)
+	cfg, err = parsePush([]string{"f", "http://127.0.0.1:1"}, io.Discard, env(nil))
+	require.NoError(t, err)
+	assert.Zero(t, cfg.partSize, "the server's choice")
+}
+
 func TestHelpListsEveryFlag(t *testing.T) {
 	for _, arg := range []string{"--help", "-h", "help"} {
 		var out bytes.Buffer
 		assert.Equal(t, exitOK, run(t.Context(), []string{arg}, &out, env(nil), false))
 		for _, want := range []string{"spillway push", "-jobs", "-parallel", "-direct-max", "-token", "-aws-iam", "-region",
-			"-name", "-prefix", "-no-resume", "-quiet", "-url",
+			"-name", "-prefix", "-no-resume", "-quiet", "-url", "-part-size",
 			"spillway ls", "-json", "spillway get", "-sha256", "-force", "spillway rm"} {
 			assert.Contains(t, out.String(), want, arg)
 		}
