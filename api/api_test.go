@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,6 +43,7 @@ type server struct {
 	client   *http.Client
 	logs     *uploadtest.SyncBuffer
 	served   chan int // one status per finished request
+	bearer   string   // what authed requests send
 }
 
 type options struct {
@@ -68,6 +70,7 @@ func newServer(t *testing.T, o options) *server {
 		spoolDir: t.TempDir(),
 		logs:     &uploadtest.SyncBuffer{},
 		served:   make(chan int, 1024),
+		bearer:   cmp.Or(o.token, "t0k"),
 	}
 	cfg := spool.DefaultConfig()
 	cfg.Dir = s.spoolDir

@@ -196,15 +196,18 @@ func (h *Handler) s3Params(w http.ResponseWriter, r *http.Request, x *exchange) 
 		return err
 	}
 	// The form POST carries no token: the URL says whose space the file
-	// goes to, under the signature.
+	// goes to, and for whom (the hooks' user), under the signature.
 	v := url.Values{"key": {shown}}
 	if x.space != "" {
 		v.Set("space", x.space)
 	}
+	if x.user != "" {
+		v.Set("user", x.user)
+	}
 	if h.token != nil || h.auth != nil {
 		exp := time.Now().Add(h.partTTL).Unix()
 		v.Set("expires", strconv.FormatInt(exp, 10))
-		v.Set("sig", hex.EncodeToString(h.formSignature(x.space, shown, exp)))
+		v.Set("sig", hex.EncodeToString(h.formSignature(x.space, x.user, shown, exp)))
 	}
 	writeJSON(w, http.StatusOK, wire.S3Params{
 		Method:  http.MethodPost,
@@ -215,13 +218,13 @@ func (h *Handler) s3Params(w http.ResponseWriter, r *http.Request, x *exchange) 
 	return nil
 }
 
-// formSignature signs a form URL's space, name and expiry with a key made
-// from the token, so that a function instance checks the URL a sibling
-// signed. Without a token (JWTs only) the key is the upload secret's,
+// formSignature signs a form URL's space, user, name and expiry with a key
+// made from the token, so that a function instance checks the URL a
+// sibling signed. Without a token (JWTs only) the key is the upload secret's,
 // which the instances must then share. The "POST" keeps it apart from part
 // URLs; a space is signed apart from the name, so that a user cannot move
 // it into the key (and out of the quota's sight).
-func (h *Handler) formSignature(space, name string, expires int64) []byte {
+func (h *Handler) formSignature(space, user, name string, expires int64) []byte {
 	key := h.token
 	if key == nil {
 		key = h.uploadKey
@@ -230,9 +233,8 @@ func (h *Handler) formSignature(space, name string, expires int64) []byte {
 	io.WriteString(k, "spillway s3 form URL key")
 	m := hmac.New(sha256.New, k.Sum(nil))
 	fmt.Fprintf(m, "%s\n/s3/objects\n%s\n%d", http.MethodPost, name, expires)
-	if space != "" {
-		fmt.Fprintf(m, "\n%s", space)
-	}
+	// Length-prefixed, so that no space and user can pass for another pair.
+	fmt.Fprintf(m, "\n%d:%s\n%d:%s", len(space), space, len(user), user)
 	return m.Sum(nil)
 }
 
@@ -253,13 +255,13 @@ func (h *Handler) verifyFormURL(r *http.Request, x *exchange) error {
 	if err != nil || len(sig) == 0 {
 		return fmt.Errorf("%w: missing or malformed sig", errBadSignature)
 	}
-	if !hmac.Equal(sig, h.formSignature(q.Get("space"), q.Get("key"), exp)) {
+	if !hmac.Equal(sig, h.formSignature(q.Get("space"), q.Get("user"), q.Get("key"), exp)) {
 		return fmt.Errorf("%w: the signature does not match the URL", errBadSignature)
 	}
 	if time.Now().Unix() > exp {
 		return fmt.Errorf("%w: the URL expired at %s", errBadSignature, time.Unix(exp, 0).UTC().Format(time.RFC3339))
 	}
-	x.space = q.Get("space")
+	x.space, x.user = q.Get("space"), q.Get("user")
 	return nil
 }
 

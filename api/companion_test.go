@@ -33,7 +33,7 @@ func (s *server) companion(t *testing.T, method, path string, in any) (*http.Res
 		body, n = bytes.NewReader(b), int64(len(b))
 	}
 	req := s.request(t, method, path, body, n)
-	req.Header.Set("Authorization", "Bearer t0k")
+	req.Header.Set("Authorization", "Bearer "+s.bearer)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/internal/hook"
+	"spillway/internal/jwtauth/jwtauthtest"
 	"spillway/internal/uploadtest"
 	"spillway/wire"
 )
@@ -86,6 +87,23 @@ func (s *server) requireNoFile(t *testing.T, name string) {
 func TestHooksOnEveryRoute(t *testing.T) {
 	hr := uploadtest.NewHookReceiver(t)
 	s := newServer(t, options{token: "t0k", hooks: newHookClient(hr.URL)})
+	requireHooksOnEveryRoute(t, s, hr, "", "")
+}
+
+// With per-user spaces an event names the file as stored, in the user's
+// folder, and the user it belongs to.
+func TestHooksNameTheUsersFile(t *testing.T) {
+	hr := uploadtest.NewHookReceiver(t)
+	is := jwtauthtest.New(t)
+	s := newJWTServer(t, is, options{hooks: newHookClient(hr.URL)})
+	s.bearer = is.Token(t, "alice", nil)
+	requireHooksOnEveryRoute(t, s, hr, "alice/", "alice")
+}
+
+// requireHooksOnEveryRoute uploads through every route of s, whose bearer
+// is user's with space as folder, and checks the events hr receives.
+func requireHooksOnEveryRoute(t *testing.T, s *server, hr *uploadtest.HookReceiver, space, user string) {
+	t.Helper()
 	data := []byte("the bytes of a hooked file")
 	sum := sha256.Sum256(data)
 	routes := []struct {
@@ -113,16 +131,18 @@ func TestHooksOnEveryRoute(t *testing.T) {
 		pre, post := evs[0], evs[1]
 		assert.Equal(t, hook.PreCreate, pre.Type)
 		assert.Equal(t, rt.via, pre.Route)
-		assert.Equal(t, name, pre.Name)
+		assert.Equal(t, space+name, pre.Name)
+		assert.Equal(t, user, pre.User, rt.via)
 		assert.Empty(t, pre.SHA256)
 		assert.Equal(t, hook.PostFinish, post.Type)
 		assert.Equal(t, rt.via, post.Route)
-		assert.Equal(t, name, post.Name)
+		assert.Equal(t, space+name, post.Name)
+		assert.Equal(t, user, post.User, rt.via)
 		assert.Equal(t, int64(len(data)), post.Size)
 		assert.Equal(t, hex.EncodeToString(sum[:]), post.SHA256, rt.via)
 		assert.NotEmpty(t, post.CRC64NVME, rt.via)
 		assert.Equal(t, id, post.RequestID, "%s: the post-finish names the request that finished the file", rt.via)
-		got, err := os.ReadFile(filepath.Join(s.dir, name))
+		got, err := os.ReadFile(filepath.Join(s.dir, space+name))
 		require.NoError(t, err)
 		assert.Equal(t, data, got)
 
@@ -137,7 +157,7 @@ func TestHooksOnEveryRoute(t *testing.T) {
 		evs = hr.Events()
 		require.Len(t, evs, 1, "%s: %+v", rt.via, evs)
 		assert.Equal(t, hook.PreCreate, evs[0].Type)
-		s.requireNoFile(t, deny)
+		s.requireNoFile(t, space+deny)
 		requireNoUploads(t, s.dir)
 	}
 }
@@ -256,7 +276,7 @@ func TestAllowTypesOnEveryRoute(t *testing.T) {
 // The token-carrying senders.
 
 func (s *server) authed(req *http.Request) *http.Request {
-	req.Header.Set("Authorization", "Bearer t0k")
+	req.Header.Set("Authorization", "Bearer "+s.bearer)
 	return req
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -58,7 +59,7 @@ func NewHookReceiver(t *testing.T) *HookReceiver {
 		status := hr.postFinishStatus
 		hr.mu.Unlock()
 		switch {
-		case ev.Type == hook.PreCreate && strings.HasPrefix(ev.Name, "deny"):
+		case ev.Type == hook.PreCreate && strings.HasPrefix(path.Base(ev.Name), "deny"):
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			json.NewEncoder(w).Encode(map[string]string{"message": RefusalMessage})
