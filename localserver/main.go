@@ -17,6 +17,7 @@ import (
 	"spillway/internal/config"
 	"spillway/internal/emulator"
 	"spillway/internal/hook"
+	"spillway/internal/jwtauth"
 	"spillway/internal/serve"
 	"spillway/metrics/prom"
 	"spillway/store"
@@ -56,13 +57,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	metrics := prom.New(spooler)
 	metrics.Swept(swept + staged)
 	bi := buildinfo.Read()
-	verifier, err := cfg.Verifier(ctx)
-	if err != nil {
-		return err
-	}
-	var auth api.Authenticator // a nil *Verifier would be a non-nil one
-	if verifier != nil {
-		auth = verifier
+	var auth api.Authenticator
+	if cfg.JWKSURL != "" {
+		v, err := jwtauth.New(ctx, jwtauth.Config{JWKSURL: cfg.JWKSURL, Issuer: cfg.JWTIssuer,
+			Audience: cfg.JWTAudience, SpaceClaim: cfg.UserPrefixClaim})
+		if err != nil {
+			return err
+		}
+		auth = v
 	}
 	maxListings := cfg.MaxListings
 	if maxListings == 0 {

@@ -18,6 +18,7 @@ import (
 	"spillway/internal/buildinfo"
 	"spillway/internal/config"
 	"spillway/internal/hook"
+	"spillway/internal/jwtauth"
 	"spillway/lambdahttp"
 	"spillway/metrics/emf"
 	"spillway/store/s3store"
@@ -57,13 +58,14 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 	bi := buildinfo.Read()
 	// The settings inline, at the top level of the JSON line.
 	log.Info("cold start", "version", bi.Version, "revision", bi.Revision, slog.Any("", cfg), "orphans_swept", swept, "store", st.Capabilities())
-	verifier, err := cfg.Verifier(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var auth api.Authenticator // a nil *Verifier would be a non-nil one
-	if verifier != nil {
-		auth = verifier
+	var auth api.Authenticator
+	if cfg.JWKSURL != "" {
+		v, err := jwtauth.New(ctx, jwtauth.Config{JWKSURL: cfg.JWKSURL, Issuer: cfg.JWTIssuer,
+			Audience: cfg.JWTAudience, SpaceClaim: cfg.UserPrefixClaim})
+		if err != nil {
+			return nil, err
+		}
+		auth = v
 	}
 	// CloudWatch turns these stdout lines into metrics.
 	metrics := emf.New(os.Stdout, "Spillway", spooler)
