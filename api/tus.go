@@ -208,6 +208,10 @@ func (h *Handler) tusHead(w http.ResponseWriter, r *http.Request, _ *exchange, i
 		hdr.Set("Upload-Metadata", u.Metadata)
 	}
 	hdr.Set("Upload-Expires", u.Expires.Format(http.TimeFormat))
+	if u.Done != nil {
+		// A client resuming a URL it stored finds the upload complete.
+		resultHeaders(hdr, u.Done)
+	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -253,6 +257,11 @@ func (h *Handler) tusPatch(w http.ResponseWriter, r *http.Request, x *exchange, 
 		return err
 	}
 	tusResult(w, x, a)
+	if u.Done != nil {
+		// The last answer again, for a client that lost it: nothing was
+		// stored this time.
+		x.files, x.stored = 0, 0
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -281,9 +290,13 @@ func tusResult(w http.ResponseWriter, x *exchange, a store.Appended) {
 		return
 	}
 	x.files, x.stored = 1, a.Done.Size
-	hdr.Set(headerStoredFile, fileURL(a.Done.Name))
-	hdr.Set(headerSHA256, a.Done.SHA256)
-	hdr.Set(headerCRC64NVME, a.Done.CRC64NVME)
+	resultHeaders(hdr, a.Done)
+}
+
+func resultHeaders(hdr http.Header, f *store.Finished) {
+	hdr.Set(headerStoredFile, fileURL(f.Name))
+	hdr.Set(headerSHA256, f.SHA256)
+	hdr.Set(headerCRC64NVME, f.CRC64NVME)
 }
 
 // tusTerminate is the termination extension.

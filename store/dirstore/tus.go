@@ -12,7 +12,9 @@ package dirstore
 // offset of the last whole chunk, and whatever data holds past it is
 // written over by the next one. The last chunk publishes data itself,
 // linked under the file's name by its descriptor, as Put links a spooled
-// body: the bytes are written once.
+// body: the bytes are written once. A finished upload keeps only its
+// state.json, which says what the file became, until the sweep finds it
+// idle.
 
 import (
 	"context"
@@ -58,13 +60,29 @@ type tusState struct {
 	// MarshalBinary writes them.
 	SHA256 []byte `json:"sha256_state"`
 	CRC64  []byte `json:"crc64nvme_state"`
+	// Done is the published file, once the upload finished.
+	Done *tusDone `json:"done,omitempty"`
+}
+
+// tusDone is what a finished upload became.
+type tusDone struct {
+	Modified  time.Time `json:"modified"`
+	SHA256    string    `json:"sha256"`
+	CRC64NVME string    `json:"crc64nvme"`
 }
 
 func (st *tusState) resumable(id string, modified time.Time, ttl time.Duration) store.Resumable {
-	return store.Resumable{
+	r := store.Resumable{
 		ID: id, Name: st.Name, Size: st.Size, Offset: st.Offset, Metadata: st.Metadata,
 		Created: st.Created, Expires: modified.Add(ttl).UTC().Truncate(time.Second),
 	}
+	if d := st.Done; d != nil {
+		r.Done = &store.Finished{
+			Info:   store.Info{Name: st.Name, Size: st.Size, Modified: d.Modified},
+			SHA256: d.SHA256, CRC64NVME: d.CRC64NVME,
+		}
+	}
+	return r
 }
 
 // CreateResumable implements store.ResumableStore. The upload's directory
@@ -286,6 +304,10 @@ func (s *Store) Terminate(_ context.Context, id string) error {
 		return err
 	}
 	defer u.close()
+	if u.st.Done != nil {
+		// Only the record is left, which no Append changes.
+		return s.removeTus(u)
+	}
 	if err := u.lock(); err != nil {
 		return err
 	}
@@ -299,10 +321,18 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.App
 		return store.Appended{}, err
 	}
 	defer u.close()
+	if u.st.Done != nil {
+		return store.AppendFinished(u.st.resumable(id, u.mod, s.uploadTTL()), c)
+	}
 	if err := u.lock(); err != nil {
 		return store.Appended{}, err
 	}
 	st := u.st
+	if st.Done != nil {
+		// Finished while this opened it: data is the published file now,
+		// and is not written.
+		return store.AppendFinished(st.resumable(id, u.mod, s.uploadTTL()), c)
+	}
 	if c.Offset != st.Offset {
 		return store.Appended{}, fmt.Errorf("%w: tus upload %s is at %d, the chunk is for %d", store.ErrOffsetMismatch, id, st.Offset, c.Offset)
 	}
@@ -468,8 +498,20 @@ func (s *Store) publishTus(ctx context.Context, u *tusUpload, st *tusState, sum 
 	if err != nil {
 		return nil, mapError(st.Name, err)
 	}
-	s.removeTus(u)
-	return &store.Finished{Info: info(st.Name, fi), SHA256: hex.EncodeToString(digest[:]), CRC64NVME: store.EncodeCRC64NVME(crc.Sum64())}, nil
+	done := &store.Finished{Info: info(st.Name, fi), SHA256: hex.EncodeToString(digest[:]), CRC64NVME: store.EncodeCRC64NVME(crc.Sum64())}
+	// The file is published; what follows is best effort. The record
+	// replaces the state before data's name goes, so that no Append
+	// writes into the published file through that name.
+	st.Done = &tusDone{Modified: fi.ModTime().UTC(), SHA256: done.SHA256, CRC64NVME: done.CRC64NVME}
+	st.SHA256, st.CRC64 = nil, nil
+	if err := s.writeTusState(u.dir, st); err != nil {
+		s.removeTus(u)
+		return done, nil
+	}
+	if err := u.dir.Remove(tusDataName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.removeTus(u)
+	}
+	return done, nil
 }
 
 // tusBody is an upload's data as a store.FileBody, for Put.
@@ -526,7 +568,14 @@ func (s *Store) sweepTus(cutoff time.Time) int {
 			}
 			continue
 		}
-		if u.mod.Before(cutoff) {
+		switch {
+		case !u.mod.Before(cutoff):
+		case u.st.Done != nil:
+			// A finished upload's record, which no Append holds.
+			if s.removeTus(u) == nil {
+				removed++
+			}
+		default:
 			if err := u.lock(); err == nil && u.mod.Before(cutoff) && s.removeTus(u) == nil {
 				removed++
 			}

@@ -19,8 +19,10 @@ package s3store
 // part as a new incomplete-part object, and writes the state again, with
 // If-Match on its lease's ETag, to advance the offset. The last chunk
 // completes the multipart upload, which S3 checks against the whole
-// file's CRC-64/NVME, and publishes it under the name as Complete does:
-// a copy that completes with If-None-Match.
+// file's CRC-64/NVME, at the file's key with If-None-Match, as Complete
+// does. A finished upload keeps its state, marked finished and stripped
+// of its parts, until it expires, so that a client resuming a stored URL
+// learns the result; the lifecycle rule removes it with the rest.
 
 import (
 	"bytes"
@@ -86,6 +88,8 @@ type tusRecord struct {
 	AssembledETag string `json:"assembled_etag,omitempty"`
 	Digest        string `json:"sha256,omitempty"`
 	Whole         string `json:"crc64nvme,omitempty"`
+	// Finished is when the file was published; zero before.
+	Finished time.Time `json:"finished,omitzero"`
 }
 
 type tusPart struct {
@@ -95,8 +99,15 @@ type tusPart struct {
 }
 
 func (r *tusRecord) resumable(id string) store.Resumable {
-	return store.Resumable{ID: id, Name: r.Name, Size: r.Size, Offset: r.Offset, Metadata: r.Metadata,
+	u := store.Resumable{ID: id, Name: r.Name, Size: r.Size, Offset: r.Offset, Metadata: r.Metadata,
 		Created: r.Created, Expires: r.Created.Add(tusExpiry).Truncate(time.Second)}
+	if !r.Finished.IsZero() {
+		u.Done = &store.Finished{
+			Info:   store.Info{Name: r.Name, Size: r.Size, Modified: r.Finished, SHA256: r.Digest},
+			SHA256: r.Digest, CRC64NVME: r.Whole,
+		}
+	}
+	return u
 }
 
 func (s *Store) tusKey(id, suffix string) string { return s.opts.Prefix + tusDir + id + suffix }
@@ -167,6 +178,10 @@ func (s *Store) loadTusRecord(ctx context.Context, id string) (tusRecord, string
 	if err := json.Unmarshal(b, &rec); err != nil || len(b) > maxTusRecord || rec.UploadID == "" {
 		return tusRecord{}, "", fmt.Errorf("%w: s3store: load tus upload %q: damaged state (%d bytes): %v", store.ErrBackend, id, len(b), err)
 	}
+	if !rec.Finished.IsZero() && time.Now().After(rec.Created.Add(tusExpiry)) {
+		// Expired; the lifecycle rule removes the record.
+		return tusRecord{}, "", notFound(id)
+	}
 	return rec, aws.ToString(out.ETag), nil
 }
 
@@ -228,6 +243,13 @@ func (s *Store) removeTus(ctx context.Context, id string, rec *tusRecord) error 
 	if err := s.deleteObject(ctx, s.tusKey(id, ".json")); err != nil {
 		return fmt.Errorf("s3store: remove tus upload %q: %w", id, err)
 	}
+	return s.removeTusObjects(ctx, id, rec)
+}
+
+// removeTusObjects deletes an upload's bytes, not its state.
+func (s *Store) removeTusObjects(ctx context.Context, id string, rec *tusRecord) error {
+	ctx = context.WithoutCancel(ctx)
+	state := s.tusKey(id, ".json") // which the prefix below matches too
 	var errs []error
 	if !rec.Assembled {
 		errs = append(errs, s.abort(ctx, s.key(rec.Name), rec.UploadID))
@@ -243,7 +265,9 @@ func (s *Store) removeTus(ctx context.Context, id string, rec *tusRecord) error 
 			break
 		}
 		for _, o := range page.Contents {
-			errs = append(errs, s.deleteObject(ctx, aws.ToString(o.Key)))
+			if k := aws.ToString(o.Key); k != state {
+				errs = append(errs, s.deleteObject(ctx, k))
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -258,6 +282,9 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 	rec, etag, err := s.loadTusRecord(ctx, id)
 	if err != nil {
 		return store.Appended{}, err
+	}
+	if !rec.Finished.IsZero() {
+		return store.AppendFinished(rec.resumable(id), c)
 	}
 	now := time.Now()
 	switch {
@@ -318,7 +345,7 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 			return store.Appended{}, fmt.Errorf("%w: tus upload %s is assembled; a chunk of %d bytes at %d does not end it", store.ErrUploadMismatch, id, n, rec.Offset)
 		}
 		release = false
-		return s.publishTus(ctx, id, &rec)
+		return s.publishTus(ctx, id, &rec, leaseETag)
 	}
 	room := c.MaxSize - rec.Offset
 	if rec.Size != store.UnknownSize {
@@ -390,12 +417,10 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 			return store.Appended{}, err
 		}
 		release = false
-		s.removeTus(ctx, id, &rec)
 		empty := sha256.Sum256(nil)
-		return store.Appended{Upload: rec.resumable(id), Done: &store.Finished{
-			Info: store.Info{Name: rec.Name, Modified: time.Now().UTC()}, SHA256: hex.EncodeToString(empty[:]),
-			CRC64NVME: store.EncodeCRC64NVME(store.NewCRC64NVME().Sum64()),
-		}}, nil
+		rec.Digest = hex.EncodeToString(empty[:])
+		rec.Whole = store.EncodeCRC64NVME(store.NewCRC64NVME().Sum64())
+		return s.publishTus(ctx, id, &rec, leaseETag)
 	case last && k > 0:
 		p, err := s.uploadTusPart(ctx, id, staging, &rec, int32(len(parts)+1), buf[:k])
 		if err != nil {
@@ -427,11 +452,8 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 			}
 			return store.Appended{}, err
 		}
-		if oldPending != "" {
-			s.deleteObject(context.WithoutCancel(ctx), oldPending)
-		}
 		release = false
-		return s.publishTus(ctx, id, &rec)
+		return s.publishTus(ctx, id, &rec, leaseETag)
 	}
 	rec.Lease = time.Time{}
 	if _, err := s.putTusRecord(ctx, id, &rec, leaseETag); err != nil {
@@ -494,14 +516,26 @@ func (s *Store) assembleTus(ctx context.Context, id string, rec *tusRecord, crc 
 }
 
 // publishTus reports the upload published, which its completion at the
-// file's key did, and removes what is left of it.
-func (s *Store) publishTus(ctx context.Context, id string, rec *tusRecord) (store.Appended, error) {
-	s.removeTus(ctx, id, rec)
+// file's key did (or, for an empty file, a Put), replaces its state, held
+// at leaseETag, with the finished upload's record, and removes its bytes.
+// All but the report is best effort: the file is published.
+func (s *Store) publishTus(ctx context.Context, id string, rec *tusRecord, leaseETag string) (store.Appended, error) {
+	ctx = context.WithoutCancel(ctx)
 	info, herr := s.head(ctx, rec.Name)
 	if herr != nil {
 		info = store.Info{Name: rec.Name, Size: rec.Size, Modified: time.Now().UTC(), SHA256: rec.Digest}
 	}
-	return store.Appended{Upload: rec.resumable(id), Done: &store.Finished{Info: info, SHA256: rec.Digest, CRC64NVME: rec.Whole}}, nil
+	done := *rec
+	done.Finished = info.Modified.UTC()
+	done.Lease = time.Time{}
+	done.Assembled = true // nothing left to abort
+	done.Parts, done.Pending, done.PendingSize, done.SHA256, done.CRC64 = nil, "", 0, nil, nil
+	if _, err := s.putTusRecord(ctx, id, &done, leaseETag); err != nil {
+		s.removeTus(ctx, id, rec)
+	} else {
+		s.removeTusObjects(ctx, id, rec)
+	}
+	return store.Appended{Upload: done.resumable(id), Done: &store.Finished{Info: info, SHA256: rec.Digest, CRC64NVME: rec.Whole}}, nil
 }
 
 // emptyBody is the body of an empty file.

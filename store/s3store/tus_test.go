@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,24 @@ func requireNoInternalKeys(t *testing.T, e *env) {
 		keys = append(keys, aws.ToString(o.Key))
 	}
 	assert.Empty(t, keys)
+}
+
+// requireOnlyFinished requires that what is left under .spillway/ is the
+// records of finished tus uploads, and no bytes of theirs.
+func requireOnlyFinished(t *testing.T, e *env) {
+	t.Helper()
+	out, err := e.gw.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(e.gw.Bucket), Prefix: aws.String(internalDir)})
+	require.NoError(t, err)
+	for _, o := range out.Contents {
+		key := aws.ToString(o.Key)
+		id, ok := strings.CutSuffix(strings.TrimPrefix(key, tusDir), ".json")
+		require.True(t, ok && store.ValidUploadID(id), "left behind: %s", key)
+		rec, _, err := e.store.loadTusRecord(t.Context(), id)
+		require.NoError(t, err)
+		assert.False(t, rec.Finished.IsZero(), "unfinished: %s", key)
+		assert.Empty(t, rec.Parts)
+		assert.Empty(t, rec.Pending)
+	}
 }
 
 // Chunks shorter than a part, and a chunk that spans several parts, go
@@ -64,7 +83,7 @@ func TestTusChunksAssembleIntoTheFile(t *testing.T) {
 	// kept with the object.
 	assert.Empty(t, info.SHA256)
 	uploadtest.RequireContent(t, f, r)
-	requireNoInternalKeys(t, e)
+	requireOnlyFinished(t, e)
 }
 
 // Two Appends at one offset: the second is refused with ErrLocked while
@@ -96,7 +115,7 @@ func TestTusSecondAppendIsLockedOut(t *testing.T) {
 	b, err := io.ReadAll(r)
 	require.NoError(t, err)
 	assert.Equal(t, "11111111", string(b))
-	requireNoInternalKeys(t, e)
+	requireOnlyFinished(t, e)
 }
 
 // A lease whose holder died (its deadline passed) no longer holds the
@@ -130,7 +149,7 @@ func TestTusLeaseEndsWithItsDeadline(t *testing.T) {
 	require.NoError(t, err)
 	sum := sha256.Sum256([]byte("abcdef"))
 	assert.Equal(t, hex.EncodeToString(sum[:]), a.Done.SHA256)
-	requireNoInternalKeys(t, e)
+	requireOnlyFinished(t, e)
 }
 
 // A name taken while the upload ran is refused at the last chunk, and
@@ -173,7 +192,7 @@ func TestTusEmptyAndDeferred(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, a.Done)
 	assert.Equal(t, int64(6), a.Done.Size)
-	requireNoInternalKeys(t, e)
+	requireOnlyFinished(t, e)
 }
 
 // An incomplete part that an invocation wrote but could not record (it
@@ -192,9 +211,59 @@ func TestTusRemovesUnrecordedIncompleteParts(t *testing.T) {
 			_, err = e.store.Append(t.Context(), u.ID, tusChunk(3, []byte("def")))
 			require.NoError(t, err)
 			require.NoError(t, e.store.Delete(t.Context(), "orphans.bin"))
+			requireOnlyFinished(t, e)
+			require.NoError(t, e.store.Terminate(t.Context(), u.ID))
 		} else {
 			require.NoError(t, e.store.Terminate(t.Context(), u.ID))
 		}
 		requireNoInternalKeys(t, e)
 	}
+}
+
+// A finished upload is known until it expires: Resumable says what it
+// became, an empty chunk at its end gets the same answer and writes
+// nothing, Terminate forgets the record (not the file), and past its
+// expiry the record is gone for every caller.
+func TestTusFinishedUploadIsKeptUntilItExpires(t *testing.T) {
+	e := newEnv(t, Options{})
+	u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "f.bin", Size: 4})
+	require.NoError(t, err)
+	a, err := e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("abcd")))
+	require.NoError(t, err)
+	require.NotNil(t, a.Done)
+
+	got, err := e.store.Resumable(t.Context(), u.ID)
+	require.NoError(t, err)
+	require.NotNil(t, got.Done)
+	assert.Equal(t, int64(4), got.Offset)
+	assert.Equal(t, a.Done.SHA256, got.Done.SHA256)
+	assert.Equal(t, a.Done.CRC64NVME, got.Done.CRC64NVME)
+	again, err := e.store.Append(t.Context(), u.ID, tusChunk(4, nil))
+	require.NoError(t, err)
+	require.NotNil(t, again.Done)
+	assert.Equal(t, a.Done.SHA256, again.Done.SHA256)
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(4, []byte("e")))
+	require.ErrorIs(t, err, store.ErrUploadTooLarge)
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("wxyz")))
+	require.ErrorIs(t, err, store.ErrOffsetMismatch)
+	requireOnlyFinished(t, e)
+
+	// Past its expiry, as the record's own creation time says.
+	rec, etag, err := e.store.loadTusRecord(t.Context(), u.ID)
+	require.NoError(t, err)
+	rec.Created = rec.Created.Add(-tusExpiry - time.Minute)
+	_, err = e.store.putTusRecord(t.Context(), u.ID, &rec, etag)
+	require.NoError(t, err)
+	_, err = e.store.Resumable(t.Context(), u.ID)
+	require.ErrorIs(t, err, store.ErrUploadNotFound)
+
+	u, err = e.store.CreateResumable(t.Context(), store.Resumable{Name: "g.bin", Size: 1})
+	require.NoError(t, err)
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("g")))
+	require.NoError(t, err)
+	require.NoError(t, e.store.Terminate(t.Context(), u.ID))
+	_, err = e.store.Resumable(t.Context(), u.ID)
+	require.ErrorIs(t, err, store.ErrUploadNotFound)
+	_, err = e.store.Stat(t.Context(), "g.bin")
+	require.NoError(t, err)
 }
