@@ -12,8 +12,10 @@ package s3store
 //
 // An Append claims the upload first: it writes the state with a lease,
 // with If-Match on the ETag it read, so of two invocations only one gets
-// it and the other is refused with ErrLocked; a lease ends with the
-// invocation's deadline, so one that died holds the upload no longer. The
+// it and the other is refused with ErrLocked. The lease is short, and
+// renewed (If-Match again) while the Append runs, so an invocation that
+// died (a crash, a timeout, a kill) holds the upload for at most a lease
+// after its last renewal, not until its deadline. The
 // holder streams the incomplete part and then the chunk through one
 // part-sized buffer, uploading each full part, writes what is short of a
 // part as a new incomplete-part object, and writes the state again, with
@@ -37,6 +39,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -54,9 +57,11 @@ const (
 	// template's lifecycle rule aborts multipart uploads a day after they
 	// began.
 	tusExpiry = 24 * time.Hour
-	// tusLease bounds the lease of an Append whose context has no
-	// deadline (the local server over S3).
-	tusLease = 15 * time.Minute
+	// tusLease is how long an Append holds an upload past its last
+	// renewal: what a client retrying after a crash waits, at most, for
+	// 423 to end. It is shorter than tus-js-client's default retries
+	// take, and long enough for a renewal's PutObject to land.
+	tusLease = 6 * time.Second
 	// maxTusRecord bounds what is read of a state: 10,000 parts of about
 	// 100 bytes.
 	maxTusRecord = 2 << 20
@@ -305,11 +310,7 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 	// Claim the upload: of two requests that read the same state, one
 	// writes the lease and the other fails If-Match.
 	before := rec
-	lease, ok := ctx.Deadline()
-	if !ok || lease.Sub(now) > tusLease {
-		lease = now.Add(tusLease)
-	}
-	rec.Lease = lease.UTC()
+	rec.Lease = s.leaseEnd(ctx, now)
 	if c.Size != store.UnknownSize {
 		rec.Size = c.Size
 	}
@@ -317,9 +318,13 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 	if err != nil {
 		return store.Appended{}, err
 	}
+	hold := s.holdTus(ctx, id, rec, leaseETag)
+	defer hold.end()
+	ctx = hold.ctx
 	var newPending string
 	release := true
 	defer func() {
+		leaseETag := hold.stop()
 		if err == nil || !release {
 			return
 		}
@@ -345,7 +350,7 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 			return store.Appended{}, fmt.Errorf("%w: tus upload %s is assembled; a chunk of %d bytes at %d does not end it", store.ErrUploadMismatch, id, n, rec.Offset)
 		}
 		release = false
-		return s.publishTus(ctx, id, &rec, leaseETag)
+		return s.publishTus(ctx, id, &rec, hold.stop())
 	}
 	room := c.MaxSize - rec.Offset
 	if rec.Size != store.UnknownSize {
@@ -420,7 +425,7 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 		empty := sha256.Sum256(nil)
 		rec.Digest = hex.EncodeToString(empty[:])
 		rec.Whole = store.EncodeCRC64NVME(store.NewCRC64NVME().Sum64())
-		return s.publishTus(ctx, id, &rec, leaseETag)
+		return s.publishTus(ctx, id, &rec, hold.stop())
 	case last && k > 0:
 		p, err := s.uploadTusPart(ctx, id, staging, &rec, int32(len(parts)+1), buf[:k])
 		if err != nil {
@@ -453,10 +458,10 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 			return store.Appended{}, err
 		}
 		release = false
-		return s.publishTus(ctx, id, &rec, leaseETag)
+		return s.publishTus(ctx, id, &rec, hold.stop())
 	}
 	rec.Lease = time.Time{}
-	if _, err := s.putTusRecord(ctx, id, &rec, leaseETag); err != nil {
+	if _, err := s.putTusRecord(ctx, id, &rec, hold.stop()); err != nil {
 		return store.Appended{}, err
 	}
 	newPending = ""
@@ -465,6 +470,89 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 		s.deleteObject(context.WithoutCancel(ctx), oldPending)
 	}
 	return store.Appended{Upload: rec.resumable(id)}, nil
+}
+
+// leaseEnd is when a lease taken or renewed now ends: a lease later, or
+// the invocation's deadline, whichever is sooner.
+func (s *Store) leaseEnd(ctx context.Context, now time.Time) time.Time {
+	ttl := s.tusLease
+	if ttl <= 0 {
+		ttl = tusLease
+	}
+	end := now.Add(ttl)
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
+	}
+	return end.UTC()
+}
+
+// tusHold renews an Append's lease until stopped: every third of a lease
+// it writes the state it claimed again, with a later lease, If-Match on
+// the ETag of its last write. A renewal that fails (the upload was
+// terminated, or S3 is out of reach until the lease would end) cancels
+// ctx, and the Append stops.
+type tusHold struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	mu   sync.Mutex
+	etag string
+}
+
+func (s *Store) holdTus(ctx context.Context, id string, rec tusRecord, etag string) *tusHold {
+	ctx, cancel := context.WithCancelCause(ctx)
+	h := &tusHold{ctx: ctx, cancel: cancel, quit: make(chan struct{}), done: make(chan struct{}), etag: etag}
+	rec.Parts = slices.Clone(rec.Parts)
+	every := time.Until(rec.Lease) / 3
+	go func() {
+		defer close(h.done)
+		if every <= 0 {
+			return
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-h.quit:
+				return
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				rec.Lease = s.leaseEnd(ctx, now)
+				h.mu.Lock()
+				etag, err := s.putTusRecord(ctx, id, &rec, h.etag)
+				if err == nil {
+					h.etag = etag
+				}
+				h.mu.Unlock()
+				if err != nil {
+					cancel(fmt.Errorf("s3store: tus upload %s: renew the lease: %w", id, err))
+					return
+				}
+			}
+		}
+	}()
+	return h
+}
+
+// stop ends the renewals and returns the ETag of the state as the last
+// one left it, for the Append's own next write. It may be called again;
+// ctx stays as it is until end.
+func (h *tusHold) stop() string {
+	h.once.Do(func() { close(h.quit) })
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.etag
+}
+
+// end stops the renewals and releases ctx.
+func (h *tusHold) end() {
+	h.stop()
+	h.cancel(nil)
 }
 
 // uploadTusPart uploads one part with its CRC-64/NVME.

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/store"
 )
@@ -266,4 +270,112 @@ func TestTusFinishedUploadIsKeptUntilItExpires(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrUploadNotFound)
 	_, err = e.store.Stat(t.Context(), "g.bin")
 	require.NoError(t, err)
+}
+
+// stallEnv carries what TestTusStalledAppendProcess needs: the gateway,
+// the upload and the lease, separated by spaces.
+const stallEnv = "SPILLWAY_TEST_TUS_STALL"
+
+// TestTusStalledAppendProcess is the process that
+// TestTusLeaseOfAKilledAppendEnds kills: an Append whose body, its stdin,
+// stalls after a few bytes.
+func TestTusStalledAppendProcess(t *testing.T) {
+	v := os.Getenv(stallEnv)
+	if v == "" {
+		t.Skip("run as a child of TestTusLeaseOfAKilledAppendEnds")
+	}
+	var gw testservers.S3
+	var id string
+	var lease time.Duration
+	_, err := fmt.Sscan(v, &gw.Endpoint, &gw.Region, &gw.AccessKey, &gw.SecretKey, &gw.Bucket, &id, &lease)
+	require.NoError(t, err)
+	st := New(gw.Client(), gw.Bucket, Options{})
+	st.tusLease = lease
+	_, err = st.Append(t.Context(), id, store.Chunk{Offset: 0, Size: store.UnknownSize, Body: os.Stdin, MaxSize: 1 << 40})
+	t.Fatalf("the Append was to be killed, it returned %v", err)
+}
+
+// An invocation killed mid-PATCH (a crash: no deferred release runs)
+// holds the upload only until its lease ends, a lease after its last
+// renewal, and not until its deadline; while it lives, its renewals keep
+// the upload its own.
+func TestTusLeaseOfAKilledAppendEnds(t *testing.T) {
+	const lease = 2 * time.Second
+	e := newEnv(t, Options{})
+	u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "killed.bin", Size: 6})
+	require.NoError(t, err)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTusStalledAppendProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %s %s %s %d", stallEnv,
+		e.gw.Endpoint, e.gw.Region, e.gw.AccessKey, e.gw.SecretKey, e.gw.Bucket, u.ID, int64(lease)))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = testservers.DieWithParent()
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	_, err = stdin.Write([]byte("abc"))
+	require.NoError(t, err)
+
+	// until polls the upload's state until cond holds, for at most d.
+	until := func(d time.Duration, what string, cond func(tusRecord) bool) tusRecord {
+		t.Helper()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(d)
+		for {
+			rec, _, err := e.store.loadTusRecord(t.Context(), u.ID)
+			require.NoError(t, err)
+			if cond(rec) {
+				return rec
+			}
+			select {
+			case <-tick.C:
+			case <-deadline:
+				require.FailNow(t, "timed out waiting: "+what)
+			case <-exited:
+				require.FailNow(t, "the child exited", "%v", cmd.ProcessState)
+			}
+		}
+	}
+	first := until(10*time.Second, "the child's lease", func(r tusRecord) bool { return !r.Lease.IsZero() }).Lease
+	// Past the first lease's end, a renewal holds the upload still.
+	renewed := until(3*lease, "a renewal", func(r tusRecord) bool { return r.Lease.After(first) && time.Now().After(first) }).Lease
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("xyzxyz")))
+	require.ErrorIs(t, err, store.ErrLocked)
+
+	require.NoError(t, cmd.Process.Kill())
+	<-exited
+	killed := time.Now()
+	held := until(lease, "the last lease", func(r tusRecord) bool { return true }).Lease
+	require.False(t, held.Before(renewed))
+	assert.LessOrEqual(t, held.Sub(killed), lease, "held past a lease after the kill")
+
+	// The next Append succeeds as soon as that lease ends.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		a, err := e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("xyzxyz")))
+		if err == nil {
+			require.NotNil(t, a.Done)
+			break
+		}
+		require.ErrorIs(t, err, store.ErrLocked)
+		require.Less(t, time.Since(killed), lease+time.Second, "still locked a lease after the kill")
+		<-tick.C
+	}
+	t.Logf("free again %s after the kill (lease %s)", time.Since(killed).Round(time.Millisecond), lease)
+	_, r, err := e.store.Open(t.Context(), "killed.bin")
+	require.NoError(t, err)
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	require.NoError(t, err)
+	assert.Equal(t, "xyzxyz", string(b))
+	// The dead invocation's part never became the file's.
+	requireOnlyFinished(t, e)
 }
