@@ -30,14 +30,11 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"spillway/internal/writeback"
 	"spillway/store"
 )
 
@@ -148,24 +145,8 @@ func (s *Store) writeTusState(dir *os.Root, st *tusState) error {
 	if err != nil {
 		return fmt.Errorf("dirstore: tus state: %w", err)
 	}
-	tmp := stagePrefix + rand.Text() + stageSuffix
-	f, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("dirstore: tus state: %w", uploadsError(err))
-	}
-	_, err = f.Write(data)
-	if err == nil && s.opts.Fsync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = dir.Rename(tmp, tusStateName)
-	}
-	if err != nil {
-		dir.Remove(tmp)
-		return fmt.Errorf("dirstore: tus state: %w", uploadsError(err))
+	if err := replaceFile(dir, stagePrefix+rand.Text()+stageSuffix, tusStateName, data, s.opts.Fsync); err != nil {
+		return fmt.Errorf("dirstore: tus state: %w", err)
 	}
 	if s.opts.Fsync {
 		d, err := dir.Open(".")
@@ -357,7 +338,7 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.App
 	if err := restore(crc, st.CRC64); err != nil {
 		return store.Appended{}, fmt.Errorf("dirstore: tus upload %s: %w: %w", id, errDamaged, err)
 	}
-	n, rerr := s.writeAt(ctx, u.data, st.Offset, c.Body, room, sum, crc)
+	n, rerr := s.writeInPlace(ctx, u.data, st.Offset, c.Body, room, sum, crc)
 	keep := rerr == nil
 	switch {
 	case errors.Is(rerr, store.ErrUploadTooLarge):
@@ -397,77 +378,6 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.App
 		return store.Appended{}, err
 	}
 	return store.Appended{Upload: st.resumable(id, time.Now(), s.uploadTTL())}, rerr
-}
-
-// writeAt copies r to f from off, and refuses more than room bytes
-// (store.ErrUploadTooLarge). Each hash runs in a goroutine of its own on
-// the buffers already written, so that hashing (SHA-256 and CRC-64/NVME
-// together are slower than this disk) overlaps reading and writing; a
-// few buffers of copyBuffer bytes bound the memory.
-func (s *Store) writeAt(ctx context.Context, f *os.File, off int64, r io.Reader, room int64, hashes ...hash.Hash) (n int64, err error) {
-	const buffers = 4
-	type job struct {
-		b    []byte
-		left *atomic.Int32 // hashes still to see b
-	}
-	free := make(chan []byte, buffers)
-	for range buffers {
-		free <- make([]byte, copyBuffer)
-	}
-	ins := make([]chan job, len(hashes))
-	var wg sync.WaitGroup
-	for i, h := range hashes {
-		ins[i] = make(chan job, buffers)
-		wg.Go(func() {
-			for j := range ins[i] {
-				h.Write(j.b)
-				if j.left.Add(-1) == 0 {
-					free <- j.b[:cap(j.b)]
-				}
-			}
-		})
-	}
-	defer func() {
-		for _, in := range ins {
-			close(in)
-		}
-		// The hashes are whole once every buffer sent is hashed.
-		wg.Wait()
-	}()
-	var flushed int64 // writeback started up to off+flushed
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		buf := <-free
-		k, rerr := io.ReadFull(r, buf)
-		if int64(k) > room-n {
-			return n, store.ErrUploadTooLarge
-		}
-		if k > 0 {
-			if _, err := f.WriteAt(buf[:k], off+n); err != nil {
-				return n, fmt.Errorf("dirstore: write: %w", uploadsError(err))
-			}
-			n += int64(k)
-			if s.opts.Fsync && n-flushed >= writeback.Behind {
-				writeback.Start(f, off+flushed, n-flushed)
-				flushed = n
-			}
-			left := new(atomic.Int32)
-			left.Store(int32(len(ins)))
-			for _, in := range ins {
-				in <- job{buf[:k], left}
-			}
-		} else {
-			free <- buf
-		}
-		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-			return n, nil
-		case rerr != nil:
-			return n, rerr
-		}
-	}
 }
 
 func restore(h hash.Hash, state []byte) error {
