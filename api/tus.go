@@ -223,6 +223,10 @@ func (h *Handler) tusHead(w http.ResponseWriter, r *http.Request, x *exchange, i
 		hdr.Set("Upload-Metadata", u.Metadata)
 	}
 	hdr.Set("Upload-Expires", u.Expires.Format(http.TimeFormat))
+	if u.Done != nil {
+		// A client resuming a URL it stored finds the upload complete.
+		resultHeaders(hdr, x, u.Done)
+	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -276,10 +280,17 @@ func (h *Handler) tusPatch(w http.ResponseWriter, r *http.Request, x *exchange, 
 	if err != nil {
 		return err
 	}
-	if err := h.tusFinished(r.Context(), x, a); err != nil {
-		return err
+	if u.Done == nil {
+		if err := h.tusFinished(r.Context(), x, a); err != nil {
+			return err
+		}
 	}
 	tusResult(w, x, a)
+	if u.Done != nil {
+		// The last answer again, for a client that lost it: nothing was
+		// stored this time, and the hook heard of the file already.
+		x.files, x.stored = 0, 0
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -339,9 +350,14 @@ func tusResult(w http.ResponseWriter, x *exchange, a store.Appended) {
 		return
 	}
 	x.files, x.stored = 1, a.Done.Size
-	hdr.Set(headerStoredFile, fileURL(x.shown(a.Done.Name)))
-	hdr.Set(headerSHA256, a.Done.SHA256)
-	hdr.Set(headerCRC64NVME, a.Done.CRC64NVME)
+	resultHeaders(hdr, x, a.Done)
+}
+
+// resultHeaders names a finished upload's file, as the client sees it.
+func resultHeaders(hdr http.Header, x *exchange, f *store.Finished) {
+	hdr.Set(headerStoredFile, fileURL(x.shown(f.Name)))
+	hdr.Set(headerSHA256, f.SHA256)
+	hdr.Set(headerCRC64NVME, f.CRC64NVME)
 }
 
 // tusTerminate is the termination extension.

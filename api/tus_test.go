@@ -79,6 +79,20 @@ func (s *server) tusOffset(t *testing.T, path string) int64 {
 	return n
 }
 
+// requireTusFinished checks that the tus uploads left in the store's
+// upload state are finished ones' records: a state and no bytes.
+func requireTusFinished(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, ".spillway-uploads", "tus"))
+	require.NoError(t, err)
+	for _, e := range entries {
+		files, err := os.ReadDir(filepath.Join(dir, ".spillway-uploads", "tus", e.Name()))
+		require.NoError(t, err)
+		require.Len(t, files, 1, e.Name())
+		assert.Equal(t, "state.json", files[0].Name())
+	}
+}
+
 // requireTusGone checks that nothing of any tus upload is left in the
 // store's upload state.
 func requireTusGone(t *testing.T, dir string) {
@@ -127,14 +141,52 @@ func TestTusUploadInChunksPublishesTheFile(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(s.dir, "dir/a.bin"))
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(data, got))
-	requireTusGone(t, s.dir)
+	requireTusFinished(t, s.dir)
+	result := func(resp *http.Response) []string {
+		return []string{resp.Header.Get("Spillway-File"), resp.Header.Get("Spillway-Sha256"), resp.Header.Get("Spillway-Crc64nvme")}
+	}
+	want := result(resp)
 
-	// A finished upload is no longer an upload.
+	// A finished upload answers a client that resumes its stored URL: it
+	// is complete, and what it became.
 	req := s.request(t, http.MethodHead, loc, nil, 0)
 	req.Header.Set("Tus-Resumable", "1.0.0")
 	resp, _ = s.do(t, req)
 	s.waitServed(t)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, strconv.Itoa(len(data)), resp.Header.Get("Upload-Offset"))
+	assert.Equal(t, strconv.Itoa(len(data)), resp.Header.Get("Upload-Length"))
+	assert.Equal(t, want, result(resp))
+
+	// An empty PATCH at its end gets the last answer again; nothing is
+	// stored again, and nothing else is taken.
+	resp, body = s.tusPatch(t, loc, int64(len(data)), nil)
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(body))
+	assert.Equal(t, strconv.Itoa(len(data)), resp.Header.Get("Upload-Offset"))
+	assert.Equal(t, want, result(resp))
+	resp, body = s.tusPatch(t, loc, 0, data[:10])
+	requireError(t, resp, body, http.StatusConflict, "offset_mismatch")
+	resp, body = s.tusPatch(t, loc, int64(len(data)), []byte("more"))
+	requireError(t, resp, body, http.StatusRequestEntityTooLarge, "too_large")
+	got, err = os.ReadFile(filepath.Join(s.dir, "dir/a.bin"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got))
+
+	// Terminating it forgets the record, not the file.
+	req = s.request(t, http.MethodDelete, loc, nil, 0)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	resp, _ = s.do(t, req)
+	s.waitServed(t)
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	requireTusGone(t, s.dir)
+	req = s.request(t, http.MethodHead, loc, nil, 0)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	resp, _ = s.do(t, req)
+	s.waitServed(t)
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	got, err = os.ReadFile(filepath.Join(s.dir, "dir/a.bin"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got))
 }
 
 func TestTusWrongOffsetIsRefusedAndChangesNothing(t *testing.T) {
@@ -285,7 +337,7 @@ func TestTusCreationWithUploadDeferLengthAndOverride(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, string(got), name)
 	}
-	requireTusGone(t, s.dir)
+	requireTusFinished(t, s.dir)
 }
 
 // Two requests appending to one upload: the second is refused with 423

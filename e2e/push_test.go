@@ -178,7 +178,8 @@ func (tg *target) requireClean(t *testing.T, stored ...string) {
 }
 
 // requireDirHoldsOnly requires that dir holds the named files, the
-// directories leading to them, and at most an empty .spillway-uploads:
+// directories leading to them, and at most a .spillway-uploads empty but
+// for finished tus uploads' records:
 // no part, manifest or staging file, and no leftover directory, but for
 // empty ones on the path of an attempted name. The directory store creates
 // a name's directories before it knows whether the file will be published
@@ -213,11 +214,12 @@ func requireDirHoldsOnly(t *testing.T, dir string, attempted []string, names ...
 		}
 		got = append(got, rel)
 		switch {
-		case want[rel]:
+		case want[rel], uploadtest.FinishedTusRecord(t, dir, rel):
 		case rel == ".spillway-uploads/", rel == ".spillway-uploads/tus/":
-			// The upload areas may stay, empty: tus uploads have their own.
+			// The upload areas may stay, empty but for finished tus
+			// uploads' records: tus uploads have their own.
 			entries, rerr := os.ReadDir(p)
-			if rerr != nil || len(entries) > 1 || len(entries) == 1 && (rel != ".spillway-uploads/" || entries[0].Name() != "tus") {
+			if rerr != nil || len(entries) > 1 && rel == ".spillway-uploads/" || len(entries) == 1 && rel == ".spillway-uploads/" && entries[0].Name() != "tus" {
 				extra = append(extra, rel)
 			}
 		case tolerated[rel]:
@@ -240,7 +242,8 @@ func requireDirHoldsOnly(t *testing.T, dir string, attempted []string, names ...
 }
 
 // requireBucketHoldsOnly requires that the bucket holds exactly the named
-// objects: nothing under .spillway/ (records, staging objects) and no
+// objects: nothing under .spillway/ (records, staging objects) but finished
+// tus uploads' records, and no
 // multipart upload still open.
 func requireBucketHoldsOnly(t *testing.T, gw *testservers.S3, names ...string) {
 	t.Helper()
@@ -250,7 +253,9 @@ func requireBucketHoldsOnly(t *testing.T, gw *testservers.S3, names ...string) {
 	require.NoError(t, err)
 	var keys []string
 	for _, o := range internal.Contents {
-		keys = append(keys, aws.ToString(o.Key))
+		if !finishedTusObject(t, gw, aws.ToString(o.Key)) {
+			keys = append(keys, aws.ToString(o.Key))
+		}
 	}
 	require.Empty(t, keys, "keys left under .spillway/")
 
@@ -261,7 +266,9 @@ func requireBucketHoldsOnly(t *testing.T, gw *testservers.S3, names ...string) {
 		out, err := c.ListObjectsV2(ctx, in)
 		require.NoError(t, err)
 		for _, o := range out.Contents {
-			keys = append(keys, aws.ToString(o.Key))
+			if !finishedTusObject(t, gw, aws.ToString(o.Key)) {
+				keys = append(keys, aws.ToString(o.Key))
+			}
 		}
 		if !aws.ToBool(out.IsTruncated) {
 			break

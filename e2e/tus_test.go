@@ -2,16 +2,20 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -23,7 +27,9 @@ import (
 // a 64 MiB file in 4 MiB chunks (the size to use on a Function URL),
 // killed mid-PATCH halfway through, then run again with the same URL
 // storage; it must resume from the server's offset, not start again, and
-// the stored file must be the file.
+// the stored file must be the file. Run a third time with the URL still in
+// its storage (removeFingerprintOnSuccess off, as in a browser's default),
+// it must find the upload complete and send nothing.
 
 const tusJSClient = "tus-js-client@4.3.1"
 
@@ -95,8 +101,9 @@ func caseTusJSClient(t *testing.T, tg *target) {
 	_, statErr := os.Stat(tg.storedPath(name))
 	require.True(t, os.IsNotExist(statErr), "stored before the upload finished")
 
-	// Run again: it finds the upload in its URL storage and resumes.
-	second, err := runTusJS(t, env...)
+	// Run again: it finds the upload in its URL storage and resumes, and
+	// keeps the URL once it is done.
+	second, err := runTusJS(t, append(env, "TUS_KEEP_URL=1")...)
 	require.NoError(t, err)
 	require.Equal(t, "previous", second[0].Ev)
 	require.Equal(t, 1, second[0].Count, "the URL storage kept the upload")
@@ -133,7 +140,53 @@ func caseTusJSClient(t *testing.T, tg *target) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(size), n)
 	assert.Equal(t, sum, got)
+
+	// The same file again, its URL still stored: the HEAD says the upload
+	// is complete, and what it became, and nothing is sent again.
+	third, err := runTusJS(t, env...)
+	require.NoError(t, err)
+	require.Equal(t, "previous", third[0].Ev)
+	require.Equal(t, 1, third[0].Count, "the URL storage kept the finished upload")
+	var head *tusEvent
+	for i, e := range third {
+		require.NotEqual(t, "error", e.Ev, e.Message)
+		if e.Ev == "req" {
+			require.Equal(t, http.MethodHead, e.Method, "the third run sent more than a HEAD")
+		}
+		if e.Ev == "res" && e.Method == http.MethodHead {
+			head = &third[i]
+		}
+	}
+	require.NotNil(t, head)
+	require.Equal(t, http.StatusOK, head.Status)
+	assert.Equal(t, strconv.Itoa(size), *head.Offset)
+	require.NotNil(t, head.SHA256)
+	assert.Equal(t, sum, *head.SHA256)
+	assert.Equal(t, "/files/"+name, *head.File)
+	assert.Equal(t, "done", third[len(third)-1].Ev)
 	tg.finish(t, name)
 }
 
 const methodPOST = http.MethodPost
+
+var (
+	tusObjectRE = regexp.MustCompile(`^\.spillway/uploads/tus/[A-Z2-7]{26}\.json$`)
+)
+
+// finishedTusObject reports whether key is the record a finished tus
+// upload keeps in the bucket until it expires.
+func finishedTusObject(t *testing.T, gw *testservers.S3, key string) bool {
+	t.Helper()
+	if !tusObjectRE.MatchString(key) {
+		return false
+	}
+	out, err := gw.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(gw.Bucket), Key: aws.String(key)})
+	require.NoError(t, err)
+	defer out.Body.Close()
+	var rec struct {
+		Finished string `json:"finished"`
+		Parts    []any  `json:"parts"`
+		Pending  string `json:"pending"`
+	}
+	return json.NewDecoder(out.Body).Decode(&rec) == nil && rec.Finished != "" && len(rec.Parts) == 0 && rec.Pending == ""
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"time"
@@ -44,6 +45,11 @@ type Resumable struct {
 	// Expires is when the store may remove the upload if no byte arrives
 	// before then; it moves on with every chunk.
 	Expires time.Time
+	// Done is the file a finished upload became, nil before. The store
+	// keeps a finished upload's record until Expires, so that a client
+	// resuming a URL it stored (tus-js-client does by default) learns
+	// that the upload is complete instead of starting it again.
+	Done *Finished
 }
 
 // Chunk is the bytes one request appends.
@@ -91,7 +97,9 @@ type Appended struct {
 // ResumableStore is implemented by stores that take tus uploads (see
 // Caps). Every method that takes an ID returns an error matching
 // ErrUploadNotFound for an unknown one, including an upload that was
-// finished, terminated or expired.
+// terminated or expired. A finished upload is known until it expires:
+// Resumable reports it with Done set, and an empty Append at its end
+// answers the same without storing anything again.
 type ResumableStore interface {
 	// CreateResumable records a new upload of r's Name, Size and
 	// Metadata (its ID, Created and Expires are set by the store and
@@ -104,7 +112,7 @@ type ResumableStore interface {
 	// (or, having waited, ErrOffsetMismatch). When the upload's last byte
 	// arrives, Append publishes the file with the same no-overwrite and
 	// all-or-nothing rules as Put (ErrExists discards the upload) and
-	// forgets the upload; when publishing fails otherwise, the upload
+	// keeps only its record; when publishing fails otherwise, the upload
 	// stays as it was before the chunk, which can then be sent again.
 	Append(ctx context.Context, id string, c Chunk) (Appended, error)
 	// Terminate discards the upload and the bytes it received.
@@ -115,3 +123,23 @@ type ResumableStore interface {
 // every object. Its state can be saved and restored with
 // encoding.BinaryMarshaler, as resumable uploads do between requests.
 func NewCRC64NVME() hash.Hash64 { return crc64nvme.New() }
+
+// AppendFinished is Append on a finished upload r, for the stores: an
+// empty chunk at its end, which a client sends when it lost the last
+// answer, gets the same result again; anything else is refused as being
+// at the wrong offset, or too large.
+func AppendFinished(r Resumable, c Chunk) (Appended, error) {
+	if c.Offset != r.Offset {
+		return Appended{}, fmt.Errorf("%w: tus upload %s is finished at %d, the chunk is for %d", ErrOffsetMismatch, r.ID, r.Offset, c.Offset)
+	}
+	if c.Body != nil {
+		n, err := io.CopyN(io.Discard, c.Body, 1)
+		switch {
+		case n > 0:
+			return Appended{}, fmt.Errorf("%w: tus upload %s is finished", ErrUploadTooLarge, r.ID)
+		case err != nil && err != io.EOF:
+			return Appended{}, fmt.Errorf("tus upload %s: %w", r.ID, err)
+		}
+	}
+	return Appended{Upload: r, Done: r.Done}, nil
+}

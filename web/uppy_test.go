@@ -130,13 +130,23 @@ type uppyOutcome struct {
 	} `json:"failed"`
 }
 
-// uppyResult is what the page reports: the upload, and with losePart the
-// first try's outcome, the sends of each part number and Uppy's errors.
+// uppyResult is what the page reports: the upload, and with losePart or
+// losePatch the first try's outcome, the sends of each part number (aws-s3)
+// or each PATCH and the creations (tus), and Uppy's errors.
 type uppyResult struct {
 	uppyOutcome
-	FirstTry *uppyOutcome `json:"firstTry"`
-	Sends    map[int]int  `json:"sends"`
-	Logged   []string     `json:"logged"`
+	FirstTry  *uppyOutcome `json:"firstTry"`
+	Sends     map[int]int  `json:"sends"`
+	Patches   []tusPatch   `json:"patches"`
+	Creations int          `json:"creations"`
+	Logged    []string     `json:"logged"`
+}
+
+// tusPatch is one PATCH @uppy/tus sent: its Upload-Offset, and whether
+// the page made it fail as a lost connection.
+type tusPatch struct {
+	Offset int64 `json:"offset"`
+	Lost   bool  `json:"lost"`
 }
 
 // runUppy loads the page in a fresh browser, uploads files through plugin
@@ -248,6 +258,33 @@ func TestUppy(t *testing.T) {
 					{"tus-small.bin", 200 << 10},
 					{"tus-large.bin", 9<<20 + 5},
 				})
+			})
+			// The connection lost at the second chunk, past every retry of
+			// the plugin's, then Retry: the upload resumes at the server's
+			// offset, with no new creation and no chunk sent twice.
+			t.Run("tus resume", func(t *testing.T) {
+				const chunk = 4 << 20
+				res := runUppy(t, page, tg, dataDir, map[string]any{"plugin": "tus", "chunkSize": chunk, "losePatch": 2}, []uppyFile{
+					{"tus-resumed.bin", 3*chunk + 9},
+				})
+				require.NotNil(t, res.FirstTry)
+				require.Len(t, res.FirstTry.Failed, 1, "the first try fails at the second chunk")
+				assert.Empty(t, res.FirstTry.Successful)
+				assert.NotEmpty(t, res.Logged, "Uppy logs the failure")
+				assert.Equal(t, 1, res.Creations, "the retry created a new upload rather than resuming")
+				var sent []int64
+				lost := 0
+				for _, p := range res.Patches {
+					if p.Lost {
+						lost++
+						assert.Equal(t, int64(chunk), p.Offset, "a lost PATCH")
+						continue
+					}
+					sent = append(sent, p.Offset)
+				}
+				t.Logf("PATCHes: %+v", res.Patches)
+				assert.Greater(t, lost, 1, "the plugin retried the lost chunk")
+				assert.Equal(t, []int64{0, chunk, 2 * chunk, 3 * chunk}, sent, "the offsets of the PATCHes that arrived")
 			})
 		})
 	}

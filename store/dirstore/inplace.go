@@ -1,9 +1,11 @@
 package dirstore
 
-// An upload's bytes are written in place: each part at its offset in one
-// file, preallocated when the upload is created, which completion links
-// into place. Beside it, the upload keeps a running SHA-256 and CRC64NVME
-// of the parts received from the first on without a gap (the prefix), so
+// An upload's bytes are written in place, by writeInPlace: a multipart
+// upload's parts each at its offset in one file, preallocated when the
+// upload is created, and a tus upload's chunks each at the upload's
+// offset; the last step links the file into place. What an upload keeps
+// beside its bytes is replaced whole, by replaceFile. A multipart upload
+// keeps a running SHA-256 and CRC64NVME of the parts received from the first on without a gap (the prefix), so
 // that completion hashes only what the prefix has not reached yet, which
 // is normally nothing.
 
@@ -18,9 +20,14 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/minio/crc64nvme"
+
+	"spillway/internal/writeback"
+	"spillway/store"
 )
 
 const (
@@ -94,23 +101,8 @@ func (h *upload) savePrefix(p *prefix) error {
 	if err != nil {
 		return fmt.Errorf("dirstore: upload %s: save hash state: %w", h.id, err)
 	}
-	f, err := h.dir.OpenFile(prefixTmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("dirstore: upload %s: save hash state: %w", h.id, uploadsError(err))
-	}
-	_, err = f.Write(b)
-	if err == nil && h.s.opts.Fsync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = h.dir.Rename(prefixTmp, prefixName)
-	}
-	if err != nil {
-		h.dir.Remove(prefixTmp)
-		return fmt.Errorf("dirstore: upload %s: save hash state: %w", h.id, uploadsError(err))
+	if err := replaceFile(h.dir, prefixTmp, prefixName, b, h.s.opts.Fsync); err != nil {
+		return fmt.Errorf("dirstore: upload %s: save hash state: %w", h.id, err)
 	}
 	return nil
 }
@@ -174,4 +166,104 @@ func (s *Store) preallocate(f *os.File, size int64) error {
 		}
 		return err
 	}
+}
+
+// writeInPlace copies r to f from off, and refuses more than room bytes
+// (store.ErrUploadTooLarge): a tus chunk at the upload's offset, a
+// multipart part at its own. Each hash runs in a goroutine of its own on
+// the buffers already written, so that hashing (SHA-256 and CRC-64/NVME
+// together are slower than this disk) overlaps reading and writing; a
+// few buffers of copyBuffer bytes bound the memory. With fsync on, the
+// kernel is told to start writing back what is written as it goes, so
+// that the caller's fsync finds little left to do.
+func (s *Store) writeInPlace(ctx context.Context, f *os.File, off int64, r io.Reader, room int64, hashes ...hash.Hash) (n int64, err error) {
+	const buffers = 4
+	type job struct {
+		b    []byte
+		left *atomic.Int32 // hashes still to see b
+	}
+	free := make(chan []byte, buffers)
+	for range buffers {
+		free <- make([]byte, copyBuffer)
+	}
+	ins := make([]chan job, len(hashes))
+	var wg sync.WaitGroup
+	for i, h := range hashes {
+		ins[i] = make(chan job, buffers)
+		wg.Go(func() {
+			for j := range ins[i] {
+				h.Write(j.b)
+				if j.left.Add(-1) == 0 {
+					free <- j.b[:cap(j.b)]
+				}
+			}
+		})
+	}
+	defer func() {
+		for _, in := range ins {
+			close(in)
+		}
+		// The hashes are whole once every buffer sent is hashed.
+		wg.Wait()
+	}()
+	var flushed int64 // writeback started up to off+flushed
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		buf := <-free
+		k, rerr := io.ReadFull(r, buf)
+		if int64(k) > room-n {
+			return n, store.ErrUploadTooLarge
+		}
+		if k > 0 {
+			if _, err := f.WriteAt(buf[:k], off+n); err != nil {
+				return n, fmt.Errorf("dirstore: write: %w", uploadsError(err))
+			}
+			n += int64(k)
+			if s.opts.Fsync && n-flushed >= writeback.Behind {
+				writeback.Start(f, off+flushed, n-flushed)
+				flushed = n
+			}
+			left := new(atomic.Int32)
+			left.Store(int32(len(ins)))
+			for _, in := range ins {
+				in <- job{buf[:k], left}
+			}
+		}
+		if k == 0 || len(ins) == 0 {
+			free <- buf
+		}
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return n, nil
+		case rerr != nil:
+			return n, rerr
+		}
+	}
+}
+
+// replaceFile replaces dir's file name with b, atomically, through the
+// temporary file tmp: a crash leaves the old contents or the new. With
+// durable, the new bytes are on disk before the rename.
+func replaceFile(dir *os.Root, tmp, name string, b []byte, durable bool) error {
+	f, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return uploadsError(err)
+	}
+	_, err = f.Write(b)
+	if err == nil && durable {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = dir.Rename(tmp, name)
+	}
+	if err != nil {
+		dir.Remove(tmp)
+		return uploadsError(err)
+	}
+	return nil
 }

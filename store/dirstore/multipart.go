@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -339,13 +340,13 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, body store.Body) 
 	}
 	defer data.Close()
 	p := h.loadPrefix()
-	w := io.Writer(io.NewOffsetWriter(data, int64(n-1)*h.u.PartSize))
+	var hashes []hash.Hash
 	if p.parts == n-1 {
 		// The part extends the prefix: hash it on the way in.
-		w = io.MultiWriter(w, p.sha, p.crc)
+		hashes = []hash.Hash{p.sha, p.crc}
 	}
-	if err := writeBody(w, body); err != nil {
-		return store.Part{}, fmt.Errorf("dirstore: upload %s: write part %d: %w", id, n, uploadsError(err))
+	if _, err := s.writeInPlace(ctx, data, int64(n-1)*h.u.PartSize, body.Reader(), want, hashes...); err != nil {
+		return store.Part{}, fmt.Errorf("dirstore: upload %s: write part %d: %w", id, n, err)
 	}
 	if s.opts.Fsync {
 		if err := data.Sync(); err != nil {

@@ -12,7 +12,9 @@ package dirstore
 // offset of the last whole chunk, and whatever data holds past it is
 // written over by the next one. The last chunk publishes data itself,
 // linked under the file's name by its descriptor, as Put links a spooled
-// body: the bytes are written once.
+// body: the bytes are written once. A finished upload keeps only its
+// state.json, which says what the file became, until the sweep finds it
+// idle.
 
 import (
 	"context"
@@ -28,14 +30,11 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"spillway/internal/writeback"
 	"spillway/store"
 )
 
@@ -58,13 +57,29 @@ type tusState struct {
 	// MarshalBinary writes them.
 	SHA256 []byte `json:"sha256_state"`
 	CRC64  []byte `json:"crc64nvme_state"`
+	// Done is the published file, once the upload finished.
+	Done *tusDone `json:"done,omitempty"`
+}
+
+// tusDone is what a finished upload became.
+type tusDone struct {
+	Modified  time.Time `json:"modified"`
+	SHA256    string    `json:"sha256"`
+	CRC64NVME string    `json:"crc64nvme"`
 }
 
 func (st *tusState) resumable(id string, modified time.Time, ttl time.Duration) store.Resumable {
-	return store.Resumable{
+	r := store.Resumable{
 		ID: id, Name: st.Name, Size: st.Size, Offset: st.Offset, Metadata: st.Metadata,
 		Created: st.Created, Expires: modified.Add(ttl).UTC().Truncate(time.Second),
 	}
+	if d := st.Done; d != nil {
+		r.Done = &store.Finished{
+			Info:   store.Info{Name: st.Name, Size: st.Size, Modified: d.Modified},
+			SHA256: d.SHA256, CRC64NVME: d.CRC64NVME,
+		}
+	}
+	return r
 }
 
 // CreateResumable implements store.ResumableStore. The upload's directory
@@ -130,24 +145,8 @@ func (s *Store) writeTusState(dir *os.Root, st *tusState) error {
 	if err != nil {
 		return fmt.Errorf("dirstore: tus state: %w", err)
 	}
-	tmp := stagePrefix + rand.Text() + stageSuffix
-	f, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("dirstore: tus state: %w", uploadsError(err))
-	}
-	_, err = f.Write(data)
-	if err == nil && s.opts.Fsync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = dir.Rename(tmp, tusStateName)
-	}
-	if err != nil {
-		dir.Remove(tmp)
-		return fmt.Errorf("dirstore: tus state: %w", uploadsError(err))
+	if err := replaceFile(dir, stagePrefix+rand.Text()+stageSuffix, tusStateName, data, s.opts.Fsync); err != nil {
+		return fmt.Errorf("dirstore: tus state: %w", err)
 	}
 	if s.opts.Fsync {
 		d, err := dir.Open(".")
@@ -286,6 +285,10 @@ func (s *Store) Terminate(_ context.Context, id string) error {
 		return err
 	}
 	defer u.close()
+	if u.st.Done != nil {
+		// Only the record is left, which no Append changes.
+		return s.removeTus(u)
+	}
 	if err := u.lock(); err != nil {
 		return err
 	}
@@ -299,10 +302,18 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.App
 		return store.Appended{}, err
 	}
 	defer u.close()
+	if u.st.Done != nil {
+		return store.AppendFinished(u.st.resumable(id, u.mod, s.uploadTTL()), c)
+	}
 	if err := u.lock(); err != nil {
 		return store.Appended{}, err
 	}
 	st := u.st
+	if st.Done != nil {
+		// Finished while this opened it: data is the published file now,
+		// and is not written.
+		return store.AppendFinished(st.resumable(id, u.mod, s.uploadTTL()), c)
+	}
 	if c.Offset != st.Offset {
 		return store.Appended{}, fmt.Errorf("%w: tus upload %s is at %d, the chunk is for %d", store.ErrOffsetMismatch, id, st.Offset, c.Offset)
 	}
@@ -327,7 +338,7 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.App
 	if err := restore(crc, st.CRC64); err != nil {
 		return store.Appended{}, fmt.Errorf("dirstore: tus upload %s: %w: %w", id, errDamaged, err)
 	}
-	n, rerr := s.writeAt(ctx, u.data, st.Offset, c.Body, room, sum, crc)
+	n, rerr := s.writeInPlace(ctx, u.data, st.Offset, c.Body, room, sum, crc)
 	keep := rerr == nil
 	switch {
 	case errors.Is(rerr, store.ErrUploadTooLarge):
@@ -369,77 +380,6 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.App
 	return store.Appended{Upload: st.resumable(id, time.Now(), s.uploadTTL())}, rerr
 }
 
-// writeAt copies r to f from off, and refuses more than room bytes
-// (store.ErrUploadTooLarge). Each hash runs in a goroutine of its own on
-// the buffers already written, so that hashing (SHA-256 and CRC-64/NVME
-// together are slower than this disk) overlaps reading and writing; a
-// few buffers of copyBuffer bytes bound the memory.
-func (s *Store) writeAt(ctx context.Context, f *os.File, off int64, r io.Reader, room int64, hashes ...hash.Hash) (n int64, err error) {
-	const buffers = 4
-	type job struct {
-		b    []byte
-		left *atomic.Int32 // hashes still to see b
-	}
-	free := make(chan []byte, buffers)
-	for range buffers {
-		free <- make([]byte, copyBuffer)
-	}
-	ins := make([]chan job, len(hashes))
-	var wg sync.WaitGroup
-	for i, h := range hashes {
-		ins[i] = make(chan job, buffers)
-		wg.Go(func() {
-			for j := range ins[i] {
-				h.Write(j.b)
-				if j.left.Add(-1) == 0 {
-					free <- j.b[:cap(j.b)]
-				}
-			}
-		})
-	}
-	defer func() {
-		for _, in := range ins {
-			close(in)
-		}
-		// The hashes are whole once every buffer sent is hashed.
-		wg.Wait()
-	}()
-	var flushed int64 // writeback started up to off+flushed
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		buf := <-free
-		k, rerr := io.ReadFull(r, buf)
-		if int64(k) > room-n {
-			return n, store.ErrUploadTooLarge
-		}
-		if k > 0 {
-			if _, err := f.WriteAt(buf[:k], off+n); err != nil {
-				return n, fmt.Errorf("dirstore: write: %w", uploadsError(err))
-			}
-			n += int64(k)
-			if s.opts.Fsync && n-flushed >= writeback.Behind {
-				writeback.Start(f, off+flushed, n-flushed)
-				flushed = n
-			}
-			left := new(atomic.Int32)
-			left.Store(int32(len(ins)))
-			for _, in := range ins {
-				in <- job{buf[:k], left}
-			}
-		} else {
-			free <- buf
-		}
-		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-			return n, nil
-		case rerr != nil:
-			return n, rerr
-		}
-	}
-}
-
 func restore(h hash.Hash, state []byte) error {
 	return h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state)
 }
@@ -475,8 +415,20 @@ func (s *Store) publishTus(ctx context.Context, u *tusUpload, st *tusState, sum 
 	if err != nil {
 		return nil, mapError(st.Name, err)
 	}
-	s.removeTus(u)
-	return &store.Finished{Info: info(st.Name, fi), SHA256: hex.EncodeToString(digest[:]), CRC64NVME: store.EncodeCRC64NVME(crc.Sum64())}, nil
+	done := &store.Finished{Info: info(st.Name, fi), SHA256: hex.EncodeToString(digest[:]), CRC64NVME: store.EncodeCRC64NVME(crc.Sum64())}
+	// The file is published; what follows is best effort. The record
+	// replaces the state before data's name goes, so that no Append
+	// writes into the published file through that name.
+	st.Done = &tusDone{Modified: fi.ModTime().UTC(), SHA256: done.SHA256, CRC64NVME: done.CRC64NVME}
+	st.SHA256, st.CRC64 = nil, nil
+	if err := s.writeTusState(u.dir, st); err != nil {
+		s.removeTus(u)
+		return done, nil
+	}
+	if err := u.dir.Remove(tusDataName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.removeTus(u)
+	}
+	return done, nil
 }
 
 // tusBody is an upload's data as a store.FileBody, for Put.
@@ -533,7 +485,14 @@ func (s *Store) sweepTus(cutoff time.Time) int {
 			}
 			continue
 		}
-		if u.mod.Before(cutoff) {
+		switch {
+		case !u.mod.Before(cutoff):
+		case u.st.Done != nil:
+			// A finished upload's record, which no Append holds.
+			if s.removeTus(u) == nil {
+				removed++
+			}
+		default:
 			if err := u.lock(); err == nil && u.mod.Before(cutoff) && s.removeTus(u) == nil {
 				removed++
 			}

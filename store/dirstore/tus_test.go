@@ -59,9 +59,57 @@ func TestTusResumesAcrossARestart(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "r.bin"))
 	require.NoError(t, err)
 	assert.Equal(t, "0123456789", string(b))
-	entries, err := os.ReadDir(tusDir(dir))
+	// Only the finished upload's record is left: no bytes of its own.
+	entries, err := os.ReadDir(filepath.Join(tusDir(dir), u.ID))
 	require.NoError(t, err)
-	assert.Empty(t, entries)
+	require.Len(t, entries, 1)
+	assert.Equal(t, "state.json", entries[0].Name())
+}
+
+// A finished upload is known until it expires: Resumable says what it
+// became, an empty chunk at its end gets the same answer and writes
+// nothing, and the sweep removes the record once it is idle past the TTL,
+// not the file.
+func TestTusFinishedUploadIsKeptUntilItExpires(t *testing.T) {
+	dir := t.TempDir()
+	opts := dirstore.Options{UploadTTL: time.Hour, Fsync: true}
+	s, _, err := dirstore.Open(dir, opts)
+	require.NoError(t, err)
+	u, err := s.CreateResumable(t.Context(), store.Resumable{Name: "f.bin", Size: 4})
+	require.NoError(t, err)
+	a := appendChunk(t, s, u.ID, 0, []byte("abcd"))
+	require.NotNil(t, a.Done)
+
+	got, err := s.Resumable(t.Context(), u.ID)
+	require.NoError(t, err)
+	require.NotNil(t, got.Done)
+	assert.Equal(t, int64(4), got.Offset)
+	assert.Equal(t, a.Done.SHA256, got.Done.SHA256)
+	assert.Equal(t, a.Done.CRC64NVME, got.Done.CRC64NVME)
+	assert.Equal(t, "f.bin", got.Done.Name)
+	again := appendChunk(t, s, u.ID, 4, nil)
+	require.NotNil(t, again.Done)
+	assert.Equal(t, a.Done.SHA256, again.Done.SHA256)
+	_, err = s.Append(t.Context(), u.ID, store.Chunk{Offset: 4, Size: store.UnknownSize, Body: bytes.NewReader([]byte("e")), MaxSize: 1 << 30})
+	require.ErrorIs(t, err, store.ErrUploadTooLarge)
+	_, err = s.Append(t.Context(), u.ID, store.Chunk{Offset: 0, Size: store.UnknownSize, Body: bytes.NewReader([]byte("wxyz")), MaxSize: 1 << 30})
+	require.ErrorIs(t, err, store.ErrOffsetMismatch)
+	b, err := os.ReadFile(filepath.Join(dir, "f.bin"))
+	require.NoError(t, err)
+	assert.Equal(t, "abcd", string(b))
+	require.NoError(t, s.Close())
+
+	then := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(tusDir(dir), u.ID, "state.json"), then, then))
+	s, removed, err := dirstore.Open(dir, opts)
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Equal(t, 1, removed)
+	_, err = s.Resumable(t.Context(), u.ID)
+	require.ErrorIs(t, err, store.ErrUploadNotFound)
+	b, err = os.ReadFile(filepath.Join(dir, "f.bin"))
+	require.NoError(t, err)
+	assert.Equal(t, "abcd", string(b))
 }
 
 type errReader struct{}

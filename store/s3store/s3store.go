@@ -67,6 +67,8 @@ type Store struct {
 
 	idsMu     sync.Mutex
 	uploadIDs map[string]string // upload ID -> S3 upload ID; see s3UploadID
+
+	tusLease time.Duration // tus leases' length; zero is tusLease (tus.go)
 }
 
 // pendingAbort is a multipart upload that could not be aborted when it

@@ -12,15 +12,19 @@ package s3store
 //
 // An Append claims the upload first: it writes the state with a lease,
 // with If-Match on the ETag it read, so of two invocations only one gets
-// it and the other is refused with ErrLocked; a lease ends with the
-// invocation's deadline, so one that died holds the upload no longer. The
+// it and the other is refused with ErrLocked. The lease is short, and
+// renewed (If-Match again) while the Append runs, so an invocation that
+// died (a crash, a timeout, a kill) holds the upload for at most a lease
+// after its last renewal, not until its deadline. The
 // holder streams the incomplete part and then the chunk through one
 // part-sized buffer, uploading each full part, writes what is short of a
 // part as a new incomplete-part object, and writes the state again, with
 // If-Match on its lease's ETag, to advance the offset. The last chunk
 // completes the multipart upload, which S3 checks against the whole
-// file's CRC-64/NVME, and publishes it under the name as Complete does:
-// a copy that completes with If-None-Match.
+// file's CRC-64/NVME, at the file's key with If-None-Match, as Complete
+// does. A finished upload keeps its state, marked finished and stripped
+// of its parts, until it expires, so that a client resuming a stored URL
+// learns the result; the lifecycle rule removes it with the rest.
 
 import (
 	"bytes"
@@ -35,6 +39,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -52,9 +57,11 @@ const (
 	// template's lifecycle rule aborts multipart uploads a day after they
 	// began.
 	tusExpiry = 24 * time.Hour
-	// tusLease bounds the lease of an Append whose context has no
-	// deadline (the local server over S3).
-	tusLease = 15 * time.Minute
+	// tusLease is how long an Append holds an upload past its last
+	// renewal: what a client retrying after a crash waits, at most, for
+	// 423 to end. It is shorter than tus-js-client's default retries
+	// take, and long enough for a renewal's PutObject to land.
+	tusLease = 6 * time.Second
 	// maxTusRecord bounds what is read of a state: 10,000 parts of about
 	// 100 bytes.
 	maxTusRecord = 2 << 20
@@ -86,6 +93,8 @@ type tusRecord struct {
 	AssembledETag string `json:"assembled_etag,omitempty"`
 	Digest        string `json:"sha256,omitempty"`
 	Whole         string `json:"crc64nvme,omitempty"`
+	// Finished is when the file was published; zero before.
+	Finished time.Time `json:"finished,omitzero"`
 }
 
 type tusPart struct {
@@ -95,8 +104,15 @@ type tusPart struct {
 }
 
 func (r *tusRecord) resumable(id string) store.Resumable {
-	return store.Resumable{ID: id, Name: r.Name, Size: r.Size, Offset: r.Offset, Metadata: r.Metadata,
+	u := store.Resumable{ID: id, Name: r.Name, Size: r.Size, Offset: r.Offset, Metadata: r.Metadata,
 		Created: r.Created, Expires: r.Created.Add(tusExpiry).Truncate(time.Second)}
+	if !r.Finished.IsZero() {
+		u.Done = &store.Finished{
+			Info:   store.Info{Name: r.Name, Size: r.Size, Modified: r.Finished, SHA256: r.Digest},
+			SHA256: r.Digest, CRC64NVME: r.Whole,
+		}
+	}
+	return u
 }
 
 func (s *Store) tusKey(id, suffix string) string { return s.opts.Prefix + tusDir + id + suffix }
@@ -167,6 +183,10 @@ func (s *Store) loadTusRecord(ctx context.Context, id string) (tusRecord, string
 	if err := json.Unmarshal(b, &rec); err != nil || len(b) > maxTusRecord || rec.UploadID == "" {
 		return tusRecord{}, "", fmt.Errorf("%w: s3store: load tus upload %q: damaged state (%d bytes): %v", store.ErrBackend, id, len(b), err)
 	}
+	if !rec.Finished.IsZero() && time.Now().After(rec.Created.Add(tusExpiry)) {
+		// Expired; the lifecycle rule removes the record.
+		return tusRecord{}, "", notFound(id)
+	}
 	return rec, aws.ToString(out.ETag), nil
 }
 
@@ -228,6 +248,13 @@ func (s *Store) removeTus(ctx context.Context, id string, rec *tusRecord) error 
 	if err := s.deleteObject(ctx, s.tusKey(id, ".json")); err != nil {
 		return fmt.Errorf("s3store: remove tus upload %q: %w", id, err)
 	}
+	return s.removeTusObjects(ctx, id, rec)
+}
+
+// removeTusObjects deletes an upload's bytes, not its state.
+func (s *Store) removeTusObjects(ctx context.Context, id string, rec *tusRecord) error {
+	ctx = context.WithoutCancel(ctx)
+	state := s.tusKey(id, ".json") // which the prefix below matches too
 	var errs []error
 	if !rec.Assembled {
 		errs = append(errs, s.abort(ctx, s.key(rec.Name), rec.UploadID))
@@ -243,7 +270,9 @@ func (s *Store) removeTus(ctx context.Context, id string, rec *tusRecord) error 
 			break
 		}
 		for _, o := range page.Contents {
-			errs = append(errs, s.deleteObject(ctx, aws.ToString(o.Key)))
+			if k := aws.ToString(o.Key); k != state {
+				errs = append(errs, s.deleteObject(ctx, k))
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -258,6 +287,9 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 	rec, etag, err := s.loadTusRecord(ctx, id)
 	if err != nil {
 		return store.Appended{}, err
+	}
+	if !rec.Finished.IsZero() {
+		return store.AppendFinished(rec.resumable(id), c)
 	}
 	now := time.Now()
 	switch {
@@ -278,11 +310,7 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 	// Claim the upload: of two requests that read the same state, one
 	// writes the lease and the other fails If-Match.
 	before := rec
-	lease, ok := ctx.Deadline()
-	if !ok || lease.Sub(now) > tusLease {
-		lease = now.Add(tusLease)
-	}
-	rec.Lease = lease.UTC()
+	rec.Lease = s.leaseEnd(ctx, now)
 	if c.Size != store.UnknownSize {
 		rec.Size = c.Size
 	}
@@ -290,9 +318,13 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 	if err != nil {
 		return store.Appended{}, err
 	}
+	hold := s.holdTus(ctx, id, rec, leaseETag)
+	defer hold.end()
+	ctx = hold.ctx
 	var newPending string
 	release := true
 	defer func() {
+		leaseETag := hold.stop()
 		if err == nil || !release {
 			return
 		}
@@ -318,7 +350,7 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 			return store.Appended{}, fmt.Errorf("%w: tus upload %s is assembled; a chunk of %d bytes at %d does not end it", store.ErrUploadMismatch, id, n, rec.Offset)
 		}
 		release = false
-		return s.publishTus(ctx, id, &rec)
+		return s.publishTus(ctx, id, &rec, hold.stop())
 	}
 	room := c.MaxSize - rec.Offset
 	if rec.Size != store.UnknownSize {
@@ -390,12 +422,10 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 			return store.Appended{}, err
 		}
 		release = false
-		s.removeTus(ctx, id, &rec)
 		empty := sha256.Sum256(nil)
-		return store.Appended{Upload: rec.resumable(id), Done: &store.Finished{
-			Info: store.Info{Name: rec.Name, Modified: time.Now().UTC()}, SHA256: hex.EncodeToString(empty[:]),
-			CRC64NVME: store.EncodeCRC64NVME(store.NewCRC64NVME().Sum64()),
-		}}, nil
+		rec.Digest = hex.EncodeToString(empty[:])
+		rec.Whole = store.EncodeCRC64NVME(store.NewCRC64NVME().Sum64())
+		return s.publishTus(ctx, id, &rec, hold.stop())
 	case last && k > 0:
 		p, err := s.uploadTusPart(ctx, id, staging, &rec, int32(len(parts)+1), buf[:k])
 		if err != nil {
@@ -427,14 +457,11 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 			}
 			return store.Appended{}, err
 		}
-		if oldPending != "" {
-			s.deleteObject(context.WithoutCancel(ctx), oldPending)
-		}
 		release = false
-		return s.publishTus(ctx, id, &rec)
+		return s.publishTus(ctx, id, &rec, hold.stop())
 	}
 	rec.Lease = time.Time{}
-	if _, err := s.putTusRecord(ctx, id, &rec, leaseETag); err != nil {
+	if _, err := s.putTusRecord(ctx, id, &rec, hold.stop()); err != nil {
 		return store.Appended{}, err
 	}
 	newPending = ""
@@ -443,6 +470,89 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 		s.deleteObject(context.WithoutCancel(ctx), oldPending)
 	}
 	return store.Appended{Upload: rec.resumable(id)}, nil
+}
+
+// leaseEnd is when a lease taken or renewed now ends: a lease later, or
+// the invocation's deadline, whichever is sooner.
+func (s *Store) leaseEnd(ctx context.Context, now time.Time) time.Time {
+	ttl := s.tusLease
+	if ttl <= 0 {
+		ttl = tusLease
+	}
+	end := now.Add(ttl)
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
+	}
+	return end.UTC()
+}
+
+// tusHold renews an Append's lease until stopped: every third of a lease
+// it writes the state it claimed again, with a later lease, If-Match on
+// the ETag of its last write. A renewal that fails (the upload was
+// terminated, or S3 is out of reach until the lease would end) cancels
+// ctx, and the Append stops.
+type tusHold struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	mu   sync.Mutex
+	etag string
+}
+
+func (s *Store) holdTus(ctx context.Context, id string, rec tusRecord, etag string) *tusHold {
+	ctx, cancel := context.WithCancelCause(ctx)
+	h := &tusHold{ctx: ctx, cancel: cancel, quit: make(chan struct{}), done: make(chan struct{}), etag: etag}
+	rec.Parts = slices.Clone(rec.Parts)
+	every := time.Until(rec.Lease) / 3
+	go func() {
+		defer close(h.done)
+		if every <= 0 {
+			return
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-h.quit:
+				return
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				rec.Lease = s.leaseEnd(ctx, now)
+				h.mu.Lock()
+				etag, err := s.putTusRecord(ctx, id, &rec, h.etag)
+				if err == nil {
+					h.etag = etag
+				}
+				h.mu.Unlock()
+				if err != nil {
+					cancel(fmt.Errorf("s3store: tus upload %s: renew the lease: %w", id, err))
+					return
+				}
+			}
+		}
+	}()
+	return h
+}
+
+// stop ends the renewals and returns the ETag of the state as the last
+// one left it, for the Append's own next write. It may be called again;
+// ctx stays as it is until end.
+func (h *tusHold) stop() string {
+	h.once.Do(func() { close(h.quit) })
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.etag
+}
+
+// end stops the renewals and releases ctx.
+func (h *tusHold) end() {
+	h.stop()
+	h.cancel(nil)
 }
 
 // uploadTusPart uploads one part with its CRC-64/NVME.
@@ -494,14 +604,26 @@ func (s *Store) assembleTus(ctx context.Context, id string, rec *tusRecord, crc 
 }
 
 // publishTus reports the upload published, which its completion at the
-// file's key did, and removes what is left of it.
-func (s *Store) publishTus(ctx context.Context, id string, rec *tusRecord) (store.Appended, error) {
-	s.removeTus(ctx, id, rec)
+// file's key did (or, for an empty file, a Put), replaces its state, held
+// at leaseETag, with the finished upload's record, and removes its bytes.
+// All but the report is best effort: the file is published.
+func (s *Store) publishTus(ctx context.Context, id string, rec *tusRecord, leaseETag string) (store.Appended, error) {
+	ctx = context.WithoutCancel(ctx)
 	info, herr := s.head(ctx, rec.Name)
 	if herr != nil {
 		info = store.Info{Name: rec.Name, Size: rec.Size, Modified: time.Now().UTC(), SHA256: rec.Digest}
 	}
-	return store.Appended{Upload: rec.resumable(id), Done: &store.Finished{Info: info, SHA256: rec.Digest, CRC64NVME: rec.Whole}}, nil
+	done := *rec
+	done.Finished = info.Modified.UTC()
+	done.Lease = time.Time{}
+	done.Assembled = true // nothing left to abort
+	done.Parts, done.Pending, done.PendingSize, done.SHA256, done.CRC64 = nil, "", 0, nil, nil
+	if _, err := s.putTusRecord(ctx, id, &done, leaseETag); err != nil {
+		s.removeTus(ctx, id, rec)
+	} else {
+		s.removeTusObjects(ctx, id, rec)
+	}
+	return store.Appended{Upload: done.resumable(id), Done: &store.Finished{Info: info, SHA256: rec.Digest, CRC64NVME: rec.Whole}}, nil
 }
 
 // emptyBody is the body of an empty file.

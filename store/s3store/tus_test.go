@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/store"
 )
@@ -31,6 +36,24 @@ func requireNoInternalKeys(t *testing.T, e *env) {
 		keys = append(keys, aws.ToString(o.Key))
 	}
 	assert.Empty(t, keys)
+}
+
+// requireOnlyFinished requires that what is left under .spillway/ is the
+// records of finished tus uploads, and no bytes of theirs.
+func requireOnlyFinished(t *testing.T, e *env) {
+	t.Helper()
+	out, err := e.gw.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(e.gw.Bucket), Prefix: aws.String(internalDir)})
+	require.NoError(t, err)
+	for _, o := range out.Contents {
+		key := aws.ToString(o.Key)
+		id, ok := strings.CutSuffix(strings.TrimPrefix(key, tusDir), ".json")
+		require.True(t, ok && store.ValidUploadID(id), "left behind: %s", key)
+		rec, _, err := e.store.loadTusRecord(t.Context(), id)
+		require.NoError(t, err)
+		assert.False(t, rec.Finished.IsZero(), "unfinished: %s", key)
+		assert.Empty(t, rec.Parts)
+		assert.Empty(t, rec.Pending)
+	}
 }
 
 // Chunks shorter than a part, and a chunk that spans several parts, go
@@ -64,7 +87,7 @@ func TestTusChunksAssembleIntoTheFile(t *testing.T) {
 	// kept with the object.
 	assert.Empty(t, info.SHA256)
 	uploadtest.RequireContent(t, f, r)
-	requireNoInternalKeys(t, e)
+	requireOnlyFinished(t, e)
 }
 
 // Two Appends at one offset: the second is refused with ErrLocked while
@@ -96,7 +119,7 @@ func TestTusSecondAppendIsLockedOut(t *testing.T) {
 	b, err := io.ReadAll(r)
 	require.NoError(t, err)
 	assert.Equal(t, "11111111", string(b))
-	requireNoInternalKeys(t, e)
+	requireOnlyFinished(t, e)
 }
 
 // A lease whose holder died (its deadline passed) no longer holds the
@@ -130,7 +153,7 @@ func TestTusLeaseEndsWithItsDeadline(t *testing.T) {
 	require.NoError(t, err)
 	sum := sha256.Sum256([]byte("abcdef"))
 	assert.Equal(t, hex.EncodeToString(sum[:]), a.Done.SHA256)
-	requireNoInternalKeys(t, e)
+	requireOnlyFinished(t, e)
 }
 
 // A name taken while the upload ran is refused at the last chunk, and
@@ -173,7 +196,7 @@ func TestTusEmptyAndDeferred(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, a.Done)
 	assert.Equal(t, int64(6), a.Done.Size)
-	requireNoInternalKeys(t, e)
+	requireOnlyFinished(t, e)
 }
 
 // An incomplete part that an invocation wrote but could not record (it
@@ -192,9 +215,167 @@ func TestTusRemovesUnrecordedIncompleteParts(t *testing.T) {
 			_, err = e.store.Append(t.Context(), u.ID, tusChunk(3, []byte("def")))
 			require.NoError(t, err)
 			require.NoError(t, e.store.Delete(t.Context(), "orphans.bin"))
+			requireOnlyFinished(t, e)
+			require.NoError(t, e.store.Terminate(t.Context(), u.ID))
 		} else {
 			require.NoError(t, e.store.Terminate(t.Context(), u.ID))
 		}
 		requireNoInternalKeys(t, e)
 	}
+}
+
+// A finished upload is known until it expires: Resumable says what it
+// became, an empty chunk at its end gets the same answer and writes
+// nothing, Terminate forgets the record (not the file), and past its
+// expiry the record is gone for every caller.
+func TestTusFinishedUploadIsKeptUntilItExpires(t *testing.T) {
+	e := newEnv(t, Options{})
+	u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "f.bin", Size: 4})
+	require.NoError(t, err)
+	a, err := e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("abcd")))
+	require.NoError(t, err)
+	require.NotNil(t, a.Done)
+
+	got, err := e.store.Resumable(t.Context(), u.ID)
+	require.NoError(t, err)
+	require.NotNil(t, got.Done)
+	assert.Equal(t, int64(4), got.Offset)
+	assert.Equal(t, a.Done.SHA256, got.Done.SHA256)
+	assert.Equal(t, a.Done.CRC64NVME, got.Done.CRC64NVME)
+	again, err := e.store.Append(t.Context(), u.ID, tusChunk(4, nil))
+	require.NoError(t, err)
+	require.NotNil(t, again.Done)
+	assert.Equal(t, a.Done.SHA256, again.Done.SHA256)
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(4, []byte("e")))
+	require.ErrorIs(t, err, store.ErrUploadTooLarge)
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("wxyz")))
+	require.ErrorIs(t, err, store.ErrOffsetMismatch)
+	requireOnlyFinished(t, e)
+
+	// Past its expiry, as the record's own creation time says.
+	rec, etag, err := e.store.loadTusRecord(t.Context(), u.ID)
+	require.NoError(t, err)
+	rec.Created = rec.Created.Add(-tusExpiry - time.Minute)
+	_, err = e.store.putTusRecord(t.Context(), u.ID, &rec, etag)
+	require.NoError(t, err)
+	_, err = e.store.Resumable(t.Context(), u.ID)
+	require.ErrorIs(t, err, store.ErrUploadNotFound)
+
+	u, err = e.store.CreateResumable(t.Context(), store.Resumable{Name: "g.bin", Size: 1})
+	require.NoError(t, err)
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("g")))
+	require.NoError(t, err)
+	require.NoError(t, e.store.Terminate(t.Context(), u.ID))
+	_, err = e.store.Resumable(t.Context(), u.ID)
+	require.ErrorIs(t, err, store.ErrUploadNotFound)
+	_, err = e.store.Stat(t.Context(), "g.bin")
+	require.NoError(t, err)
+}
+
+// stallEnv carries what TestTusStalledAppendProcess needs: the gateway,
+// the upload and the lease, separated by spaces.
+const stallEnv = "SPILLWAY_TEST_TUS_STALL"
+
+// TestTusStalledAppendProcess is the process that
+// TestTusLeaseOfAKilledAppendEnds kills: an Append whose body, its stdin,
+// stalls after a few bytes.
+func TestTusStalledAppendProcess(t *testing.T) {
+	v := os.Getenv(stallEnv)
+	if v == "" {
+		t.Skip("run as a child of TestTusLeaseOfAKilledAppendEnds")
+	}
+	var gw testservers.S3
+	var id string
+	var lease time.Duration
+	_, err := fmt.Sscan(v, &gw.Endpoint, &gw.Region, &gw.AccessKey, &gw.SecretKey, &gw.Bucket, &id, &lease)
+	require.NoError(t, err)
+	st := New(gw.Client(), gw.Bucket, Options{})
+	st.tusLease = lease
+	_, err = st.Append(t.Context(), id, store.Chunk{Offset: 0, Size: store.UnknownSize, Body: os.Stdin, MaxSize: 1 << 40})
+	t.Fatalf("the Append was to be killed, it returned %v", err)
+}
+
+// An invocation killed mid-PATCH (a crash: no deferred release runs)
+// holds the upload only until its lease ends, a lease after its last
+// renewal, and not until its deadline; while it lives, its renewals keep
+// the upload its own.
+func TestTusLeaseOfAKilledAppendEnds(t *testing.T) {
+	const lease = 2 * time.Second
+	e := newEnv(t, Options{})
+	u, err := e.store.CreateResumable(t.Context(), store.Resumable{Name: "killed.bin", Size: 6})
+	require.NoError(t, err)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTusStalledAppendProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %s %s %s %d", stallEnv,
+		e.gw.Endpoint, e.gw.Region, e.gw.AccessKey, e.gw.SecretKey, e.gw.Bucket, u.ID, int64(lease)))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = testservers.DieWithParent()
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	_, err = stdin.Write([]byte("abc"))
+	require.NoError(t, err)
+
+	// until polls the upload's state until cond holds, for at most d.
+	until := func(d time.Duration, what string, cond func(tusRecord) bool) tusRecord {
+		t.Helper()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(d)
+		for {
+			rec, _, err := e.store.loadTusRecord(t.Context(), u.ID)
+			require.NoError(t, err)
+			if cond(rec) {
+				return rec
+			}
+			select {
+			case <-tick.C:
+			case <-deadline:
+				require.FailNow(t, "timed out waiting: "+what)
+			case <-exited:
+				require.FailNow(t, "the child exited", "%v", cmd.ProcessState)
+			}
+		}
+	}
+	first := until(10*time.Second, "the child's lease", func(r tusRecord) bool { return !r.Lease.IsZero() }).Lease
+	// Past the first lease's end, a renewal holds the upload still.
+	renewed := until(3*lease, "a renewal", func(r tusRecord) bool { return r.Lease.After(first) && time.Now().After(first) }).Lease
+	_, err = e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("xyzxyz")))
+	require.ErrorIs(t, err, store.ErrLocked)
+
+	require.NoError(t, cmd.Process.Kill())
+	<-exited
+	killed := time.Now()
+	held := until(lease, "the last lease", func(r tusRecord) bool { return true }).Lease
+	require.False(t, held.Before(renewed))
+	assert.LessOrEqual(t, held.Sub(killed), lease, "held past a lease after the kill")
+
+	// The next Append succeeds as soon as that lease ends.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		a, err := e.store.Append(t.Context(), u.ID, tusChunk(0, []byte("xyzxyz")))
+		if err == nil {
+			require.NotNil(t, a.Done)
+			break
+		}
+		require.ErrorIs(t, err, store.ErrLocked)
+		require.Less(t, time.Since(killed), lease+time.Second, "still locked a lease after the kill")
+		<-tick.C
+	}
+	t.Logf("free again %s after the kill (lease %s)", time.Since(killed).Round(time.Millisecond), lease)
+	_, r, err := e.store.Open(t.Context(), "killed.bin")
+	require.NoError(t, err)
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	require.NoError(t, err)
+	assert.Equal(t, "xyzxyz", string(b))
+	// The dead invocation's part never became the file's.
+	requireOnlyFinished(t, e)
 }

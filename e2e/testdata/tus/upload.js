@@ -11,6 +11,8 @@
 //   TUS_CHUNK     chunkSize in bytes
 //   TUS_KILL_AT   when set, the client kills itself with SIGKILL once it
 //                 has sent this many bytes: mid-PATCH, as a crash would
+//   TUS_KEEP_URL  when set, the URL stays in the storage once the upload
+//                 is done (removeFingerprintOnSuccess off, the default)
 'use strict'
 const fs = require('fs')
 const path = require('path')
@@ -31,7 +33,7 @@ const upload = new tus.Upload(fs.createReadStream(file), {
   // A stable fingerprint, so that a second run finds the first one's URL.
   fingerprint: async () => 'spillway-test:' + process.env.TUS_NAME + ':' + size,
   storeFingerprintForResuming: true,
-  removeFingerprintOnSuccess: true,
+  removeFingerprintOnSuccess: !process.env.TUS_KEEP_URL,
   retryDelays: [0, 100, 300, 1000, 2000, 4000],
   onBeforeRequest: (req) => {
     out({ ev: 'req', method: req.getMethod(), url: req.getURL(), offset: req.getHeader('Upload-Offset') ?? null })

@@ -37,6 +37,34 @@ function loseParts(n, sends) {
   return () => { lose = false }
 }
 
+// losePatches makes tus PATCH number n and every PATCH after it fail as
+// a lost connection does, until the returned function is called, and
+// records each PATCH's Upload-Offset and whether it was lost, and counts
+// the creations (POST).
+function losePatches(n, patches, creations) {
+  const open = XMLHttpRequest.prototype.open
+  const setRequestHeader = XMLHttpRequest.prototype.setRequestHeader
+  let lose = true
+  let count = 0
+  XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+    this.spillwayPatch = null
+    if (method === 'POST' && /\/tus\/$/.test(String(url))) creations.n++
+    if (method === 'PATCH') {
+      count++
+      const p = { offset: -1, lost: lose && count >= n }
+      patches.push(p)
+      this.spillwayPatch = p
+      if (p.lost) url = 'http://127.0.0.1:1/'
+    }
+    return open.call(this, method, url, ...rest)
+  }
+  XMLHttpRequest.prototype.setRequestHeader = function (name, value) {
+    if (this.spillwayPatch && name.toLowerCase() === 'upload-offset') this.spillwayPatch.offset = Number(value)
+    return setRequestHeader.call(this, name, value)
+  }
+  return () => { lose = false }
+}
+
 // report is what the test reads of an upload.
 function report(result) {
   return {
@@ -47,12 +75,13 @@ function report(result) {
 
 // runUppy uploads the files at the given URLs of the page's own server
 // through one plugin and reports, in #result, what Uppy said of each.
-window.runUppy = async ({ plugin, endpoint, token, multipart, chunkSize, files, losePart }) => {
+window.runUppy = async ({ plugin, endpoint, token, multipart, chunkSize, files, losePart, losePatch }) => {
   // Uppy logs a failed upload as a console error, which fails the test
-  // unless the test makes it fail (losePart): it checks them itself.
+  // unless the test makes it fail (losePart, losePatch): it checks them
+  // itself.
   const logged = []
   const logger = { debug() {}, warn() {}, error: (...a) => logged.push(a.map(String).join(' ')) }
-  const uppy = new Uppy({ autoProceed: false, ...(losePart ? { logger } : {}) })
+  const uppy = new Uppy({ autoProceed: false, ...(losePart || losePatch ? { logger } : {}) })
   uppy.use(Dashboard, { inline: true, target: '#dashboard', hideUploadButton: true })
   if (plugin === 'aws-s3') {
     if (token) withToken(endpoint, token)
@@ -73,12 +102,16 @@ window.runUppy = async ({ plugin, endpoint, token, multipart, chunkSize, files, 
     uppy.addFile({ name: f.name, type: 'application/octet-stream', data: blob })
   }
   const sends = {}
-  const reconnect = losePart ? loseParts(losePart, sends) : null
+  const patches = []
+  const creations = { n: 0 }
+  let reconnect = null
+  if (losePart) reconnect = loseParts(losePart, sends)
+  if (losePatch) reconnect = losePatches(losePatch, patches, creations)
   let out = report(await uppy.upload())
   if (reconnect) {
     // The connection is back: Retry, as the Dashboard's button does.
     reconnect()
-    out = { ...report(await uppy.retryAll()), firstTry: out, sends, logged }
+    out = { ...report(await uppy.retryAll()), firstTry: out, sends, patches, creations: creations.n, logged }
   }
   const pre = document.createElement('pre')
   pre.id = 'result'
