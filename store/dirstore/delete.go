@@ -79,14 +79,20 @@ func (s *Store) Delete(_ context.Context, name string) error {
 // unlinkLocked removes the entry base of dir, as unlinkat with flags,
 // under dir's lock unless names are case-sensitive.
 func (s *Store) unlinkLocked(dir *os.File, base string, flags int) error {
-	if !s.opts.CaseSensitiveNames {
-		unlock, err := lockFolder(int(dir.Fd()))
-		if err != nil {
-			return err
-		}
-		defer unlock()
+	if s.opts.CaseSensitiveNames {
+		return unix.Unlinkat(int(dir.Fd()), base, flags)
 	}
-	return unix.Unlinkat(int(dir.Fd()), base, flags)
+	h, err := s.folds.hold(int(dir.Fd()))
+	if err != nil {
+		return err
+	}
+	defer h.unlock()
+	h.load()
+	if err := unix.Unlinkat(int(dir.Fd()), base, flags); err != nil {
+		return err
+	}
+	h.changed("", base)
+	return nil
 }
 
 // deleteError maps a failed delete: whatever says there is no file under

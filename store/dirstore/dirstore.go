@@ -86,6 +86,8 @@ type Store struct {
 	// testHookSyncDir, if set, is called with each directory syncDir
 	// fsyncs.
 	testHookSyncDir func(dir string)
+	// folds indexes folders' case folds for the twin check (fold.go).
+	folds *foldIndex
 }
 
 var (
@@ -121,7 +123,7 @@ func open(dir string, opts Options, sys sysOps) (*Store, int, error) {
 		root.Close()
 		return nil, 0, fmt.Errorf("dirstore: file mode %v has bits other than permissions", opts.FileMode)
 	}
-	s := &Store{root: root, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed()}
+	s := &Store{root: root, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed(), folds: newFoldIndex()}
 	n, err := s.sweep()
 	if err != nil {
 		root.Close()
@@ -544,23 +546,24 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 func (st *staged) commit(overwrite bool) error {
 	// Unless names are case-sensitive, the folder is locked from the
 	// check for a case twin to the link (fold.go).
-	var unlock func()
+	var held *heldFolder
 	release := func() {
-		if unlock != nil {
-			unlock()
-			unlock = nil
+		if held != nil {
+			held.unlock()
+			held = nil
 		}
 	}
 	defer release()
 	guard := func(dirfd int) error {
-		if st.s.opts.CaseSensitiveNames || unlock != nil {
+		if st.s.opts.CaseSensitiveNames || held != nil {
 			return nil
 		}
-		var err error
-		if unlock, err = lockFolder(dirfd); err != nil {
+		h, err := st.s.folds.hold(dirfd)
+		if err != nil {
 			return err
 		}
-		twin, err := twinIn(dirfd, st.base)
+		held = h
+		twin, err := h.twin(st.base)
 		switch {
 		case err != nil:
 			release()
@@ -570,6 +573,13 @@ func (st *staged) commit(overwrite bool) error {
 			return twinError(st.name, path.Join(path.Dir(st.name), twin))
 		}
 		return nil
+	}
+	// published records the commit's changes in the folder's fold index
+	// while the lock is still held: added is the name it added, if any.
+	published := func(added string) {
+		if held != nil {
+			held.changed(added, "")
+		}
 	}
 	if st.unnamed {
 		// Give the unnamed file its name: the final one without overwrite
@@ -597,6 +607,7 @@ func (st *staged) commit(overwrite bool) error {
 		st.unnamed = false
 		if !overwrite {
 			st.committed = true
+			published(st.base)
 			return nil
 		}
 		st.tmp = target
@@ -612,6 +623,7 @@ func (st *staged) commit(overwrite bool) error {
 		}
 		st.committed = true
 		st.unlinkTmp()
+		published(st.base)
 		return nil
 	}
 	// Keep a link to whatever is replaced, so a rollback can restore it.
@@ -630,6 +642,11 @@ func (st *staged) commit(overwrite bool) error {
 	}
 	st.tmp = ""
 	st.committed = true
+	if st.backup == "" {
+		published(st.base)
+	} else {
+		published("") // replaced: no name added
+	}
 	return nil
 }
 

@@ -50,3 +50,12 @@ func CountSweeps(t testing.TB, s *Store) func() int {
 // SweepUploads sweeps s's multipart uploads now, as creations do from time
 // to time, and returns how many it removed.
 func SweepUploads(s *Store) int { return s.sweepUploads() }
+
+// CountFolderReads counts the whole-folder reads of s's case-twin checks
+// from now on.
+func CountFolderReads(t testing.TB, s *Store) func() int {
+	var n atomic.Int64
+	s.folds.testHookRead = func() { n.Add(1) }
+	t.Cleanup(func() { s.folds.testHookRead = nil })
+	return func() int { return int(n.Load()) }
+}
