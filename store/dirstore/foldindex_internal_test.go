@@ -30,7 +30,7 @@ func TestFoldKeyIsEqualFold(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		a, b string
+		a, b  string
 		equal bool
 	}{
 		{"Readme.TXT", "readme.txt", true},
