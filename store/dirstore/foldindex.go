@@ -39,6 +39,8 @@ type foldIndex struct {
 	seed maphash.Seed
 	mu   sync.Mutex
 	dirs map[folderID]*foldedDir
+	// locks holds the mutexes of the folders being held (hold).
+	locks map[folderID]*folderMutex
 	// names counts the names held in dirs, bounded by maxIndexedNames.
 	names int
 	// testHookRead, if set, is called at each read of a whole folder.
@@ -69,7 +71,7 @@ type foldedDir struct {
 }
 
 func newFoldIndex() *foldIndex {
-	return &foldIndex{seed: maphash.MakeSeed(), dirs: make(map[folderID]*foldedDir)}
+	return &foldIndex{seed: maphash.MakeSeed(), dirs: make(map[folderID]*foldedDir), locks: make(map[folderID]*folderMutex)}
 }
 
 func statFolder(dirfd int) (folderID, folderStamp, error) {
@@ -163,24 +165,62 @@ func appendFold(b []byte, s string) []byte {
 // heldFolder is a folder whose flock this store holds: while it does, no
 // store changes the folder's names but through it.
 type heldFolder struct {
-	x  *foldIndex // nil: names are case-sensitive, nothing is indexed
+	x  *foldIndex
 	fd int
+	id folderID
+	m  *folderMutex
 	// d is the folder's entry as it was when the lock was taken (indexed,
 	// or read under the lock), or nil when not known.
 	d *foldedDir
 }
 
 // hold takes the exclusive lock under which a folder's entries are checked
-// for twins and changed.
+// for twins and changed: the flock, which other processes respect, after
+// a mutex of this store's, so that of its uploads into one folder only one
+// at a time waits in flock; the others wait in the Go scheduler, which
+// costs no thread each.
 func (x *foldIndex) hold(dirfd int) (*heldFolder, error) {
-	if err := unix.Flock(dirfd, unix.LOCK_EX); err != nil {
+	id, _, err := statFolder(dirfd)
+	if err != nil {
 		return nil, fmt.Errorf("dirstore: lock folder: %w", err)
 	}
-	return &heldFolder{x: x, fd: dirfd}, nil
+	x.mu.Lock()
+	m := x.locks[id]
+	if m == nil {
+		m = &folderMutex{}
+		x.locks[id] = m
+	}
+	m.users++
+	x.mu.Unlock()
+	m.Lock()
+	h := &heldFolder{x: x, fd: dirfd, id: id, m: m}
+	if err := unix.Flock(dirfd, unix.LOCK_EX); err != nil {
+		h.release()
+		return nil, fmt.Errorf("dirstore: lock folder: %w", err)
+	}
+	return h, nil
+}
+
+// folderMutex is a store's own lock of a folder, kept while in use.
+type folderMutex struct {
+	sync.Mutex
+	users int // under foldIndex.mu
 }
 
 // unlock releases the lock.
-func (h *heldFolder) unlock() { unix.Flock(h.fd, unix.LOCK_UN) }
+func (h *heldFolder) unlock() {
+	unix.Flock(h.fd, unix.LOCK_UN)
+	h.release()
+}
+
+func (h *heldFolder) release() {
+	h.m.Unlock()
+	h.x.mu.Lock()
+	if h.m.users--; h.m.users == 0 {
+		delete(h.x.locks, h.id)
+	}
+	h.x.mu.Unlock()
+}
 
 // current returns the folder's index entry if it holds now. While the
 // lock is held, only this held folder changes it, under the index's mutex.
