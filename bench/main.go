@@ -406,8 +406,10 @@ func run(ctx context.Context, o options) (*report, error) {
 			rep.errors = append(rep.errors, "lambda: "+rep.lambda.err)
 		}
 	}
-	for _, size := range o.large {
-		sums[size] = patternSHA256(pattern, size)
+	if slices.ContainsFunc(allKinds, func(k string) bool { return k != kindSmall && k != kindLoad && o.wantsKind(k) }) {
+		for _, size := range o.large {
+			sums[size] = patternSHA256(pattern, size)
+		}
 	}
 
 	for _, kind := range []string{kindRaw, kindMultipart} {
