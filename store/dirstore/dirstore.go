@@ -88,6 +88,8 @@ type Store struct {
 	testHookSyncDir func(dir string)
 	// folds indexes folders' case folds for the twin check (fold.go).
 	folds *foldIndex
+	// syncs shares directory fsyncs between concurrent uploads.
+	syncs syncGroups
 }
 
 var (
@@ -211,7 +213,7 @@ func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 		}
 	}
 	if s.opts.Fsync {
-		return s.syncDirs(files)
+		return s.syncDirs(ctx, files)
 	}
 	return nil
 }
@@ -691,7 +693,7 @@ func (st *staged) close() {
 
 // syncDirs fsyncs every directory on the way to each file, so that new
 // directory entries, and new directories, are as durable as the data.
-func (s *Store) syncDirs(files []store.File) error {
+func (s *Store) syncDirs(ctx context.Context, files []store.File) error {
 	var dirs []string
 	for _, f := range files {
 		for d := path.Dir(f.Name); ; d = path.Dir(d) {
@@ -703,26 +705,33 @@ func (s *Store) syncDirs(files []store.File) error {
 	}
 	slices.Sort(dirs)
 	for _, d := range slices.Compact(dirs) {
-		if err := s.syncDir(d); err != nil {
+		if err := s.syncDirCtx(ctx, d); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) syncDir(name string) error {
-	d, err := s.root.Open(name)
-	if err != nil {
-		return mapError(name, err)
-	}
-	defer d.Close()
-	if s.testHookSyncDir != nil {
-		s.testHookSyncDir(name)
-	}
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("dirstore: sync dir %q: %w", name, err)
-	}
-	return nil
+func (s *Store) syncDir(name string) error { return s.syncDirCtx(context.Background(), name) }
+
+// syncDirCtx returns once an fsync of the directory name that started
+// after the call has returned: one such fsync is shared by every upload
+// waiting for it (syncGroups).
+func (s *Store) syncDirCtx(ctx context.Context, name string) error {
+	return s.syncs.do(ctx, name, func() error {
+		d, err := s.root.Open(name)
+		if err != nil {
+			return mapError(name, err)
+		}
+		defer d.Close()
+		if s.testHookSyncDir != nil {
+			s.testHookSyncDir(name)
+		}
+		if err := d.Sync(); err != nil {
+			return fmt.Errorf("dirstore: sync dir %q: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // List implements store.Store. Hidden entries (staging files, upload
