@@ -45,6 +45,9 @@ type foldIndex struct {
 	names int
 	// testHookRead, if set, is called at each read of a whole folder.
 	testHookRead func()
+	// testHookChanged, if set, is called by changed before it records a
+	// change; testHookWait when a check waits for a change's record.
+	testHookChanged, testHookWait func()
 }
 
 // maxIndexedNames bounds the index's memory across folders; a folder that
@@ -86,26 +89,41 @@ func statFolder(dirfd int) (folderID, folderStamp, error) {
 // lookup reports whether the folder dirfd is indexed as it is now and, if
 // so, how many of its names may have base's fold. It takes no lock: an
 // entry describes the folder at one stat, and lookup checks that stat.
-func (x *foldIndex) lookup(dirfd int, base string) (indexed bool, n int32, err error) {
+func (x *foldIndex) lookup(dirfd int, base string) (id folderID, indexed bool, n int32, err error) {
 	id, stamp, err := statFolder(dirfd)
 	if err != nil {
-		return false, 0, err
+		return id, false, 0, err
 	}
 	h := x.hash(base)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d, ok := x.dirs[id]
 	if !ok || d.stamp != stamp {
-		return false, 0, nil
+		return id, false, 0, nil
 	}
-	return true, d.folds[h], nil
+	return id, true, d.folds[h], nil
 }
 
 // twin returns a name in the folder dirfd, other than base and other than
 // a hidden one, whose case fold equals base's; "" if none. It reads the
 // folder only when the index cannot rule a twin out.
 func (x *foldIndex) twin(dirfd int, base string) (string, error) {
-	indexed, n, err := x.lookup(dirfd, base)
+	id, indexed, n, err := x.lookup(dirfd, base)
+	if err != nil || indexed && onlyItself(dirfd, base, n) {
+		return "", err
+	}
+	// Most often the entry does not hold because an upload of this store
+	// is changing the folder right now, or just did: wait for it to record
+	// its change (its mutex, not the flock), and look again.
+	if m := x.inUse(id); m != nil {
+		if x.testHookWait != nil {
+			x.testHookWait()
+		}
+		m.Lock()
+		m.Unlock()
+		x.release(id, m)
+	}
+	_, indexed, n, err = x.lookup(dirfd, base)
 	if err != nil || indexed && onlyItself(dirfd, base, n) {
 		return "", err
 	}
@@ -184,14 +202,7 @@ func (x *foldIndex) hold(dirfd int) (*heldFolder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dirstore: lock folder: %w", err)
 	}
-	x.mu.Lock()
-	m := x.locks[id]
-	if m == nil {
-		m = &folderMutex{}
-		x.locks[id] = m
-	}
-	m.users++
-	x.mu.Unlock()
+	m := x.acquire(id)
 	m.Lock()
 	h := &heldFolder{x: x, fd: dirfd, id: id, m: m}
 	if err := unix.Flock(dirfd, unix.LOCK_EX); err != nil {
@@ -215,11 +226,41 @@ func (h *heldFolder) unlock() {
 
 func (h *heldFolder) release() {
 	h.m.Unlock()
-	h.x.mu.Lock()
-	if h.m.users--; h.m.users == 0 {
-		delete(h.x.locks, h.id)
+	h.x.release(h.id, h.m)
+}
+
+// acquire returns the folder's mutex, made if needed, counted as in use
+// until release.
+func (x *foldIndex) acquire(id folderID) *folderMutex {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	m := x.locks[id]
+	if m == nil {
+		m = &folderMutex{}
+		x.locks[id] = m
 	}
-	h.x.mu.Unlock()
+	m.users++
+	return m
+}
+
+// inUse is acquire for a folder some upload of this store holds or waits
+// for; nil if none.
+func (x *foldIndex) inUse(id folderID) *folderMutex {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	m := x.locks[id]
+	if m != nil {
+		m.users++
+	}
+	return m
+}
+
+func (x *foldIndex) release(id folderID, m *folderMutex) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if m.users--; m.users == 0 {
+		delete(x.locks, id)
+	}
 }
 
 // current returns the folder's index entry if it holds now. While the
@@ -287,6 +328,9 @@ func (d *foldedDir) count(k uint64) int32 { return d.folds[k] }
 // under the lock before the change stays unindexed, but is stamped all the
 // same, for the other stores on the directory.
 func (h *heldFolder) changed(added, removed string) {
+	if h.x.testHookChanged != nil {
+		h.x.testHookChanged()
+	}
 	id, stamp, ok := stampFolder(h.fd)
 	d := h.d
 	h.d = nil
