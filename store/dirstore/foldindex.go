@@ -24,17 +24,18 @@ import (
 // and no later change leaves by itself: strictly later than the mtime it
 // found, and, as the kernel stamps changes with its clock's last tick,
 // never that tick. So any later change to the folder's entries, by another
-// process or by hand, leaves an mtime other than the recorded one, and the
-// folder is read again. A folder's timestamps are not trusted otherwise:
+// process or by hand, leaves an mtime other than the recorded one (barring
+// a step of the clock back onto that very nanosecond, or a hand setting
+// the mtime back), and the folder is read again. A folder's timestamps are not trusted otherwise:
 // read by the clock's tick, two changes within one tick can leave one
 // timestamp, and that is the change another process made after the read.
 // Where the stamp does not hold to the nanosecond (a filesystem with
 // coarser timestamps), nothing is recorded.
 //
-// An entry may hold more names than the folder (a removal without an
-// update leaves the mtime changed anyway), never fewer: a fold found in
-// the index is confirmed by reading the folder, so only a name missing
-// from it could let a twin in.
+// An entry counts 64-bit hashes of folds, not names. It may count more
+// names than the folder holds, never fewer: a fold it counts (a twin, a
+// name since removed, or a hash shared with another fold) is confirmed by
+// reading the folder, so only a name missing from it could let a twin in.
 type foldIndex struct {
 	seed maphash.Seed
 	mu   sync.Mutex
