@@ -341,13 +341,14 @@ func (h *heldFolder) changed(added, removed string) {
 	x := h.x
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if d.indexed {
-		if x.dirs[id] != d {
-			return
-		}
-		// Out of the index while it changes, back in if it fits.
+	if d.indexed && x.dirs[id] != d {
+		return
+	}
+	// Out of the index (with any stale entry of the folder) while it
+	// changes, back in if it fits.
+	if old, ok := x.dirs[id]; ok {
 		delete(x.dirs, id)
-		x.names -= len(d.folds)
+		x.names -= len(old.folds)
 	}
 	if !ok {
 		return

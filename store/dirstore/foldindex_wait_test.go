@@ -1,6 +1,9 @@
 package dirstore
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,4 +55,28 @@ func TestCheckWaitsForUploadChangingTheFolder(t *testing.T) {
 	}
 	require.NoError(t, <-first)
 	require.Zero(t, reads.Load(), "folder reads")
+}
+
+// TestFoldIndexCountsEachFolderOnce: a folder indexed again after someone
+// else changed it replaces its stale entry in the index's count of names,
+// which bounds the index's memory.
+func TestFoldIndexCountsEachFolderOnce(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(dir, Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	for i := range 5 {
+		require.NoError(t, s.Put(t.Context(), []store.File{{Name: fmt.Sprintf("f/mine-%d", i), Body: memBody("x")}}))
+		// A change by hand makes the entry stale; the next upload reads
+		// the folder and indexes it again.
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "f", fmt.Sprintf("hand-%d", i)), nil, 0o644))
+	}
+	require.NoError(t, s.Put(t.Context(), []store.File{{Name: "f/last", Body: memBody("x")}}))
+	s.folds.mu.Lock()
+	defer s.folds.mu.Unlock()
+	total := 0
+	for _, d := range s.folds.dirs {
+		total += len(d.folds)
+	}
+	require.Equal(t, total, s.folds.names)
 }
