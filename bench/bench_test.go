@@ -143,13 +143,15 @@ func TestParseFlags(t *testing.T) {
 	if o.reps != 3 || !o.goBench || o.large[0] != 1<<30 || o.large[1] != 4<<30 || o.conns != 32 || o.smallFor != 5*time.Second {
 		t.Errorf("defaults gave %+v", o)
 	}
-	assert.Nil(t, o.cases, "every kind by default")
-	o, err = parseFlags([]string{"--cases", "s3, raw"})
+	o, err = parseFlags([]string{"--cases", "small", "--servers", "spillway,nginx"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	assert.Equal(t, []string{kindS3, kindRaw}, o.cases)
-	for _, bad := range [][]string{{"--reps", "0"}, {"--conns", "1000"}, {"extra"}, {"--cases", "s3,nope"}} {
+	if o.out != "" || o.goBench || o.s3Size != 0 || o.dirSize != 0 || !o.wantsKind(kindSmall) || o.wantsKind(kindRaw) ||
+		!o.wantsPeer(peerNginx) || o.wantsPeer(peerNginxTuned) || o.wantsPeer(peerTusd) {
+		t.Errorf("--cases small --servers spillway,nginx gave %+v", o)
+	}
+	for _, bad := range [][]string{{"--reps", "0"}, {"--conns", "1000"}, {"extra"}, {"--cases", "big"}, {"--servers", "apache"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}

@@ -39,8 +39,10 @@
 // api and lambdahttp, and profiles the API handler's CPU.
 //
 // Every loop is bounded by a count and by time (--timeout for the whole
-// run). --quick runs small sizes once, as a smoke test; --cases runs only
-// the case kinds it lists (such as --cases s3), the rest of the run as usual.
+// run). --quick runs small sizes once, as a smoke test. --cases and
+// --servers run some cases on some servers only (`--cases small --servers
+// spillway,spillway-fsync,nginx`), without the measurements around them,
+// and write no report unless --out is given.
 //
 // `go run ./bench coldstart [--base REV]` measures the Lambda function
 // instead: its binary size and its Init Duration under the Runtime Interface
@@ -117,6 +119,8 @@ type options struct {
 	conns    int           // connections for small uploads
 	tmp      string        // parent of every temporary directory
 	goBench  bool          // run the Go benchmarks and include their output
+	kinds    []string      // --cases: the case kinds to run; nil for all
+	only     []string      // --servers: the servers to run; nil for all
 	s3Size   int64         // the multipart upload whose completion on S3 is timed; 0: none
 	dirSize  int64         // the same on the directory store; 0: none
 	timeout  time.Duration // for the whole run
@@ -140,23 +144,37 @@ func parseFlags(args []string) (options, error) {
 	fs.Int64Var(&o.s3Size, "s3-complete-mib", 1024, "time the completion on S3 (versitygw) of a multipart upload of this many MiB; 0: skip")
 	fs.Int64Var(&o.dirSize, "dir-complete-mib", 1024, "time the completion on the directory store of a multipart upload of this many MiB; 0: skip")
 	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "bound on the whole run")
-	cases := fs.String("cases", "", "comma-separated case kinds to run ("+strings.Join(caseKinds, ", ")+"); empty: all")
+	cases := fs.String("cases", "", "comma-separated case kinds to run alone ("+strings.Join(allKinds, ", ")+"); no other measurement, no report unless --out")
+	only := fs.String("servers", "", "comma-separated servers to run (default: all)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if *cases != "" {
+		o.kinds = strings.Split(*cases, ",")
+		for _, k := range o.kinds {
+			if !slices.Contains(allKinds, k) {
+				return o, fmt.Errorf("--cases: no case kind %q", k)
+			}
+		}
+	}
+	if *only != "" {
+		o.only = strings.Split(*only, ",")
+		for _, n := range o.only {
+			if !slices.ContainsFunc(servers, func(s serverSpec) bool { return s.name == n }) {
+				return o, fmt.Errorf("--servers: no server %q", n)
+			}
+		}
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for k := range strings.SplitSeq(*cases, ",") {
-		if k = strings.TrimSpace(k); k == "" {
-			continue
+	if o.kinds != nil {
+		if !set["out"] {
+			o.out = ""
 		}
-		if !slices.Contains(caseKinds, k) {
-			return o, fmt.Errorf("--cases: unknown kind %q; the kinds are %s", k, strings.Join(caseKinds, ", "))
-		}
-		o.cases = append(o.cases, k)
+		o.goBench, o.s3Size, o.dirSize = false, 0, 0
 	}
 	o.s3Size <<= 20
 	o.dirSize <<= 20
@@ -270,6 +288,19 @@ func (s serverSpec) runs(c caseSpec, first int64) bool {
 	return slices.Contains(s.kinds, c.kind) && (!s.firstLargeOnly || c.kind == kindSmall || c.size == first)
 }
 
+// wantsKind reports whether the run includes cases of kind (--cases).
+func (o options) wantsKind(kind string) bool { return o.kinds == nil || slices.Contains(o.kinds, kind) }
+
+// wantsServer reports whether s runs in this run (--servers), on some case.
+func (o options) wantsServer(s serverSpec) bool {
+	return (o.only == nil || slices.Contains(o.only, s.name)) && slices.ContainsFunc(s.kinds, o.wantsKind)
+}
+
+// wantsPeer reports whether a server of this run uses the peer tool p.
+func (o options) wantsPeer(p string) bool {
+	return slices.ContainsFunc(servers, func(s serverSpec) bool { return s.peer == p && o.wantsServer(s) })
+}
+
 // Case kinds.
 const (
 	kindRaw       = "raw"
@@ -280,8 +311,7 @@ const (
 	kindLoad      = "load"
 )
 
-// caseKinds are the kinds --cases chooses from, in run order.
-var caseKinds = []string{kindRaw, kindMultipart, kindSmall, kindTus, kindS3, kindLoad}
+var allKinds = []string{kindRaw, kindMultipart, kindSmall, kindTus, kindS3, kindLoad}
 
 type caseSpec struct {
 	id   string // "raw 1 GiB"
@@ -365,19 +395,22 @@ func run(ctx context.Context, o options) (*report, error) {
 	rep.loadStart = loadAvg()
 
 	pattern := makePattern()
-	for _, size := range o.large {
-		rep.clientGBps["raw "+sizeLabel(size)] = clientAlone(size, pattern)
-	}
-	logf(o, "client alone: %v GB/s", rep.clientGBps)
 	sums := map[int64]string{}
-	for _, size := range o.large {
-		sums[size] = patternSHA256(pattern, size)
+	if o.kinds == nil {
+		for _, size := range o.large {
+			rep.clientGBps["raw "+sizeLabel(size)] = clientAlone(size, pattern)
+		}
+		logf(o, "client alone: %v GB/s", rep.clientGBps)
+		logf(o, "lambda: 4 MB base64 event through lambdahttp + api")
+		rep.lambda = measureLambda(ctx, work)
+		if rep.lambda.err != "" {
+			rep.errors = append(rep.errors, "lambda: "+rep.lambda.err)
+		}
 	}
-
-	logf(o, "lambda: 4 MB base64 event through lambdahttp + api")
-	rep.lambda = measureLambda(ctx, work)
-	if rep.lambda.err != "" {
-		rep.errors = append(rep.errors, "lambda: "+rep.lambda.err)
+	if slices.ContainsFunc(allKinds, func(k string) bool { return k != kindSmall && k != kindLoad && o.wantsKind(k) }) {
+		for _, size := range o.large {
+			sums[size] = patternSHA256(pattern, size)
+		}
 	}
 
 	for _, kind := range []string{kindRaw, kindMultipart} {
@@ -392,9 +425,7 @@ func run(ctx context.Context, o options) (*report, error) {
 		caseSpec{id: "tus " + sizeLabel(o.large[0]), kind: kindTus, size: o.large[0]},
 		caseSpec{id: "S3 " + sizeLabel(o.large[0]), kind: kindS3, size: o.large[0]},
 		caseSpec{id: fmt.Sprintf("PUT %s ×%d at once", sizeLabel(loadSize), loadClients), kind: kindLoad, size: loadSize})
-	if o.cases != nil {
-		rep.cases = slices.DeleteFunc(rep.cases, func(c caseSpec) bool { return !slices.Contains(o.cases, c.kind) })
-	}
+	rep.cases = slices.DeleteFunc(rep.cases, func(c caseSpec) bool { return !o.wantsKind(c.kind) })
 	logf(o, "setting up the peers")
 	rep.peers = setupPeers(ctx, o, work, pattern)
 	for i, c := range rep.cases {
@@ -408,7 +439,7 @@ func run(ctx context.Context, o options) (*report, error) {
 		}
 		for r := range o.reps {
 			for _, s := range servers {
-				if !s.runs(c, o.large[0]) || rep.peers.skipped[s.peer] != "" {
+				if !s.runs(c, o.large[0]) || !o.wantsServer(s) || rep.peers.skipped[s.peer] != "" {
 					continue
 				}
 				if err := ctx.Err(); err != nil {
@@ -431,7 +462,9 @@ func run(ctx context.Context, o options) (*report, error) {
 			rep.errors = append(rep.errors, "cleanup: "+err.Error())
 		}
 	}
-	rep.machine.createCostAfter = fileCreateCost(work)
+	if o.kinds == nil {
+		rep.machine.createCostAfter = fileCreateCost(work)
+	}
 
 	if o.s3Size > 0 {
 		logf(o, "completion of a %s multipart upload on versitygw", sizeLabel(o.s3Size))

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -48,7 +49,17 @@ func (t *peerTools) skip(o options, peer, why string) {
 // Spillway's own. It never fails the run; a peer it cannot set up is skipped.
 func setupPeers(ctx context.Context, o options, work string, pattern []byte) *peerTools {
 	t := &peerTools{versions: map[string]string{}, skipped: map[string]string{}}
-	if nginx, err := findNginx(ctx, o); err != nil {
+	for _, p := range []string{peerNginx, peerNginxTuned, peerTusd, peerAWSCLI, peerPush, peerPushEmu} {
+		if !o.wantsPeer(p) {
+			t.skipped[p] = "not in this run (--cases, --servers)"
+		}
+	}
+	unwanted := func(peers ...string) bool {
+		return !slices.ContainsFunc(peers, o.wantsPeer)
+	}
+	if unwanted(peerNginx, peerNginxTuned) {
+		// Not set up.
+	} else if nginx, err := findNginx(ctx, o); err != nil {
 		t.skip(o, peerNginx, err.Error())
 		t.skip(o, peerNginxTuned, err.Error())
 	} else {
@@ -56,13 +67,18 @@ func setupPeers(ctx context.Context, o options, work string, pattern []byte) *pe
 		out, _ := exec.CommandContext(ctx, nginx, "-v").CombinedOutput()
 		t.versions[peerNginx] = strings.TrimSpace(string(out)) + " (Debian package)"
 	}
-	if bin, err := testservers.Install(TusdVersion); err != nil {
+	if unwanted(peerTusd) {
+		// Not set up.
+	} else if bin, err := testservers.Install(TusdVersion); err != nil {
 		t.skip(o, peerTusd, err.Error())
 	} else {
 		t.tusd = bin
 		t.versions[peerTusd] = "tusd " + strings.SplitN(TusdVersion, "@", 2)[1] + " (go install), filestore"
 	}
 
+	if unwanted(peerAWSCLI, peerPush, peerPushEmu) {
+		return t
+	}
 	var err error
 	if t.versitygw, err = testservers.Install(testservers.VersityGW); err != nil {
 		for _, p := range []string{peerAWSCLI, peerPush, peerPushEmu} {

@@ -99,19 +99,28 @@ func (s *Store) remove(name string, check func(*unix.Stat_t) error) error {
 // under dir's lock unless names are case-sensitive, if check, when set,
 // allows it then.
 func (s *Store) unlinkLocked(dir *os.File, base string, flags int, check func() error) error {
-	if !s.opts.CaseSensitiveNames {
-		unlock, err := lockFolder(int(dir.Fd()))
-		if err != nil {
-			return err
+	unlink := func() error {
+		if check != nil {
+			if err := check(); err != nil {
+				return err
+			}
 		}
-		defer unlock()
+		return unix.Unlinkat(int(dir.Fd()), base, flags)
 	}
-	if check != nil {
-		if err := check(); err != nil {
-			return err
-		}
+	if s.opts.CaseSensitiveNames {
+		return unlink()
 	}
-	return unix.Unlinkat(int(dir.Fd()), base, flags)
+	h, err := s.folds.hold(int(dir.Fd()))
+	if err != nil {
+		return err
+	}
+	defer h.unlock()
+	h.load()
+	if err := unlink(); err != nil {
+		return err
+	}
+	h.changed("", base)
+	return nil
 }
 
 // deleteError maps a failed delete: whatever says there is no file under

@@ -94,6 +94,10 @@ type Store struct {
 	// testHookSyncDir, if set, is called with each directory syncDir
 	// fsyncs.
 	testHookSyncDir func(dir string)
+	// folds indexes folders' case folds for the twin check (fold.go).
+	folds *foldIndex
+	// syncs shares directory fsyncs between concurrent uploads.
+	syncs syncGroups
 }
 
 var (
@@ -129,7 +133,7 @@ func open(dir string, opts Options, sys sysOps) (*Store, int, error) {
 		root.Close()
 		return nil, 0, fmt.Errorf("dirstore: file mode %v has bits other than permissions", opts.FileMode)
 	}
-	s := &Store{root: root, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed()}
+	s := &Store{root: root, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed(), folds: newFoldIndex()}
 	n, err := s.sweep()
 	if err != nil {
 		root.Close()
@@ -217,7 +221,7 @@ func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 		}
 	}
 	if s.opts.Fsync {
-		return s.syncDirs(files)
+		return s.syncDirs(ctx, files)
 	}
 	return nil
 }
@@ -552,23 +556,24 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 func (st *staged) commit(overwrite bool) error {
 	// Unless names are case-sensitive, the folder is locked from the
 	// check for a case twin to the link (fold.go).
-	var unlock func()
+	var held *heldFolder
 	release := func() {
-		if unlock != nil {
-			unlock()
-			unlock = nil
+		if held != nil {
+			held.unlock()
+			held = nil
 		}
 	}
 	defer release()
 	guard := func(dirfd int) error {
-		if st.s.opts.CaseSensitiveNames || unlock != nil {
+		if st.s.opts.CaseSensitiveNames || held != nil {
 			return nil
 		}
-		var err error
-		if unlock, err = lockFolder(dirfd); err != nil {
+		h, err := st.s.folds.hold(dirfd)
+		if err != nil {
 			return err
 		}
-		twin, err := twinIn(dirfd, st.base)
+		held = h
+		twin, err := h.twin(st.base)
 		switch {
 		case err != nil:
 			release()
@@ -578,6 +583,13 @@ func (st *staged) commit(overwrite bool) error {
 			return twinError(st.name, path.Join(path.Dir(st.name), twin))
 		}
 		return nil
+	}
+	// published records the commit's changes in the folder's fold index
+	// while the lock is still held: added is the name it added, if any.
+	published := func(added string) {
+		if held != nil {
+			held.changed(added, "")
+		}
 	}
 	if st.unnamed {
 		// Give the unnamed file its name: the final one without overwrite
@@ -605,6 +617,7 @@ func (st *staged) commit(overwrite bool) error {
 		st.unnamed = false
 		if !overwrite {
 			st.committed = true
+			published(st.base)
 			return nil
 		}
 		st.tmp = target
@@ -620,6 +633,7 @@ func (st *staged) commit(overwrite bool) error {
 		}
 		st.committed = true
 		st.unlinkTmp()
+		published(st.base)
 		return nil
 	}
 	// Keep a link to whatever is replaced, so a rollback can restore it.
@@ -638,6 +652,11 @@ func (st *staged) commit(overwrite bool) error {
 	}
 	st.tmp = ""
 	st.committed = true
+	if st.backup == "" {
+		published(st.base)
+	} else {
+		published("") // replaced: no name added
+	}
 	return nil
 }
 
@@ -682,7 +701,7 @@ func (st *staged) close() {
 
 // syncDirs fsyncs every directory on the way to each file, so that new
 // directory entries, and new directories, are as durable as the data.
-func (s *Store) syncDirs(files []store.File) error {
+func (s *Store) syncDirs(ctx context.Context, files []store.File) error {
 	var dirs []string
 	for _, f := range files {
 		for d := path.Dir(f.Name); ; d = path.Dir(d) {
@@ -694,26 +713,33 @@ func (s *Store) syncDirs(files []store.File) error {
 	}
 	slices.Sort(dirs)
 	for _, d := range slices.Compact(dirs) {
-		if err := s.syncDir(d); err != nil {
+		if err := s.syncDirCtx(ctx, d); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) syncDir(name string) error {
-	d, err := s.root.Open(name)
-	if err != nil {
-		return mapError(name, err)
-	}
-	defer d.Close()
-	if s.testHookSyncDir != nil {
-		s.testHookSyncDir(name)
-	}
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("dirstore: sync dir %q: %w", name, err)
-	}
-	return nil
+func (s *Store) syncDir(name string) error { return s.syncDirCtx(context.Background(), name) }
+
+// syncDirCtx returns once an fsync of the directory name that started
+// after the call has returned: one such fsync is shared by every upload
+// waiting for it (syncGroups).
+func (s *Store) syncDirCtx(ctx context.Context, name string) error {
+	return s.syncs.do(ctx, name, func() error {
+		d, err := s.root.Open(name)
+		if err != nil {
+			return mapError(name, err)
+		}
+		defer d.Close()
+		if s.testHookSyncDir != nil {
+			s.testHookSyncDir(name)
+		}
+		if err := d.Sync(); err != nil {
+			return fmt.Errorf("dirstore: sync dir %q: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // List implements store.Store. Hidden entries (staging files, upload

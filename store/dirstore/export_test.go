@@ -58,3 +58,12 @@ func SetSweepBatch(s *Store, pages, limit int) { s.expiry.pages, s.expiry.pageLi
 // OnExpired has each Sweep call fn with each file it found expired, before
 // removing it.
 func OnExpired(s *Store, fn func(name string)) { s.expiry.testHookExpired = fn }
+
+// CountFolderReads counts the whole-folder reads of s's case-twin checks
+// from now on.
+func CountFolderReads(t testing.TB, s *Store) func() int {
+	var n atomic.Int64
+	s.folds.testHookRead = func() { n.Add(1) }
+	t.Cleanup(func() { s.folds.testHookRead = nil })
+	return func() int { return int(n.Load()) }
+}

@@ -3,7 +3,6 @@ package dirstore
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 
@@ -26,27 +25,8 @@ import (
 // under an exclusive flock on the folder, held from the check to the link,
 // so that two uploads racing with twin names cannot both land: every
 // commit into a folder takes the same lock, and so does making a folder.
-
-// twinIn returns a name in the directory dirfd, other than base and
-// other than a hidden one, whose case fold equals base's; "" if none.
-func twinIn(dirfd int, base string) (string, error) {
-	fd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", fmt.Errorf("open folder: %w", err)
-	}
-	d := os.NewFile(uintptr(fd), base)
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return "", fmt.Errorf("read folder: %w", err)
-	}
-	for _, n := range names {
-		if n != base && !strings.HasPrefix(n, ".") && strings.EqualFold(n, base) {
-			return n, nil
-		}
-	}
-	return "", nil
-}
+// Neither reads the whole folder at every upload: foldIndex (foldindex.go)
+// remembers each folder's folds, as long as no one else changed it.
 
 func twinError(name, twin string) error {
 	return fmt.Errorf("%w: %q differs only in case from %q in the same folder", store.ErrExists, name, twin)
@@ -62,7 +42,7 @@ func (s *Store) checkTwins(name string) error {
 		if err != nil {
 			return nil // a folder not made yet holds no twin
 		}
-		twin, err := twinIn(int(d.Fd()), seg)
+		twin, err := s.folds.twin(int(d.Fd()), seg)
 		d.Close()
 		if err != nil {
 			return mapError(name, err)
@@ -73,15 +53,6 @@ func (s *Store) checkTwins(name string) error {
 		dir = path.Join(dir, seg)
 	}
 	return nil
-}
-
-// lockFolder takes the exclusive lock under which a folder's entries are
-// checked for twins and added; the returned func releases it.
-func lockFolder(dirfd int) (func(), error) {
-	if err := unix.Flock(dirfd, unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("dirstore: lock folder: %w", err)
-	}
-	return func() { unix.Flock(dirfd, unix.LOCK_UN) }, nil
 }
 
 // mkdirNoTwin makes the folder dirName unless a twin of it is in its
@@ -97,13 +68,13 @@ func (s *Store) mkdirNoTwin(dirName string) error {
 		return err
 	}
 	defer parent.Close()
-	unlock, err := lockFolder(int(parent.Fd()))
+	h, err := s.folds.hold(int(parent.Fd()))
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer h.unlock()
 	base := path.Base(dirName)
-	twin, err := twinIn(int(parent.Fd()), base)
+	twin, err := h.twin(base)
 	if err != nil {
 		return err
 	}
@@ -113,5 +84,6 @@ func (s *Store) mkdirNoTwin(dirName string) error {
 	if err := unix.Mkdirat(int(parent.Fd()), base, 0o755); err != nil {
 		return &fs.PathError{Op: "mkdir", Path: dirName, Err: err}
 	}
+	h.changed(base, "")
 	return nil
 }

@@ -507,7 +507,7 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 		return store.Completed{}, err
 	}
 	if s.opts.Fsync {
-		if err := s.syncDirs([]store.File{{Name: u.Name}}); err != nil {
+		if err := s.syncDirs(ctx, []store.File{{Name: u.Name}}); err != nil {
 			return store.Completed{}, err
 		}
 	}

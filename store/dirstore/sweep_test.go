@@ -100,7 +100,9 @@ func TestSweepRemovesExpiredFiles(t *testing.T) {
 		names = append(names, i.Name)
 	}
 	assert.Equal(t, []string{"c/new.txt", "multi.bin", "new.txt", "tus.bin"}, names)
-	// The tus area stays once made; the env checks that it is empty.
+	// The finished upload's record goes with its termination, and the tus
+	// area stays once made; the env checks that it is empty.
+	require.NoError(t, e.store.Terminate(t.Context(), tus.ID))
 	require.NoError(t, os.Remove(tusDir(e.dir)))
 }
 
@@ -203,5 +205,6 @@ func TestSweepKeepsATusFileCompletedLate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, sw.Expired)
 	assert.True(t, exists(t, filepath.Join(e.dir, "late.bin")))
+	require.NoError(t, e.store.Terminate(t.Context(), u.ID))
 	require.NoError(t, os.Remove(tusDir(e.dir)))
 }

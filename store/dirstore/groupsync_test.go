@@ -1,0 +1,124 @@
+package dirstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"spillway/store"
+)
+
+// TestConcurrentPutsShareDirectoryFsyncs: uploads into one folder that
+// arrive while its fsync is under way share the next one, and each is
+// answered only after an fsync that started after its file was linked.
+func TestConcurrentPutsShareDirectoryFsyncs(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(dir, Options{Fsync: true})
+	require.NoError(t, err)
+	defer s.Close()
+
+	const waiters = 8
+	var (
+		syncs   atomic.Int64
+		entered = make(chan struct{})
+		release = make(chan struct{})
+		waiting = make(chan struct{}, waiters)
+		once    sync.Once
+	)
+	s.testHookSyncDir = func(string) {
+		syncs.Add(1)
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	s.syncs.testHookWait = func() { waiting <- struct{}{} }
+	put := func(name string) error {
+		return s.Put(t.Context(), []store.File{{Name: name, Body: memBody(name)}})
+	}
+
+	first := make(chan error, 1)
+	go func() { first <- put("first.txt") }()
+	<-entered
+	var wg sync.WaitGroup
+	errs := make([]error, waiters)
+	for i := range waiters {
+		wg.Go(func() { errs[i] = put(fmt.Sprintf("w%d.txt", i)) })
+	}
+	bound := time.After(10 * time.Second)
+	for range waiters {
+		select {
+		case <-waiting:
+		case <-bound:
+			close(release)
+			t.Fatalf("uploads did not wait for the fsync under way; fsyncs so far: %d", syncs.Load())
+		}
+	}
+	close(release)
+	require.NoError(t, <-first)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, 2, syncs.Load(), "fsyncs of the folder for %d uploads", waiters+1)
+	for i := range waiters {
+		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("w%d.txt", i)))
+		require.NoError(t, err)
+	}
+}
+
+// memBody is a store.Body of the bytes of s.
+type memBody string
+
+func (b memBody) Size() int64               { return int64(len(b)) }
+func (b memBody) SHA256() [sha256.Size]byte { return sha256.Sum256([]byte(b)) }
+func (b memBody) CRC64NVME() uint64         { return 0 }
+func (b memBody) Reader() *io.SectionReader {
+	return io.NewSectionReader(strings.NewReader(string(b)), 0, int64(len(b)))
+}
+
+// TestSyncGroupsWaiterCancelled: a caller whose context ends stops waiting
+// for an fsync, and the fsync still runs for the others.
+func TestSyncGroupsWaiterCancelled(t *testing.T) {
+	var g syncGroups
+	entered, release := make(chan struct{}), make(chan struct{})
+	waiting := make(chan struct{}, 2)
+	g.testHookWait = func() { waiting <- struct{}{} }
+	var runs atomic.Int64
+	first := make(chan error, 1)
+	go func() {
+		first <- g.do(t.Context(), "d", func() error {
+			runs.Add(1)
+			close(entered)
+			<-release
+			return nil
+		})
+	}()
+	<-entered
+	ctx, cancel := context.WithCancel(t.Context())
+	cancelled := make(chan error, 1)
+	go func() { cancelled <- g.do(ctx, "d", func() error { runs.Add(1); return nil }) }()
+	other := make(chan error, 1)
+	go func() { other <- g.do(t.Context(), "d", func() error { runs.Add(1); return nil }) }()
+	<-waiting
+	<-waiting
+	cancel()
+	require.ErrorIs(t, <-cancelled, context.Canceled)
+	close(release)
+	require.NoError(t, <-first)
+	require.NoError(t, <-other)
+	require.EqualValues(t, 2, runs.Load())
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	require.Empty(t, g.groups, "groups left after every caller returned")
+}

@@ -1,0 +1,44 @@
+package dirstore
+
+import (
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"spillway/store"
+)
+
+// BenchmarkPutParallel publishes 1 KiB bodies from memory, each under a
+// new name in one folder, from many goroutines at once, as the small-PUT
+// bench's connections do: with the case-twin check and without, with
+// fsync and without. The folder grows through the run, as the bench's does.
+func BenchmarkPutParallel(b *testing.B) {
+	for _, opts := range []Options{{}, {CaseSensitiveNames: true}, {Fsync: true}, {Fsync: true, CaseSensitiveNames: true}} {
+		b.Run(fmt.Sprintf("fsync=%v/case-sensitive=%v", opts.Fsync, opts.CaseSensitiveNames), func(b *testing.B) {
+			s, _, err := Open(b.TempDir(), opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			body := memBody(string(make([]byte, 1<<10)))
+			var n atomic.Int64
+			b.SetParallelism(16)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					name := "put-" + strconv.FormatInt(n.Add(1), 10) + ".bin"
+					if err := s.Check(b.Context(), name, body.Size()); err != nil {
+						b.Error(err)
+						return
+					}
+					if err := s.Put(b.Context(), []store.File{{Name: name, Body: body}}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
