@@ -143,7 +143,14 @@ func TestParseFlags(t *testing.T) {
 	if o.reps != 3 || !o.goBench || o.large[0] != 1<<30 || o.large[1] != 4<<30 || o.conns != 32 || o.smallFor != 5*time.Second {
 		t.Errorf("defaults gave %+v", o)
 	}
-	for _, bad := range [][]string{{"--reps", "0"}, {"--conns", "1000"}, {"extra"}} {
+	if !o.runsKind(kindTus) || len(o.cases) != 0 {
+		t.Errorf("no --cases must run every kind, got %q", o.cases)
+	}
+	o, err = parseFlags([]string{"--cases", "multipart,load"})
+	require.NoError(t, err)
+	assert.True(t, o.runsKind(kindMultipart) && o.runsKind(kindLoad))
+	assert.False(t, o.runsKind(kindRaw) || o.runsKind(kindS3) || o.runsKind(kindSmall) || o.runsKind(kindTus))
+	for _, bad := range [][]string{{"--reps", "0"}, {"--conns", "1000"}, {"extra"}, {"--cases", "raw,nope"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}

@@ -39,7 +39,8 @@
 // api and lambdahttp, and profiles the API handler's CPU.
 //
 // Every loop is bounded by a count and by time (--timeout for the whole
-// run). --quick runs small sizes once, as a smoke test.
+// run). --quick runs small sizes once, as a smoke test; --cases raw,load
+// runs only the cases of those kinds (and sets up only their peers).
 //
 // `go run ./bench coldstart [--base REV]` measures the Lambda function
 // instead: its binary size and its Init Duration under the Runtime Interface
@@ -121,6 +122,7 @@ type options struct {
 	timeout  time.Duration // for the whole run
 	command  string        // the command line shown in the report
 	noApt    bool          // never apt-get install a missing peer (the smoke test)
+	cases    []string      // the case kinds to run; empty for all
 	log      io.Writer     // progress lines
 }
 
@@ -138,11 +140,20 @@ func parseFlags(args []string) (options, error) {
 	fs.Int64Var(&o.s3Size, "s3-complete-mib", 1024, "time the completion on S3 (versitygw) of a multipart upload of this many MiB; 0: skip")
 	fs.Int64Var(&o.dirSize, "dir-complete-mib", 1024, "time the completion on the directory store of a multipart upload of this many MiB; 0: skip")
 	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "bound on the whole run")
+	cases := fs.String("cases", "", "comma-separated case kinds to run ("+strings.Join(allKinds, ",")+"); empty for all")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *cases != "" {
+		for k := range strings.SplitSeq(*cases, ",") {
+			if !slices.Contains(allKinds, k) {
+				return o, fmt.Errorf("--cases: unknown kind %q (kinds: %s)", k, strings.Join(allKinds, ","))
+			}
+			o.cases = append(o.cases, k)
+		}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -268,6 +279,13 @@ const (
 	kindLoad      = "load"
 )
 
+var allKinds = []string{kindRaw, kindMultipart, kindSmall, kindTus, kindS3, kindLoad}
+
+// runsKind reports whether --cases selects the kind.
+func (o options) runsKind(kind string) bool {
+	return len(o.cases) == 0 || slices.Contains(o.cases, kind)
+}
+
 type caseSpec struct {
 	id   string // "raw 1 GiB"
 	kind string
@@ -377,6 +395,7 @@ func run(ctx context.Context, o options) (*report, error) {
 		caseSpec{id: "tus " + sizeLabel(o.large[0]), kind: kindTus, size: o.large[0]},
 		caseSpec{id: "S3 " + sizeLabel(o.large[0]), kind: kindS3, size: o.large[0]},
 		caseSpec{id: fmt.Sprintf("PUT %s ×%d at once", sizeLabel(loadSize), loadClients), kind: kindLoad, size: loadSize})
+	rep.cases = slices.DeleteFunc(rep.cases, func(c caseSpec) bool { return !o.runsKind(c.kind) })
 	logf(o, "setting up the peers")
 	rep.peers = setupPeers(ctx, o, work, pattern)
 	for i, c := range rep.cases {

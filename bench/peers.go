@@ -48,21 +48,28 @@ func (t *peerTools) skip(o options, peer, why string) {
 // Spillway's own. It never fails the run; a peer it cannot set up is skipped.
 func setupPeers(ctx context.Context, o options, work string, pattern []byte) *peerTools {
 	t := &peerTools{versions: map[string]string{}, skipped: map[string]string{}}
-	if nginx, err := findNginx(ctx, o); err != nil {
-		t.skip(o, peerNginx, err.Error())
-		t.skip(o, peerNginxTuned, err.Error())
-	} else {
-		t.nginx = nginx
-		out, _ := exec.CommandContext(ctx, nginx, "-v").CombinedOutput()
-		t.versions[peerNginx] = strings.TrimSpace(string(out)) + " (Debian package)"
+	if o.runsKind(kindRaw) || o.runsKind(kindSmall) {
+		if nginx, err := findNginx(ctx, o); err != nil {
+			t.skip(o, peerNginx, err.Error())
+			t.skip(o, peerNginxTuned, err.Error())
+		} else {
+			t.nginx = nginx
+			out, _ := exec.CommandContext(ctx, nginx, "-v").CombinedOutput()
+			t.versions[peerNginx] = strings.TrimSpace(string(out)) + " (Debian package)"
+		}
 	}
-	if bin, err := testservers.Install(TusdVersion); err != nil {
-		t.skip(o, peerTusd, err.Error())
-	} else {
-		t.tusd = bin
-		t.versions[peerTusd] = "tusd " + strings.SplitN(TusdVersion, "@", 2)[1] + " (go install), filestore"
+	if o.runsKind(kindTus) {
+		if bin, err := testservers.Install(TusdVersion); err != nil {
+			t.skip(o, peerTusd, err.Error())
+		} else {
+			t.tusd = bin
+			t.versions[peerTusd] = "tusd " + strings.SplitN(TusdVersion, "@", 2)[1] + " (go install), filestore"
+		}
 	}
-
+	// Peers of cases --cases leaves out are neither installed nor built.
+	if !o.runsKind(kindS3) {
+		return t
+	}
 	var err error
 	if t.versitygw, err = testservers.Install(testservers.VersityGW); err != nil {
 		for _, p := range []string{peerAWSCLI, peerPush, peerPushEmu} {
