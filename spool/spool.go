@@ -133,7 +133,7 @@ type Spooler struct {
 
 	inUse atomic.Int64 // bytes of memory reserved by live bodies
 	stats counters
-	bufs  sync.Pool // *[]byte of copyBufferSize
+	bufs  buffers
 }
 
 // New returns a Spooler for cfg. The spool directory must exist.
@@ -160,7 +160,7 @@ func New(cfg Config) (*Spooler, error) {
 	}
 	s := &Spooler{dir: dir, threshold: cfg.Threshold, budget: cfg.MemoryBudget, maxSize: cfg.MaxSize,
 		writeBehindOn: cfg.WriteBehind, startWriteback: writeback.Start}
-	s.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	s.bufs.init()
 	return s, nil
 }
 
@@ -267,7 +267,7 @@ func (s *Spooler) spoolUnknown(br *bodyReader) (*Body, error) {
 	)
 	putBack := func() {
 		for _, c := range chunks {
-			s.bufs.Put(c)
+			s.bufs.large.Put(c)
 		}
 	}
 	keep := func() *Body {
@@ -286,7 +286,7 @@ func (s *Spooler) spoolUnknown(br *bodyReader) (*Body, error) {
 			break
 		}
 		reserved += want
-		c := s.bufs.Get().(*[]byte)
+		c := s.bufs.large.Get().(*[]byte)
 		chunks = append(chunks, c)
 		m, err := fill(br, (*c)[:want])
 		fills = append(fills, (*c)[:m])
@@ -472,15 +472,16 @@ type bodyReader struct {
 	batch   *Batch // where a body that goes to disk goes; nil: its own temp file
 }
 
-// pipeHasher hashes buffers in order on its own goroutine. A few pooled
+// pipeHasher hashes buffers in order on its own goroutine. A few working
 // buffers circulate: one being filled and written, the others being hashed.
 type pipeHasher struct {
-	h    io.Writer
-	pool *sync.Pool
-	in   chan hashJob
-	free chan *[]byte
-	done chan struct{}
-	out  int // buffers taken from the pool
+	s     *Spooler
+	h     io.Writer
+	in    chan hashJob
+	free  chan *[]byte
+	done  chan struct{}
+	out   int // buffers taken
+	small int // of which small ones
 }
 
 type hashJob struct {
@@ -490,14 +491,14 @@ type hashJob struct {
 
 // pipeBuffers: with two, the reader and the hasher wait on each other
 // whenever the scheduler runs one late; four absorb that jitter, which
-// shows in the throughput of large raw PUTs, for 512 KiB more per upload
-// in flight.
+// shows in the throughput of large raw PUTs. They are large buffers while
+// the memory budget allows; otherwise up to MaxSmallBuffers small ones.
 const pipeBuffers = 4
 
 func (s *Spooler) newPipeHasher(h io.Writer) *pipeHasher {
 	p := &pipeHasher{
+		s:    s,
 		h:    h,
-		pool: &s.bufs,
 		in:   make(chan hashJob, pipeBuffers),
 		free: make(chan *[]byte, pipeBuffers),
 		done: make(chan struct{}),
@@ -512,11 +513,26 @@ func (s *Spooler) newPipeHasher(h io.Writer) *pipeHasher {
 	return p
 }
 
-// buffer returns a buffer to fill; it must be passed to hash.
+// buffer returns a buffer to fill; it must be passed to hash. It takes a
+// new buffer while the upload has fewer than it may hold and the budget
+// grants one, and otherwise waits for one the hasher is done with: never
+// for long, as at least one is always out.
 func (p *pipeHasher) buffer() *[]byte {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+	}
 	if p.out < pipeBuffers {
-		p.out++
-		return p.pool.Get().(*[]byte)
+		if b := p.s.largeBuffer(); b != nil {
+			p.out++
+			return b
+		}
+		if p.small < MaxSmallBuffers {
+			p.out++
+			p.small++
+			return p.s.smallBuffer()
+		}
 	}
 	return <-p.free
 }
@@ -524,12 +540,12 @@ func (p *pipeHasher) buffer() *[]byte {
 func (p *pipeHasher) hash(buf *[]byte, n int) { p.in <- hashJob{buf, n} }
 
 // finish waits until everything sent is hashed, stops the goroutine and
-// returns the buffers to the pool.
+// gives the buffers back.
 func (p *pipeHasher) finish() {
 	close(p.in)
 	<-p.done
 	for ; p.out > 0; p.out-- {
-		p.pool.Put(<-p.free)
+		p.s.putBuffer(<-p.free)
 	}
 }
 
@@ -574,16 +590,6 @@ func (d *digests) sha256() (s [sha256.Size]byte) {
 	return s
 }
 
-func (s *Spooler) reserve(n int64) bool {
-	for {
-		cur := s.inUse.Load()
-		if cur+n > s.budget {
-			return false
-		}
-		if s.inUse.CompareAndSwap(cur, cur+n) {
-			return true
-		}
-	}
-}
+func (s *Spooler) reserve(n int64) bool { return s.reserveWithin(n, s.budget) }
 
 func (s *Spooler) release(n int64) { s.inUse.Add(-n) }
