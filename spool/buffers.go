@@ -16,7 +16,7 @@ const (
 	// SmallBufferSize is the size of the buffers outside the budget.
 	SmallBufferSize = 32 << 10
 	// MaxSmallBuffers is the most small buffers an upload holds at once.
-	MaxSmallBuffers = 2
+	MaxSmallBuffers = 1
 )
 
 // buffers hands out working buffers for a Spooler.

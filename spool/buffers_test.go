@@ -2,6 +2,8 @@ package spool_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"errors"
 	"io"
 	"runtime"
 	"sync"
@@ -75,8 +77,8 @@ func TestWorkingBuffersStayWithinBudget(t *testing.T) {
 			b, err := s.Spool(t.Context(), r, size)
 			if err == nil {
 				err = b.Close()
-				if b.Size() != size {
-					err = io.ErrShortWrite
+				if b.Size() != size || b.SHA256() != sha256.Sum256(data) {
+					err = errors.New("wrong size or digest")
 				}
 			}
 			errs <- err

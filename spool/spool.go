@@ -474,14 +474,16 @@ type bodyReader struct {
 
 // pipeHasher hashes buffers in order on its own goroutine. A few working
 // buffers circulate: one being filled and written, the others being hashed.
+// An upload that has a single buffer (a small one, under memory pressure)
+// has nothing to overlap, so it hashes in line and starts no goroutine.
 type pipeHasher struct {
 	s     *Spooler
 	h     io.Writer
 	in    chan hashJob
 	free  chan *[]byte
-	done  chan struct{}
-	out   int // buffers taken
-	small int // of which small ones
+	done  chan struct{} // nil until the goroutine starts
+	out   int           // buffers taken
+	small int           // of which small ones
 }
 
 type hashJob struct {
@@ -496,13 +498,16 @@ type hashJob struct {
 const pipeBuffers = 4
 
 func (s *Spooler) newPipeHasher(h io.Writer) *pipeHasher {
-	p := &pipeHasher{
+	return &pipeHasher{
 		s:    s,
 		h:    h,
 		in:   make(chan hashJob, pipeBuffers),
 		free: make(chan *[]byte, pipeBuffers),
-		done: make(chan struct{}),
 	}
+}
+
+func (p *pipeHasher) start() {
+	p.done = make(chan struct{})
 	go func() {
 		defer close(p.done)
 		for j := range p.in {
@@ -510,7 +515,6 @@ func (s *Spooler) newPipeHasher(h io.Writer) *pipeHasher {
 			p.free <- j.buf
 		}
 	}()
-	return p
 }
 
 // buffer returns a buffer to fill; it must be passed to hash. It takes a
@@ -524,26 +528,37 @@ func (p *pipeHasher) buffer() *[]byte {
 	default:
 	}
 	if p.out < pipeBuffers {
-		if b := p.s.largeBuffer(); b != nil {
-			p.out++
-			return b
-		}
-		if p.small < MaxSmallBuffers {
-			p.out++
+		b := p.s.largeBuffer()
+		if b == nil && p.small < MaxSmallBuffers {
+			b = p.s.smallBuffer()
 			p.small++
-			return p.s.smallBuffer()
+		}
+		if b != nil {
+			if p.out++; p.out == 2 && p.done == nil {
+				p.start()
+			}
+			return b
 		}
 	}
 	return <-p.free
 }
 
-func (p *pipeHasher) hash(buf *[]byte, n int) { p.in <- hashJob{buf, n} }
+func (p *pipeHasher) hash(buf *[]byte, n int) {
+	if p.done == nil {
+		p.h.Write((*buf)[:n])
+		p.free <- buf
+		return
+	}
+	p.in <- hashJob{buf, n}
+}
 
 // finish waits until everything sent is hashed, stops the goroutine and
 // gives the buffers back.
 func (p *pipeHasher) finish() {
-	close(p.in)
-	<-p.done
+	if p.done != nil {
+		close(p.in)
+		<-p.done
+	}
 	for ; p.out > 0; p.out-- {
 		p.s.putBuffer(<-p.free)
 	}
