@@ -534,7 +534,10 @@ func (p *pipeHasher) buffer() *[]byte {
 			p.small++
 		}
 		if b != nil {
-			if p.out++; p.out == 2 && p.done == nil {
+			// The first buffer decides: a large one is hashed on the
+			// goroutine while the next is filled; a small one is the
+			// upload's only buffer, so it is hashed in line.
+			if p.out++; p.out == 1 && len(*b) == copyBufferSize {
 				p.start()
 			}
 			return b
