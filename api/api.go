@@ -477,7 +477,11 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	// delimiter, several times faster for big file parts, keeps
 	// mime/multipart's header limits, and reports a body cut before its
 	// closing delimiter as an error, not as a clean end.
-	mr := formdata.NewReader(r.Body, boundary, formdata.Limits{MaxParts: h.maxParts})
+	// Its window is a working buffer of the spool's, counted against the
+	// memory budget like the spool's own.
+	buf, release := h.spool.Buffer()
+	defer release()
+	mr := formdata.NewReaderBuffer(r.Body, boundary, formdata.Limits{MaxParts: h.maxParts}, buf)
 	defer mr.Close()
 	for {
 		part, err := mr.NextPart()

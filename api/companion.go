@@ -301,7 +301,9 @@ func (h *Handler) s3Object(w http.ResponseWriter, r *http.Request, x *exchange) 
 			}
 		}
 	}
-	mr := formdata.NewReader(r.Body, params["boundary"], formdata.Limits{MaxParts: h.maxParts})
+	buf, release := h.spool.Buffer() // as in postMultipart
+	defer release()
+	mr := formdata.NewReaderBuffer(r.Body, params["boundary"], formdata.Limits{MaxParts: h.maxParts}, buf)
 	defer mr.Close()
 	for {
 		part, err := mr.NextPart()

@@ -124,7 +124,6 @@ type options struct {
 	s3Size   int64         // the multipart upload whose completion on S3 is timed; 0: none
 	dirSize  int64         // the same on the directory store; 0: none
 	timeout  time.Duration // for the whole run
-	cases    []string      // the case kinds to run; nil: all
 	command  string        // the command line shown in the report
 	noApt    bool          // never apt-get install a missing peer (the smoke test)
 	log      io.Writer     // progress lines

@@ -96,3 +96,70 @@ func TestMemoryBudgetHoldsUnderLoad(t *testing.T) {
 	assert.LessOrEqual(t, hwm, int64(budget+serve.MemoryOverhead), "peak RSS over budget + overhead")
 	srv.stop(t)
 }
+
+// TestWorkingBuffersStayWithinBudget holds 64 uploads of 10 MiB open at
+// once, all going to disk, with an 8 MiB budget: their working buffers
+// (reads, writes, hashing) count against the budget, and past half of it
+// each works with one small buffer, so the server's peak RSS stays within
+// the budget and a fixed overhead. Before, each held four 256 KiB buffers
+// outside the budget: about 70 MiB.
+func TestWorkingBuffersStayWithinBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	const (
+		budget  = 8 << 20
+		size    = 10 << 20
+		held    = 6 << 20 // sent before any upload finishes
+		clients = 64
+		// The binary and the runtime at start (about 14 MiB here), a
+		// small buffer and a connection per upload.
+		overhead = 20 << 20
+	)
+	srv := startBinary(t, "--memory-budget", fmt.Sprint(budget), "--fsync=false")
+	u, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	var ready, done sync.WaitGroup
+	release := make(chan struct{})
+	for i := range clients {
+		ready.Add(1)
+		done.Go(func() {
+			readyOnce := sync.OnceFunc(ready.Done)
+			defer readyOnce()
+			f := uploadtest.File{Seed: uint64(i), Size: size}
+			conn, err := net.Dial("tcp", u.Host)
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "PUT /files/big-%02d.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", i, size)
+			body := f.Bytes()
+			if _, err := conn.Write(body[:held]); !assert.NoError(t, err) {
+				return
+			}
+			readyOnce()
+			<-release
+			if _, err := conn.Write(body[held:]); !assert.NoError(t, err) {
+				return
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer resp.Body.Close()
+			var got wire.UploadResponse
+			raw, _ := io.ReadAll(resp.Body)
+			if assert.Equal(t, http.StatusCreated, resp.StatusCode, string(raw)) && assert.NoError(t, json.Unmarshal(raw, &got)) {
+				assert.Equal(t, f.SHA256(), got.Files[0].SHA256)
+				assert.Equal(t, wire.SpoolDisk, got.Files[0].Spool)
+			}
+		})
+	}
+	ready.Wait()
+	close(release)
+	done.Wait()
+	hwm := testservers.PeakRSS(t, srv.Pid())
+	t.Logf("%d concurrent 10 MiB uploads, 8 MiB budget: peak RSS %.1f MiB (limit %.0f MiB)", clients, float64(hwm)/(1<<20), float64(budget+overhead)/(1<<20))
+	assert.LessOrEqual(t, hwm, int64(budget+overhead), "peak RSS over budget + overhead")
+	srv.stop(t)
+}

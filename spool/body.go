@@ -72,7 +72,7 @@ type notOpen struct{}
 func (notOpen) ReadAt([]byte, int64) (int, error) { return 0, ErrNotOpen }
 
 // WriteTo writes the whole body to w: a memory body in one Write, a disk
-// body through a pooled buffer. It does not move any reader's offset.
+// body through a working buffer (see Spooler.Buffer). It does not move any reader's offset.
 func (b *Body) WriteTo(w io.Writer) (int64, error) {
 	if b.disk && b.f == nil {
 		return 0, ErrNotOpen
@@ -81,8 +81,8 @@ func (b *Body) WriteTo(w io.Writer) (int64, error) {
 		n, err := w.Write(b.mem)
 		return int64(n), err
 	}
-	bufp := b.s.bufs.Get().(*[]byte)
-	defer b.s.bufs.Put(bufp)
+	bufp := b.s.buffer()
+	defer b.s.putBuffer(bufp)
 	return io.CopyBuffer(onlyWriter{w}, io.NewSectionReader(b.f, 0, b.size), *bufp)
 }
 

@@ -133,7 +133,7 @@ type Spooler struct {
 
 	inUse atomic.Int64 // bytes of memory reserved by live bodies
 	stats counters
-	bufs  sync.Pool // *[]byte of copyBufferSize
+	bufs  buffers
 }
 
 // New returns a Spooler for cfg. The spool directory must exist.
@@ -160,7 +160,7 @@ func New(cfg Config) (*Spooler, error) {
 	}
 	s := &Spooler{dir: dir, threshold: cfg.Threshold, budget: cfg.MemoryBudget, maxSize: cfg.MaxSize,
 		writeBehindOn: cfg.WriteBehind, startWriteback: writeback.Start}
-	s.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	s.bufs.init()
 	return s, nil
 }
 
@@ -267,7 +267,7 @@ func (s *Spooler) spoolUnknown(br *bodyReader) (*Body, error) {
 	)
 	putBack := func() {
 		for _, c := range chunks {
-			s.bufs.Put(c)
+			s.bufs.large.Put(c)
 		}
 	}
 	keep := func() *Body {
@@ -286,7 +286,7 @@ func (s *Spooler) spoolUnknown(br *bodyReader) (*Body, error) {
 			break
 		}
 		reserved += want
-		c := s.bufs.Get().(*[]byte)
+		c := s.bufs.large.Get().(*[]byte)
 		chunks = append(chunks, c)
 		m, err := fill(br, (*c)[:want])
 		fills = append(fills, (*c)[:m])
@@ -472,15 +472,18 @@ type bodyReader struct {
 	batch   *Batch // where a body that goes to disk goes; nil: its own temp file
 }
 
-// pipeHasher hashes buffers in order on its own goroutine. A few pooled
+// pipeHasher hashes buffers in order on its own goroutine. A few working
 // buffers circulate: one being filled and written, the others being hashed.
+// An upload that has a single buffer (a small one, under memory pressure)
+// has nothing to overlap, so it hashes in line and starts no goroutine.
 type pipeHasher struct {
-	h    io.Writer
-	pool *sync.Pool
-	in   chan hashJob
-	free chan *[]byte
-	done chan struct{}
-	out  int // buffers taken from the pool
+	s     *Spooler
+	h     io.Writer
+	in    chan hashJob
+	free  chan *[]byte
+	done  chan struct{} // nil until the goroutine starts
+	out   int           // buffers taken
+	small int           // of which small ones
 }
 
 type hashJob struct {
@@ -490,18 +493,21 @@ type hashJob struct {
 
 // pipeBuffers: with two, the reader and the hasher wait on each other
 // whenever the scheduler runs one late; four absorb that jitter, which
-// shows in the throughput of large raw PUTs, for 512 KiB more per upload
-// in flight.
+// shows in the throughput of large raw PUTs. They are large buffers while
+// the memory budget allows; otherwise up to MaxSmallBuffers small ones.
 const pipeBuffers = 4
 
 func (s *Spooler) newPipeHasher(h io.Writer) *pipeHasher {
-	p := &pipeHasher{
+	return &pipeHasher{
+		s:    s,
 		h:    h,
-		pool: &s.bufs,
 		in:   make(chan hashJob, pipeBuffers),
 		free: make(chan *[]byte, pipeBuffers),
-		done: make(chan struct{}),
 	}
+}
+
+func (p *pipeHasher) start() {
+	p.done = make(chan struct{})
 	go func() {
 		defer close(p.done)
 		for j := range p.in {
@@ -509,27 +515,55 @@ func (s *Spooler) newPipeHasher(h io.Writer) *pipeHasher {
 			p.free <- j.buf
 		}
 	}()
-	return p
 }
 
-// buffer returns a buffer to fill; it must be passed to hash.
+// buffer returns a buffer to fill; it must be passed to hash. It takes a
+// new buffer while the upload has fewer than it may hold and the budget
+// grants one, and otherwise waits for one the hasher is done with: never
+// for long, as at least one is always out.
 func (p *pipeHasher) buffer() *[]byte {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+	}
 	if p.out < pipeBuffers {
-		p.out++
-		return p.pool.Get().(*[]byte)
+		b := p.s.largeBuffer()
+		if b == nil && p.small < MaxSmallBuffers {
+			b = p.s.smallBuffer()
+			p.small++
+		}
+		if b != nil {
+			// The first buffer decides: a large one is hashed on the
+			// goroutine while the next is filled; a small one is the
+			// upload's only buffer, so it is hashed in line.
+			if p.out++; p.out == 1 && len(*b) == copyBufferSize {
+				p.start()
+			}
+			return b
+		}
 	}
 	return <-p.free
 }
 
-func (p *pipeHasher) hash(buf *[]byte, n int) { p.in <- hashJob{buf, n} }
+func (p *pipeHasher) hash(buf *[]byte, n int) {
+	if p.done == nil {
+		p.h.Write((*buf)[:n])
+		p.free <- buf
+		return
+	}
+	p.in <- hashJob{buf, n}
+}
 
 // finish waits until everything sent is hashed, stops the goroutine and
-// returns the buffers to the pool.
+// gives the buffers back.
 func (p *pipeHasher) finish() {
-	close(p.in)
-	<-p.done
+	if p.done != nil {
+		close(p.in)
+		<-p.done
+	}
 	for ; p.out > 0; p.out-- {
-		p.pool.Put(<-p.free)
+		p.s.putBuffer(<-p.free)
 	}
 }
 
@@ -574,16 +608,6 @@ func (d *digests) sha256() (s [sha256.Size]byte) {
 	return s
 }
 
-func (s *Spooler) reserve(n int64) bool {
-	for {
-		cur := s.inUse.Load()
-		if cur+n > s.budget {
-			return false
-		}
-		if s.inUse.CompareAndSwap(cur, cur+n) {
-			return true
-		}
-	}
-}
+func (s *Spooler) reserve(n int64) bool { return s.reserveWithin(n, s.budget) }
 
 func (s *Spooler) release(n int64) { s.inUse.Add(-n) }

@@ -126,8 +126,8 @@ func Settings() []Setting {
 		},
 		{
 			Env: "SPILLWAY_MEMORY_BUDGET", For: all, Default: bytesize.Format(spool.DefaultMemoryBudget),
-			Usage: "total memory for bodies held at once",
-			Doc:   "total memory for all bodies held at once; past it, even small bodies go to disk",
+			Usage: "total memory for bodies held at once and the uploads' working buffers",
+			Doc:   "total memory for all bodies held at once and for the uploads' large working buffers (at most half of it); past it, even small bodies go to disk, and past half of it each upload works with one small buffer outside it",
 			value: func(c *Config) flag.Value { return (*sizeValue)(&c.MemoryBudget) },
 		},
 		{

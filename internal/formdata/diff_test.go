@@ -93,7 +93,7 @@ func diffMime(t *testing.T, body []byte, boundary string, seed uint64) {
 		size = minBufferSize
 	}
 	src := srcModes[rng.IntN(len(srcModes))].wrap(body, rng)
-	fr := newReader(src, boundary, mimeLimits, size)
+	fr := newReader(src, boundary, mimeLimits, size, nil)
 	defer fr.Close()
 	if fr.err != nil {
 		// An unusable boundary: only an empty one is mime/multipart's

@@ -155,10 +155,27 @@ type Reader struct {
 // the first NextPart. The Reader holds a pooled buffer until NextPart
 // returns an error (io.EOF included) or Close is called.
 func NewReader(src io.Reader, boundary string, lim Limits) *Reader {
-	return newReader(src, boundary, lim, bufferSize)
+	return newReader(src, boundary, lim, bufferSize, nil)
 }
 
-func newReader(src io.Reader, boundary string, lim Limits, size int) *Reader {
+// MinBufferSize is the smallest buffer NewReaderBuffer takes: room for the
+// longest line and delimiter the Reader accepts.
+const MinBufferSize = minBufferSize
+
+// NewReaderBuffer is NewReader reading through buf instead of a pooled
+// buffer, for a caller that accounts for its memory. buf must hold at least
+// MinBufferSize bytes. The Reader uses it until NextPart returns an error
+// (io.EOF included) or Close is called; the caller must not touch it before.
+func NewReaderBuffer(src io.Reader, boundary string, lim Limits, buf []byte) *Reader {
+	if len(buf) < MinBufferSize {
+		panic("formdata: NewReaderBuffer with a buffer under MinBufferSize")
+	}
+	return newReader(src, boundary, lim, len(buf), buf)
+}
+
+// newReader uses buf if it is not nil, else a pooled buffer when size is
+// bufferSize, else one of its own.
+func newReader(src io.Reader, boundary string, lim Limits, size int, buf []byte) *Reader {
 	b := []byte("\r\n--" + boundary + "--")
 	mr := &Reader{
 		src:              src,
@@ -180,10 +197,13 @@ func newReader(src io.Reader, boundary string, lim Limits, size int) *Reader {
 		return mr
 	}
 	mr.finder.reset(mr.nlDashBoundary)
-	if size == bufferSize {
+	switch {
+	case buf != nil:
+		mr.buf = buf
+	case size == bufferSize:
 		mr.bufp = bufPool.Get().(*[]byte)
 		mr.buf = *mr.bufp
-	} else {
+	default:
 		mr.buf = make([]byte, max(size, minBufferSize))
 	}
 	return mr

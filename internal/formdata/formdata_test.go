@@ -189,7 +189,7 @@ func TestCases(t *testing.T) {
 				for _, size := range []int{bufferSize, minBufferSize} {
 					for seed := range seeds {
 						rng := rand.New(rand.NewPCG(seed, 1))
-						mr := newReader(mode.wrap([]byte(c.body), rng), c.boundary, c.lim, size)
+						mr := newReader(mode.wrap([]byte(c.body), rng), c.boundary, c.lim, size, nil)
 						parts, err := readAllParts(mr, rng)
 						msg := fmt.Sprintf("%s, buffer %d, seed %d", mode.name, size, seed)
 						assert.Equal(t, c.parts, parts, msg)
@@ -250,7 +250,7 @@ func TestDelimiterAcrossRefills(t *testing.T) {
 				data := fill[:readEnd-k-len(head)]
 				body := head + data + delim + tail
 				src := &cutReader{data: []byte(body), cuts: []int{readEnd, readEnd + 7}}
-				mr := newReader(src, boundary, Limits{}, minBufferSize)
+				mr := newReader(src, boundary, Limits{}, minBufferSize, nil)
 				p, err := mr.NextPart()
 				require.NoError(t, err)
 				got, err := io.ReadAll(p)
@@ -473,4 +473,30 @@ func TestMimeQuirks(t *testing.T) {
 	p, err := multipart.NewReader(strings.NewReader("--B\r\na: b\r\n\r\n\r\n--B--"), "B").NextPart()
 	require.NoError(t, err)
 	require.Equal(t, h, p.Header)
+}
+
+// TestNewReaderBuffer reads a file part larger than the caller's buffer
+// through it.
+func TestNewReaderBuffer(t *testing.T) {
+	data := bytes.Repeat([]byte("spillway\r\n--"), 10000)
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	fw, err := w.CreateFormFile("file", "a.bin")
+	require.NoError(t, err)
+	_, err = fw.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+
+	buf := make([]byte, MinBufferSize)
+	mr := NewReaderBuffer(&body, w.Boundary(), Limits{}, buf)
+	p, err := mr.NextPart()
+	require.NoError(t, err)
+	got, err := io.ReadAll(p)
+	require.NoError(t, err)
+	assert.Equal(t, data, got)
+	_, err = mr.NextPart()
+	assert.Equal(t, io.EOF, err)
+	require.NoError(t, mr.Close())
+	assert.Nil(t, mr.bufp, "the caller's buffer is not pooled")
+	assert.Panics(t, func() { NewReaderBuffer(&body, "b", Limits{}, buf[:MinBufferSize-1]) })
 }

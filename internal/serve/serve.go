@@ -206,9 +206,11 @@ func IsLoopback(addr net.Addr) bool {
 	return ok && tcp.IP.IsLoopback()
 }
 
-// MemoryOverhead is what a server needs beyond its memory budget for
-// bodies at its upload cap: the runtime, connection buffers and one copy
-// buffer per upload spooling to disk.
+// MemoryOverhead is what a server needs beyond its memory budget at its
+// upload cap: the binary and the runtime, connection buffers, and the
+// small working buffers of uploads that the budget refused a large one
+// (spool.SmallBufferSize each, one per body being spooled and one per
+// multipart reader).
 const MemoryOverhead = 48 << 20
 
 // LimitMemory sets the soft memory limit to budget plus MemoryOverhead,

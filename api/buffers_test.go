@@ -1,0 +1,127 @@
+package api_test
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spillway/api"
+	"spillway/internal/formdata"
+	"spillway/spool"
+	"spillway/store/dirstore"
+)
+
+// stallReader gives head, calls reached, waits for open to close, then
+// gives tail.
+type stallReader struct {
+	head, tail []byte
+	reached    func()
+	open       <-chan struct{}
+	once       sync.Once
+}
+
+func (g *stallReader) Read(p []byte) (int, error) {
+	if len(g.head) > 0 {
+		n := copy(p, g.head)
+		g.head = g.head[n:]
+		return n, nil
+	}
+	g.once.Do(func() {
+		g.reached()
+		<-g.open
+	})
+	if len(g.tail) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, g.tail)
+	g.tail = g.tail[n:]
+	return n, nil
+}
+
+func liveHeap() int64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC() // the second empties the pools' victim caches
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// TestMultipartBuffersStayWithinBudget stops many multipart uploads in the
+// middle of their file and checks that what they hold, the multipart
+// reader's window included, stays within the memory budget and the small
+// working buffers beyond it.
+func TestMultipartBuffersStayWithinBudget(t *testing.T) {
+	require.GreaterOrEqual(t, spool.SmallBufferSize, formdata.MinBufferSize, "a small working buffer can be a multipart reader's window")
+	const (
+		uploads = 32
+		budget  = 1 << 20
+		size    = 3 << 20
+	)
+	sp, err := spool.New(spool.Config{Dir: t.TempDir(), Threshold: 64 << 10, MemoryBudget: budget})
+	require.NoError(t, err)
+	st, _, err := dirstore.Open(t.TempDir(), dirstore.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	h := api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.DiscardHandler)})
+
+	bodies := make([][]byte, uploads)
+	types := make([]string, uploads)
+	for i := range uploads {
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		fw, err := w.CreateFormFile("file", "f"+strconv.Itoa(i)+".bin")
+		require.NoError(t, err)
+		_, err = fw.Write(bytes.Repeat([]byte{byte(i)}, size))
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		bodies[i], types[i] = b.Bytes(), w.FormDataContentType()
+	}
+
+	before := liveHeap()
+	open := make(chan struct{})
+	var reached, done sync.WaitGroup
+	reached.Add(uploads)
+	codes := make(chan int, uploads)
+	for i := range uploads {
+		half := len(bodies[i]) / 2
+		body := &stallReader{head: bodies[i][:half], tail: bodies[i][half:], reached: reached.Done, open: open}
+		req := httptest.NewRequest(http.MethodPost, "/files", body)
+		req.ContentLength = int64(len(bodies[i]))
+		req.Header.Set("Content-Type", types[i])
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			codes <- rec.Code
+		}()
+	}
+	reached.Wait()
+	held := liveHeap() - before
+	close(open)
+	done.Wait()
+	close(codes)
+	for code := range codes {
+		assert.Equal(t, http.StatusCreated, code)
+	}
+
+	// Each upload may hold one small buffer for its reader's window and
+	// one for its spooling, and some for its request, recorder, batch and
+	// goroutines (more under the race detector). A window outside the
+	// budget alone would be 256 KiB more per upload.
+	limit := int64(budget + uploads*(2*spool.SmallBufferSize+96<<10))
+	t.Logf("%d multipart uploads stopped midway: %.1f MiB of heap held (limit %.1f MiB)",
+		uploads, float64(held)/(1<<20), float64(limit)/(1<<20))
+	assert.LessOrEqual(t, held, limit)
+	assert.Zero(t, sp.Stats().MemoryInUse, "every buffer given back")
+}
