@@ -20,6 +20,7 @@ import (
 	"spillway/internal/jwtauth"
 	"spillway/internal/serve"
 	"spillway/metrics/prom"
+	"spillway/spool"
 	"spillway/store"
 	"spillway/store/dirstore"
 	"spillway/store/s3store"
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	st, staged, err := openStore(ctx, cfg, getenv)
+	st, staged, err := openStore(ctx, cfg, getenv, spooler)
 	if err != nil {
 		return err
 	}
@@ -170,11 +171,13 @@ func hooks(cfg config.Config) api.Hooks {
 
 // openStore opens the directory store, or the S3 store with --bucket. It
 // returns how many orphaned staging files it removed.
-func openStore(ctx context.Context, cfg config.Config, getenv func(string) string) (store.Store, int, error) {
+// The directory store's copies borrow the spool's working buffers, so that
+// they count against the memory budget.
+func openStore(ctx context.Context, cfg config.Config, getenv func(string) string, spooler *spool.Spooler) (store.Store, int, error) {
 	if cfg.Bucket == "" {
 		st, staged, err := dirstore.Open(cfg.Directory, dirstore.Options{Overwrite: cfg.Overwrite, Fsync: cfg.Fsync,
 			FileMode: cfg.FileMode, CaseSensitiveNames: cfg.CaseSensitiveNames, MaxOpenUploads: cfg.MaxOpenUploads,
-			Retention: cfg.Retention})
+			Retention: cfg.Retention, Buffers: spooler.Buffer})
 		if err != nil {
 			return nil, 0, err
 		}

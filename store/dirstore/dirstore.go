@@ -61,6 +61,12 @@ type Options struct {
 	// what a completed upload sets, and what a user can move (touch); the
 	// change time moves with every chmod and link.
 	Retention time.Duration
+	// Buffers lends the working buffers of the copies into uploads' files
+	// (tus chunks, multipart parts), so that they count against the
+	// caller's memory budget: the spool's Buffer. release gives one back.
+	// A buffer under minPipelined bytes says memory is short, and a copy
+	// then takes no other. Nil allocates buffers of copyBuffer bytes.
+	Buffers func() (buf []byte, release func())
 }
 
 // DefaultFileMode is the mode of stored files when Options.FileMode is zero.

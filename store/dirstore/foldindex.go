@@ -371,31 +371,6 @@ func (h *heldFolder) changed(added, removed string) {
 	x.names += len(d.folds)
 }
 
-// stampFolder sets the folder's mtime to a value no earlier change left
-// and no later one leaves by itself (see foldIndex), and returns the
-// folder's stat with it; ok is false when the folder does not hold that
-// value to the nanosecond.
-func stampFolder(dirfd int) (id folderID, stamp folderStamp, ok bool) {
-	_, before, err := statFolder(dirfd)
-	if err != nil {
-		return id, stamp, false
-	}
-	var fine, tick unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_REALTIME, &fine) != nil || unix.ClockGettime(unix.CLOCK_REALTIME_COARSE, &tick) != nil {
-		return id, stamp, false
-	}
-	v := max(fine.Nano(), before.mtime.Nano()+1)
-	if v == tick.Nano() {
-		v++
-	}
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(v)}
-	if unix.UtimesNanoAt(dirfd, ".", ts, 0) != nil {
-		return id, stamp, false
-	}
-	id, stamp, err = statFolder(dirfd)
-	return id, stamp, err == nil && stamp.mtime.Nano() == v
-}
-
 // readNames returns the names in the folder dirfd.
 func (x *foldIndex) readNames(dirfd int) ([]string, error) {
 	if x.testHookRead != nil {

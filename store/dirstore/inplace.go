@@ -127,7 +127,9 @@ func (h *upload) resetPrefix(n int) error {
 // a moment ago, normally, and come from the page cache.
 func (h *upload) advance(ctx context.Context, data *os.File, p *prefix, received map[int][]string) (bool, error) {
 	grew := false
-	buf := make([]byte, copyBuffer)
+	bufs, release := h.s.buffers(1)
+	defer release()
+	buf := bufs[0]
 	for p.parts < h.u.PartCount() && len(received[p.parts+1]) == 1 {
 		if err := ctx.Err(); err != nil {
 			return grew, err
@@ -173,7 +175,7 @@ func (s *Store) preallocate(f *os.File, size int64) error {
 // multipart part at its own. Each hash runs in a goroutine of its own on
 // the buffers already written, so that hashing (SHA-256 and CRC-64/NVME
 // together are slower than this disk) overlaps reading and writing; a
-// few buffers of copyBuffer bytes bound the memory. With fsync on, the
+// few working buffers (s.buffers) bound the memory. With fsync on, the
 // kernel is told to start writing back what is written as it goes, so
 // that the caller's fsync finds little left to do.
 func (s *Store) writeInPlace(ctx context.Context, f *os.File, off int64, r io.Reader, room int64, hashes ...hash.Hash) (n int64, err error) {
@@ -182,9 +184,12 @@ func (s *Store) writeInPlace(ctx context.Context, f *os.File, off int64, r io.Re
 		b    []byte
 		left *atomic.Int32 // hashes still to see b
 	}
-	free := make(chan []byte, buffers)
-	for range buffers {
-		free <- make([]byte, copyBuffer)
+	bufs, release := s.buffers(buffers)
+	// Deferred first, so run last: after the hashes are done with them.
+	defer release()
+	free := make(chan []byte, len(bufs))
+	for _, b := range bufs {
+		free <- b
 	}
 	ins := make([]chan job, len(hashes))
 	var wg sync.WaitGroup
@@ -266,4 +271,33 @@ func replaceFile(dir *os.Root, tmp, name string, b []byte, durable bool) error {
 		return uploadsError(err)
 	}
 	return nil
+}
+
+// minPipelined is the least a working buffer holds when memory is not
+// short (Options.Buffers).
+const minPipelined = 64 << 10
+
+// buffers lends up to n working buffers for a copy, from Options.Buffers
+// when it is set: fewer when memory is short. release gives them all
+// back.
+func (s *Store) buffers(n int) (bufs [][]byte, release func()) {
+	if s.opts.Buffers == nil {
+		for range n {
+			bufs = append(bufs, make([]byte, copyBuffer))
+		}
+		return bufs, func() {}
+	}
+	var releases []func()
+	for range n {
+		b, rel := s.opts.Buffers()
+		bufs, releases = append(bufs, b), append(releases, rel)
+		if len(b) < minPipelined {
+			break
+		}
+	}
+	return bufs, func() {
+		for _, rel := range releases {
+			rel()
+		}
+	}
 }

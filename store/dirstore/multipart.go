@@ -23,7 +23,6 @@ package dirstore
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -38,7 +37,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/minio/crc64nvme"
 	"golang.org/x/sys/unix"
 
 	"spillway/store"
@@ -535,7 +533,9 @@ func (h *upload) stageData(st *staged, data *os.File) error {
 		return mapError(st.name, err)
 	}
 	return h.s.stageCopy(st, func(w io.Writer) error {
-		_, err := io.CopyBuffer(struct{ io.Writer }{w}, io.NewSectionReader(data, 0, h.u.Size), make([]byte, copyBuffer))
+		bufs, release := h.s.buffers(1)
+		defer release()
+		_, err := io.CopyBuffer(struct{ io.Writer }{w}, io.NewSectionReader(data, 0, h.u.Size), bufs[0])
 		return err
 	})
 }
@@ -721,58 +721,6 @@ func (h *upload) match(parts []store.Part) error {
 		}
 	}
 	return nil
-}
-
-// assemble writes the parts to w in order through one buffer, hashing
-// (SHA-256 and CRC64NVME) and counting as it goes, so memory stays the
-// same whatever the file's size.
-func (h *upload) assemble(ctx context.Context, w io.Writer, files []string) (sum [sha256.Size]byte, crc uint64, err error) {
-	hash, crch := sha256.New(), crc64nvme.New()
-	buf := make([]byte, copyBuffer)
-	var total int64
-	for i, name := range files {
-		n, err := h.copyPart(ctx, w, io.MultiWriter(hash, crch), name, buf)
-		if err != nil {
-			return sum, 0, err
-		}
-		if want := h.u.PartSizeOf(i + 1); n != want {
-			return sum, 0, fmt.Errorf("%w: upload %s: part %d holds %d bytes, not %d", store.ErrUploadMismatch, h.id, i+1, n, want)
-		}
-		total += n
-	}
-	if total != h.u.Size {
-		return sum, 0, fmt.Errorf("%w: upload %s: the parts hold %d bytes, not %d", store.ErrUploadMismatch, h.id, total, h.u.Size)
-	}
-	copy(sum[:], hash.Sum(nil))
-	return sum, crch.Sum64(), nil
-}
-
-func (h *upload) copyPart(ctx context.Context, w, hash io.Writer, name string, buf []byte) (int64, error) {
-	f, err := h.dir.Open(name)
-	if err != nil {
-		return 0, fmt.Errorf("dirstore: upload %s: open part: %w", h.id, err)
-	}
-	defer f.Close()
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		k, rerr := io.ReadFull(f, buf)
-		if k > 0 {
-			hash.Write(buf[:k])
-			if _, err := w.Write(buf[:k]); err != nil {
-				return n, err
-			}
-			n += int64(k)
-		}
-		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-			return n, nil
-		case rerr != nil:
-			return n, fmt.Errorf("dirstore: upload %s: read part: %w", h.id, rerr)
-		}
-	}
 }
 
 // remove deletes the upload. The caller holds the lock; the manifest goes
