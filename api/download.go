@@ -233,7 +233,11 @@ func (h *Handler) hashStored(ctx context.Context, name string) (store.Info, erro
 	}
 	defer rc.Close()
 	sum := sha256.New()
-	n, err := io.CopyBuffer(sum, struct{ io.Reader }{contextReader{ctx, rc}}, make([]byte, 256<<10))
+	// A working buffer of the spool's, so that digests asked at once
+	// count against the memory budget as uploads do.
+	buf, release := h.spool.Buffer()
+	defer release()
+	n, err := io.CopyBuffer(sum, struct{ io.Reader }{contextReader{ctx, rc}}, buf)
 	if err != nil {
 		return store.Info{}, fmt.Errorf("hash %q: %w", name, err)
 	}
