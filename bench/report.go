@@ -262,8 +262,7 @@ func (rep *report) markdown() string {
 	p("`floor` is the least work a server that answers with the SHA-256 must do (`bench/floor.go`: 256 KiB reads, the write, SHA-256 and CRC64NVME "+
 		"on their own goroutine over %d buffers, and for `floor-fsync` an fsync of the file and its directory); `baseline-256k` copies without hashing; "+
 		"`nginx` is WebDAV `PUT` with its request-body buffering, `nginx-256k` the same with `client_body_buffer_size 256k` (neither fsyncs). ", floorBuffers)
-	p("The floor computes CRC64NVME, which Spillway's spool computes only once issue 15's S3 checksums are in the tree; until then the floor does " +
-		"one hash more than Spillway. The floor parses multipart with mime/multipart, so only its raw rows are the floor. " +
+	p("Spillway and the floor both compute SHA-256 and CRC64NVME. The floor parses multipart with mime/multipart, so only its raw rows are the floor. " +
 		"`discard`'s peak RSS is where any Go server with net/http starts. ")
 	p("× ref is against the floor at the same durability. CPU columns are seconds of CPU per GB sent, for the server's processes and for the client " +
 		"(this process, or the client program). Peak RSS of a server of several processes (nginx, the emulator) is the sum of theirs.\n\n")
