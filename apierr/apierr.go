@@ -51,7 +51,7 @@ var catalogue = map[wire.Code]struct {
 	wire.CodeTooLarge:             {http.StatusRequestEntityTooLarge, "the file or request body is larger than this server accepts; send a smaller one"},
 	wire.CodeQuotaExceeded:        {http.StatusRequestEntityTooLarge, "this upload would take your stored files over your quota; delete some files or send a smaller one"},
 	wire.CodeTusVersion:           {http.StatusPreconditionFailed, "this server speaks tus 1.0.0 only; send Tus-Resumable: 1.0.0"},
-	wire.CodeTusUploadNotFound:    {http.StatusNotFound, "no tus upload has this URL; it was finished, terminated or expired: create a new one with POST /tus/"},
+	wire.CodeTusUploadNotFound:    {http.StatusNotFound, "no tus upload has this URL; it was terminated or has expired: create a new one with POST /tus/"},
 	wire.CodeTusMediaType:         {http.StatusUnsupportedMediaType, "a tus PATCH carries Content-Type: application/offset+octet-stream"},
 	wire.CodeOffsetMismatch:       {http.StatusConflict, "Upload-Offset is not the upload's offset; ask for it with HEAD and resume from there"},
 	wire.CodeLocked:               {http.StatusLocked, "another request is writing to this upload; retry once it has ended"},
