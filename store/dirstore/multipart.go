@@ -771,6 +771,43 @@ func (h *upload) idleSince() (time.Time, error) {
 	return mf.ModTime(), nil
 }
 
+// sweepArea walks one area of uploads, dir (multipart or tus): it removes
+// what crashed creations left, and uploads whose record a crashed removal
+// took (visit's store.ErrUploadNotFound) or a power cut emptied (errDamaged,
+// once older than cutoff), and hands every other upload's ID to visit,
+// which reports whether it removed it. It returns how many it removed.
+func (s *Store) sweepArea(dir string, cutoff time.Time, visit func(id string) (bool, error)) int {
+	entries, err := fs.ReadDir(s.root.FS(), dir)
+	if err != nil {
+		return 0
+	}
+	removed := 0
+	for _, e := range entries {
+		name := dir + "/" + e.Name()
+		if !store.ValidUploadID(e.Name()) {
+			// A creation that died before its rename. A live one is a
+			// moment old, so the TTL is a safe margin.
+			if strings.HasPrefix(e.Name(), stagePrefix) && strings.HasSuffix(e.Name(), stageSuffix) {
+				if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
+					s.root.RemoveAll(name)
+				}
+			}
+			continue
+		}
+		gone, err := visit(e.Name())
+		if err != nil {
+			fi, serr := s.root.Stat(name)
+			dead := errors.Is(err, store.ErrUploadNotFound) ||
+				errors.Is(err, errDamaged) && serr == nil && fi.ModTime().Before(cutoff)
+			gone = serr == nil && dead && s.root.RemoveAll(name) == nil
+		}
+		if gone {
+			removed++
+		}
+	}
+	return removed
+}
+
 // sweepUploads removes uploads idle for longer than the TTL, what crashed
 // removals and creations left behind, and returns how many uploads it
 // removed. Uploads locked by someone (a Complete under way, in this process
@@ -785,10 +822,6 @@ func (s *Store) sweepUploads() int {
 	if s.testHookSweepUploads != nil {
 		s.testHookSweepUploads()
 	}
-	entries, err := fs.ReadDir(s.root.FS(), uploadsDir)
-	if err != nil {
-		return 0
-	}
 	// The count of open uploads is set again from what is found, which
 	// also takes in uploads other processes sharing the directory opened
 	// or closed. Creations and removals meanwhile may be missed until
@@ -796,40 +829,19 @@ func (s *Store) sweepUploads() int {
 	live := int64(0)
 	defer func() { s.openUploads.Store(live) }()
 	cutoff := time.Now().Add(-s.uploadTTL())
-	removed := 0
-	for _, e := range entries {
-		name := uploadsDir + "/" + e.Name()
-		if !store.ValidUploadID(e.Name()) {
-			// A creation that died before its rename. A live one is a
-			// moment old, so the TTL is a safe margin.
-			if strings.HasPrefix(e.Name(), stagePrefix) && strings.HasSuffix(e.Name(), stageSuffix) {
-				if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
-					s.root.RemoveAll(name)
-				}
-			}
-			continue
-		}
-		h, err := s.openUpload(e.Name())
+	removed := s.sweepArea(uploadsDir, cutoff, func(id string) (bool, error) {
+		h, err := s.openUpload(id)
 		if err != nil {
-			// No manifest: a removal that was cut short, so the upload is
-			// gone and only its parts are left. Or a manifest that a power
-			// cut emptied, which nobody can complete.
-			fi, serr := s.root.Stat(name)
-			dead := errors.Is(err, store.ErrUploadNotFound) ||
-				errors.Is(err, errDamaged) && serr == nil && fi.ModTime().Before(cutoff)
-			if serr == nil && dead && s.root.RemoveAll(name) == nil {
-				removed++
-			}
-			continue
+			return false, err
 		}
-		live++
+		defer h.close()
 		if h.lock(unix.LOCK_EX|unix.LOCK_NB) == nil {
 			if t, err := h.idleSince(); err == nil && t.Before(cutoff) && h.remove() == nil {
-				removed++
-				live--
+				return true, nil
 			}
 		}
-		h.close()
-	}
+		live++
+		return false, nil
+	})
 	return removed + s.sweepTus(cutoff)
 }

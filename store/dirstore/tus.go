@@ -29,7 +29,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -458,46 +457,19 @@ func (b *tusBody) DropName() error {
 // creations a crash cut short. An upload whose lock is held is in use and
 // is left alone.
 func (s *Store) sweepTus(cutoff time.Time) int {
-	entries, err := fs.ReadDir(s.root.FS(), tusDir)
-	if err != nil {
-		return 0
-	}
-	removed := 0
-	for _, e := range entries {
-		name := tusDir + "/" + e.Name()
-		if !store.ValidUploadID(e.Name()) {
-			if strings.HasPrefix(e.Name(), stagePrefix) && strings.HasSuffix(e.Name(), stageSuffix) {
-				if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
-					s.root.RemoveAll(name)
-				}
-			}
-			continue
-		}
-		u, err := s.openTus(e.Name())
+	return s.sweepArea(tusDir, cutoff, func(id string) (bool, error) {
+		u, err := s.openTus(id)
 		if err != nil {
-			// No state: a removal cut short. A damaged one nobody can
-			// resume, once it is old enough.
-			fi, serr := s.root.Stat(name)
-			dead := errors.Is(err, store.ErrUploadNotFound) ||
-				errors.Is(err, errDamaged) && serr == nil && fi.ModTime().Before(cutoff)
-			if serr == nil && dead && s.root.RemoveAll(name) == nil {
-				removed++
-			}
-			continue
+			return false, err
 		}
+		defer u.close()
 		switch {
 		case !u.mod.Before(cutoff):
+			return false, nil
 		case u.st.Done != nil:
 			// A finished upload's record, which no Append holds.
-			if s.removeTus(u) == nil {
-				removed++
-			}
-		default:
-			if err := u.lock(); err == nil && u.mod.Before(cutoff) && s.removeTus(u) == nil {
-				removed++
-			}
+			return s.removeTus(u) == nil, nil
 		}
-		u.close()
-	}
-	return removed
+		return u.lock() == nil && u.mod.Before(cutoff) && s.removeTus(u) == nil, nil
+	})
 }
