@@ -3,12 +3,10 @@ package api_test
 import (
 	"bytes"
 	"encoding/base64"
-	"io"
 	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,44 +16,10 @@ import (
 
 	"spillway/api"
 	"spillway/internal/formdata"
+	"spillway/internal/uploadtest"
 	"spillway/spool"
 	"spillway/store/dirstore"
 )
-
-// stallReader gives head, calls reached, waits for open to close, then
-// gives tail.
-type stallReader struct {
-	head, tail []byte
-	reached    func()
-	open       <-chan struct{}
-	once       sync.Once
-}
-
-func (g *stallReader) Read(p []byte) (int, error) {
-	if len(g.head) > 0 {
-		n := copy(p, g.head)
-		g.head = g.head[n:]
-		return n, nil
-	}
-	g.once.Do(func() {
-		g.reached()
-		<-g.open
-	})
-	if len(g.tail) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, g.tail)
-	g.tail = g.tail[n:]
-	return n, nil
-}
-
-func liveHeap() int64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC() // the second empties the pools' victim caches
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
-}
 
 // TestMultipartBuffersStayWithinBudget stops many multipart uploads in the
 // middle of their file and checks that what they hold, the multipart
@@ -88,14 +52,14 @@ func TestMultipartBuffersStayWithinBudget(t *testing.T) {
 		bodies[i], types[i] = b.Bytes(), w.FormDataContentType()
 	}
 
-	before := liveHeap()
+	before := uploadtest.LiveHeap()
 	open := make(chan struct{})
 	var reached, done sync.WaitGroup
 	reached.Add(uploads)
 	codes := make(chan int, uploads)
 	for i := range uploads {
 		half := len(bodies[i]) / 2
-		body := &stallReader{head: bodies[i][:half], tail: bodies[i][half:], reached: reached.Done, open: open}
+		body := &uploadtest.StallReader{Head: bodies[i][:half], Tail: bodies[i][half:], Reached: reached.Done, Open: open}
 		req := httptest.NewRequest(http.MethodPost, "/files", body)
 		req.ContentLength = int64(len(bodies[i]))
 		req.Header.Set("Content-Type", types[i])
@@ -108,7 +72,7 @@ func TestMultipartBuffersStayWithinBudget(t *testing.T) {
 		}()
 	}
 	reached.Wait()
-	held := liveHeap() - before
+	held := uploadtest.LiveHeap() - before
 	close(open)
 	done.Wait()
 	close(codes)
@@ -157,13 +121,13 @@ func TestTusBuffersStayWithinBudget(t *testing.T) {
 	}
 	body := bytes.Repeat([]byte{7}, size)
 
-	before := liveHeap()
+	before := uploadtest.LiveHeap()
 	open := make(chan struct{})
 	var reached, done sync.WaitGroup
 	reached.Add(uploads)
 	codes := make(chan int, uploads)
 	for i := range uploads {
-		r := &stallReader{head: body[:size/2], tail: body[size/2:], reached: reached.Done, open: open}
+		r := &uploadtest.StallReader{Head: body[:size/2], Tail: body[size/2:], Reached: reached.Done, Open: open}
 		req := httptest.NewRequest(http.MethodPatch, locs[i], r)
 		req.ContentLength = size
 		req.Header.Set("Tus-Resumable", "1.0.0")
@@ -178,7 +142,7 @@ func TestTusBuffersStayWithinBudget(t *testing.T) {
 		}()
 	}
 	reached.Wait()
-	held := liveHeap() - before
+	held := uploadtest.LiveHeap() - before
 	close(open)
 	done.Wait()
 	close(codes)

@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -13,19 +11,7 @@ import (
 // read from the disk, as a file a user pushes usually is.
 func BenchmarkHashFileCold(b *testing.B) {
 	const size = 256 << 20
-	path := filepath.Join(b.TempDir(), "f")
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+	f := benchFile(b, size)
 	if err := f.Sync(); err != nil {
 		b.Fatal(err)
 	}

@@ -70,6 +70,18 @@ func TestHashFileFailures(t *testing.T) {
 // page cache, 16 MiB parts.
 func BenchmarkHashFile(b *testing.B) {
 	const size = 256 << 20
+	f := benchFile(b, size)
+	b.SetBytes(size)
+	for b.Loop() {
+		if _, _, _, err := hashFile(context.Background(), f, size, 16<<20, &reporter{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchFile is a file of size bytes for the hash benchmarks, closed when
+// b ends.
+func benchFile(b *testing.B, size int) *os.File {
 	path := filepath.Join(b.TempDir(), "f")
 	data := make([]byte, size)
 	for i := range data {
@@ -82,11 +94,6 @@ func BenchmarkHashFile(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
-	b.SetBytes(size)
-	for b.Loop() {
-		if _, _, _, err := hashFile(context.Background(), f, size, 16<<20, &reporter{}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	b.Cleanup(func() { f.Close() })
+	return f
 }

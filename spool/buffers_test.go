@@ -4,50 +4,15 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
-	"io"
-	"runtime"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spillway/internal/uploadtest"
 	"spillway/spool"
 )
-
-// gateReader gives head, then waits for open to close, then gives tail.
-type gateReader struct {
-	head, tail []byte
-	reached    func() // called once, when head is all read
-	open       <-chan struct{}
-	once       sync.Once
-}
-
-func (g *gateReader) Read(p []byte) (int, error) {
-	if len(g.head) > 0 {
-		n := copy(p, g.head)
-		g.head = g.head[n:]
-		return n, nil
-	}
-	g.once.Do(func() {
-		g.reached()
-		<-g.open
-	})
-	if len(g.tail) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, g.tail)
-	g.tail = g.tail[n:]
-	return n, nil
-}
-
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC() // the second empties the pools' victim caches
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
 
 // TestWorkingBuffersStayWithinBudget spools many bodies to disk at once,
 // each stopped midway, and checks that their working buffers take no more
@@ -63,7 +28,7 @@ func TestWorkingBuffersStayWithinBudget(t *testing.T) {
 	require.NoError(t, err)
 	data := bytes.Repeat([]byte("0123456789abcdef"), size/16)
 
-	before := liveHeap()
+	before := uploadtest.LiveHeap()
 	open := make(chan struct{})
 	var reached sync.WaitGroup
 	reached.Add(uploads)
@@ -71,7 +36,7 @@ func TestWorkingBuffersStayWithinBudget(t *testing.T) {
 	errs := make(chan error, uploads)
 	for range uploads {
 		done.Add(1)
-		r := &gateReader{head: data[:head], tail: data[head:], reached: reached.Done, open: open}
+		r := &uploadtest.StallReader{Head: data[:head], Tail: data[head:], Reached: reached.Done, Open: open}
 		go func() {
 			defer done.Done()
 			b, err := s.Spool(t.Context(), r, size)
@@ -85,7 +50,7 @@ func TestWorkingBuffersStayWithinBudget(t *testing.T) {
 		}()
 	}
 	reached.Wait()
-	held := int64(liveHeap()) - int64(before)
+	held := uploadtest.LiveHeap() - before
 	inUse := s.Stats().MemoryInUse
 	close(open)
 	done.Wait()
