@@ -152,12 +152,9 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 	if err != nil {
 		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
 	}
-	if err := s.root.MkdirAll(uploadsDir, 0o700); err != nil {
-		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", uploadsError(err))
-	}
-	tmp := uploadsDir + "/" + stagePrefix + rand.Text() + stageSuffix
-	if err := s.root.Mkdir(tmp, 0o700); err != nil {
-		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", uploadsError(err))
+	tmp, err := s.stageUpload(uploadsDir)
+	if err != nil {
+		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -769,6 +766,20 @@ func (h *upload) idleSince() (time.Time, error) {
 		return df.ModTime(), nil
 	}
 	return mf.ModTime(), nil
+}
+
+// stageUpload makes the folder a new upload in area is prepared in, under
+// a name the sweep knows as a creation's (stagePrefix, stageSuffix); the
+// caller renames it to the upload's ID, or removes it.
+func (s *Store) stageUpload(area string) (string, error) {
+	if err := s.root.MkdirAll(area, 0o700); err != nil {
+		return "", uploadsError(err)
+	}
+	tmp := area + "/" + stagePrefix + rand.Text() + stageSuffix
+	if err := s.root.Mkdir(tmp, 0o700); err != nil {
+		return "", uploadsError(err)
+	}
+	return tmp, nil
 }
 
 // sweepArea walks one area of uploads, dir (multipart or tus): it removes

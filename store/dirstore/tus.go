@@ -99,12 +99,9 @@ func (s *Store) CreateResumable(ctx context.Context, r store.Resumable) (_ store
 	crc, _ := store.NewCRC64NVME().(encoding.BinaryMarshaler).MarshalBinary()
 	st := tusState{Name: r.Name, Size: r.Size, Metadata: r.Metadata, Created: time.Now().UTC().Round(0), SHA256: sum, CRC64: crc}
 
-	if err := s.root.MkdirAll(tusDir, 0o700); err != nil {
-		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
-	}
-	tmp := tusDir + "/" + stagePrefix + rand.Text() + stageSuffix
-	if err := s.root.Mkdir(tmp, 0o700); err != nil {
-		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
+	tmp, err := s.stageUpload(tusDir)
+	if err != nil {
+		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
 	}
 	defer func() {
 		if err != nil {
