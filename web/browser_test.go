@@ -39,17 +39,22 @@ const (
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	exe := findChromium(t)
-	// Everything the browser writes stays in root: the profile and, through
-	// HOME and XDG_*, the crash-report database and caches it would keep in
-	// the user's home. Cleanups run last-in first-out, so root is removed
-	// after the browser is gone.
+	// Everything the browser writes stays in root, TMPDIR aside (below):
+	// the profile and, through HOME and XDG_*, the crash-report database
+	// and caches it would keep in the user's home. Cleanups run last-in
+	// first-out, so root is removed after the browser is gone.
 	root := t.TempDir()
 	// Chromium also makes org.chromium.Chromium.* directories in TMPDIR
-	// and leaves them there.
-	tmp := filepath.Join(root, "tmp")
-	if err := os.Mkdir(tmp, 0o700); err != nil {
+	// and leaves them there, with its singleton's Unix socket inside: a
+	// directory named after a long test would take the socket's path past
+	// the 108 bytes a socket address holds, and Chromium would not start.
+	// So TMPDIR is short, and removed after the browser is gone (cleanups
+	// run last-in first-out).
+	tmp, err := os.MkdirTemp("", "chromium")
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(filepath.Join(root, "profile")),

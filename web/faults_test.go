@@ -174,3 +174,47 @@ func (g *partGate) wrap(next http.Handler) http.Handler {
 }
 
 func (g *partGate) open() { g.once.Do(func() { close(g.release) }) }
+
+// damagePart flips a byte of part n's body on its way to storage, as a
+// faulty link would, in the first times PUTs of it (every one when times
+// is negative). The length stays, so only a checksum tells.
+type damagePart struct {
+	n     string
+	mu    sync.Mutex
+	times int
+}
+
+func (d *damagePart) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n, ok := partOf(r.Method, r.URL.EscapedPath(), r.URL.RawQuery); ok && n == d.n && d.take() {
+			r.Body = &flipReader{ReadCloser: r.Body, at: 4321}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (d *damagePart) take() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.times == 0 {
+		return false
+	}
+	d.times--
+	return true
+}
+
+// flipReader flips the bits of one byte of what it reads, the byte at
+// offset at.
+type flipReader struct {
+	io.ReadCloser
+	at, off int64
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.ReadCloser.Read(p)
+	if i := f.at - f.off; i >= 0 && i < int64(n) {
+		p[i] ^= 0xFF
+	}
+	f.off += int64(n)
+	return n, err
+}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,6 +71,10 @@ func TestPageMultipart(t *testing.T) {
 			require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
 			assert.Equal(t, uploadtest.SHA256File(t, big), cr.SHA256, "the SHA-256 the page declared")
 			assert.Equal(t, store.EncodeCRC64NVME(crc64nvme.Checksum(sent)), cr.CRC64NVME, "the CRC64NVME the page declared")
+			// Each part's, from the same read, against Go's: the last
+			// part is shorter than the others.
+			assert.Equal(t, int64(store.DefaultPartSize), cr.PartSize, "the part size the page declared")
+			assert.Equal(t, partCRCs(sent, store.DefaultPartSize), cr.PartCRC64NVME, "the parts' CRC64NVME the page declared")
 		}
 	}
 	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
@@ -103,6 +108,7 @@ func TestPageChecksumsMatchGo(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
 		assert.Equal(t, uploadtest.SHA256File(t, f), cr.SHA256)
 		assert.Equal(t, store.EncodeCRC64NVME(crc64nvme.Checksum(sent)), cr.CRC64NVME)
+		assert.Equal(t, []string{store.EncodeCRC64NVME(crc64nvme.Checksum(sent))}, cr.PartCRC64NVME, "one part, the whole file")
 	}
 	assert.Equal(t, 1, creates, "sent in parts")
 	assert.Equal(t, uploadtest.SHA256File(t, f), text(t, ctx, "#upload-1 .sha256"))
@@ -241,4 +247,131 @@ func TestPageMultipartElsewhere(t *testing.T) {
 		"PUT /files/big.bin":   1,
 	}, rec.uploadRoutes())
 	assertEmpty(t, filepath.Join(srv.uploads, ".spillway-uploads"))
+}
+
+// partCRCs is each part's CRC64NVME, as Go computes it, for parts of size
+// bytes.
+func partCRCs(b []byte, size int) []string {
+	var sums []string
+	for p := range slices.Chunk(b, size) {
+		sums = append(sums, store.EncodeCRC64NVME(crc64nvme.Checksum(p)))
+	}
+	return sums
+}
+
+// TestPageMultipartS3 sends a file of two parts to the S3 store
+// (versitygw). The page declares each part's CRC64NVME; each part URL
+// signs its part's (X-Amz-SignedHeaders) and lists the header, and the
+// page sends it, so S3 checks each part as it arrives.
+func TestPageMultipartS3(t *testing.T) {
+	rec := &recorder{}
+	srv := startS3Server(t, rec.wrap)
+	size := store.DefaultPartSize + 5<<20 + 7
+	big := writeFile(t, t.TempDir(), "big.bin", size, 12)
+
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+	))
+	settle(t, ctx, "upload-1", "big.bin", "done")
+
+	sent, err := os.ReadFile(big)
+	require.NoError(t, err)
+	want := partCRCs(sent, store.DefaultPartSize)
+	require.Len(t, want, 2)
+	assert.Equal(t, map[string]int{
+		"POST /uploads":               1,
+		"PUT part 1":                  1,
+		"PUT part 2":                  1,
+		"POST /uploads/{id}/complete": 1,
+	}, rec.uploadRoutes())
+	for _, r := range rec.requests() {
+		switch route := r.route(); route {
+		case "POST /uploads":
+			var cr wire.CreateUploadRequest
+			require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
+			assert.Equal(t, int64(store.DefaultPartSize), cr.PartSize)
+			assert.Equal(t, want, cr.PartCRC64NVME, "the parts' CRC64NVME the page declared")
+		case "PUT part 1", "PUT part 2":
+			n, _ := strconv.Atoi(strings.TrimPrefix(route, "PUT part "))
+			q, err := url.ParseQuery(r.Query)
+			require.NoError(t, err)
+			assert.Contains(t, strings.Split(q.Get("X-Amz-SignedHeaders"), ";"), "x-amz-checksum-crc64nvme", "%s: the URL does not sign the part's CRC", route)
+			assert.Equal(t, want[n-1], r.CRC64NVME, "%s: the CRC64NVME header the page sent", route)
+			assert.Equal(t, http.StatusOK, r.Status, route)
+		}
+	}
+	got, err := os.ReadFile(srv.stored("big.bin"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(sent, got), "the stored object (%d bytes) differs from the file sent (%d bytes)", len(got), len(sent))
+	assert.Equal(t, uploadtest.SHA256File(t, big), text(t, ctx, "#upload-1 .sha256"))
+	srv.assertNoUploadsLeft(t)
+}
+
+// TestPagePartDamaged damages a part on its way to storage, on
+// each store. Storage refuses it as it arrives, by the part's declared
+// CRC64NVME, not at completion: a part damaged once is sent again, from
+// the file, and the upload completes; a part damaged every time fails the
+// upload with storage's words and without a completion, and the page
+// deletes the upload.
+func TestPagePartDamaged(t *testing.T) {
+	for _, tc := range []struct {
+		store string
+		start func(*testing.T, ...func(http.Handler) http.Handler) server
+		code  string // storage's word for a part that does not match its CRC
+	}{
+		{"dir", func(t *testing.T, wrap ...func(http.Handler) http.Handler) server {
+			return startServer(t, "", wrap...)
+		}, "bad_checksum"},
+		{"s3", startS3Server, "BadDigest"},
+	} {
+		t.Run(tc.store, func(t *testing.T) {
+			size := store.DefaultPartSize + 1<<20 + 3
+
+			t.Run("once", func(t *testing.T) {
+				rec := &recorder{}
+				srv := tc.start(t, rec.wrap, (&damagePart{n: "2", times: 1}).wrap)
+				big := writeFile(t, t.TempDir(), "big.bin", size, 13)
+				ctx := newBrowser(t)
+				require.NoError(t, chromedp.Do(ctx,
+					chromedp.Navigate(srv.URL+"/"),
+					chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+				))
+				settle(t, ctx, "upload-1", "big.bin", "done")
+				assert.Equal(t, map[string]int{
+					"POST /uploads":               1,
+					"PUT part 1":                  1,
+					"PUT part 2":                  2, // damaged, refused, sent again
+					"POST /uploads/{id}/complete": 1,
+				}, rec.uploadRoutes())
+				first := rec.waitFor(t, ctx, "PUT part 2")
+				assert.Equal(t, http.StatusBadRequest, first.Status, "the damaged part")
+				assert.Equal(t, uploadtest.SHA256File(t, big), uploadtest.SHA256File(t, srv.stored("big.bin")))
+				srv.assertNoUploadsLeft(t)
+			})
+
+			t.Run("always", func(t *testing.T) {
+				rec := &recorder{}
+				srv := tc.start(t, rec.wrap, (&damagePart{n: "2", times: -1}).wrap)
+				big := writeFile(t, t.TempDir(), "big.bin", size, 14)
+				ctx := newBrowser(t)
+				require.NoError(t, chromedp.Do(ctx,
+					chromedp.Navigate(srv.URL+"/"),
+					chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
+				))
+				settle(t, ctx, "upload-1", "big.bin", "error")
+				require.Zero(t, rec.uploadRoutes()["POST /uploads/{id}/complete"], "the page completed an upload with a refused part")
+				assert.Equal(t, tc.code, attr(t, ctx, "#upload-1", "data-error-code"))
+				shown := text(t, ctx, "#upload-1 .error")
+				t.Logf("the row says: %s", shown)
+				assert.Contains(t, shown, "Part 2 of 2")
+				del := rec.waitFor(t, ctx, "DELETE /uploads/{id}")
+				assert.Equal(t, http.StatusNoContent, del.Status, "the page's DELETE of the upload")
+				assert.Equal(t, 3, rec.uploadRoutes()["PUT part 2"], "part 2 is sent as many times as the page tries")
+				assert.NoFileExists(t, srv.stored("big.bin"))
+				srv.assertNoUploadsLeft(t)
+			})
+		})
+	}
 }

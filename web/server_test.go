@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,13 +24,18 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
 	"spillway/store/dirstore"
+	"spillway/store/s3store"
 )
 
 // writeStored puts a file named name, holding its name, straight into the
@@ -42,8 +49,28 @@ func writeStored(t *testing.T, srv server, name string) {
 
 type server struct {
 	URL     string
-	uploads string // the upload directory
-	spool   string // the spool directory
+	uploads string          // the upload directory; "" on S3
+	spool   string          // the spool directory
+	gw      *testservers.S3 // the S3 store's gateway; nil for a directory
+}
+
+// stored is where the server keeps the bytes it stored under name.
+func (s server) stored(name string) string {
+	if s.gw != nil {
+		return s.gw.ObjectPath(name)
+	}
+	return filepath.Join(s.uploads, filepath.FromSlash(name))
+}
+
+// assertNoUploadsLeft checks that no multipart upload is left open: the
+// directory store's upload area is empty, or the gateway lists none.
+func (s server) assertNoUploadsLeft(t *testing.T) {
+	t.Helper()
+	if s.gw != nil {
+		s.gw.RequireNoMultipartUploads(t)
+		return
+	}
+	assertEmpty(t, filepath.Join(s.uploads, ".spillway-uploads"))
 }
 
 // startServer serves the API, page included, on 127.0.0.1, through wrap
@@ -67,6 +94,7 @@ func startServerOn(t *testing.T, ln net.Listener, token string, wrap ...func(htt
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
 	logs := &uploadtest.SyncBuffer{}
 	var h http.Handler = api.New(api.Config{
 		Spooler: sp,
@@ -85,12 +113,59 @@ func startServerOn(t *testing.T, ln net.Listener, token string, wrap ...func(htt
 	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
-		st.Close()
 		if l := logs.String(); t.Failed() && l != "" {
 			t.Logf("server log:\n%s", l)
 		}
 	})
 	return server{URL: srv.URL, uploads: uploads, spool: spoolDir}
+}
+
+// startS3Server is startServer over the S3 store, on versitygw. The
+// gateway answers behind the test server, under /BUCKET/, with the store's
+// S3 client pointed at the test server: the part URLs it presigns are
+// then on the page's own origin, which the page's CSP lets it reach, as it
+// does *.amazonaws.com deployed. The proxy passes the Host on unchanged,
+// so the signatures hold; and it lies under wrap, so the test sees, and
+// may damage, the part PUTs on their way to S3.
+func startS3Server(t *testing.T, wrap ...func(http.Handler) http.Handler) server {
+	t.Helper()
+	gw := testservers.StartS3(t)
+	sp, err := spool.New(spool.Config{Dir: t.TempDir(), Threshold: threshold, MemoryBudget: 64 << 20})
+	require.NoError(t, err)
+	srv := httptest.NewUnstartedServer(nil) // listens already: its URL is the S3 endpoint
+	front := "http://" + srv.Listener.Addr().String()
+	client := s3.New(s3.Options{
+		Region:       gw.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(gw.AccessKey, gw.SecretKey, ""),
+		BaseEndpoint: aws.String(front),
+		UsePathStyle: true,
+	})
+	logs := &uploadtest.SyncBuffer{}
+	h := http.NewServeMux()
+	h.Handle("/", api.New(api.Config{
+		Spooler: sp,
+		Store:   s3store.New(client, gw.Bucket, s3store.Options{}),
+		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
+	}))
+	target, err := url.Parse(gw.Endpoint)
+	require.NoError(t, err)
+	h.Handle("/"+gw.Bucket+"/", &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // signed
+	}})
+	var root http.Handler = h
+	for _, w := range slices.Backward(wrap) {
+		root = w(root)
+	}
+	srv.Config.Handler = root
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		if l := logs.String(); t.Failed() && l != "" {
+			t.Logf("server log:\n%s", l)
+		}
+	})
+	return server{URL: srv.URL, spool: sp.Dir(), gw: gw}
 }
 
 // writeFile writes size deterministic bytes, from seed, to dir/name.
@@ -107,6 +182,7 @@ type request struct {
 	Method, Path, Query, Auth string
 	Status                    int
 	Created                   string // the body of a POST /uploads
+	CRC64NVME                 string // the x-amz-checksum-crc64nvme header
 }
 
 var (
@@ -114,11 +190,27 @@ var (
 	uploadPath  = regexp.MustCompile(`^/uploads/[A-Za-z0-9._~-]+(/parts|/complete)?$`)
 )
 
+// partOf returns the number of the part a request sends: a local part
+// URL's, or an S3 UploadPart's (?partNumber=N&uploadId=…).
+func partOf(method, path, rawQuery string) (string, bool) {
+	if method != http.MethodPut {
+		return "", false
+	}
+	if m := partURLPath.FindStringSubmatch(path); m != nil {
+		return m[1], true
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil || q.Get("uploadId") == "" || q.Get("partNumber") == "" {
+		return "", false
+	}
+	return q.Get("partNumber"), true
+}
+
 // route names r without its upload ID: "PUT part 2", "POST
 // /uploads/{id}/complete", "PUT /files/big.bin".
 func (r request) route() string {
-	if m := partURLPath.FindStringSubmatch(r.Path); m != nil && r.Method == http.MethodPut {
-		return "PUT part " + m[1]
+	if n, ok := partOf(r.Method, r.Path, r.Query); ok {
+		return "PUT part " + n
 	}
 	if m := uploadPath.FindStringSubmatch(r.Path); m != nil {
 		return r.Method + " /uploads/{id}" + m[1]
@@ -143,7 +235,8 @@ func (rec *recorder) wrap(next http.Handler) http.Handler {
 		}
 		rec.mu.Lock()
 		i := len(rec.seen)
-		rec.seen = append(rec.seen, request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization"), Created: string(created)})
+		rec.seen = append(rec.seen, request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization"), Created: string(created),
+			CRC64NVME: r.Header.Get("X-Amz-Checksum-Crc64nvme")})
 		rec.mu.Unlock()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
@@ -163,12 +256,13 @@ func (rec *recorder) requests() []request {
 	return slices.Clone(rec.seen)
 }
 
-// uploadRoutes counts the requests that upload: the /uploads routes and
-// PUT /files/{name}.
+// uploadRoutes counts the requests that upload: the /uploads routes, the
+// part PUTs and PUT /files/{name}.
 func (rec *recorder) uploadRoutes() map[string]int {
 	n := map[string]int{}
 	for _, r := range rec.requests() {
-		if strings.HasPrefix(r.Path, "/uploads") || r.Method == http.MethodPut && strings.HasPrefix(r.Path, "/files/") {
+		_, part := partOf(r.Method, r.Path, r.Query)
+		if part || strings.HasPrefix(r.Path, "/uploads") || r.Method == http.MethodPut && strings.HasPrefix(r.Path, "/files/") {
 			n[r.route()]++
 		}
 	}

@@ -34,7 +34,7 @@ var pageContract = []contractEntry{
 	{"error", wire.Error{}, []string{"code", "message", "request_id"}},
 	{"201 of an upload", wire.UploadResponse{}, []string{"files"}},
 	{"stored file", wire.FileResult{}, []string{"size", "sha256", "spool"}},
-	{"POST /uploads request", wire.CreateUploadRequest{}, []string{"name", "size"}},
+	{"POST /uploads request", wire.CreateUploadRequest{}, []string{"name", "size", "sha256", "crc64nvme", "part_size", "part_crc64nvme"}},
 	{"POST /uploads 201", wire.CreatedUpload{}, []string{"id", "part_size", "part_count", "parts", "next_from"}},
 	{"part URL page", wire.PartURLPage{}, []string{"parts", "next_from"}},
 	{"part URL", wire.PartURL{}, []string{"n", "url", "method", "headers", "expires"}},
