@@ -31,7 +31,7 @@ type Config struct {
 	AbortCause error
 	// OnAbort, when set, runs in a goroutine of its own when the grace
 	// period is over, beside the cancelling of the requests' contexts;
-	// it may also run as Run returns, so it must be safe to call then.
+	// Run returns only once it has.
 	OnAbort func()
 
 	// CORSOrigins is a comma-separated list of origins, or "*"; empty
@@ -93,7 +93,18 @@ func Run(ctx context.Context, cfg Config) error {
 	baseCtx, abort := Abortable(cfg.AbortCause)
 	defer abort()
 	if cfg.OnAbort != nil {
-		context.AfterFunc(baseCtx, cfg.OnAbort)
+		done := make(chan struct{})
+		stop := context.AfterFunc(baseCtx, func() {
+			defer close(done)
+			cfg.OnAbort()
+		})
+		// Registered after abort's defer, so it runs first: an OnAbort
+		// that has not started by then never will.
+		defer func() {
+			if !stop() {
+				<-done
+			}
+		}()
 	}
 	srv := &http.Server{
 		Handler:           CloseAfterChunked(inflight),
