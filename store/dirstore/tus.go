@@ -3,29 +3,39 @@ package dirstore
 // Resumable (tus) uploads live beside the multipart ones, one directory
 // each:
 //
-//	.spillway-uploads/tus/{id}/state.json   offset, declaration, hash states
+//	.spillway-uploads/tus/{id}/state.json   declaration; what it became
+//	.spillway-uploads/tus/{id}/progress     offset and hash states, in place
 //	.spillway-uploads/tus/{id}/data         the bytes received, in place
 //
 // data is written in place at the offset and its flock is the upload's
-// lock, held while a chunk is appended; state.json is replaced by a rename
-// once the chunk's bytes are in data, so a crash at any moment leaves the
-// offset of the last whole chunk, and whatever data holds past it is
-// written over by the next one. The last chunk publishes data itself,
-// linked under the file's name by its descriptor, as Put links a spooled
-// body: the bytes are written once. A finished upload keeps only its
-// state.json, which says what the file became, until the sweep finds it
+// lock, held while a chunk is appended. What a chunk changes (the offset,
+// a length declared late, the running hashes' states) is a fixed-size
+// record written over the older of progress's two slots once the chunk's
+// bytes are in data, each slot with its sequence number and checksum, so
+// that a crash at any moment leaves the slot of the last whole chunk
+// intact, and whatever data holds past its offset is written over by the
+// next one. A chunk thus costs one small write in place (and, durable, an
+// fdatasync of data and of progress), not a new file renamed into place
+// and a directory fsync. state.json is written twice: at creation, and
+// when the upload finishes, when it says what the file became. The last
+// chunk publishes data itself, linked under the file's name by its
+// descriptor, as Put links a spooled body: the bytes are written once. A
+// finished upload keeps only its state.json until the sweep finds it
 // idle.
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -40,9 +50,10 @@ import (
 var _ store.ResumableStore = (*Store)(nil)
 
 const (
-	tusDir       = uploadsDir + "/tus"
-	tusStateName = "state.json"
-	tusDataName  = "data"
+	tusDir          = uploadsDir + "/tus"
+	tusStateName    = "state.json"
+	tusProgressName = "progress"
+	tusDataName     = "data"
 )
 
 // tusState is state.json.
@@ -58,6 +69,10 @@ type tusState struct {
 	CRC64  []byte `json:"crc64nvme_state"`
 	// Done is the published file, once the upload finished.
 	Done *tusDone `json:"done,omitempty"`
+
+	// seq numbers the progress record that Offset, Size and the hash
+	// states come from; 0 when they come from state.json.
+	seq uint64
 }
 
 // tusDone is what a finished upload became.
@@ -113,6 +128,22 @@ func (s *Store) CreateResumable(ctx context.Context, r store.Resumable) (_ store
 		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
 	}
 	f.Close()
+	// Both slots, empty, so that a chunk's record is written over blocks
+	// progress already has. Its name is made durable with state.json's.
+	f, err = s.root.OpenFile(tmp+"/"+tusProgressName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
+	}
+	_, err = f.Write(make([]byte, 2*progressSlot))
+	if err == nil && s.opts.Fsync {
+		err = fdatasync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
+	}
 	dir, err := s.root.OpenRoot(tmp)
 	if err != nil {
 		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
@@ -135,7 +166,8 @@ func (s *Store) CreateResumable(ctx context.Context, r store.Resumable) (_ store
 	return st.resumable(id, time.Now(), s.uploadTTL()), nil
 }
 
-// writeTusState replaces dir's state.json with st.
+// writeTusState replaces dir's state.json with st: at creation, and when
+// the upload finishes. A chunk writes only progress (writeProgress).
 func (s *Store) writeTusState(dir *os.Root, st *tusState) error {
 	data, err := json.Marshal(st)
 	if err != nil {
@@ -145,16 +177,179 @@ func (s *Store) writeTusState(dir *os.Root, st *tusState) error {
 		return fmt.Errorf("dirstore: tus state: %w", err)
 	}
 	if s.opts.Fsync {
-		d, err := dir.Open(".")
-		if err != nil {
-			return fmt.Errorf("dirstore: tus state: %w", err)
-		}
-		defer d.Close()
-		if err := d.Sync(); err != nil {
+		if err := syncRoot(dir); err != nil {
 			return fmt.Errorf("dirstore: tus state: sync: %w", err)
 		}
 	}
 	return nil
+}
+
+// progress holds two slots of progressSlot bytes, at 0 and progressSlot.
+// A record is
+//
+//	magic "stp1", seq uint64, offset int64, size int64,
+//	len uint16 + the SHA-256 state, len uint16 + the CRC-64/NVME state,
+//	zeros, and the CRC-32C of all that in the slot's last 4 bytes
+//
+// all big-endian. Record seq goes to slot seq%2, so a write never touches
+// the slot of the record before it: a torn or short slot fails its
+// checksum, and the other one is the last chunk acknowledged.
+const (
+	progressSlot  = 512
+	progressMagic = "stp1"
+	progressHead  = len(progressMagic) + 3*8
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeProgress gives st's progress record.
+func encodeProgress(st *tusState) ([]byte, error) {
+	if progressHead+2+len(st.SHA256)+2+len(st.CRC64) > progressSlot-crc32.Size {
+		return nil, fmt.Errorf("dirstore: tus progress: hash states of %d and %d bytes do not fit", len(st.SHA256), len(st.CRC64))
+	}
+	b := make([]byte, progressHead, progressSlot)
+	copy(b, progressMagic)
+	binary.BigEndian.PutUint64(b[4:], st.seq)
+	binary.BigEndian.PutUint64(b[12:], uint64(st.Offset))
+	binary.BigEndian.PutUint64(b[20:], uint64(st.Size))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(st.SHA256)))
+	b = append(b, st.SHA256...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(st.CRC64)))
+	b = append(b, st.CRC64...)
+	b = b[:progressSlot-crc32.Size]
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
+}
+
+// decodeProgress reads a progress record into st; it reports false for a
+// slot that holds none, or not a whole one.
+func decodeProgress(b []byte, st *tusState) bool {
+	if len(b) != progressSlot || string(b[:len(progressMagic)]) != progressMagic ||
+		crc32.Checksum(b[:progressSlot-crc32.Size], castagnoli) != binary.BigEndian.Uint32(b[progressSlot-crc32.Size:]) {
+		return false
+	}
+	rest := b[progressHead : progressSlot-crc32.Size]
+	field := func() []byte {
+		if len(rest) < 2 {
+			return nil
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		if n > len(rest)-2 {
+			rest = nil
+			return nil
+		}
+		v := rest[2 : 2+n]
+		rest = rest[2+n:]
+		return v
+	}
+	sha, crc := field(), field()
+	if sha == nil || crc == nil {
+		return false
+	}
+	st.seq = binary.BigEndian.Uint64(b[4:])
+	st.Offset = int64(binary.BigEndian.Uint64(b[12:]))
+	st.Size = int64(binary.BigEndian.Uint64(b[20:]))
+	st.SHA256, st.CRC64 = bytes.Clone(sha), bytes.Clone(crc)
+	return true
+}
+
+// readProgress lays the newest whole record of progress over st, which
+// state.json gave, and reports progress's modification time. Without one
+// (an upload created before progress was kept, or that has had no chunk,
+// or whose only record was torn) st stays as state.json has it.
+func (u *tusUpload) readProgress(st *tusState) (time.Time, error) {
+	f, err := u.dir.Open(tusProgressName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("dirstore: tus upload %s: %w", u.id, err)
+	}
+	defer f.Close()
+	var b [2 * progressSlot]byte
+	n, err := f.ReadAt(b[:], 0)
+	if err != nil && err != io.EOF {
+		return time.Time{}, fmt.Errorf("dirstore: tus upload %s: %w", u.id, err)
+	}
+	var newest tusState
+	for off := 0; off+progressSlot <= n; off += progressSlot {
+		var rec tusState
+		if decodeProgress(b[off:off+progressSlot], &rec) && rec.seq > newest.seq {
+			newest = rec
+		}
+	}
+	if newest.seq == 0 {
+		return time.Time{}, nil
+	}
+	st.seq, st.Offset, st.Size, st.SHA256, st.CRC64 = newest.seq, newest.Offset, newest.Size, newest.SHA256, newest.CRC64
+	fi, err := f.Stat()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("dirstore: tus upload %s: %w", u.id, err)
+	}
+	return fi.ModTime(), nil
+}
+
+// writeProgress writes st's offset, size and hash states as the next
+// progress record, over the slot of the one before last; the caller holds
+// the lock. Durable, data is synced first, so that no record on disk
+// counts bytes that are not.
+func (s *Store) writeProgress(u *tusUpload, st *tusState) error {
+	if s.opts.Fsync {
+		if err := fdatasync(u.data); err != nil {
+			return fmt.Errorf("dirstore: tus upload %s: sync: %w", u.id, err)
+		}
+	}
+	next := *st
+	next.seq++
+	b, err := encodeProgress(&next)
+	if err != nil {
+		return err
+	}
+	f, err := u.dir.OpenFile(tusProgressName, os.O_WRONLY, 0)
+	created := false
+	if errors.Is(err, fs.ErrNotExist) {
+		// An upload created before progress was kept.
+		f, err = u.dir.OpenFile(tusProgressName, os.O_WRONLY|os.O_CREATE, 0o600)
+		created = true
+	}
+	if err != nil {
+		return fmt.Errorf("dirstore: tus upload %s: progress: %w", u.id, uploadsError(err))
+	}
+	_, err = f.WriteAt(b, int64(next.seq%2)*progressSlot)
+	if err == nil && s.opts.Fsync {
+		err = fdatasync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && created && s.opts.Fsync {
+		err = syncRoot(u.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("dirstore: tus upload %s: progress: %w", u.id, uploadsError(err))
+	}
+	st.seq = next.seq
+	return nil
+}
+
+// fdatasync flushes f's bytes and what reading them back needs (its size,
+// its blocks), not its times.
+func fdatasync(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+// syncRoot fsyncs the directory dir, so that the names in it last.
+func syncRoot(dir *os.Root) error {
+	d, err := dir.Open(".")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // tusUpload is an open resumable upload.
@@ -163,7 +358,7 @@ type tusUpload struct {
 	dir  *os.Root
 	data *os.File // nil until lock opens it
 	st   tusState
-	mod  time.Time // state.json's modification time
+	mod  time.Time // state.json's or progress's modification time, the later
 }
 
 func (u *tusUpload) close() {
@@ -216,7 +411,17 @@ func (u *tusUpload) readState() error {
 	if err := json.Unmarshal(data, &st); err != nil {
 		return fmt.Errorf("dirstore: tus upload %s: %w: %w", u.id, errDamaged, err)
 	}
-	u.st, u.mod = st, fi.ModTime()
+	mod := fi.ModTime()
+	if st.Done == nil {
+		pmod, err := u.readProgress(&st)
+		if err != nil {
+			return err
+		}
+		if pmod.After(mod) {
+			mod = pmod
+		}
+	}
+	u.st, u.mod = st, mod
 	return nil
 }
 
@@ -263,8 +468,9 @@ func (s *Store) removeTus(u *tusUpload) error {
 	return nil
 }
 
-// Resumable implements store.ResumableStore. The state is replaced whole
-// by a rename, so reading it needs no lock.
+// Resumable implements store.ResumableStore. state.json is replaced whole
+// by a rename, and a progress record that is being written fails its
+// checksum and gives way to the one before, so reading needs no lock.
 func (s *Store) Resumable(_ context.Context, id string) (store.Resumable, error) {
 	u, err := s.openTus(id)
 	if err != nil {
@@ -365,12 +571,7 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.App
 		}
 		return store.Appended{Upload: st.resumable(id, time.Now(), s.uploadTTL()), Done: done}, nil
 	}
-	if s.opts.Fsync {
-		if err := u.data.Sync(); err != nil {
-			return store.Appended{}, fmt.Errorf("dirstore: tus upload %s: sync: %w", id, err)
-		}
-	}
-	if err := s.writeTusState(u.dir, &st); err != nil {
+	if err := s.writeProgress(u, &st); err != nil {
 		return store.Appended{}, err
 	}
 	return store.Appended{Upload: st.resumable(id, time.Now(), s.uploadTTL())}, rerr
@@ -423,7 +624,10 @@ func (s *Store) publishTus(ctx context.Context, u *tusUpload, st *tusState, sum 
 	}
 	if err := u.dir.Remove(tusDataName); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.removeTus(u)
+		return done, nil
 	}
+	// The record says Done, so progress is read no more.
+	u.dir.Remove(tusProgressName)
 	return done, nil
 }
 

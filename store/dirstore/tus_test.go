@@ -130,7 +130,10 @@ func TestTusSweep(t *testing.T) {
 	appendChunk(t, s, old.ID, 0, []byte("abc"))
 	require.NoError(t, s.Close())
 	then := time.Now().Add(-2 * time.Hour)
-	require.NoError(t, os.Chtimes(filepath.Join(tusDir(dir), old.ID, "state.json"), then, then))
+	// Idle since then: its state and its progress last written then.
+	for _, name := range []string{"state.json", "progress"} {
+		require.NoError(t, os.Chtimes(filepath.Join(tusDir(dir), old.ID, name), then, then))
+	}
 
 	s, removed, err := dirstore.Open(dir, opts)
 	require.NoError(t, err)
