@@ -83,10 +83,10 @@ func TestMultipartBuffersStayWithinBudget(t *testing.T) {
 	// Each upload may hold one small buffer for its reader's window and
 	// one for its spooling, and some for its request, recorder, batch and
 	// goroutines: more under the race detector, and more again on a loaded
-	// machine, where this measured up to 1.8 MiB above its usual figure. A
+	// machine, where this measured up to 2.7 MiB above its usual figure. A
 	// window outside the budget alone would be 256 KiB more per upload,
 	// well beyond that margin.
-	limit := int64(budget + uploads*(2*spool.SmallBufferSize+160<<10))
+	limit := int64(budget + uploads*(2*spool.SmallBufferSize+192<<10))
 	t.Logf("%d multipart uploads stopped midway: %.1f MiB of heap held (limit %.1f MiB)",
 		uploads, float64(held)/(1<<20), float64(limit)/(1<<20))
 	assert.LessOrEqual(t, held, limit)
