@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,38 +37,14 @@ func TestFunctionModeRefusesToStartWithout(t *testing.T) {
 	}
 }
 
-// functionSetup builds the real function and the pinned emulator, starts a
-// real S3 gateway, and points this process's environment (which the
-// emulator passes on to the function) at it.
-func functionSetup(t *testing.T) (bootstrap, rie string, gw *testservers.S3) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the function and runs the emulator and versitygw")
-	}
-	bootstrap = testservers.Build(t, testservers.Function)
-	rie = testservers.Tool(t, testservers.RIE)
-	gw = testservers.StartS3(t)
-	for _, kv := range gw.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	return bootstrap, rie, gw
-}
-
-var riePidRE = regexp.MustCompile(`msg="function URL emulator started" .* rie_pid=(\d+)`)
-
 // TestFunctionURLEndToEnd serves the real upload function through
 // --function: the real bootstrap under the real emulator, storing into a
 // real S3 gateway, with every body going through the event a deployed
 // Function URL would send.
 func TestFunctionURLEndToEnd(t *testing.T) {
-	bootstrap, rie, gw := functionSetup(t)
+	bootstrap, rie, gw := testservers.FunctionParts(t)
 	r := start(t, "--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket)
-	m := riePidRE.FindStringSubmatch(r.logs.String())
-	require.NotNil(t, m, r.logs.String())
-	riePid, err := strconv.Atoi(m[1])
-	require.NoError(t, err)
-	emulator := testservers.PidFD(t, riePid)
+	emulator := testservers.PidFD(t, testservers.RIEPid(t, r.logs.String()))
 	base := "http://" + r.addr
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 60 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
@@ -184,14 +159,11 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 // the emulator itself; the kernel does (the parent-death signal), and the
 // function follows.
 func TestFunctionDiesWithTheServer(t *testing.T) {
-	bootstrap, rie, gw := functionSetup(t)
+	bootstrap, rie, gw := testservers.FunctionParts(t)
 	bin := buildServer(t)
 	p := startProc(t, bin, filepath.Join(t.TempDir(), "uploads"), t.TempDir(),
 		"--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket)
-	m := riePidRE.FindStringSubmatch(p.Log.String())
-	require.NotNil(t, m, p.Log.String())
-	riePid, err := strconv.Atoi(m[1])
-	require.NoError(t, err)
+	riePid := testservers.RIEPid(t, p.Log.String())
 
 	// The emulator starts the function at the first invocation.
 	f := uploadtest.File{Name: "before-kill.bin", Seed: 6, Size: 1000}

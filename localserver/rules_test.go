@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/internal/hook"
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/wire"
 )
@@ -163,7 +164,7 @@ func TestHookURLNeedsASecret(t *testing.T) {
 }
 
 func TestHooksAndTypesOnTheFunction(t *testing.T) {
-	bootstrap, rie, gw := functionSetup(t)
+	bootstrap, rie, gw := testservers.FunctionParts(t)
 	hr := uploadtest.NewHookReceiver(t)
 	r := start(t, append([]string{"--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket}, rulesFlags(hr)...)...)
 	rc := newRulesClient(t, r.addr)
