@@ -45,7 +45,7 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 	bootstrap, rie, gw := testservers.FunctionParts(t)
 	r := start(t, "--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket)
 	emulator := testservers.PidFD(t, testservers.RIEPid(t, r.logs.String()))
-	base := "http://" + r.addr
+	base := "http://" + r.Addr
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 60 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
 	send := func(req *http.Request) (*http.Response, []byte) {
@@ -146,7 +146,7 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 		assert.ElementsMatch(t, []string{"bin/x.bin", "notes.txt", "m1.bin", "m2.bin"}, names)
 	})
 
-	r.wait(t)
+	r.Wait(t)
 	testservers.WaitGone(t, emulator) // stopped with the server
 	logs := r.logs.String()
 	assert.Contains(t, logs, "config.function="+bootstrap)

@@ -69,22 +69,14 @@ func TestServesTheFunction(t *testing.T) {
 
 	spoolDir := t.TempDir()
 	logs := &uploadtest.SyncBuffer{}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	args := []string{"--addr", "127.0.0.1:0", "--spool-dir", spoolDir, "--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket}
-	go func() { done <- run(ctx, args, env(nil), logs, ready) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		require.FailNow(t, "the emulator did not start", "%v\n%s", err, logs.String())
-	}
+	r := testservers.RunInProcess(t, logs, func(ctx context.Context, ready chan<- string) error {
+		return run(ctx, args, env(nil), logs, ready)
+	})
 	emulator := testservers.PidFD(t, testservers.RIEPid(t, logs.String()))
 
 	f := uploadtest.File{Name: "via-funcurl.bin", Seed: 9, Size: 3 << 20}
-	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/files/"+f.Name, f.Reader())
+	req, err := http.NewRequest(http.MethodPut, "http://"+r.Addr+"/files/"+f.Name, f.Reader())
 	require.NoError(t, err)
 	req.ContentLength = f.Size
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 60 * time.Second}
@@ -102,13 +94,7 @@ func TestServesTheFunction(t *testing.T) {
 	uploadtest.RequireFile(t, f, gw.ObjectPath(f.Name))
 	client.CloseIdleConnections()
 
-	stop()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		require.FailNow(t, "the emulator did not stop")
-	}
+	r.Wait(t)
 	testservers.WaitGone(t, emulator)
 	uploadtest.RequireEmptyDir(t, spoolDir)
 	out2 := logs.String()
