@@ -447,21 +447,12 @@ func (s *Store) deleteObject(ctx context.Context, key string) error {
 
 // loadRecord reads an upload's record and the ETag it was read at.
 func (s *Store) loadRecord(ctx context.Context, id string) (record, string, error) {
-	if !store.ValidUploadID(id) {
-		return record{}, "", notFound(id)
-	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.recordKey(id))})
+	b, etag, err := s.readRecord(ctx, "load upload", id, s.recordKey(id), maxRecordSize)
 	if err != nil {
-		if err = mapError("load upload", id, err); errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrUploadNotFound) {
 			s.forgetUploadID(id)
-			return record{}, "", notFound(id)
 		}
 		return record{}, "", err
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, maxRecordSize+1))
-	if err != nil {
-		return record{}, "", mapError("load upload", id, err)
 	}
 	var rec record
 	switch err := json.Unmarshal(b, &rec); {
@@ -480,7 +471,30 @@ func (s *Store) loadRecord(ctx context.Context, id string) (record, string, erro
 			store.ErrBackend, id, rec.Key, rec.UploadID)
 	}
 	s.rememberUploadID(id, rec.UploadID)
-	return rec, aws.ToString(out.ETag), nil
+	return rec, etag, nil
+}
+
+// readRecord reads the object at key, the record of upload id, and the
+// ETag it was read at: at most limit bytes and one more, so that the
+// caller can tell a record too large. A missing record, or an ID that
+// cannot have one, is the upload not found; what says what was being done.
+func (s *Store) readRecord(ctx context.Context, what, id, key string, limit int64) ([]byte, string, error) {
+	if !store.ValidUploadID(id) {
+		return nil, "", notFound(id)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		if err = mapError(what, id, err); errors.Is(err, store.ErrNotFound) {
+			return nil, "", notFound(id)
+		}
+		return nil, "", err
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
+	if err != nil {
+		return nil, "", mapError(what, id, err)
+	}
+	return b, aws.ToString(out.ETag), nil
 }
 
 // putRecord writes an upload's record: a new one (ifMatch "") only where
