@@ -390,17 +390,28 @@ func TestExpectContinueNeverAsksForARefusedBody(t *testing.T) {
 	s.waitServed(t)
 
 	// An acceptable one gets its 100 Continue first.
-	conn, br := s.rawRequest(t, "PUT /files/y.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", nil)
+	s.putContinued(t, uploadtest.File{Name: "y.bin", Seed: 1, Size: 5})()
+}
+
+// putContinued starts a PUT of f with "Expect: 100-continue" and waits for
+// the "100 Continue": the handler has taken an upload slot and waits for
+// the body. finish sends the body and requires 201.
+func (s *server) putContinued(t *testing.T, f uploadtest.File) (finish func()) {
+	t.Helper()
+	conn, br := s.rawRequest(t, fmt.Sprintf("PUT /files/%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", f.Name, f.Size), nil)
 	line, err := br.ReadString('\n')
 	require.NoError(t, err)
 	require.Equal(t, "HTTP/1.1 100 Continue\r\n", line)
 	_, err = br.ReadString('\n')
 	require.NoError(t, err)
-	_, err = io.WriteString(conn, "hello")
-	require.NoError(t, err)
-	resp, body = readResponse(t, br)
-	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-	s.waitServed(t)
+	return func() {
+		t.Helper()
+		_, err := io.Copy(conn, f.Reader())
+		require.NoError(t, err)
+		resp, body := readResponse(t, br)
+		require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+		s.waitServed(t)
+	}
 }
 
 func TestOverLimitChunked(t *testing.T) {
