@@ -124,14 +124,8 @@ func startEmulator(t *testing.T) (*emulator, *testservers.S3) {
 // serves one invocation at a time, so callers never overlap.
 func (e *emulator) invoke(t *testing.T, payload []byte) events.LambdaFunctionURLResponse {
 	t.Helper()
-	resp, err := http.Post(e.url, "application/json", bytes.NewReader(payload))
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	var out events.LambdaFunctionURLResponse
-	require.NoError(t, json.Unmarshal(body, &out), string(body))
+	body := e.post(t, payload)
+	out := decode[events.LambdaFunctionURLResponse](t, body)
 	require.NotZero(t, out.StatusCode, "not a function response: %s", body)
 	return out
 }
@@ -375,15 +369,20 @@ func (e *emulator) waitLines(t *testing.T, id string, code wire.Code) {
 // invokeRaw sends one event and returns the function's response as JSON.
 func (e *emulator) invokeRaw(t *testing.T, payload []byte) map[string]any {
 	t.Helper()
+	return decode[map[string]any](t, e.post(t, payload))
+}
+
+// post sends one event to the emulator and returns its answer: the
+// function's response.
+func (e *emulator) post(t *testing.T, payload []byte) string {
+	t.Helper()
 	resp, err := http.Post(e.url, "application/json", bytes.NewReader(payload))
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	var out map[string]any
-	require.NoError(t, json.Unmarshal(body, &out), string(body))
-	return out
+	return string(body)
 }
 
 // TestDeleteEndToEnd: under the real emulator against a real S3 gateway,
