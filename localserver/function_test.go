@@ -74,25 +74,22 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 		uploadtest.RequireEmptyDir(t, r.spoolDir)
 	}
 
-	t.Run("binary PUT", func(t *testing.T) {
-		f := uploadtest.File{Name: "bin/x.bin", Seed: 1, Size: 1 << 20}
-		req, err := http.NewRequest(http.MethodPut, base+"/files/"+f.Name, f.Reader())
-		require.NoError(t, err)
-		req.ContentLength = f.Size
-		req.Header.Set("Content-Type", "application/octet-stream")
-		resp, body := send(req)
-		requireCreated(resp, body, f)
-	})
-
-	t.Run("text PUT", func(t *testing.T) {
-		f := uploadtest.File{Name: "notes.txt", Seed: 2, Size: 100 << 10, Text: true}
-		req, err := http.NewRequest(http.MethodPut, base+"/files/"+f.Name, f.Reader())
-		require.NoError(t, err)
-		req.ContentLength = f.Size
-		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-		resp, body := send(req)
-		requireCreated(resp, body, f)
-	})
+	for _, tc := range []struct {
+		name, contentType string
+		f                 uploadtest.File
+	}{
+		{"binary PUT", "application/octet-stream", uploadtest.File{Name: "bin/x.bin", Seed: 1, Size: 1 << 20}},
+		{"text PUT", "text/plain; charset=utf-8", uploadtest.File{Name: "notes.txt", Seed: 2, Size: 100 << 10, Text: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPut, base+"/files/"+tc.f.Name, tc.f.Reader())
+			require.NoError(t, err)
+			req.ContentLength = tc.f.Size
+			req.Header.Set("Content-Type", tc.contentType)
+			resp, body := send(req)
+			requireCreated(resp, body, tc.f)
+		})
+	}
 
 	t.Run("multipart POST", func(t *testing.T) {
 		files := []uploadtest.File{{Name: "m1.bin", Seed: 3, Size: 10 << 10}, {Name: "m2.bin", Seed: 4, Size: 2<<20 + 1}}
