@@ -39,13 +39,19 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with obs observing the handler.
+func newEnvWith(t testing.TB, obs api.Observer) *env {
+	t.Helper()
 	e := &env{dir: filepath.Join(t.TempDir(), "store"), spoolDir: t.TempDir(), logs: &bytes.Buffer{}}
 	sp, err := spool.New(spool.Config{Dir: e.spoolDir, Threshold: spool.DefaultThreshold, MemoryBudget: spool.DefaultMemoryBudget})
 	require.NoError(t, err)
 	st, _, err := dirstore.Open(e.dir, dirstore.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	e.adapter = lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))}))
+	e.adapter = lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Observer: obs, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))}))
 	return e
 }
 
