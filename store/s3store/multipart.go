@@ -506,9 +506,26 @@ func (s *Store) putRecord(ctx context.Context, id string, rec record, ifMatch st
 	if err != nil {
 		return "", fmt.Errorf("s3store: save upload %q: %w", id, err)
 	}
+	etag, err := s.putIfMatch(ctx, s.recordKey(id), b, ifMatch)
+	if err != nil {
+		mapped := mapError("save upload", id, err)
+		// The raw error, not mapped: a lost race is no ErrExists.
+		if ifMatch != "" && (errors.Is(mapped, store.ErrExists) || errors.Is(mapped, store.ErrNotFound)) {
+			return "", fmt.Errorf("%w: s3store: save upload %q: it changed or went meanwhile: %w", store.ErrUploadNotFound, id, err)
+		}
+		return "", mapped
+	}
+	return etag, nil
+}
+
+// putIfMatch writes the JSON b at key: where no object is when ifMatch is
+// empty, else over the object of ETag ifMatch only. It returns the new
+// ETag, or PutObject's error as it came, for the caller to tell a lost
+// race.
+func (s *Store) putIfMatch(ctx context.Context, key string, b []byte, ifMatch string) (string, error) {
 	in := &s3.PutObjectInput{
 		Bucket:        &s.bucket,
-		Key:           aws.String(s.recordKey(id)),
+		Key:           &key,
 		Body:          bytes.NewReader(b),
 		ContentLength: aws.Int64(int64(len(b))),
 		ContentType:   aws.String("application/json"),
@@ -520,12 +537,7 @@ func (s *Store) putRecord(ctx context.Context, id string, rec record, ifMatch st
 	}
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
-		mapped := mapError("save upload", id, err)
-		// The raw error, not mapped: a lost race is no ErrExists.
-		if ifMatch != "" && (errors.Is(mapped, store.ErrExists) || errors.Is(mapped, store.ErrNotFound)) {
-			return "", fmt.Errorf("%w: s3store: save upload %q: it changed or went meanwhile: %w", store.ErrUploadNotFound, id, err)
-		}
-		return "", mapped
+		return "", err
 	}
 	return aws.ToString(out.ETag), nil
 }

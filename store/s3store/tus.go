@@ -187,16 +187,7 @@ func (s *Store) putTusRecord(ctx context.Context, id string, rec *tusRecord, ifM
 	if err != nil {
 		return "", fmt.Errorf("s3store: save tus upload %q: %w", id, err)
 	}
-	in := &s3.PutObjectInput{
-		Bucket: &s.bucket, Key: aws.String(s.tusKey(id, ".json")),
-		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json"),
-	}
-	if ifMatch == "" {
-		in.IfNoneMatch = aws.String("*")
-	} else {
-		in.IfMatch = &ifMatch
-	}
-	out, err := s.client.PutObject(ctx, in)
+	etag, err := s.putIfMatch(ctx, s.tusKey(id, ".json"), b, ifMatch)
 	if err != nil {
 		mapped := mapError("save tus upload", id, err)
 		if ifMatch != "" && errors.Is(mapped, store.ErrExists) {
@@ -207,7 +198,7 @@ func (s *Store) putTusRecord(ctx context.Context, id string, rec *tusRecord, ifM
 		}
 		return "", mapped
 	}
-	return aws.ToString(out.ETag), nil
+	return etag, nil
 }
 
 // Resumable implements store.ResumableStore.
