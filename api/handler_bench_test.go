@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"spillway/api"
+	"spillway/internal/apitest"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
-	"spillway/store/dirstore"
 )
 
 // benchHandler is the handler as the local server builds it (default spool
@@ -30,25 +30,11 @@ func benchHandler(b *testing.B) (http.Handler, string) {
 // server sets (60 s by default) and which costs a deadline per read.
 func benchHandlerTimeout(b *testing.B, readTimeout time.Duration) (http.Handler, string) {
 	b.Helper()
-	dir := filepath.Join(b.TempDir(), "uploads")
-	cfg := spool.DefaultConfig()
-	cfg.Dir = b.TempDir()
-	sp, err := spool.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, _, err := dirstore.Open(dir, dirstore.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	h := api.New(api.Config{
-		Spooler:     sp,
-		Store:       st,
+	h := apitest.New(b, spool.DefaultConfig(), api.Config{
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ReadTimeout: readTimeout,
 	})
-	return h, dir
+	return h, h.Dir
 }
 
 // benchBaseline is the reference for small uploads: a handler that copies
