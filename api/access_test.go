@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -56,12 +55,7 @@ func TestBusyBeyondMaxConcurrentUploads(t *testing.T) {
 	// The first upload holds the only slot: its handler has asked for the
 	// body ("100 Continue") and is waiting for it.
 	f := uploadtest.File{Name: "slow.bin", Seed: 1, Size: 3 << 20}
-	conn, br := s.rawRequest(t, fmt.Sprintf("PUT /files/slow.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", f.Size), nil)
-	line, err := br.ReadString('\n')
-	require.NoError(t, err)
-	require.Equal(t, "HTTP/1.1 100 Continue\r\n", line)
-	_, err = br.ReadString('\n')
-	require.NoError(t, err)
+	finish := s.putContinued(t, f)
 
 	body := &trackingReader{r: strings.NewReader("x")}
 	req := s.request(t, http.MethodPut, "/files/other.bin", body, 1)
@@ -77,13 +71,7 @@ func TestBusyBeyondMaxConcurrentUploads(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	s.waitServed(t)
 
-	_, err = io.Copy(conn, f.Reader())
-	require.NoError(t, err)
-	final, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	final.Body.Close()
-	require.Equal(t, http.StatusCreated, final.StatusCode)
-	s.waitServed(t)
+	finish()
 
 	// The slot is free again.
 	resp, respBody = s.do(t, s.request(t, http.MethodPut, "/files/other.bin", strings.NewReader("x"), 1))

@@ -438,6 +438,22 @@ func (h *Handler) publishOne(ctx context.Context, w http.ResponseWriter, x *exch
 	return nil
 }
 
+// checkSpace refuses a body of n bytes, before any byte of it is read,
+// when the spool dir or the store has no room for it. An unknown or empty
+// length is not checked.
+func (h *Handler) checkSpace(ctx context.Context, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := h.spool.CheckSpace(n); err != nil {
+		return err
+	}
+	if sc := h.caps.SpaceChecker; sc != nil {
+		return sc.CheckSpace(ctx, n)
+	}
+	return nil
+}
+
 // postMultipart spools every file part, then publishes them together.
 func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	ctx := r.Context()
@@ -449,17 +465,10 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 	if boundary == "" {
 		return fmt.Errorf("%w: Content-Type has no boundary", errBadMultipart)
 	}
-	if r.ContentLength > 0 {
-		// The parts' sizes are unknown, but together they are under the
-		// body's: if the body does not fit, neither will its files.
-		if err := h.spool.CheckSpace(r.ContentLength); err != nil {
-			return err
-		}
-		if sc := h.caps.SpaceChecker; sc != nil {
-			if err := sc.CheckSpace(ctx, r.ContentLength); err != nil {
-				return err
-			}
-		}
+	// The parts' sizes are unknown, but together they are under the
+	// body's: if the body does not fit, neither will its files.
+	if err := h.checkSpace(ctx, r.ContentLength); err != nil {
+		return err
 	}
 	if err := h.checkQuota(ctx, x, r.ContentLength); err != nil {
 		return err

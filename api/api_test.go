@@ -172,6 +172,27 @@ func (s *server) do(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	return resp, body
 }
 
+// errorCase is a request without a body and the error it is answered.
+type errorCase struct {
+	method, path string
+	status       int
+	code         string
+}
+
+// requireErrors sends each case's request and requires its error, with an
+// Allow header on a 405.
+func (s *server) requireErrors(t *testing.T, cases []errorCase) {
+	t.Helper()
+	for _, tc := range cases {
+		resp, body := s.do(t, s.request(t, tc.method, tc.path, nil, 0))
+		requireError(t, resp, body, tc.status, tc.code)
+		if tc.status == http.StatusMethodNotAllowed {
+			assert.NotEmpty(t, resp.Header.Get("Allow"), "%s %s", tc.method, tc.path)
+		}
+		s.waitServed(t)
+	}
+}
+
 func (s *server) request(t *testing.T, method, path string, body io.Reader, length int64) *http.Request {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, body)
@@ -343,30 +364,54 @@ func (s *server) rawRequest(t *testing.T, head string, body []byte) (net.Conn, *
 	return conn, bufio.NewReader(conn)
 }
 
-func TestExpectContinueNeverAsksForARefusedBody(t *testing.T) {
-	s := newServer(t, options{spool: func(c *spool.Config) { c.MaxSize = 1000 }})
-	_, br := s.rawRequest(t, "PUT /files/x.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n", nil)
+// readResponse reads a response to a raw request, and its body.
+func readResponse(t *testing.T, br *bufio.Reader) (*http.Response, []byte) {
+	t.Helper()
 	resp, err := http.ReadResponse(br, nil)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, body
+}
+
+// requireNothingLeft requires that s holds no file, stored or spooled.
+func (s *server) requireNothingLeft(t *testing.T) {
+	t.Helper()
+	uploadtest.RequireEmptyDir(t, s.spoolDir)
+	uploadtest.RequireEmptyDir(t, s.dir)
+}
+
+func TestExpectContinueNeverAsksForARefusedBody(t *testing.T) {
+	s := newServer(t, options{spool: func(c *spool.Config) { c.MaxSize = 1000 }})
+	_, br := s.rawRequest(t, "PUT /files/x.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n", nil)
+	resp, body := readResponse(t, br)
 	requireError(t, resp, body, http.StatusRequestEntityTooLarge, "too_large")
 	s.waitServed(t)
 
 	// An acceptable one gets its 100 Continue first.
-	conn, br := s.rawRequest(t, "PUT /files/y.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", nil)
+	s.putContinued(t, uploadtest.File{Name: "y.bin", Seed: 1, Size: 5})()
+}
+
+// putContinued starts a PUT of f with "Expect: 100-continue" and waits for
+// the "100 Continue": the handler has taken an upload slot and waits for
+// the body. finish sends the body and requires 201.
+func (s *server) putContinued(t *testing.T, f uploadtest.File) (finish func()) {
+	t.Helper()
+	conn, br := s.rawRequest(t, fmt.Sprintf("PUT /files/%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", f.Name, f.Size), nil)
 	line, err := br.ReadString('\n')
 	require.NoError(t, err)
 	require.Equal(t, "HTTP/1.1 100 Continue\r\n", line)
 	_, err = br.ReadString('\n')
 	require.NoError(t, err)
-	_, err = io.WriteString(conn, "hello")
-	require.NoError(t, err)
-	resp, err = http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusCreated, resp.StatusCode)
-	s.waitServed(t)
+	return func() {
+		t.Helper()
+		_, err := io.Copy(conn, f.Reader())
+		require.NoError(t, err)
+		resp, body := readResponse(t, br)
+		require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+		s.waitServed(t)
+	}
 }
 
 func TestOverLimitChunked(t *testing.T) {
@@ -379,8 +424,7 @@ func TestOverLimitChunked(t *testing.T) {
 		resp, body := s.send(t, c)
 		requireError(t, resp, body, http.StatusRequestEntityTooLarge, "too_large")
 		s.waitServed(t)
-		uploadtest.RequireEmptyDir(t, s.spoolDir)
-		uploadtest.RequireEmptyDir(t, s.dir)
+		s.requireNothingLeft(t)
 	}
 }
 
@@ -397,8 +441,7 @@ func TestClientDisconnectHalfway(t *testing.T) {
 			conn, _ := s.rawRequest(t, tc.head, f.Bytes())
 			require.NoError(t, conn.Close())
 			assert.Equal(t, http.StatusBadRequest, s.waitServed(t))
-			uploadtest.RequireEmptyDir(t, s.spoolDir)
-			uploadtest.RequireEmptyDir(t, s.dir)
+			s.requireNothingLeft(t)
 		})
 	}
 }
@@ -408,28 +451,20 @@ func TestShortBody(t *testing.T) {
 	for _, size := range []int{100, 3 << 20} {
 		conn, br := s.rawRequest(t, fmt.Sprintf("PUT /files/short.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", size), make([]byte, size/2))
 		require.NoError(t, conn.(*net.TCPConn).CloseWrite())
-		resp, err := http.ReadResponse(br, nil)
-		require.NoError(t, err)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := readResponse(t, br)
 		requireError(t, resp, body, http.StatusBadRequest, "incomplete_body")
 		s.waitServed(t)
-		uploadtest.RequireEmptyDir(t, s.spoolDir)
-		uploadtest.RequireEmptyDir(t, s.dir)
+		s.requireNothingLeft(t)
 	}
 }
 
 func TestStalledBodyTimesOut(t *testing.T) {
 	s := newServer(t, options{readTimeout: 200 * time.Millisecond})
 	_, br := s.rawRequest(t, "PUT /files/stall.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n", make([]byte, 3<<20))
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := readResponse(t, br)
 	requireError(t, resp, body, http.StatusRequestTimeout, "timeout")
 	s.waitServed(t)
-	uploadtest.RequireEmptyDir(t, s.spoolDir)
-	uploadtest.RequireEmptyDir(t, s.dir)
+	s.requireNothingLeft(t)
 }
 
 func TestBadNames(t *testing.T) {
@@ -658,25 +693,14 @@ func TestListDownloadAndHealth(t *testing.T) {
 	assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
 	s.waitServed(t)
 
-	for _, tc := range []struct {
-		method, path string
-		status       int
-		code         string
-	}{
+	s.requireErrors(t, []errorCase{
 		{http.MethodGet, "/files/missing.bin", http.StatusNotFound, "not_found"},
 		{http.MethodGet, "/files/b", http.StatusNotFound, "not_found"},
 		{http.MethodGet, "/nope", http.StatusNotFound, "not_found"},
 		{http.MethodPatch, "/files/a.txt", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{http.MethodPut, "/files", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed, "method_not_allowed"},
-	} {
-		resp, body := s.do(t, s.request(t, tc.method, tc.path, nil, 0))
-		requireError(t, resp, body, tc.status, tc.code)
-		if tc.status == http.StatusMethodNotAllowed {
-			assert.NotEmpty(t, resp.Header.Get("Allow"))
-		}
-		s.waitServed(t)
-	}
+	})
 
 	resp, body = s.do(t, s.request(t, http.MethodGet, "/healthz", nil, 0))
 	require.Equal(t, http.StatusOK, resp.StatusCode)

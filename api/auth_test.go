@@ -77,11 +77,8 @@ func TestJWTRefusals(t *testing.T) {
 
 	// A valid token whose space claim would escape its folder.
 	for _, sub := range []string{"..", ".hidden", "a:b"} {
-		req := s.request(t, http.MethodGet, "/files", nil, 0)
-		req.Header.Set("Authorization", "Bearer "+is.Token(t, sub, nil))
-		resp, body := s.do(t, req)
+		resp, body := s.callAs(t, is, sub, http.MethodGet, "/files", "")
 		requireError(t, resp, body, http.StatusForbidden, "invalid_space")
-		s.waitServed(t)
 	}
 	uploadtest.RequireEmptyDir(t, s.spoolDir)
 }
@@ -187,20 +184,14 @@ func TestUserListingPages(t *testing.T) {
 	is := jwtauthtest.New(t)
 	s := newJWTServer(t, is, options{})
 	for _, c := range []struct{ user, name string }{{"alice", "a"}, {"bob", "b"}, {"alice", "c"}, {"alice", "d/e"}, {"bob", "f"}} {
-		req := s.request(t, http.MethodPut, "/files/"+c.name, strings.NewReader("x"), 1)
-		req.Header.Set("Authorization", "Bearer "+is.Token(t, c.user, nil))
-		resp, body := s.do(t, req)
+		resp, body := s.callAs(t, is, c.user, http.MethodPut, "/files/"+c.name, "x")
 		require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-		s.waitServed(t)
 	}
 	var names []string
 	q := "?limit=2"
 	for range 5 {
-		req := s.request(t, http.MethodGet, "/files"+q, nil, 0)
-		req.Header.Set("Authorization", "Bearer "+is.Token(t, "alice", nil))
-		resp, body := s.do(t, req)
+		resp, body := s.callAs(t, is, "alice", http.MethodGet, "/files"+q, "")
 		require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-		s.waitServed(t)
 		var l wire.ListResponse
 		require.NoError(t, json.Unmarshal(body, &l))
 		for _, f := range l.Files {
@@ -220,24 +211,13 @@ func TestUserListingPages(t *testing.T) {
 func TestSpacesDifferingInCase(t *testing.T) {
 	is := jwtauthtest.New(t)
 	s := newJWTServer(t, is, options{})
-	call := func(method, path, user string, body string) (*http.Response, []byte) {
-		var r io.Reader
-		if body != "" {
-			r = strings.NewReader(body)
-		}
-		req := s.request(t, method, path, r, int64(len(body)))
-		req.Header.Set("Authorization", "Bearer "+is.Token(t, user, nil))
-		resp, respBody := s.do(t, req)
-		s.waitServed(t)
-		return resp, respBody
-	}
-	resp, body := call(http.MethodPut, "/files/x.txt", "Alice", "first")
+	resp, body := s.callAs(t, is, "Alice", http.MethodPut, "/files/x.txt", "first")
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-	resp, body = call(http.MethodPut, "/files/y.txt", "alice", "second")
+	resp, body = s.callAs(t, is, "alice", http.MethodPut, "/files/y.txt", "second")
 	requireError(t, resp, body, http.StatusConflict, "exists")
-	resp, body = call(http.MethodGet, "/files/x.txt", "alice", "")
+	resp, body = s.callAs(t, is, "alice", http.MethodGet, "/files/x.txt", "")
 	requireError(t, resp, body, http.StatusNotFound, "not_found")
-	resp, body = call(http.MethodGet, "/files", "alice", "")
+	resp, body = s.callAs(t, is, "alice", http.MethodGet, "/files", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.JSONEq(t, `{"files":[]}`, string(body))
 }
@@ -264,11 +244,8 @@ func TestMetricsNeedTheSharedToken(t *testing.T) {
 func TestFormURLOfAStoreWithoutParts(t *testing.T) {
 	is := jwtauthtest.New(t)
 	s := newJWTServer(t, is, options{wrapStore: func(st store.Store) store.Store { return withoutCaps{st} }})
-	req := s.request(t, http.MethodGet, "/s3/params?filename=f.txt", nil, 0)
-	req.Header.Set("Authorization", "Bearer "+is.Token(t, "alice", nil))
-	resp, body := s.do(t, req)
+	resp, body := s.callAs(t, is, "alice", http.MethodGet, "/s3/params?filename=f.txt", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	s.waitServed(t)
 	var p wire.S3Params
 	require.NoError(t, json.Unmarshal(body, &p))
 	u, err := url.Parse(p.URL)
@@ -276,4 +253,19 @@ func TestFormURLOfAStoreWithoutParts(t *testing.T) {
 	exp, err := strconv.ParseInt(u.Query().Get("expires"), 10, 64)
 	require.NoError(t, err)
 	assert.Greater(t, exp, time.Now().Add(api.DefaultPartURLTTL/2).Unix())
+}
+
+// callAs sends a request with body, a bearer JWT of user from is, and
+// waits until it is served.
+func (s *server) callAs(t *testing.T, is *jwtauthtest.Issuer, user, method, path, body string) (*http.Response, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := s.request(t, method, path, r, int64(len(body)))
+	req.Header.Set("Authorization", "Bearer "+is.Token(t, user, nil))
+	resp, respBody := s.do(t, req)
+	s.waitServed(t)
+	return resp, respBody
 }

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/base64"
+	"io"
 	"log/slog"
 	"mime/multipart"
 	"net/http"
@@ -24,117 +25,106 @@ import (
 // TestMultipartBuffersStayWithinBudget stops many multipart uploads in the
 // middle of their file and checks that what they hold, the multipart
 // reader's window included, stays within the memory budget and the small
-// working buffers beyond it.
+// working buffers beyond it. A window outside the budget alone would be
+// 256 KiB more per upload.
 func TestMultipartBuffersStayWithinBudget(t *testing.T) {
 	require.GreaterOrEqual(t, spool.SmallBufferSize, formdata.MinBufferSize, "a small working buffer can be a multipart reader's window")
-	const (
-		uploads = 32
-		budget  = 1 << 20
-		size    = 3 << 20
-	)
-	sp, err := spool.New(spool.Config{Dir: t.TempDir(), Threshold: 64 << 10, MemoryBudget: budget})
-	require.NoError(t, err)
-	st, _, err := dirstore.Open(t.TempDir(), dirstore.Options{})
-	require.NoError(t, err)
-	defer st.Close()
-	h := api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.DiscardHandler)})
+	sp, h := budgetedHandler(t, false)
 
-	bodies := make([][]byte, uploads)
-	types := make([]string, uploads)
-	for i := range uploads {
+	bodies := make([][]byte, stalledUploads)
+	types := make([]string, stalledUploads)
+	for i := range stalledUploads {
 		var b bytes.Buffer
 		w := multipart.NewWriter(&b)
 		fw, err := w.CreateFormFile("file", "f"+strconv.Itoa(i)+".bin")
 		require.NoError(t, err)
-		_, err = fw.Write(bytes.Repeat([]byte{byte(i)}, size))
+		_, err = fw.Write(bytes.Repeat([]byte{byte(i)}, stalledSize))
 		require.NoError(t, err)
 		require.NoError(t, w.Close())
 		bodies[i], types[i] = b.Bytes(), w.FormDataContentType()
 	}
 
-	before := uploadtest.LiveHeap()
-	open := make(chan struct{})
-	var reached, done sync.WaitGroup
-	reached.Add(uploads)
-	codes := make(chan int, uploads)
-	for i := range uploads {
-		half := len(bodies[i]) / 2
-		body := &uploadtest.StallReader{Head: bodies[i][:half], Tail: bodies[i][half:], Reached: reached.Done, Open: open}
+	requireHeldWithinBudget(t, sp, h, "multipart uploads", http.StatusCreated, bodies, func(i int, body io.Reader) *http.Request {
 		req := httptest.NewRequest(http.MethodPost, "/files", body)
-		req.ContentLength = int64(len(bodies[i]))
 		req.Header.Set("Content-Type", types[i])
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			codes <- rec.Code
-		}()
-	}
-	reached.Wait()
-	held := uploadtest.LiveHeap() - before
-	close(open)
-	done.Wait()
-	close(codes)
-	for code := range codes {
-		assert.Equal(t, http.StatusCreated, code)
-	}
-
-	// Each upload may hold one small buffer for its reader's window and
-	// one for its spooling, and some for its request, recorder, batch and
-	// goroutines: more under the race detector, and more again on a loaded
-	// machine, where this measured up to 2.7 MiB above its usual figure. A
-	// window outside the budget alone would be 256 KiB more per upload,
-	// well beyond that margin.
-	limit := int64(budget + uploads*(2*spool.SmallBufferSize+192<<10))
-	t.Logf("%d multipart uploads stopped midway: %.1f MiB of heap held (limit %.1f MiB)",
-		uploads, float64(held)/(1<<20), float64(limit)/(1<<20))
-	assert.LessOrEqual(t, held, limit)
-	assert.Zero(t, sp.Stats().MemoryInUse, "every buffer given back")
+		return req
+	})
 }
 
 // TestTusBuffersStayWithinBudget stops many tus PATCHes in the middle of
 // their chunk and checks that the copies into the uploads' files, which
 // borrow the spool's working buffers as the local server has them do, stay
 // within the memory budget and the small working buffers beyond it.
+// Buffers of the store's own would be several MiB per PATCH.
 func TestTusBuffersStayWithinBudget(t *testing.T) {
-	const (
-		uploads = 32
-		budget  = 1 << 20
-		size    = 3 << 20
-	)
-	sp, err := spool.New(spool.Config{Dir: t.TempDir(), Threshold: 64 << 10, MemoryBudget: budget})
-	require.NoError(t, err)
-	st, _, err := dirstore.Open(t.TempDir(), dirstore.Options{Buffers: sp.Buffer})
-	require.NoError(t, err)
-	defer st.Close()
-	h := api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.DiscardHandler)})
+	sp, h := budgetedHandler(t, true)
 
-	locs := make([]string, uploads)
-	for i := range uploads {
+	locs := make([]string, stalledUploads)
+	bodies := make([][]byte, stalledUploads)
+	body := bytes.Repeat([]byte{7}, stalledSize)
+	for i := range stalledUploads {
 		req := httptest.NewRequest(http.MethodPost, "/tus/", nil)
 		req.Header.Set("Tus-Resumable", "1.0.0")
-		req.Header.Set("Upload-Length", strconv.Itoa(size))
+		req.Header.Set("Upload-Length", strconv.Itoa(stalledSize))
 		req.Header.Set("Upload-Metadata", "filename "+base64.StdEncoding.EncodeToString([]byte("t"+strconv.Itoa(i)+".bin")))
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
-		locs[i] = rec.Header().Get("Location")
+		locs[i], bodies[i] = rec.Header().Get("Location"), body
 	}
-	body := bytes.Repeat([]byte{7}, size)
 
-	before := uploadtest.LiveHeap()
-	open := make(chan struct{})
-	var reached, done sync.WaitGroup
-	reached.Add(uploads)
-	codes := make(chan int, uploads)
-	for i := range uploads {
-		r := &uploadtest.StallReader{Head: body[:size/2], Tail: body[size/2:], Reached: reached.Done, Open: open}
-		req := httptest.NewRequest(http.MethodPatch, locs[i], r)
-		req.ContentLength = size
+	requireHeldWithinBudget(t, sp, h, "tus PATCHes", http.StatusNoContent, bodies, func(i int, body io.Reader) *http.Request {
+		req := httptest.NewRequest(http.MethodPatch, locs[i], body)
 		req.Header.Set("Tus-Resumable", "1.0.0")
 		req.Header.Set("Content-Type", "application/offset+octet-stream")
 		req.Header.Set("Upload-Offset", "0")
+		return req
+	})
+}
+
+const (
+	stalledUploads = 32
+	stalledBudget  = 1 << 20
+	stalledSize    = 3 << 20
+)
+
+// budgetedHandler is the API over a directory store with a spooler of a
+// small memory budget; lend has the store borrow the spool's working
+// buffers, as the local server has it do.
+func budgetedHandler(t *testing.T, lend bool) (*spool.Spooler, http.Handler) {
+	t.Helper()
+	sp, err := spool.New(spool.Config{Dir: t.TempDir(), Threshold: 64 << 10, MemoryBudget: stalledBudget})
+	require.NoError(t, err)
+	var opts dirstore.Options
+	if lend {
+		opts.Buffers = sp.Buffer
+	}
+	st, _, err := dirstore.Open(t.TempDir(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	return sp, api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.DiscardHandler)})
+}
+
+// requireHeldWithinBudget serves one request a body at once, each body
+// stopped in its middle, and checks that the heap they hold there stays
+// within the memory budget and two small working buffers per request
+// beyond it; then it lets them finish, each answering want, and checks
+// that every buffer was given back. Each request may also hold some for
+// its request, recorder, batch and goroutines: more under the race
+// detector, and more again on a loaded machine, where multipart uploads
+// measured up to 2.7 MiB above their usual figure. A window outside the
+// budget alone would be 256 KiB more per request, well beyond that margin.
+func requireHeldWithinBudget(t *testing.T, sp *spool.Spooler, h http.Handler, what string, want int, bodies [][]byte, newRequest func(i int, body io.Reader) *http.Request) {
+	t.Helper()
+	before := uploadtest.LiveHeap()
+	open := make(chan struct{})
+	var reached, done sync.WaitGroup
+	reached.Add(len(bodies))
+	codes := make(chan int, len(bodies))
+	for i, b := range bodies {
+		half := len(b) / 2
+		req := newRequest(i, &uploadtest.StallReader{Head: b[:half], Tail: b[half:], Reached: reached.Done, Open: open})
+		req.ContentLength = int64(len(b))
 		done.Add(1)
 		go func() {
 			defer done.Done()
@@ -149,15 +139,12 @@ func TestTusBuffersStayWithinBudget(t *testing.T) {
 	done.Wait()
 	close(codes)
 	for code := range codes {
-		assert.Equal(t, http.StatusNoContent, code)
+		assert.Equal(t, want, code)
 	}
 
-	// Each PATCH may hold small working buffers and some for its request,
-	// recorder and goroutines (more under the race detector). Buffers of
-	// the store's own would be several MiB per PATCH.
-	limit := int64(budget + uploads*(2*spool.SmallBufferSize+96<<10))
-	t.Logf("%d tus PATCHes stopped midway: %.1f MiB of heap held (limit %.1f MiB)",
-		uploads, float64(held)/(1<<20), float64(limit)/(1<<20))
+	limit := int64(stalledBudget + len(bodies)*(2*spool.SmallBufferSize+192<<10))
+	t.Logf("%d %s stopped midway: %.1f MiB of heap held (limit %.1f MiB)",
+		len(bodies), what, float64(held)/(1<<20), float64(limit)/(1<<20))
 	assert.LessOrEqual(t, held, limit)
 	assert.Zero(t, sp.Stats().MemoryInUse, "every buffer given back")
 }

@@ -153,15 +153,10 @@ func (h *Handler) s3Complete(w http.ResponseWriter, r *http.Request, x *exchange
 	for i, p := range req.Parts {
 		parts[i] = store.Part{Number: p.PartNumber, ETag: p.ETag}
 	}
-	c, err := h.multipart.Complete(r.Context(), u.ID, parts)
-	if err != nil {
-		return fmt.Errorf("complete upload %s: %w", u.ID, err)
-	}
-	ct, err := h.checkStored(r.Context(), c.Name)
+	c, ct, err := h.complete(r.Context(), x, u.ID, parts)
 	if err != nil {
 		return err
 	}
-	x.spool, x.files, x.stored = wire.SpoolParts, 1, c.Size
 	h.postFinish(r.Context(), x, viaUppy, c.Name, wire.FileResult{Name: x.shown(c.Name), Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME}, ct)
 	loc := absoluteURL(r, fileURL(x.shown(c.Name)))
 	w.Header().Set("Location", loc)
@@ -289,17 +284,10 @@ func (h *Handler) s3Object(w http.ResponseWriter, r *http.Request, x *exchange) 
 	if err := h.preCreate(ctx, x, viaUppy, name, -1); err != nil {
 		return err
 	}
-	if r.ContentLength > 0 {
-		// The file is smaller than the form: as in postMultipart, a form
-		// that does not fit is refused before its body.
-		if err := h.spool.CheckSpace(r.ContentLength); err != nil {
-			return err
-		}
-		if sc := h.caps.SpaceChecker; sc != nil {
-			if err := sc.CheckSpace(ctx, r.ContentLength); err != nil {
-				return err
-			}
-		}
+	// The file is smaller than the form: as in postMultipart, a form that
+	// does not fit is refused before its body.
+	if err := h.checkSpace(ctx, r.ContentLength); err != nil {
+		return err
 	}
 	buf, release := h.spool.Buffer() // as in postMultipart
 	defer release()

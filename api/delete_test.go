@@ -33,11 +33,7 @@ func TestDeleteFile(t *testing.T) {
 	assert.Empty(t, body)
 	assert.NotEmpty(t, resp.Header.Get("X-Request-Id"))
 
-	for _, tc := range []struct {
-		method, path string
-		status       int
-		code         string
-	}{
+	s.requireErrors(t, []errorCase{
 		{http.MethodDelete, "/files/2026/report.pdf", http.StatusNotFound, "not_found"},
 		{http.MethodGet, "/files/2026/report.pdf", http.StatusNotFound, "not_found"},
 		{http.MethodDelete, "/files/missing.bin", http.StatusNotFound, "not_found"},
@@ -48,10 +44,7 @@ func TestDeleteFile(t *testing.T) {
 		{http.MethodDelete, "/files/a%5Cb", http.StatusBadRequest, "invalid_name"},
 		{http.MethodDelete, "/files/", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{http.MethodDelete, "/files", http.StatusMethodNotAllowed, "method_not_allowed"},
-	} {
-		resp, body := call(tc.method, tc.path)
-		requireError(t, resp, body, tc.status, tc.code)
-	}
+	})
 	uploadtest.RequireFile(t, uploadtest.File{Name: "2026/q1/notes.txt", Seed: 2, Size: 10}, s.dir+"/2026/q1/notes.txt")
 
 	// The name can be used again, and a folder emptied by a delete can

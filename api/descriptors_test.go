@@ -120,6 +120,5 @@ func TestOutOfDescriptorsIsBusy(t *testing.T) {
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 	s.waitServed(t)
 	s.requireLogged(t, resp, "too many open files")
-	uploadtest.RequireEmptyDir(t, s.dir)
-	uploadtest.RequireEmptyDir(t, s.spoolDir)
+	s.requireNothingLeft(t)
 }

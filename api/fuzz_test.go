@@ -22,10 +22,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/apitest"
 	"spillway/internal/formdata"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
-	"spillway/store/dirstore"
 	"spillway/wire"
 )
 
@@ -150,13 +150,9 @@ func FuzzMultipart(f *testing.F) {
 	}
 	// One handler for every input (inputs run one at a time in a
 	// process); the upload directory is emptied after each.
-	spoolDir, uploads := f.TempDir(), filepath.Join(f.TempDir(), "uploads")
-	sp, err := spool.New(spool.Config{Dir: spoolDir, Threshold: fuzzThreshold, MemoryBudget: 1 << 20, MaxSize: fuzzMaxSize})
-	require.NoError(f, err)
-	st, _, err := dirstore.Open(uploads, dirstore.Options{})
-	require.NoError(f, err)
-	f.Cleanup(func() { st.Close() })
-	h := api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.DiscardHandler), MaxParts: fuzzMaxParts})
+	h := apitest.New(f, spool.Config{Threshold: fuzzThreshold, MemoryBudget: 1 << 20, MaxSize: fuzzMaxSize},
+		api.Config{Logger: slog.New(slog.DiscardHandler), MaxParts: fuzzMaxParts})
+	spoolDir, uploads := h.SpoolDir, h.Dir
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		t.Cleanup(func() {
@@ -171,8 +167,8 @@ func FuzzMultipart(f *testing.F) {
 		h.ServeHTTP(rec, req)
 
 		uploadtest.RequireEmptyDir(t, spoolDir)
-		assert.Zero(t, sp.Stats().OpenFiles)
-		assert.Zero(t, sp.Stats().MemoryInUse)
+		assert.Zero(t, h.Spooler.Stats().OpenFiles)
+		assert.Zero(t, h.Spooler.Stats().MemoryInUse)
 		require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
 		want, refErr := fuzzReference(t, body)
 		require.Less(t, rec.Code, 500, "%s", rec.Body)

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"spillway/api"
+	"spillway/internal/apitest"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
-	"spillway/store/dirstore"
 )
 
 // benchHandler is the handler as the local server builds it (default spool
@@ -30,25 +30,11 @@ func benchHandler(b *testing.B) (http.Handler, string) {
 // server sets (60 s by default) and which costs a deadline per read.
 func benchHandlerTimeout(b *testing.B, readTimeout time.Duration) (http.Handler, string) {
 	b.Helper()
-	dir := filepath.Join(b.TempDir(), "uploads")
-	cfg := spool.DefaultConfig()
-	cfg.Dir = b.TempDir()
-	sp, err := spool.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, _, err := dirstore.Open(dir, dirstore.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	h := api.New(api.Config{
-		Spooler:     sp,
-		Store:       st,
+	h := apitest.New(b, spool.DefaultConfig(), api.Config{
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ReadTimeout: readTimeout,
 	})
-	return h, dir
+	return h, h.Dir
 }
 
 // benchBaseline is the reference for small uploads: a handler that copies
@@ -77,21 +63,6 @@ func benchBaseline(b *testing.B) (http.Handler, string) {
 	}), dir
 }
 
-// emptyDir removes what the benchmarked handler stored, so that the disk
-// holds at most a batch of uploads.
-func emptyDir(b *testing.B, dir string) {
-	b.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkHandlerPut sends small raw PUTs (1 KiB, 64 KiB: both stay in
 // memory) through the whole handler in process, each under a new name, and
 // the same through the baseline that writes straight to a file. allocs/op
@@ -116,7 +87,7 @@ func BenchmarkHandlerPut(b *testing.B) {
 				for i := range b.N {
 					if i > 0 && i%1024 == 0 {
 						b.StopTimer()
-						emptyDir(b, dir)
+						uploadtest.EmptyDir(b, dir)
 						b.StartTimer()
 					}
 					body.Reset(data)
@@ -144,38 +115,21 @@ func BenchmarkHandlerPut(b *testing.B) {
 func BenchmarkHandlerLarge(b *testing.B) {
 	const size = 64 << 20
 	pattern := uploadtest.File{Seed: 4, Size: 1 << 20}.Bytes()
-	for _, tc := range []struct {
-		name      string
-		multipart bool
-		new       func(*testing.B) (http.Handler, string)
-	}{
-		{"raw/spillway", false, benchHandler},
-		{"raw/baseline", false, benchBaseline},
-		{"multipart/spillway", true, benchHandler},
-	} {
+	for _, tc := range largeCases(0) {
 		b.Run(tc.name, func(b *testing.B) {
 			h, dir := tc.new(b)
 			b.SetBytes(size)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				var req *http.Request
-				if tc.multipart {
-					ct, body, n := uploadtest.StreamedMultipart("large.bin", &uploadtest.PatternReader{P: pattern, N: size})
-					req = httptest.NewRequest(http.MethodPost, "/files", body)
-					req.ContentLength = n
-					req.Header.Set("Content-Type", ct)
-				} else {
-					req = httptest.NewRequest(http.MethodPut, "/files/large.bin", &uploadtest.PatternReader{P: pattern, N: size})
-					req.ContentLength = size
-				}
+				req := largeRequest(b, "", tc.multipart, pattern, size)
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req)
 				if rec.Code != http.StatusCreated {
 					b.Fatalf("upload %d: status %d: %s", i, rec.Code, rec.Body)
 				}
 				b.StopTimer()
-				emptyDir(b, dir)
+				uploadtest.EmptyDir(b, dir)
 				b.StartTimer()
 			}
 		})
@@ -191,15 +145,7 @@ func BenchmarkHandlerLarge(b *testing.B) {
 func BenchmarkHandlerLoopback(b *testing.B) {
 	const size = 64 << 20
 	pattern := uploadtest.File{Seed: 5, Size: 1 << 20}.Bytes()
-	for _, tc := range []struct {
-		name      string
-		multipart bool
-		new       func(*testing.B) (http.Handler, string)
-	}{
-		{"raw/spillway", false, func(b *testing.B) (http.Handler, string) { return benchHandlerTimeout(b, time.Minute) }},
-		{"raw/baseline", false, benchBaseline},
-		{"multipart/spillway", true, func(b *testing.B) (http.Handler, string) { return benchHandlerTimeout(b, time.Minute) }},
-	} {
+	for _, tc := range largeCases(time.Minute) {
 		b.Run(tc.name, func(b *testing.B) {
 			h, dir := tc.new(b)
 			srv := httptest.NewServer(h)
@@ -210,25 +156,7 @@ func BenchmarkHandlerLoopback(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				var req *http.Request
-				var err error
-				if tc.multipart {
-					ct, body, n := uploadtest.StreamedMultipart("large.bin", &uploadtest.PatternReader{P: pattern, N: size})
-					req, err = http.NewRequest(http.MethodPost, srv.URL+"/files", body)
-					if err == nil {
-						req.ContentLength = n
-						req.Header.Set("Content-Type", ct)
-					}
-				} else {
-					req, err = http.NewRequest(http.MethodPut, srv.URL+"/files/large.bin", &uploadtest.PatternReader{P: pattern, N: size})
-					if err == nil {
-						req.ContentLength = size
-					}
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				resp, err := client.Do(req)
+				resp, err := client.Do(largeRequest(b, srv.URL, tc.multipart, pattern, size))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -238,9 +166,55 @@ func BenchmarkHandlerLoopback(b *testing.B) {
 					b.Fatalf("upload %d: status %d: %s", i, resp.StatusCode, msg)
 				}
 				b.StopTimer()
-				emptyDir(b, dir)
+				uploadtest.EmptyDir(b, dir)
 				b.StartTimer()
 			}
 		})
 	}
+}
+
+type largeCase struct {
+	name      string
+	multipart bool
+	new       func(*testing.B) (http.Handler, string)
+}
+
+// largeCases are the targets of the large-body benchmarks: the handler,
+// with readTimeout, by a raw PUT and by a multipart POST, and the
+// baseline by a raw PUT.
+func largeCases(readTimeout time.Duration) []largeCase {
+	handler := func(b *testing.B) (http.Handler, string) { return benchHandlerTimeout(b, readTimeout) }
+	return []largeCase{
+		{"raw/spillway", false, handler},
+		{"raw/baseline", false, benchBaseline},
+		{"multipart/spillway", true, handler},
+	}
+}
+
+// largeRequest streams size bytes of pattern as large.bin, by a raw PUT or
+// a one-file multipart POST: to the server at base, or, with base empty, as
+// an incoming request for a handler in process.
+func largeRequest(b *testing.B, base string, multipart bool, pattern []byte, size int64) *http.Request {
+	b.Helper()
+	body := &uploadtest.PatternReader{P: pattern, N: size}
+	method, path, contentType, length := http.MethodPut, "/files/large.bin", "", size
+	var r io.Reader = body
+	if multipart {
+		method, path = http.MethodPost, "/files"
+		contentType, r, length = uploadtest.StreamedMultipart("large.bin", body)
+	}
+	var req *http.Request
+	if base == "" {
+		req = httptest.NewRequest(method, path, r)
+	} else {
+		var err error
+		if req, err = http.NewRequest(method, base+path, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req.ContentLength = length
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return req
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/apitest"
 	"spillway/spool"
-	"spillway/store/dirstore"
 )
 
 func TestHealthzReportsTheVersion(t *testing.T) {
@@ -26,14 +26,7 @@ func TestHealthzReportsTheVersion(t *testing.T) {
 		{"not given", "", "", `{"status":"ok"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := spool.DefaultConfig()
-			cfg.Dir = t.TempDir()
-			sp, err := spool.New(cfg)
-			require.NoError(t, err)
-			st, _, err := dirstore.Open(t.TempDir(), dirstore.Options{})
-			require.NoError(t, err)
-			t.Cleanup(func() { st.Close() })
-			srv := httptest.NewServer(api.New(api.Config{Spooler: sp, Store: st, Token: "secret",
+			srv := httptest.NewServer(apitest.New(t, spool.DefaultConfig(), api.Config{Token: "secret",
 				Version: tc.version, Revision: tc.revision}))
 			t.Cleanup(srv.Close)
 

@@ -115,8 +115,7 @@ func TestHostileNamesPut(t *testing.T) {
 				if f.label != "raw" {
 					requireHostileNameIntact(t, s, resp, body, h.Name)
 				}
-				uploadtest.RequireEmptyDir(t, s.dir)
-				uploadtest.RequireEmptyDir(t, s.spoolDir)
+				s.requireNothingLeft(t)
 			}
 			resp, body := s.do(t, s.request(t, http.MethodGet, forms[0].target, nil, 0))
 			requireError(t, resp, body, http.StatusBadRequest, "invalid_name")
@@ -174,8 +173,7 @@ func TestHostileNamesMultipart(t *testing.T) {
 					s.waitServed(t)
 					requireHostileNameIntact(t, s, resp, body, h.Name)
 				}
-				uploadtest.RequireEmptyDir(t, s.dir)
-				uploadtest.RequireEmptyDir(t, s.spoolDir)
+				s.requireNothingLeft(t)
 			}
 		})
 	}

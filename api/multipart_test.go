@@ -68,8 +68,7 @@ func TestMultipartMalformedHeaders(t *testing.T) {
 			if tc.contains != "" {
 				s.requireLogged(t, resp, tc.contains)
 			}
-			uploadtest.RequireEmptyDir(t, s.dir)
-			uploadtest.RequireEmptyDir(t, s.spoolDir)
+			s.requireNothingLeft(t)
 		})
 	}
 
@@ -131,8 +130,7 @@ func TestMultipartPartLimitWithFiles(t *testing.T) {
 	requireError(t, resp, body, http.StatusBadRequest, "bad_multipart")
 	s.waitServed(t)
 	s.requireLogged(t, resp, "more than 1000 parts")
-	uploadtest.RequireEmptyDir(t, s.dir)
-	uploadtest.RequireEmptyDir(t, s.spoolDir)
+	s.requireNothingLeft(t)
 	assert.Zero(t, s.spooler.Stats().MemoryInUse)
 
 	b.Reset()
@@ -218,8 +216,7 @@ func TestMultipartBadQuotedPrintable(t *testing.T) {
 			body := "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"q.txt\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + data + "\r\n--b--\r\n"
 			resp, respBody := s.mpPost(t, "b", body)
 			s.waitServed(t)
-			uploadtest.RequireEmptyDir(t, s.spoolDir)
-			uploadtest.RequireEmptyDir(t, s.dir)
+			s.requireNothingLeft(t)
 			requireError(t, resp, respBody, http.StatusBadRequest, "bad_multipart")
 		})
 	}

@@ -138,8 +138,7 @@ func TestMultipartDuplicateNames(t *testing.T) {
 					requireError(t, resp, body, http.StatusBadRequest, "bad_multipart")
 					s.waitServed(t)
 					s.requireLogged(t, resp, `two file parts are named "same.txt"`)
-					uploadtest.RequireEmptyDir(t, s.dir)
-					uploadtest.RequireEmptyDir(t, s.spoolDir)
+					s.requireNothingLeft(t)
 				}
 				if !overwrite {
 					return

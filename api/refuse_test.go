@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,21 +15,16 @@ import (
 
 	"spillway/api"
 	"spillway/apierr"
+	"spillway/internal/apitest"
 	"spillway/spool"
-	"spillway/store/dirstore"
 	"spillway/wire"
 )
 
 func newObservedHandler(t *testing.T) (*api.Handler, *recordingObserver, *bytes.Buffer) {
 	t.Helper()
-	sp, err := spool.New(spool.Config{Dir: t.TempDir(), Threshold: spool.DefaultThreshold, MemoryBudget: spool.DefaultMemoryBudget})
-	require.NoError(t, err)
-	st, _, err := dirstore.Open(filepath.Join(t.TempDir(), "uploads"), dirstore.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
 	obs, logs := &recordingObserver{}, &bytes.Buffer{}
-	h := api.New(api.Config{Spooler: sp, Store: st, Observer: obs, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
-	return h, obs, logs
+	h := apitest.New(t, spool.DefaultConfig(), api.Config{Observer: obs, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	return h.Handler, obs, logs
 }
 
 func logLine(t *testing.T, logs *bytes.Buffer) map[string]any {

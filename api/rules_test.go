@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"mime/multipart"
 	"net"
@@ -106,23 +105,8 @@ func requireHooksOnEveryRoute(t *testing.T, s *server, hr *uploadtest.HookReceiv
 	t.Helper()
 	data := []byte("the bytes of a hooked file")
 	sum := sha256.Sum256(data)
-	routes := []struct {
-		via  string
-		ok   int
-		send func(t *testing.T, name string, data []byte) (*http.Response, []byte)
-	}{
-		{"put", http.StatusCreated, s.tokenPut},
-		{"form", http.StatusCreated, func(t *testing.T, name string, data []byte) (*http.Response, []byte) {
-			return s.tokenPostFiles(t, map[string][]byte{name: data})
-		}},
-		{"multipart", http.StatusCreated, s.tokenMultipart},
-		{"tus", http.StatusCreated, s.tokenTus},
-		{"tus", http.StatusNoContent, s.tokenTusPatch},
-		{"uppy", http.StatusOK, s.uppyUpload},
-		{"uppy", http.StatusCreated, s.uppyForm},
-	}
-	for i, rt := range routes {
-		name := fmt.Sprintf("%s-%d.txt", rt.via, i)
+	for _, rt := range s.uploadRoutes() {
+		name := rt.name + ".txt"
 		resp, body := rt.send(t, name, data)
 		require.Equal(t, rt.ok, resp.StatusCode, "%s: %s", rt.via, body)
 		id := resp.Header.Get("X-Request-Id")
@@ -235,34 +219,19 @@ var (
 
 func TestAllowTypesOnEveryRoute(t *testing.T) {
 	s := newServer(t, options{token: "t0k", allowTypes: "image/*,application/pdf"})
-	routes := []struct {
-		via  string
-		ok   int
-		send func(t *testing.T, name string, data []byte) (*http.Response, []byte)
-	}{
-		{"put", http.StatusCreated, s.tokenPut},
-		{"form", http.StatusCreated, func(t *testing.T, name string, data []byte) (*http.Response, []byte) {
-			return s.tokenPostFiles(t, map[string][]byte{name: data})
-		}},
-		{"multipart", http.StatusCreated, s.tokenMultipart},
-		{"tus", http.StatusCreated, s.tokenTus},
-		{"tuspatch", http.StatusNoContent, s.tokenTusPatch},
-		{"uppy", http.StatusOK, s.uppyUpload},
-		{"uppyform", http.StatusCreated, s.uppyForm},
-	}
-	for _, rt := range routes {
+	for _, rt := range s.uploadRoutes() {
 		// The extension lies both ways: the bytes decide.
-		good := rt.via + "-report.txt"
+		good := rt.name + "-report.txt"
 		resp, body := rt.send(t, good, pdfBytes)
-		require.Equal(t, rt.ok, resp.StatusCode, "%s: %s", rt.via, body)
+		require.Equal(t, rt.ok, resp.StatusCode, "%s: %s", rt.name, body)
 		resp, body = s.companion(t, http.MethodGet, "/files/"+good, nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
-		assert.Equal(t, "application/pdf", resp.Header.Get("Content-Type"), rt.via)
-		assert.Contains(t, resp.Header.Get("Content-Disposition"), "attachment", rt.via)
+		assert.Equal(t, "application/pdf", resp.Header.Get("Content-Type"), rt.name)
+		assert.Contains(t, resp.Header.Get("Content-Disposition"), "attachment", rt.name)
 		assert.Equal(t, pdfBytes, body)
 		s.waitServed(t)
 
-		bad := rt.via + "-photo.png"
+		bad := rt.name + "-photo.png"
 		resp, body = rt.send(t, bad, txtBytes)
 		requireError(t, resp, body, http.StatusUnsupportedMediaType, "type_not_allowed")
 		s.requireNoFile(t, bad)
@@ -281,6 +250,30 @@ func TestAllowTypesOnEveryRoute(t *testing.T) {
 	requireError(t, resp, body, http.StatusUnsupportedMediaType, "type_not_allowed")
 	s.requireNoFile(t, "ok.pdf")
 	s.requireNoFile(t, "no.png")
+}
+
+// uploadRoute is one way to upload a file through a server.
+type uploadRoute struct {
+	name string // this way's own, for names of files
+	via  string // the route's label, as hooks and metrics give it
+	ok   int    // the status of a success
+	send func(t *testing.T, name string, data []byte) (*http.Response, []byte)
+}
+
+// uploadRoutes are the ways to upload one file through s with its bearer:
+// each route, and both steps of tus and of Uppy's.
+func (s *server) uploadRoutes() []uploadRoute {
+	return []uploadRoute{
+		{"put", "put", http.StatusCreated, s.tokenPut},
+		{"form", "form", http.StatusCreated, func(t *testing.T, name string, data []byte) (*http.Response, []byte) {
+			return s.tokenPostFiles(t, map[string][]byte{name: data})
+		}},
+		{"multipart", "multipart", http.StatusCreated, s.tokenMultipart},
+		{"tus", "tus", http.StatusCreated, s.tokenTus},
+		{"tuspatch", "tus", http.StatusNoContent, s.tokenTusPatch},
+		{"uppy", "uppy", http.StatusOK, s.uppyUpload},
+		{"uppyform", "uppy", http.StatusCreated, s.uppyForm},
+	}
 }
 
 // The token-carrying senders.

@@ -186,15 +186,10 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exch
 	for i, p := range req.Parts {
 		parts[i] = store.Part{Number: p.Number, ETag: p.ETag}
 	}
-	c, err := h.multipart.Complete(r.Context(), id, parts)
-	if err != nil {
-		return fmt.Errorf("complete upload %s: %w", id, err)
-	}
-	ct, err := h.checkStored(r.Context(), c.Name)
+	c, ct, err := h.complete(r.Context(), x, id, parts)
 	if err != nil {
 		return err
 	}
-	x.spool, x.files, x.stored = wire.SpoolParts, 1, c.Size
 	res := wire.FileResult{Name: x.shown(c.Name), Size: c.Size, SHA256: c.SHA256, CRC64NVME: c.CRC64NVME, Spool: wire.SpoolParts}
 	if c.SHA256Declared {
 		res.Declared = []string{"sha256"}
@@ -203,6 +198,22 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, x *exch
 	w.Header().Set("Location", fileURL(x.shown(c.Name)))
 	writeJSON(w, http.StatusCreated, wire.UploadResponse{Files: []wire.FileResult{res}})
 	return nil
+}
+
+// complete completes multipart upload id from parts, applies the allow
+// list to the file it publishes, and counts the file as the exchange's. It
+// returns the file and its sniffed type, if the allow list sniffed it.
+func (h *Handler) complete(ctx context.Context, x *exchange, id string, parts []store.Part) (store.Completed, string, error) {
+	c, err := h.multipart.Complete(ctx, id, parts)
+	if err != nil {
+		return store.Completed{}, "", fmt.Errorf("complete upload %s: %w", id, err)
+	}
+	ct, err := h.checkStored(ctx, c.Name)
+	if err != nil {
+		return store.Completed{}, "", err
+	}
+	x.spool, x.files, x.stored = wire.SpoolParts, 1, c.Size
+	return c, ct, nil
 }
 
 // putPart stores one part sent to a URL this handler signed. Like putRaw,

@@ -729,26 +729,14 @@ func TestPartPutTakesAnUploadSlot(t *testing.T) {
 	s := newUploadServer(t, fakeBackend, upOptions{maxUploads: 1})
 	f := uploadtest.File{Name: "slot.bin", Seed: 1, Size: 100}
 	up := s.create(t, f, "")
-	held := uploadtest.File{Name: "held.bin", Size: 10}
-	conn, br := s.rawRequest(t, "PUT /files/held.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n", nil)
-	line, err := br.ReadString('\n')
-	require.NoError(t, err)
-	require.Equal(t, "HTTP/1.1 100 Continue\r\n", line)
-	_, err = br.ReadString('\n')
-	require.NoError(t, err)
+	finish := s.putContinued(t, uploadtest.File{Name: "held.bin", Size: 10})
 
 	resp, body := s.putPart(t, up.Parts[0], f)
 	requireError(t, resp, body, http.StatusServiceUnavailable, "busy")
 	resp, body = s.complete(t, up.ID)
 	requireError(t, resp, body, http.StatusServiceUnavailable, "busy")
 
-	_, err = io.Copy(conn, held.Reader())
-	require.NoError(t, err)
-	final, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	final.Body.Close()
-	require.Equal(t, http.StatusCreated, final.StatusCode)
-	s.waitServed(t)
+	finish()
 	s.sendPart(t, up.Parts[0], f)
 }
 

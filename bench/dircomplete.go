@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -25,20 +24,13 @@ var dirMeasureRE = regexp.MustCompile(`Complete took (\S+), free space fell by u
 // store and upload of size bytes.
 func runDirCompletion(ctx context.Context, size int64, reps int) dirCompletion {
 	res := dirCompletion{size: size}
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		res.err = err.Error()
-		return res
-	}
-	for range reps {
-		d, m, err := measureCompletion(ctx, root, "./store/dirstore", size, dirMeasureRE)
-		if err != nil {
-			res.err = err.Error()
-			return res
-		}
-		res.times = append(res.times, d)
+	var err error
+	res.times, err = measureCompletions(ctx, "./store/dirstore", size, reps, dirMeasureRE, func(m [][]byte) {
 		space, _ := strconv.ParseInt(string(m[2]), 10, 64)
 		res.space = max(res.space, space)
+	})
+	if err != nil {
+		res.err = err.Error()
 	}
 	return res
 }
@@ -55,12 +47,9 @@ func (c dirCompletion) markdown() string {
 	if c.err != "" {
 		return "Not measured: " + c.err + "\n"
 	}
-	ts := slices.Clone(c.times)
-	slices.Sort(ts)
 	return fmt.Sprintf("`TestMeasureCompletion` (`store/dirstore`, `SPILLWAY_MEASURE_MIB=%d`): a %s upload put part by part into a directory store "+
-		"with fsync, then `Complete` timed while free space is sampled. Over %d runs: median %s (min–max %s–%s); free space fell by at most %s "+
+		"with fsync, then `Complete` timed while free space is sampled. Over %s; free space fell by at most %s "+
 		"while completing (the upload's file took its space when the upload was created). Completion hashes nothing the parts did not hash as "+
 		"they arrived in order, and links the file into place.\n\n"+beforeInPlace,
-		c.size>>20, sizeLabel(c.size), len(ts), ts[len(ts)/2].Round(time.Millisecond), ts[0].Round(time.Millisecond), ts[len(ts)-1].Round(time.Millisecond),
-		sizeLabel(c.space))
+		c.size>>20, sizeLabel(c.size), spread(c.times), sizeLabel(c.space))
 }

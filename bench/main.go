@@ -789,34 +789,25 @@ func runSmall(ctx context.Context, o options, p *server, c caseSpec, pattern []b
 	client := newClient(o.conns)
 	defer client.CloseIdleConnections()
 	body := pattern[:c.size]
-	var ok, failed, issued atomic.Int64
-	var firstErr sync.Once
+	var t tally
+	var issued atomic.Int64
 	start := time.Now()
 	deadline := start.Add(o.smallFor)
 	var wg sync.WaitGroup
 	for g := range o.conns {
 		wg.Go(func() {
 			for i := 0; i < maxSmall && time.Now().Before(deadline) && issued.Add(1) <= maxSmall; i++ {
-				err := putSmall(ctx, client, fmt.Sprintf("%s/files/s%03d-%07d.bin", p.URL, g, i), body)
-				if err != nil {
-					failed.Add(1)
-					firstErr.Do(func() { res.err = err.Error() })
-					if ctx.Err() != nil {
-						return
-					}
-					continue
+				url := fmt.Sprintf("%s/files/s%03d-%07d.bin", p.URL, g, i)
+				err := put(ctx, client, url, bytes.NewReader(body), c.size, 30*time.Second)
+				t.add(err)
+				if err != nil && ctx.Err() != nil {
+					return
 				}
-				ok.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	res.elapsed = time.Since(start)
-	res.ok, res.failed = ok.Load(), failed.Load()
-	res.bytes = res.ok * c.size
-	if res.failed > 0 {
-		res.err = fmt.Sprintf("%d of %d requests failed; first: %s", res.failed, res.failed+res.ok, res.err)
-	}
+	t.report(res, time.Since(start), c.size, "requests")
 }
 
 // runLoad sends loadClients uploads of c.size bytes at once, each once, for
@@ -824,51 +815,56 @@ func runSmall(ctx context.Context, o options, p *server, c caseSpec, pattern []b
 func runLoad(ctx context.Context, p *server, c caseSpec, pattern []byte, res *runResult) {
 	client := newClient(loadClients)
 	defer client.CloseIdleConnections()
-	var ok, failed atomic.Int64
-	var firstErr sync.Once
+	var t tally
 	start := time.Now()
 	var wg sync.WaitGroup
 	for g := range loadClients {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/files/load-%03d.bin", p.URL, g),
-				&uploadtest.PatternReader{P: pattern, N: c.size})
-			if err == nil {
-				req.ContentLength = c.size
-				var resp *http.Response
-				if resp, err = client.Do(req); err == nil {
-					msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusCreated {
-						err = fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
-					}
-				}
-			}
-			if err != nil {
-				failed.Add(1)
-				firstErr.Do(func() { res.err = err.Error() })
-				return
-			}
-			ok.Add(1)
+			url := fmt.Sprintf("%s/files/load-%03d.bin", p.URL, g)
+			t.add(put(ctx, client, url, &uploadtest.PatternReader{P: pattern, N: c.size}, c.size, 5*time.Minute))
 		})
 	}
 	wg.Wait()
-	res.elapsed = time.Since(start)
-	res.ok, res.failed = ok.Load(), failed.Load()
-	res.bytes = res.ok * c.size
+	t.report(res, time.Since(start), c.size, "uploads")
+}
+
+// tally counts the requests of a run that succeeded and that failed,
+// keeping the first failure.
+type tally struct {
+	ok, failed atomic.Int64
+	once       sync.Once
+	first      string
+}
+
+func (t *tally) add(err error) {
+	if err != nil {
+		t.failed.Add(1)
+		t.once.Do(func() { t.first = err.Error() })
+		return
+	}
+	t.ok.Add(1)
+}
+
+// report writes the counts into res, each success having stored size
+// bytes; what names the requests in the error.
+func (t *tally) report(res *runResult, elapsed time.Duration, size int64, what string) {
+	res.elapsed = elapsed
+	res.ok, res.failed = t.ok.Load(), t.failed.Load()
+	res.bytes = res.ok * size
 	if res.failed > 0 {
-		res.err = fmt.Sprintf("%d of %d uploads failed; first: %s", res.failed, loadClients, res.err)
+		res.err = fmt.Sprintf("%d of %d %s failed; first: %s", res.failed, res.failed+res.ok, what, t.first)
 	}
 }
 
-func putSmall(ctx context.Context, client *http.Client, url string, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// put PUTs size bytes of body to url, within timeout, and wants 201.
+func put(ctx context.Context, client *http.Client, url string, body io.Reader, size int64, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
 	if err != nil {
 		return err
 	}
+	req.ContentLength = size
 	resp, err := client.Do(req)
 	if err != nil {
 		return err

@@ -28,20 +28,13 @@ var measureRE = regexp.MustCompile(`Complete took (\S+), (\d+) requests, (\d+) b
 // gateway and upload of size bytes.
 func runS3Completion(ctx context.Context, size int64, reps int) s3Completion {
 	res := s3Completion{size: size}
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		res.err = err.Error()
-		return res
-	}
-	for range reps {
-		d, m, err := measureCompletion(ctx, root, "./store/s3store", size, measureRE)
-		if err != nil {
-			res.err = err.Error()
-			return res
-		}
-		res.times = append(res.times, d)
+	var err error
+	res.times, err = measureCompletions(ctx, "./store/s3store", size, reps, measureRE, func(m [][]byte) {
 		res.requests, _ = strconv.Atoi(string(m[2]))
 		res.read, _ = strconv.ParseInt(string(m[3]), 10, 64)
+	})
+	if err != nil {
+		res.err = err.Error()
 	}
 	return res
 }
@@ -59,15 +52,32 @@ func (c s3Completion) markdown() string {
 	if c.err != "" {
 		return "Not measured: " + c.err + "\n"
 	}
-	ts := slices.Clone(c.times)
-	slices.Sort(ts)
 	return fmt.Sprintf("`TestMeasureCompletion` (`store/s3store`, `SPILLWAY_MEASURE_MIB=%d`): a %s upload sent in presigned parts to versitygw on loopback, "+
-		"then `Complete` timed, counting the store's requests to S3 and the bytes of objects it read. Over %d runs: median %s (min–max %s–%s), "+
+		"then `Complete` timed, counting the store's requests to S3 and the bytes of objects it read. Over %s, "+
 		"%d requests, %d bytes read from S3. The requests are the same whatever the size (the record read, claimed and deleted, the parts listed, "+
 		"the completion, a HEAD); the time is versitygw's, whose posix backend joins the parts into one file and computes the CRC64NVME as it completes.\n\n"+
 		beforeFullObject,
-		c.size>>20, sizeLabel(c.size), len(ts), ts[len(ts)/2].Round(time.Millisecond), ts[0].Round(time.Millisecond), ts[len(ts)-1].Round(time.Millisecond),
-		c.requests, c.read)
+		c.size>>20, sizeLabel(c.size), spread(c.times), c.requests, c.read)
+}
+
+// measureCompletions runs pkg's TestMeasureCompletion reps times for an
+// upload of size bytes, giving the submatches of re in each run's output
+// to each, and returns the completion times, the first submatch.
+func measureCompletions(ctx context.Context, pkg string, size int64, reps int, re *regexp.Regexp, each func(m [][]byte)) ([]time.Duration, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var times []time.Duration
+	for range reps {
+		d, m, err := measureCompletion(ctx, root, pkg, size, re)
+		if err != nil {
+			return times, err
+		}
+		times = append(times, d)
+		each(m)
+	}
+	return times, nil
 }
 
 // measureCompletion runs pkg's TestMeasureCompletion once for an upload of
@@ -90,4 +100,12 @@ func measureCompletion(ctx context.Context, root, pkg string, size int64, re *re
 		return 0, nil, err
 	}
 	return d, m, nil
+}
+
+// spread is the median and the range of the times of runs.
+func spread(times []time.Duration) string {
+	ts := slices.Clone(times)
+	slices.Sort(ts)
+	return fmt.Sprintf("%d runs: median %s (min–max %s–%s)", len(ts),
+		ts[len(ts)/2].Round(time.Millisecond), ts[0].Round(time.Millisecond), ts[len(ts)-1].Round(time.Millisecond))
 }

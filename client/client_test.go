@@ -124,9 +124,7 @@ func TestPushDirect(t *testing.T) {
 	assert.Equal(t, wire.SpoolMemory, res.Spool)
 	assert.False(t, res.Multipart)
 	assert.Equal(t, int64(3000), res.Sent)
-	got, ok := f.file("2026/report.pdf")
-	require.True(t, ok)
-	assert.Equal(t, data, got)
+	f.assertFile(t, "2026/report.pdf", data)
 	assert.Equal(t, client.Progress{Path: path, Name: "2026/report.pdf", Size: 3000, Stage: client.StageDone, Bytes: 3000}, pl.last())
 	assert.Empty(t, stateFiles(t, stateDir), "a direct PUT keeps no state")
 	f.locked(func() { assert.Zero(t, f.creates) })
@@ -180,9 +178,7 @@ func TestPushMultipart(t *testing.T) {
 	assert.Equal(t, wire.SpoolParts, res.Spool)
 	assert.Equal(t, int64(size), res.Sent)
 	assert.NotEmpty(t, res.UploadID)
-	got, ok := f.file("isos/big.iso")
-	require.True(t, ok)
-	assert.Equal(t, data, got)
+	f.assertFile(t, "isos/big.iso", data)
 
 	puts := f.putsOf(res.UploadID)
 	slices.Sort(puts)
@@ -205,8 +201,7 @@ func TestPushMultipartRelativePartURLs(t *testing.T) {
 
 	_, err := c.Push(testCtx(t), path, "")
 	require.NoError(t, err)
-	got, _ := f.file("a.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "a.bin", data)
 }
 
 func TestPartRetries(t *testing.T) {
@@ -236,8 +231,7 @@ func TestPartRetries(t *testing.T) {
 
 	res, err := c.Push(testCtx(t), path, "")
 	require.NoError(t, err)
-	got, _ := f.file("a.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "a.bin", data)
 	puts := f.putsOf(res.UploadID)
 	assert.Equal(t, 3, count(puts, 3))
 	assert.Equal(t, 2, count(puts, 5))
@@ -320,8 +314,7 @@ func TestPartsInFlightAreBounded(t *testing.T) {
 
 	_, err := c.Push(testCtx(t), path, "")
 	require.NoError(t, err)
-	got, _ := f.file("a.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "a.bin", data)
 	counter.mu.Lock()
 	defer counter.mu.Unlock()
 	assert.Equal(t, parallel, counter.max)
@@ -392,8 +385,7 @@ func TestExpiredURLsAreRefreshed(t *testing.T) {
 
 	_, err := c.Push(testCtx(t), path, "")
 	require.NoError(t, err, "a 403 is an expired URL: fetch another, without spending an attempt")
-	got, _ := f.file("a.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "a.bin", data)
 	f.locked(func() {
 		assert.Positive(t, f.refused)
 		assert.NotEmpty(t, f.pages)
@@ -553,8 +545,7 @@ func TestResumeAfterCancel(t *testing.T) {
 	f.locked(func() { assert.Equal(t, 1, f.creates, "the upload was resumed, not created again") })
 	assert.Equal(t, seqFrom(4, parts), again, "the parts in flight are sent again, the confirmed ones are not")
 	assert.Equal(t, int64((parts-3)*1024), res.Sent)
-	got, _ := f.file("big.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "big.bin", data)
 	assert.Empty(t, stateFiles(t, stateDir))
 	assert.Equal(t, int64(parts*1024), pl.last().Bytes)
 	f.locked(func() { assert.Empty(t, f.partAuth) })
@@ -575,8 +566,7 @@ func TestResumeSendsAgainListedPartsItDidNotConfirm(t *testing.T) {
 	res, again := resume(t, f, stateDir, path, client.Options{})
 	assert.True(t, res.Resumed)
 	assert.Equal(t, seqFrom(4, parts), again)
-	got, _ := f.file("big.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "big.bin", data)
 }
 
 func TestResumeSendsAgainConfirmedPartsTheServerListsOtherwise(t *testing.T) {
@@ -599,8 +589,7 @@ func TestResumeSendsAgainConfirmedPartsTheServerListsOtherwise(t *testing.T) {
 	assert.True(t, res.Resumed)
 	assert.Equal(t, seqFrom(2, parts), again)
 	assert.Equal(t, int64((parts-1)*1024), res.Sent)
-	got, _ := f.file("big.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "big.bin", data)
 }
 
 func TestResumeOfAStateWithoutConfirmedPartsKeepsTheUpload(t *testing.T) {
@@ -627,8 +616,7 @@ func TestResumeOfAStateWithoutConfirmedPartsKeepsTheUpload(t *testing.T) {
 	assert.False(t, res.Resumed, "no part was kept")
 	assert.Equal(t, seq(parts), again, "every part is sent again")
 	assert.Equal(t, int64(parts*1024), res.Sent)
-	got, _ := f.file("big.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "big.bin", data)
 	assert.Empty(t, stateFiles(t, stateDir))
 }
 
@@ -663,8 +651,7 @@ func TestResumeOfAVanishedUploadStartsOver(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "up2", res.UploadID)
 	assert.False(t, res.Resumed)
-	got, _ := f.file("big.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "big.bin", data)
 	assert.Empty(t, stateFiles(t, stateDir))
 }
 
@@ -728,8 +715,7 @@ func TestCompleteMismatchSendsMissingParts(t *testing.T) {
 
 	res, err := c.Push(testCtx(t), path, "")
 	require.NoError(t, err)
-	got, _ := f.file("a.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "a.bin", data)
 	assert.Equal(t, 2, count(f.putsOf(res.UploadID), 2))
 }
 
@@ -743,31 +729,30 @@ func TestBusyCompleteIsRetriedAfterRetryAfter(t *testing.T) {
 	_, err := c.Push(testCtx(t), path, "")
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, time.Since(start), time.Second, "Retry-After: 1 is honoured")
-	got, _ := f.file("a.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "a.bin", data)
 }
 
-func TestServerSHAMismatch(t *testing.T) {
-	for _, size := range []int{100, 3 * 1024} {
-		f := newFake(t)
-		f.lieSHA = true
-		path, _ := writeFile(t, "a.bin", size)
-		c, _ := newClient(t, f, client.Options{})
+// A server that answers with another file's SHA-256 or CRC64NVME than the
+// one pushed fails the push, whether it went in one PUT or in parts.
+func TestServerChecksumMismatch(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lie  func(*fake)
+	}{
+		{"sha256", func(f *fake) { f.lieSHA = true }},
+		{"crc64nvme", func(f *fake) { f.lieCRC = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, size := range []int{100, 3 * 1024} {
+				f := newFake(t)
+				tc.lie(f)
+				path, _ := writeFile(t, "a.bin", size)
+				c, _ := newClient(t, f, client.Options{})
 
-		_, err := c.Push(testCtx(t), path, "")
-		require.ErrorIs(t, err, client.ErrMismatch, "size %d", size)
-	}
-}
-
-func TestServerCRCMismatch(t *testing.T) {
-	for _, size := range []int{100, 3 * 1024} {
-		f := newFake(t)
-		f.lieCRC = true
-		path, _ := writeFile(t, "a.bin", size)
-		c, _ := newClient(t, f, client.Options{})
-
-		_, err := c.Push(testCtx(t), path, "")
-		require.ErrorIs(t, err, client.ErrMismatch, "size %d", size)
+				_, err := c.Push(testCtx(t), path, "")
+				require.ErrorIs(t, err, client.ErrMismatch, "size %d", size)
+			}
+		})
 	}
 }
 
@@ -847,8 +832,7 @@ func TestPushAgainIsIdempotent(t *testing.T) {
 		assert.True(t, res.Existing, "size %d", size)
 		assert.Equal(t, sumOf(data), res.SHA256)
 		assert.Equal(t, int64(size), res.Size)
-		got, _ := f.file("a.bin")
-		assert.Equal(t, data, got)
+		f.assertFile(t, "a.bin", data)
 		assert.Empty(t, stateFiles(t, stateDir))
 		f.locked(func() {
 			assert.Equal(t, 1, f.creates+boolInt(size <= 2048), "size %d: one upload, or one direct PUT, stored", size)
@@ -895,8 +879,7 @@ func TestLostCompletionIsSuccess(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, res.Existing)
 	assert.Equal(t, sumOf(data), res.SHA256)
-	got, _ := f.file("a.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "a.bin", data)
 	assert.Empty(t, stateFiles(t, stateDir))
 }
 
@@ -927,8 +910,7 @@ func TestInterruptedDuringCompletion(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, res.Existing)
 	assert.Zero(t, res.Sent)
-	got, _ := f.file("a.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "a.bin", data)
 	assert.Empty(t, stateFiles(t, stateDir))
 	f.locked(func() { assert.Equal(t, 1, f.creates) })
 }
@@ -968,8 +950,7 @@ func TestSigV4GoesToAPIRoutesOnly(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Push(testCtx(t), big, "")
 	require.NoError(t, err)
-	got, _ := f.file("big.bin")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "big.bin", data)
 	f.locked(func() { assert.Empty(t, f.partAuth, "no signature, date or session token on part URLs") })
 }
 
@@ -1037,8 +1018,7 @@ func TestBasePathIsKept(t *testing.T) {
 	res, err := c.Push(testCtx(t), path, "dir/a b#?.txt")
 	require.NoError(t, err)
 	assert.Equal(t, "dir/a b#?.txt", res.Name)
-	got, _ := f.file("dir/a b#?.txt")
-	assert.Equal(t, data, got)
+	f.assertFile(t, "dir/a b#?.txt", data)
 }
 
 func TestErrorString(t *testing.T) {

@@ -24,6 +24,8 @@ import (
 	"spillway/wire"
 
 	"github.com/minio/crc64nvme"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // fake serves the upload API of the README and docs/MULTIPART.md in
@@ -447,6 +449,14 @@ func (f *fake) file(name string) ([]byte, bool) {
 	defer f.mu.Unlock()
 	b, ok := f.files[name]
 	return b, ok
+}
+
+// assertFile asserts that the fake stores want under name.
+func (f *fake) assertFile(t *testing.T, name string, want []byte) {
+	t.Helper()
+	got, ok := f.file(name)
+	require.True(t, ok, "%s is stored", name)
+	assert.Equal(t, want, got, name)
 }
 
 // putsOf returns the part numbers PUT to upload id by any run, or by the

@@ -77,12 +77,19 @@ func caseFiles(t *testing.T, tg *target) {
 	// get the large file whole; with S3, from the presigned URL.
 	dl := t.TempDir()
 	dest := filepath.Join(dl, "big.bin")
-	get := startCLI(t, cache, token, "get", "--url", url, "--sha256", sum, "big.bin", dl)
-	code, clientRSS := get.wait(t, 2*time.Minute)
-	out = get.out.String()
-	require.Equal(t, 0, code, out)
-	m := gotRE.FindStringSubmatch(out)
-	require.NotNil(t, m, out)
+	// getBig runs a get of big.bin into target, requires it to succeed,
+	// and returns its output, the submatches of its line and its peak RSS.
+	getBig := func(target string) (string, []string, int64) {
+		t.Helper()
+		get := startCLI(t, cache, token, "get", "--url", url, "--sha256", sum, "big.bin", target)
+		code, rss := get.wait(t, 2*time.Minute)
+		out := get.out.String()
+		require.Equal(t, 0, code, out)
+		m := gotRE.FindStringSubmatch(out)
+		require.NotNil(t, m, out)
+		return out, m, rss
+	}
+	out, m, clientRSS := getBig(dl)
 	assert.Equal(t, tg.kind == "function", m[6] != "", "followed a redirect: %s", out)
 	assert.Contains(t, out, "sha256 "+sum+" (matches --sha256)")
 	require.Equal(t, sum, uploadtest.SHA256File(t, dest))
@@ -100,18 +107,16 @@ func caseFiles(t *testing.T, tg *target) {
 	etag := resp.Header.Get("ETag")
 	require.NotEmpty(t, etag)
 	part, meta := dest+".part", dest+".part.json"
-	require.NoError(t, os.Rename(dest, part))
-	require.NoError(t, os.Truncate(part, 10<<20))
-	b, err := json.Marshal(map[string]string{"server": url, "name": "big.bin", "etag": etag})
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(meta, b, 0o600))
-
-	resume := startCLI(t, cache, token, "get", "--url", url, "--sha256", sum, "big.bin", dest)
-	code, _ = resume.wait(t, 2*time.Minute)
-	out = resume.out.String()
-	require.Equal(t, 0, code, out)
-	m = gotRE.FindStringSubmatch(out)
-	require.NotNil(t, m, out)
+	partial := func(etag string) {
+		t.Helper()
+		require.NoError(t, os.Rename(dest, part))
+		require.NoError(t, os.Truncate(part, 10<<20))
+		b, err := json.Marshal(map[string]string{"server": url, "name": "big.bin", "etag": etag})
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(meta, b, 0o600))
+	}
+	partial(etag)
+	out, m, _ = getBig(dest)
 	assert.Equal(t, "10.0 MiB", m[7], "kept: %s", out)
 	assert.Equal(t, "54.0 MiB", m[8], "received now, the rest only: %s", out)
 	require.Equal(t, sum, uploadtest.SHA256File(t, dest))
@@ -128,17 +133,8 @@ func caseFiles(t *testing.T, tg *target) {
 	// downloaded whole again. S3 (versitygw too) ignores If-Range and
 	// answers the range anyway; the client sees the ETag of that 206
 	// differ and starts over.
-	require.NoError(t, os.Rename(dest, part))
-	require.NoError(t, os.Truncate(part, 10<<20))
-	b, err = json.Marshal(map[string]string{"server": url, "name": "big.bin", "etag": `"an-older-version"`})
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(meta, b, 0o600))
-	stale := startCLI(t, cache, token, "get", "--url", url, "--sha256", sum, "big.bin", dest)
-	code, _ = stale.wait(t, 2*time.Minute)
-	out = stale.out.String()
-	require.Equal(t, 0, code, out)
-	m = gotRE.FindStringSubmatch(out)
-	require.NotNil(t, m, out)
+	partial(`"an-older-version"`)
+	out, m, _ = getBig(dest)
 	assert.Empty(t, m[7], "nothing kept of another version: %s", out)
 	require.Equal(t, sum, uploadtest.SHA256File(t, dest))
 	assert.NoFileExists(t, part)

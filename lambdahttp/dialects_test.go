@@ -1,13 +1,11 @@
 package lambdahttp_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,8 +21,6 @@ import (
 	"spillway/api"
 	"spillway/apierr"
 	"spillway/lambdahttp"
-	"spillway/spool"
-	"spillway/store/dirstore"
 	"spillway/wire"
 )
 
@@ -441,15 +437,8 @@ func (o *observed) RequestDone(out api.Outcome) {
 
 func newObservedEnv(t *testing.T) (*env, *observed) {
 	t.Helper()
-	e := &env{dir: filepath.Join(t.TempDir(), "store"), spoolDir: t.TempDir(), logs: &bytes.Buffer{}}
-	sp, err := spool.New(spool.Config{Dir: e.spoolDir, Threshold: spool.DefaultThreshold, MemoryBudget: spool.DefaultMemoryBudget})
-	require.NoError(t, err)
-	st, _, err := dirstore.Open(e.dir, dirstore.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
 	obs := &observed{}
-	e.adapter = lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Observer: obs, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))}))
-	return e, obs
+	return newEnvWith(t, obs), obs
 }
 
 // logLines decodes the JSON log lines.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -51,7 +50,7 @@ func BenchmarkServeBase64Event(b *testing.B) {
 				b.Fatalf("status %d: %s", resp.StatusCode, resp.Body)
 			}
 			b.StopTimer()
-			removeStored(b, dir)
+			uploadtest.EmptyDir(b, dir)
 			b.StartTimer()
 		}
 	})
@@ -71,7 +70,7 @@ func BenchmarkServeBase64Event(b *testing.B) {
 				b.Fatalf("status %d: %s (%v)", resp.StatusCode, resp.Body, err)
 			}
 			b.StopTimer()
-			removeStored(b, dir)
+			uploadtest.EmptyDir(b, dir)
 			b.StartTimer()
 		}
 	})
@@ -96,17 +95,4 @@ func benchAdapter(b *testing.B) (*lambdahttp.Adapter, string) {
 		Observer: emf.New(io.Discard, "Spillway", sp),
 	})
 	return lambdahttp.New(h), dir
-}
-
-func removeStored(b *testing.B, dir string) {
-	b.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

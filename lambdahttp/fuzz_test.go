@@ -16,10 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/api"
+	"spillway/internal/apitest"
 	"spillway/internal/uploadtest"
 	"spillway/lambdahttp"
 	"spillway/spool"
-	"spillway/store/dirstore"
 	"spillway/wire"
 )
 
@@ -59,13 +59,8 @@ func FuzzEvent(f *testing.F) {
 	}
 	// One adapter for every input (inputs run one at a time in a process),
 	// logging nowhere; the upload directory is emptied after each input.
-	e := &env{dir: filepath.Join(f.TempDir(), "store"), spoolDir: f.TempDir()}
-	sp, err := spool.New(spool.Config{Dir: e.spoolDir, Threshold: 64, MemoryBudget: spool.DefaultMemoryBudget})
-	require.NoError(f, err)
-	st, _, err := dirstore.Open(e.dir, dirstore.Options{})
-	require.NoError(f, err)
-	f.Cleanup(func() { st.Close() })
-	e.adapter = lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.DiscardHandler)}))
+	h := apitest.New(f, spool.Config{Threshold: 64, MemoryBudget: spool.DefaultMemoryBudget}, api.Config{Logger: slog.New(slog.DiscardHandler)})
+	e := &env{dir: h.Dir, spoolDir: h.SpoolDir, adapter: lambdahttp.New(h)}
 
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		t.Cleanup(func() {

@@ -23,10 +23,10 @@ import (
 
 	"spillway/api"
 	"spillway/apierr"
+	"spillway/internal/apitest"
 	"spillway/internal/uploadtest"
 	"spillway/lambdahttp"
 	"spillway/spool"
-	"spillway/store/dirstore"
 	"spillway/wire"
 )
 
@@ -39,13 +39,15 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{dir: filepath.Join(t.TempDir(), "store"), spoolDir: t.TempDir(), logs: &bytes.Buffer{}}
-	sp, err := spool.New(spool.Config{Dir: e.spoolDir, Threshold: spool.DefaultThreshold, MemoryBudget: spool.DefaultMemoryBudget})
-	require.NoError(t, err)
-	st, _, err := dirstore.Open(e.dir, dirstore.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	e.adapter = lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))}))
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with obs observing the handler.
+func newEnvWith(t testing.TB, obs api.Observer) *env {
+	t.Helper()
+	e := &env{logs: &bytes.Buffer{}}
+	h := apitest.New(t, spool.DefaultConfig(), api.Config{Observer: obs, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))})
+	e.dir, e.spoolDir, e.adapter = h.Dir, h.SpoolDir, lambdahttp.New(h)
 	return e
 }
 
@@ -274,14 +276,11 @@ func TestBase64EventAllocatesLittle(t *testing.T) {
 // TestSizeLimitAppliesBeforeDecoding: the decoded length is known from the
 // encoded one, so an event over the limit is refused without decoding it.
 func TestSizeLimitAppliesBeforeDecoding(t *testing.T) {
-	spoolDir, dir := t.TempDir(), t.TempDir()
-	sp, err := spool.New(spool.Config{Dir: spoolDir, Threshold: spool.DefaultThreshold, MemoryBudget: spool.DefaultMemoryBudget, MaxSize: 1 << 20})
-	require.NoError(t, err)
-	st, _, err := dirstore.Open(dir, dirstore.Options{})
-	require.NoError(t, err)
-	defer st.Close()
 	logs := &uploadtest.SyncBuffer{}
-	a := lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.NewJSONHandler(logs, nil))}))
+	sc := spool.DefaultConfig()
+	sc.MaxSize = 1 << 20
+	h := apitest.New(t, sc, api.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	a := lambdahttp.New(h)
 
 	f := uploadtest.File{Size: 1<<20 + 1}
 	var ev events.LambdaFunctionURLRequest
@@ -291,22 +290,17 @@ func TestSizeLimitAppliesBeforeDecoding(t *testing.T) {
 	assert.Contains(t, resp.Body, `"too_large"`)
 	assert.Contains(t, resp.Body, `"limit":1048576`)
 	assert.Contains(t, logs.String(), "1048577 bytes", "the decoded size is logged")
-	st0 := sp.Stats()
-	assert.Zero(t, st0.DiskBodies+st0.MemoryBodies)
-	uploadtest.RequireEmptyDir(t, spoolDir)
-	uploadtest.RequireEmptyDir(t, dir)
+	st := h.Spooler.Stats()
+	assert.Zero(t, st.DiskBodies+st.MemoryBodies)
+	uploadtest.RequireEmptyDir(t, h.SpoolDir)
+	uploadtest.RequireEmptyDir(t, h.Dir)
 }
 
 // TestTokenThroughEvents: the bearer token works the same through Lambda
 // events, in both header dialects.
 func TestTokenThroughEvents(t *testing.T) {
-	spoolDir, dir := t.TempDir(), t.TempDir()
-	sp, err := spool.New(spool.Config{Dir: spoolDir, Threshold: spool.DefaultThreshold, MemoryBudget: spool.DefaultMemoryBudget})
-	require.NoError(t, err)
-	st, _, err := dirstore.Open(dir, dirstore.Options{})
-	require.NoError(t, err)
-	defer st.Close()
-	a := lambdahttp.New(api.New(api.Config{Spooler: sp, Store: st, Logger: slog.New(slog.DiscardHandler), Token: "t0k"}))
+	h := apitest.New(t, spool.DefaultConfig(), api.Config{Logger: slog.New(slog.DiscardHandler), Token: "t0k"})
+	a := lambdahttp.New(h)
 	invoke := func(payload []byte) events.LambdaFunctionURLResponse {
 		out, err := a.Invoke(context.Background(), payload)
 		require.NoError(t, err)
@@ -316,7 +310,7 @@ func TestTokenThroughEvents(t *testing.T) {
 	}
 	resp := invoke(uploadtest.Event(t, uploadtest.FunctionURL, http.MethodPut, "/files/t.txt", nil, []byte("hi"), false))
 	requireAPIError(t, resp, http.StatusUnauthorized, "unauthorized")
-	uploadtest.RequireEmptyDir(t, dir)
+	uploadtest.RequireEmptyDir(t, h.Dir)
 	for i, d := range []uploadtest.Dialect{uploadtest.FunctionURL, uploadtest.StartAPI} {
 		name := "/files/t" + strconv.Itoa(i) + ".txt"
 		resp = invoke(uploadtest.Event(t, d, http.MethodPut, name, map[string]string{"authorization": "Bearer t0k"}, []byte("hi"), false))

@@ -135,12 +135,12 @@ func TestFileModeOfStoredFiles(t *testing.T) {
 		{Name: "memory.bin", Seed: 1, Size: 100},
 		{Name: "sub/disk.bin", Seed: 2, Size: 1 << 20},
 	} {
-		status, body := putFile(t, "http://"+r.addr, f)
+		status, body := putFile(t, "http://"+r.Addr, f)
 		require.Equal(t, http.StatusCreated, status, "%s", body)
 		fi, err := os.Stat(filepath.Join(r.dir, f.Name))
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), f.Name)
 	}
-	r.wait(t)
+	r.Wait(t)
 	assert.Contains(t, r.logs.String(), "config.file_mode=0640")
 }

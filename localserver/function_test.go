@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,39 +37,15 @@ func TestFunctionModeRefusesToStartWithout(t *testing.T) {
 	}
 }
 
-// functionSetup builds the real function and the pinned emulator, starts a
-// real S3 gateway, and points this process's environment (which the
-// emulator passes on to the function) at it.
-func functionSetup(t *testing.T) (bootstrap, rie string, gw *testservers.S3) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the function and runs the emulator and versitygw")
-	}
-	bootstrap = testservers.Build(t, testservers.Function)
-	rie = testservers.Tool(t, testservers.RIE)
-	gw = testservers.StartS3(t)
-	for _, kv := range gw.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	return bootstrap, rie, gw
-}
-
-var riePidRE = regexp.MustCompile(`msg="function URL emulator started" .* rie_pid=(\d+)`)
-
 // TestFunctionURLEndToEnd serves the real upload function through
 // --function: the real bootstrap under the real emulator, storing into a
 // real S3 gateway, with every body going through the event a deployed
 // Function URL would send.
 func TestFunctionURLEndToEnd(t *testing.T) {
-	bootstrap, rie, gw := functionSetup(t)
+	bootstrap, rie, gw := testservers.FunctionParts(t)
 	r := start(t, "--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket)
-	m := riePidRE.FindStringSubmatch(r.logs.String())
-	require.NotNil(t, m, r.logs.String())
-	riePid, err := strconv.Atoi(m[1])
-	require.NoError(t, err)
-	emulator := testservers.PidFD(t, riePid)
-	base := "http://" + r.addr
+	emulator := testservers.PidFD(t, testservers.RIEPid(t, r.logs.String()))
+	base := "http://" + r.Addr
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 60 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
 	send := func(req *http.Request) (*http.Response, []byte) {
@@ -99,25 +74,22 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 		uploadtest.RequireEmptyDir(t, r.spoolDir)
 	}
 
-	t.Run("binary PUT", func(t *testing.T) {
-		f := uploadtest.File{Name: "bin/x.bin", Seed: 1, Size: 1 << 20}
-		req, err := http.NewRequest(http.MethodPut, base+"/files/"+f.Name, f.Reader())
-		require.NoError(t, err)
-		req.ContentLength = f.Size
-		req.Header.Set("Content-Type", "application/octet-stream")
-		resp, body := send(req)
-		requireCreated(resp, body, f)
-	})
-
-	t.Run("text PUT", func(t *testing.T) {
-		f := uploadtest.File{Name: "notes.txt", Seed: 2, Size: 100 << 10, Text: true}
-		req, err := http.NewRequest(http.MethodPut, base+"/files/"+f.Name, f.Reader())
-		require.NoError(t, err)
-		req.ContentLength = f.Size
-		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-		resp, body := send(req)
-		requireCreated(resp, body, f)
-	})
+	for _, tc := range []struct {
+		name, contentType string
+		f                 uploadtest.File
+	}{
+		{"binary PUT", "application/octet-stream", uploadtest.File{Name: "bin/x.bin", Seed: 1, Size: 1 << 20}},
+		{"text PUT", "text/plain; charset=utf-8", uploadtest.File{Name: "notes.txt", Seed: 2, Size: 100 << 10, Text: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPut, base+"/files/"+tc.f.Name, tc.f.Reader())
+			require.NoError(t, err)
+			req.ContentLength = tc.f.Size
+			req.Header.Set("Content-Type", tc.contentType)
+			resp, body := send(req)
+			requireCreated(resp, body, tc.f)
+		})
+	}
 
 	t.Run("multipart POST", func(t *testing.T) {
 		files := []uploadtest.File{{Name: "m1.bin", Seed: 3, Size: 10 << 10}, {Name: "m2.bin", Seed: 4, Size: 2<<20 + 1}}
@@ -171,7 +143,7 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 		assert.ElementsMatch(t, []string{"bin/x.bin", "notes.txt", "m1.bin", "m2.bin"}, names)
 	})
 
-	r.wait(t)
+	r.Wait(t)
 	testservers.WaitGone(t, emulator) // stopped with the server
 	logs := r.logs.String()
 	assert.Contains(t, logs, "config.function="+bootstrap)
@@ -184,14 +156,11 @@ func TestFunctionURLEndToEnd(t *testing.T) {
 // the emulator itself; the kernel does (the parent-death signal), and the
 // function follows.
 func TestFunctionDiesWithTheServer(t *testing.T) {
-	bootstrap, rie, gw := functionSetup(t)
+	bootstrap, rie, gw := testservers.FunctionParts(t)
 	bin := buildServer(t)
 	p := startProc(t, bin, filepath.Join(t.TempDir(), "uploads"), t.TempDir(),
 		"--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket)
-	m := riePidRE.FindStringSubmatch(p.Log.String())
-	require.NotNil(t, m, p.Log.String())
-	riePid, err := strconv.Atoi(m[1])
-	require.NoError(t, err)
+	riePid := testservers.RIEPid(t, p.Log.String())
 
 	// The emulator starts the function at the first invocation.
 	f := uploadtest.File{Name: "before-kill.bin", Seed: 6, Size: 1000}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,52 +25,32 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// running is the local server's run in a goroutine of the test.
 type running struct {
-	addr     string
+	*testservers.InProcess
 	dir      string
 	spoolDir string
 	logs     *uploadtest.SyncBuffer
-	stop     context.CancelFunc
-	done     chan error
 }
 
+// start runs the local server on a free loopback port and directories of
+// its own, with extra arguments. When the test ends it is stopped, and its
+// spool dir must be empty.
 func start(t *testing.T, extra ...string) *running {
 	t.Helper()
-	r := &running{dir: filepath.Join(t.TempDir(), "uploads"), spoolDir: t.TempDir(), logs: &uploadtest.SyncBuffer{}, done: make(chan error, 1)}
-	ctx, stop := context.WithCancel(context.Background())
-	r.stop = stop
-	ready := make(chan string, 1)
+	r := &running{dir: filepath.Join(t.TempDir(), "uploads"), spoolDir: t.TempDir(), logs: &uploadtest.SyncBuffer{}}
+	t.Cleanup(func() { uploadtest.RequireEmptyDir(t, r.spoolDir) })
 	args := append([]string{"--addr", "127.0.0.1:0", "--directory", r.dir, "--spool-dir", r.spoolDir}, extra...)
-	go func() { r.done <- run(ctx, args, env(nil), r.logs, ready) }()
-	select {
-	case r.addr = <-ready:
-	case err := <-r.done:
-		require.FailNow(t, "server did not start", "%v\n%s", err, r.logs.String())
-	}
-	t.Cleanup(func() {
-		stop()
-		<-r.done
-		uploadtest.RequireEmptyDir(t, r.spoolDir)
+	r.InProcess = testservers.RunInProcess(t, r.logs, func(ctx context.Context, ready chan<- string) error {
+		return run(ctx, args, env(nil), r.logs, ready)
 	})
 	return r
-}
-
-func (r *running) wait(t *testing.T) {
-	t.Helper()
-	r.stop()
-	select {
-	case err := <-r.done:
-		require.NoError(t, err)
-		r.done <- nil // for the cleanup
-	case <-time.After(30 * time.Second):
-		require.FailNow(t, "server did not stop")
-	}
 }
 
 func TestServeUploadAndStop(t *testing.T) {
 	r := start(t)
 	f := uploadtest.File{Name: "hello.bin", Seed: 1, Size: 3 << 20}
-	req, err := http.NewRequest(http.MethodPut, "http://"+r.addr+"/files/"+f.Name, f.Reader())
+	req, err := http.NewRequest(http.MethodPut, "http://"+r.Addr+"/files/"+f.Name, f.Reader())
 	require.NoError(t, err)
 	req.ContentLength = f.Size
 	resp, err := http.DefaultClient.Do(req)
@@ -83,7 +62,7 @@ func TestServeUploadAndStop(t *testing.T) {
 	assert.Equal(t, wire.SpoolDisk, got.Files[0].Spool)
 	uploadtest.RequireFile(t, f, filepath.Join(r.dir, f.Name))
 	http.DefaultClient.CloseIdleConnections()
-	r.wait(t)
+	r.Wait(t)
 	logs := r.logs.String()
 	assert.Contains(t, logs, "config.threshold=2MiB")
 	assert.Contains(t, logs, "method=PUT path=/files/hello.bin status=201")
@@ -114,8 +93,8 @@ func beginUpload(t *testing.T, addr, name string) (net.Conn, *bufio.Reader, uplo
 
 func TestShutdownGraceLetsUploadsFinish(t *testing.T) {
 	r := start(t, "--shutdown-timeout", "30s")
-	conn, br, f := beginUpload(t, r.addr, "graceful.bin")
-	r.stop()
+	conn, br, f := beginUpload(t, r.Addr, "graceful.bin")
+	r.Stop()
 	// The rest of the body still arrives and is stored.
 	rest := f.Reader()
 	_, err := io.CopyN(io.Discard, rest, 1<<20)
@@ -126,14 +105,14 @@ func TestShutdownGraceLetsUploadsFinish(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
-	r.wait(t)
+	r.Wait(t)
 	uploadtest.RequireFile(t, f, filepath.Join(r.dir, f.Name))
 }
 
 func TestShutdownAbortsUploadsAfterGrace(t *testing.T) {
 	r := start(t, "--shutdown-timeout", "100ms")
-	beginUpload(t, r.addr, "aborted.bin")
-	r.wait(t)
+	beginUpload(t, r.Addr, "aborted.bin")
+	r.Wait(t)
 	uploadtest.RequireEmptyDir(t, r.spoolDir)
 	uploadtest.RequireEmptyDir(t, r.dir)
 	assert.Contains(t, r.logs.String(), "aborting in-flight uploads")
@@ -172,7 +151,7 @@ func TestServeToS3Bucket(t *testing.T) {
 	}
 	r := start(t, "--bucket", gw.Bucket, "--prefix", "dev/")
 	f := uploadtest.File{Name: "to-s3.bin", Seed: 3, Size: 3 << 20}
-	req, err := http.NewRequest(http.MethodPut, "http://"+r.addr+"/files/"+f.Name, f.Reader())
+	req, err := http.NewRequest(http.MethodPut, "http://"+r.Addr+"/files/"+f.Name, f.Reader())
 	require.NoError(t, err)
 	req.ContentLength = f.Size
 	client := &http.Client{Transport: &http.Transport{}}
@@ -184,12 +163,12 @@ func TestServeToS3Bucket(t *testing.T) {
 	uploadtest.RequireFile(t, f, gw.ObjectPath("dev/"+f.Name))
 
 	// Downloads are redirected to the bucket, as on the deployed function.
-	resp, err = client.Get("http://" + r.addr + "/files/" + f.Name)
+	resp, err = client.Get("http://" + r.Addr + "/files/" + f.Name)
 	require.NoError(t, err)
 	uploadtest.RequireContent(t, f, resp.Body)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, gw.Endpoint[len("http://"):], resp.Request.URL.Host)
-	r.wait(t)
+	r.Wait(t)
 	assert.Contains(t, r.logs.String(), "config.store=s3://spillway-test/dev/")
 }

@@ -229,7 +229,7 @@ func TestClientGoneIsNotAShutdown(t *testing.T) {
 // JSON and the log line.
 func TestEntrypointRefusalsCarryTheRequestID(t *testing.T) {
 	r := start(t, "--token", "tok")
-	resp, err := http.Get("http://" + r.addr + "/metrics")
+	resp, err := http.Get("http://" + r.Addr + "/metrics")
 	require.NoError(t, err)
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -242,6 +242,6 @@ func TestEntrypointRefusalsCarryTheRequestID(t *testing.T) {
 	require.NotEmpty(t, e.Error.RequestID)
 	assert.Equal(t, e.Error.RequestID, resp.Header.Get("X-Request-Id"))
 	http.DefaultClient.CloseIdleConnections()
-	r.wait(t)
+	r.Wait(t)
 	assert.Regexp(t, `level=INFO msg=request method=GET path=/metrics status=401 .*request_id=`+e.Error.RequestID+` code=unauthorized`, r.logs.String())
 }

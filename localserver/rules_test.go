@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spillway/internal/hook"
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/wire"
 )
@@ -148,7 +149,7 @@ func checkHookDown(t *testing.T, rc *rulesClient, hr *uploadtest.HookReceiver, e
 func TestHooksAndTypesOnTheLocalServer(t *testing.T) {
 	hr := uploadtest.NewHookReceiver(t)
 	r := start(t, rulesFlags(hr)...)
-	rc := newRulesClient(t, r.addr)
+	rc := newRulesClient(t, r.Addr)
 	exists := func(name string) bool {
 		_, err := os.Stat(filepath.Join(r.dir, name))
 		return err == nil
@@ -163,10 +164,10 @@ func TestHookURLNeedsASecret(t *testing.T) {
 }
 
 func TestHooksAndTypesOnTheFunction(t *testing.T) {
-	bootstrap, rie, gw := functionSetup(t)
+	bootstrap, rie, gw := testservers.FunctionParts(t)
 	hr := uploadtest.NewHookReceiver(t)
 	r := start(t, append([]string{"--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket}, rulesFlags(hr)...)...)
-	rc := newRulesClient(t, r.addr)
+	rc := newRulesClient(t, r.Addr)
 	exists := func(name string) bool {
 		_, err := os.Stat(gw.ObjectPath(name))
 		return err == nil

@@ -26,7 +26,7 @@ import (
 func TestMultipartUploadWithUploadSecret(t *testing.T) {
 	const secret = "a-secret-of-at-least-16-bytes"
 	r := start(t, "--upload-secret", secret, "--token", "tok")
-	base := "http://" + r.addr
+	base := "http://" + r.Addr
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	do := func(method, u string, body []byte, token bool) (*http.Response, []byte) {
@@ -66,7 +66,7 @@ func TestMultipartUploadWithUploadSecret(t *testing.T) {
 	uploadtest.RequireFile(t, f, filepath.Join(r.dir, f.Name))
 
 	client.CloseIdleConnections()
-	r.wait(t)
+	r.Wait(t)
 	logs := r.logs.String()
 	assert.Contains(t, logs, "config.upload_secret=true")
 	assert.NotContains(t, logs, "no --upload-secret")
@@ -75,7 +75,7 @@ func TestMultipartUploadWithUploadSecret(t *testing.T) {
 
 func TestRandomUploadSecretIsLogged(t *testing.T) {
 	r := start(t)
-	r.wait(t)
+	r.Wait(t)
 	logs := r.logs.String()
 	assert.Contains(t, logs, "config.upload_secret=false")
 	assert.True(t, strings.Contains(logs, "no --upload-secret"), logs)

@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,48 +62,21 @@ func TestLinksNoStoreNorMetrics(t *testing.T) {
 	assert.Contains(t, deps, "spillway/internal/serve")
 }
 
-var riePidRE = regexp.MustCompile(`msg="function URL emulator started" .* rie_pid=(\d+)`)
-
 // TestServesTheFunction runs the real upload function under the real
 // emulator, storing into a real S3 gateway, through this command.
 func TestServesTheFunction(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the function and runs the emulator and versitygw")
-	}
-	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bootstrap, "../../functions/upload")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
-	rie := testservers.Tool(t, testservers.RIE)
-	gw := testservers.StartS3(t)
-	for _, kv := range gw.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v) // the emulator passes its environment to the function
-	}
+	bootstrap, rie, gw := testservers.FunctionParts(t)
 
 	spoolDir := t.TempDir()
 	logs := &uploadtest.SyncBuffer{}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	args := []string{"--addr", "127.0.0.1:0", "--spool-dir", spoolDir, "--function", bootstrap, "--rie", rie, "--bucket", gw.Bucket}
-	go func() { done <- run(ctx, args, env(nil), logs, ready) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		require.FailNow(t, "the emulator did not start", "%v\n%s", err, logs.String())
-	}
-	m := riePidRE.FindStringSubmatch(logs.String())
-	require.NotNil(t, m, logs.String())
-	riePid, err := strconv.Atoi(m[1])
-	require.NoError(t, err)
-	emulator := testservers.PidFD(t, riePid)
+	r := testservers.RunInProcess(t, logs, func(ctx context.Context, ready chan<- string) error {
+		return run(ctx, args, env(nil), logs, ready)
+	})
+	emulator := testservers.PidFD(t, testservers.RIEPid(t, logs.String()))
 
 	f := uploadtest.File{Name: "via-funcurl.bin", Seed: 9, Size: 3 << 20}
-	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/files/"+f.Name, f.Reader())
+	req, err := http.NewRequest(http.MethodPut, "http://"+r.Addr+"/files/"+f.Name, f.Reader())
 	require.NoError(t, err)
 	req.ContentLength = f.Size
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 60 * time.Second}
@@ -123,13 +94,7 @@ func TestServesTheFunction(t *testing.T) {
 	uploadtest.RequireFile(t, f, gw.ObjectPath(f.Name))
 	client.CloseIdleConnections()
 
-	stop()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		require.FailNow(t, "the emulator did not stop")
-	}
+	r.Wait(t)
 	testservers.WaitGone(t, emulator)
 	uploadtest.RequireEmptyDir(t, spoolDir)
 	out2 := logs.String()

@@ -3,18 +3,11 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,87 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// store is a test server with the routes ls, get and rm use, and the
-// token rule: GET /files in pages, GET and DELETE /files/{name}.
-type store struct {
-	mu    sync.Mutex
-	files map[string][]byte
-	pages int
-}
-
-func newStore(t *testing.T, files map[string]string) (*store, string) {
-	s := &store{files: map[string][]byte{}}
-	for k, v := range files {
-		s.files[k] = []byte(v)
-	}
-	notFound := func(w http.ResponseWriter) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = io.WriteString(w, `{"error":{"code":"not_found","message":"no file or route has this path; GET /files lists the stored files","request_id":"r2"}}`)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer s3cret" {
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"a valid bearer token is required; send it as Authorization: Bearer <token>","request_id":"r3"}}`)
-			return
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		name, isFile := strings.CutPrefix(r.URL.Path, "/files/")
-		switch {
-		case r.URL.Path == "/files":
-			s.pages++
-			q := r.URL.Query()
-			limit := 1000
-			if q.Has("limit") {
-				limit, _ = strconv.Atoi(q.Get("limit"))
-			}
-			after, _ := base64.RawURLEncoding.DecodeString(q.Get("cursor"))
-			var names []string
-			for n := range s.files {
-				if strings.HasPrefix(n, q.Get("prefix")) && n > string(after) {
-					names = append(names, n)
-				}
-			}
-			sort.Strings(names)
-			page := map[string]any{"files": []any{}}
-			var list []any
-			for i, n := range names {
-				if i == limit {
-					page["next_cursor"] = base64.RawURLEncoding.EncodeToString([]byte(names[i-1]))
-					break
-				}
-				list = append(list, map[string]any{"name": n, "size": len(s.files[n]), "modified": time.Date(2026, 12, 6, 1, 2, 3, 0, time.UTC)})
-			}
-			if list != nil {
-				page["files"] = list
-			}
-			_ = json.NewEncoder(w).Encode(page)
-		case isFile && r.Method == http.MethodGet:
-			body, ok := s.files[name]
-			if !ok {
-				notFound(w)
-				return
-			}
-			w.Header().Set("ETag", `"e1"`)
-			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
-		case isFile && r.Method == http.MethodDelete:
-			if _, ok := s.files[name]; !ok {
-				notFound(w)
-				return
-			}
-			delete(s.files, name)
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			notFound(w)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return s, srv.URL
-}
-
 func TestLs(t *testing.T) {
-	s, url := newStore(t, map[string]string{"a.txt": "a", "logs/1.log": strings.Repeat("x", 1536), "logs/2.log": "", "logs/3.log": "333"})
+	s, url := newFake(t, "s3cret", map[string]string{"a.txt": "a", "logs/1.log": strings.Repeat("x", 1536), "logs/2.log": "", "logs/3.log": "333"})
 	var out, errOut bytes.Buffer
 
 	code := ls(t.Context(), []string{"--page-size", "2", "logs/"}, &out, &errOut, env(map[string]string{"SPILLWAY_URL": url, "SPILLWAY_TOKEN": "s3cret"}))
@@ -145,7 +59,7 @@ func TestLs(t *testing.T) {
 }
 
 func TestGet(t *testing.T) {
-	_, url := newStore(t, map[string]string{"dir/report.txt": "the report"})
+	_, url := newFake(t, "s3cret", map[string]string{"dir/report.txt": "the report"})
 	e := env(map[string]string{"SPILLWAY_URL": url, "SPILLWAY_TOKEN": "s3cret"})
 	sum := sha256.Sum256([]byte("the report"))
 	dir := t.TempDir()
@@ -186,7 +100,7 @@ func TestGet(t *testing.T) {
 }
 
 func TestRm(t *testing.T) {
-	s, url := newStore(t, map[string]string{"a.txt": "a", "b/c.txt": "c"})
+	s, url := newFake(t, "s3cret", map[string]string{"a.txt": "a", "b/c.txt": "c"})
 	e := env(map[string]string{"SPILLWAY_URL": url, "SPILLWAY_TOKEN": "s3cret"})
 	var errOut bytes.Buffer
 
@@ -209,7 +123,7 @@ func TestDispatchAndPushURL(t *testing.T) {
 	assert.Equal(t, exitUsage, run(t.Context(), []string{"rm"}, &out, env(nil), false))
 	assert.Contains(t, out.String(), "spillway rm: want at least one NAME (spillway rm -h for help)")
 
-	s, url := newServer(t)
+	s, url := newFake(t, "", nil)
 	root := tree(t)
 	out.Reset()
 	code := run(t.Context(), []string{"push", filepath.Join(root, "a.txt"), "--url", url}, &out, env(nil), false)

@@ -4,15 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,84 +19,6 @@ import (
 
 	"spillway/client"
 )
-
-// server takes direct PUTs, as the README's API does, refusing names
-// already taken. The client package's tests cover the multipart contract.
-type server struct {
-	mu    sync.Mutex
-	files map[string][]byte
-	auth  []string
-	hook  func() // runs before a PUT is handled
-}
-
-func newServer(t *testing.T) (*server, string) {
-	s := &server{files: map[string][]byte{}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name, ok := cutPrefix(r.URL.Path, "/files/")
-		if r.Method == http.MethodHead && ok {
-			// As the API answers: the SHA-256 when asked for (RFC 9530).
-			s.mu.Lock()
-			body, found := s.files[name]
-			s.mu.Unlock()
-			if !found {
-				http.NotFound(w, r)
-				return
-			}
-			sum := sha256.Sum256(body)
-			if r.Header.Get("Want-Repr-Digest") != "" {
-				w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
-			}
-			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-			return
-		}
-		if r.Method != http.MethodPut || !ok {
-			http.NotFound(w, r)
-			return
-		}
-		if s.hook != nil {
-			s.hook()
-		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.auth = append(s.auth, r.Header.Get("Authorization"))
-		w.Header().Set("Content-Type", "application/json")
-		if _, taken := s.files[name]; taken {
-			w.WriteHeader(http.StatusConflict)
-			_, _ = io.WriteString(w, `{"error":{"code":"exists","message":"a file with this name already exists; choose another name or overwrite where the server allows it","request_id":"r1"}}`)
-			return
-		}
-		s.files[name] = body
-		sum := sha256.Sum256(body)
-		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(map[string]any{"files": []map[string]any{
-			{"name": name, "size": len(body), "sha256": hex.EncodeToString(sum[:]), "spool": "memory"}}})
-	}))
-	t.Cleanup(srv.Close)
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	return s, srv.URL
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
-		return "", false
-	}
-	return s[len(prefix):], true
-}
-
-func (s *server) names() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var n []string
-	for k := range s.files {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return n
-}
 
 func tree(t *testing.T) string {
 	root := t.TempDir()
@@ -118,7 +35,7 @@ func env(vars map[string]string) func(string) string {
 }
 
 func TestPushDirectory(t *testing.T) {
-	s, url := newServer(t)
+	s, url := newFake(t, "", nil)
 	root := tree(t)
 	var out bytes.Buffer
 
@@ -135,7 +52,7 @@ func TestPushDirectory(t *testing.T) {
 }
 
 func TestPushNameAndFailure(t *testing.T) {
-	s, url := newServer(t)
+	s, url := newFake(t, "", nil)
 	root := tree(t)
 	var out bytes.Buffer
 
@@ -160,7 +77,7 @@ func TestPushNameAndFailure(t *testing.T) {
 }
 
 func TestPushOnATerminal(t *testing.T) {
-	s, url := newServer(t)
+	s, url := newFake(t, "", nil)
 	root := tree(t)
 	var out bytes.Buffer
 
@@ -172,7 +89,7 @@ func TestPushOnATerminal(t *testing.T) {
 }
 
 func TestInterrupted(t *testing.T) {
-	_, url := newServer(t)
+	_, url := newFake(t, "", nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	var out bytes.Buffer
@@ -285,7 +202,7 @@ func TestResumeThatSendsNothingSaysSo(t *testing.T) {
 // every file already there, byte for byte, and exits 0. A file changed
 // since is an error that names the way out.
 func TestPushAgain(t *testing.T) {
-	s, url := newServer(t)
+	s, url := newFake(t, "", nil)
 	root := tree(t)
 	var out bytes.Buffer
 	require.Equal(t, exitOK, run(t.Context(), []string{"push", root, url}, &out, env(nil), false), out.String())
@@ -314,7 +231,7 @@ func sumHex(s string) string {
 
 // TestJobs: --jobs 3 has three files in flight at once.
 func TestJobs(t *testing.T) {
-	s, url := newServer(t)
+	s, url := newFake(t, "", nil)
 	root := t.TempDir()
 	for i := range 6 {
 		require.NoError(t, os.WriteFile(filepath.Join(root, strconv.Itoa(i)), []byte("x"), 0o600))

@@ -77,8 +77,15 @@ type emulator struct {
 	exited   chan struct{}
 }
 
-func startEmulator(t *testing.T, gw *testservers.S3) *emulator {
+// startEmulator starts versitygw and the function under the emulator,
+// pointed at it, with an orphan in its spool dir for the cold start to
+// sweep.
+func startEmulator(t *testing.T) (*emulator, *testservers.S3) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the emulator and versitygw")
+	}
+	gw := testservers.StartS3(t)
 	bootstrap := buildBootstrap(t)
 	rie := testservers.Tool(t, testservers.RIE)
 	e := &emulator{spoolDir: t.TempDir(), stdout: &testservers.Log{}, stderr: &uploadtest.SyncBuffer{}, exited: make(chan struct{})}
@@ -110,21 +117,15 @@ func startEmulator(t *testing.T, gw *testservers.S3) *emulator {
 		}
 	})
 	testservers.WaitListening(t, addr, e.exited)
-	return e
+	return e, gw
 }
 
 // invoke sends one event and decodes the function's response. The emulator
 // serves one invocation at a time, so callers never overlap.
 func (e *emulator) invoke(t *testing.T, payload []byte) events.LambdaFunctionURLResponse {
 	t.Helper()
-	resp, err := http.Post(e.url, "application/json", bytes.NewReader(payload))
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	var out events.LambdaFunctionURLResponse
-	require.NoError(t, json.Unmarshal(body, &out), string(body))
+	body := e.post(t, payload)
+	out := decode[events.LambdaFunctionURLResponse](t, body)
 	require.NotZero(t, out.StatusCode, "not a function response: %s", body)
 	return out
 }
@@ -148,11 +149,7 @@ func decode[T any](t *testing.T, body string) T {
 // TestEndToEnd runs the real bootstrap under the real emulator against a
 // real S3 gateway.
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the emulator and versitygw")
-	}
-	gw := testservers.StartS3(t)
-	em := startEmulator(t, gw)
+	em, gw := startEmulator(t)
 	th := int64(spool.DefaultThreshold)
 
 	sizes := []int64{0, 1 << 10, th - 1, th, th + 1, 3 << 20, uploadtest.MaxEventPayload}
@@ -302,11 +299,7 @@ func TestEndToEnd(t *testing.T) {
 // the events other producers send store names as they are meant, and an
 // event that is no HTTP event is a logged, counted 500.
 func TestDialectsEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the emulator and versitygw")
-	}
-	gw := testservers.StartS3(t)
-	em := startEmulator(t, gw)
+	em, gw := startEmulator(t)
 	fixture := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join("..", "..", "lambdahttp", "testdata", name))
 		require.NoError(t, err)
@@ -376,26 +369,27 @@ func (e *emulator) waitLines(t *testing.T, id string, code wire.Code) {
 // invokeRaw sends one event and returns the function's response as JSON.
 func (e *emulator) invokeRaw(t *testing.T, payload []byte) map[string]any {
 	t.Helper()
+	return decode[map[string]any](t, e.post(t, payload))
+}
+
+// post sends one event to the emulator and returns its answer: the
+// function's response.
+func (e *emulator) post(t *testing.T, payload []byte) string {
+	t.Helper()
 	resp, err := http.Post(e.url, "application/json", bytes.NewReader(payload))
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	var out map[string]any
-	require.NoError(t, json.Unmarshal(body, &out), string(body))
-	return out
+	return string(body)
 }
 
 // TestDeleteEndToEnd: under the real emulator against a real S3 gateway,
 // DELETE removes the object, a second DELETE is 404, and the name can be
 // stored again.
 func TestDeleteEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the emulator and versitygw")
-	}
-	gw := testservers.StartS3(t)
-	em := startEmulator(t, gw)
+	em, gw := startEmulator(t)
 	f := uploadtest.File{Name: "del/report.pdf", Seed: 1, Size: 100}
 	put := func(f uploadtest.File) {
 		t.Helper()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"spillway/internal/testservers"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,44 +21,14 @@ import (
 
 var errTestAbort = errors.New("test: shutting down")
 
-// running is Run in a goroutine, with its address.
-type running struct {
-	addr string
-	stop context.CancelFunc
-	done chan error
-}
-
-func start(t *testing.T, cfg Config) *running {
+// start runs Run with cfg on a free loopback port.
+func start(t *testing.T, cfg Config) *testservers.InProcess {
 	t.Helper()
-	ctx, stop := context.WithCancel(context.Background())
-	r := &running{stop: stop, done: make(chan error, 1)}
-	ready := make(chan string, 1)
 	cfg.Addr = "127.0.0.1:0"
-	cfg.Listening = func(l Listening) { ready <- l.Addr.String() }
-	go func() { r.done <- Run(ctx, cfg) }()
-	select {
-	case r.addr = <-ready:
-	case err := <-r.done:
-		require.FailNow(t, "Run did not start", "%v", err)
-	}
-	t.Cleanup(func() {
-		stop()
-		<-r.done
-		r.done <- nil
+	return testservers.RunInProcess(t, new(strings.Builder), func(ctx context.Context, ready chan<- string) error {
+		cfg.Listening = func(l Listening) { ready <- l.Addr.String() }
+		return Run(ctx, cfg)
 	})
-	return r
-}
-
-func (r *running) wait(t *testing.T) {
-	t.Helper()
-	r.stop()
-	select {
-	case err := <-r.done:
-		require.NoError(t, err)
-		r.done <- nil // for the cleanup
-	case <-time.After(30 * time.Second):
-		require.FailNow(t, "Run did not return")
-	}
 }
 
 // A request still running when the grace period ends has its context
@@ -78,13 +49,13 @@ func TestRunAbortsAfterGrace(t *testing.T) {
 		OnAbort:         func() { aborted.Store(true) },
 		ShutdownTimeout: 50 * time.Millisecond,
 	})
-	conn, err := net.Dial("tcp", r.addr)
+	conn, err := net.Dial("tcp", r.Addr)
 	require.NoError(t, err)
 	defer conn.Close()
 	_, err = io.WriteString(conn, "GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
 	require.NoError(t, err)
 	<-entered
-	r.wait(t)
+	r.Wait(t)
 	assert.True(t, returned.Load(), "Run returned before the handler")
 	assert.True(t, aborted.Load())
 	assert.ErrorIs(t, cause.Load().(error), errTestAbort)
@@ -104,13 +75,13 @@ func TestRunLetsRequestsFinishInGrace(t *testing.T) {
 		AbortCause:      errTestAbort,
 		ShutdownTimeout: 30 * time.Second,
 	})
-	conn, err := net.Dial("tcp", r.addr)
+	conn, err := net.Dial("tcp", r.Addr)
 	require.NoError(t, err)
 	defer conn.Close()
 	_, err = io.WriteString(conn, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
 	require.NoError(t, err)
 	<-entered
-	r.stop()
+	r.Stop()
 	close(release)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	require.NoError(t, err)
@@ -118,7 +89,7 @@ func TestRunLetsRequestsFinishInGrace(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, "done", string(body))
 	assert.False(t, cut.Load(), "the request was cut within the grace period")
-	r.wait(t)
+	r.Wait(t)
 }
 
 func TestRunRefusesAnAddressInUse(t *testing.T) {

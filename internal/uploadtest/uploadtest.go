@@ -195,6 +195,18 @@ func RequireEmptyDir(t testing.TB, dir string) {
 	require.Empty(t, names, "files left behind in %s", dir)
 }
 
+// EmptyDir removes every entry of dir, failing t on an error: for a
+// benchmark that empties what it stored, outside its timer, so that the
+// disk holds at most a batch of uploads.
+func EmptyDir(t testing.TB, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.NoError(t, os.RemoveAll(filepath.Join(dir, e.Name())))
+	}
+}
+
 // RequireDirHolds fails t unless dir and its subdirectories hold exactly
 // the regular files named (relative, slash-separated), and nothing else: no
 // partial file, no hidden staging file, no spool file.

@@ -48,34 +48,27 @@ func New(sp *spool.Spooler) *Metrics {
 			Name: "spillway_rejected_requests_total",
 			Help: "Requests answered with an error, by error code.",
 		}, []string{"code"}),
-		received: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "spillway_received_bytes_total",
-			Help: "Request body bytes read.",
-		}),
-		stored: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "spillway_stored_bytes_total",
-			Help: "Bytes of files stored.",
-		}),
+		received: counter("spillway_received_bytes_total", "Request body bytes read."),
+		stored:   counter("spillway_stored_bytes_total", "Bytes of files stored."),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "spillway_upload_duration_seconds",
 			Help:    "Time from an upload request's start to its response.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1 ms to about 4.4 min
 		}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "spillway_uploads_in_flight",
-			Help: "Uploads being handled now.",
-		}),
-		swept: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "spillway_orphans_swept_total",
-			Help: "Orphaned spool and staging files removed at start-up.",
-		}),
-		expired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "spillway_retention_removed_total",
-			Help: "Stored files removed for being older than the retention.",
-		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "spillway_uploads_in_flight", Help: "Uploads being handled now."}),
+		swept:    counter("spillway_orphans_swept_total", "Orphaned spool and staging files removed at start-up."),
+		expired:  counter("spillway_retention_removed_total", "Stored files removed for being older than the retention."),
 	}
+	// The spooler's counters are read when scraped.
 	stat := func(f func(spool.Stats) int64) func() float64 {
 		return func() float64 { return float64(f(sp.Stats())) }
+	}
+	spooled := func(where wire.Spool, f func(spool.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "spillway_spooled_bodies_total",
+			Help:        "Bodies spooled, to memory and to disk.",
+			ConstLabels: prometheus.Labels{"spool": string(where)},
+		}, stat(f))
 	}
 	reg.MustRegister(
 		p.uploads, p.rejected, p.received, p.stored, p.duration, p.inFlight, p.swept, p.expired,
@@ -91,20 +84,16 @@ func New(sp *spool.Spooler) *Metrics {
 			Name: "spillway_spool_cleanup_failures_total",
 			Help: "Spool files that could not be closed or removed.",
 		}, stat(func(s spool.Stats) int64 { return s.CleanupFailures })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "spillway_spooled_bodies_total",
-			Help:        "Bodies spooled, to memory and to disk.",
-			ConstLabels: prometheus.Labels{"spool": string(wire.SpoolMemory)},
-		}, stat(func(s spool.Stats) int64 { return s.MemoryBodies })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "spillway_spooled_bodies_total",
-			Help:        "Bodies spooled, to memory and to disk.",
-			ConstLabels: prometheus.Labels{"spool": string(wire.SpoolDisk)},
-		}, stat(func(s spool.Stats) int64 { return s.DiskBodies })),
+		spooled(wire.SpoolMemory, func(s spool.Stats) int64 { return s.MemoryBodies }),
+		spooled(wire.SpoolDisk, func(s spool.Stats) int64 { return s.DiskBodies }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return p
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 }
 
 // Swept records the orphans removed at start-up.

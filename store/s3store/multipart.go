@@ -447,21 +447,12 @@ func (s *Store) deleteObject(ctx context.Context, key string) error {
 
 // loadRecord reads an upload's record and the ETag it was read at.
 func (s *Store) loadRecord(ctx context.Context, id string) (record, string, error) {
-	if !store.ValidUploadID(id) {
-		return record{}, "", notFound(id)
-	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.recordKey(id))})
+	b, etag, err := s.readRecord(ctx, "load upload", id, s.recordKey(id), maxRecordSize)
 	if err != nil {
-		if err = mapError("load upload", id, err); errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrUploadNotFound) {
 			s.forgetUploadID(id)
-			return record{}, "", notFound(id)
 		}
 		return record{}, "", err
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, maxRecordSize+1))
-	if err != nil {
-		return record{}, "", mapError("load upload", id, err)
 	}
 	var rec record
 	switch err := json.Unmarshal(b, &rec); {
@@ -480,7 +471,30 @@ func (s *Store) loadRecord(ctx context.Context, id string) (record, string, erro
 			store.ErrBackend, id, rec.Key, rec.UploadID)
 	}
 	s.rememberUploadID(id, rec.UploadID)
-	return rec, aws.ToString(out.ETag), nil
+	return rec, etag, nil
+}
+
+// readRecord reads the object at key, the record of upload id, and the
+// ETag it was read at: at most limit bytes and one more, so that the
+// caller can tell a record too large. A missing record, or an ID that
+// cannot have one, is the upload not found; what says what was being done.
+func (s *Store) readRecord(ctx context.Context, what, id, key string, limit int64) ([]byte, string, error) {
+	if !store.ValidUploadID(id) {
+		return nil, "", notFound(id)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		if err = mapError(what, id, err); errors.Is(err, store.ErrNotFound) {
+			return nil, "", notFound(id)
+		}
+		return nil, "", err
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
+	if err != nil {
+		return nil, "", mapError(what, id, err)
+	}
+	return b, aws.ToString(out.ETag), nil
 }
 
 // putRecord writes an upload's record: a new one (ifMatch "") only where
@@ -492,9 +506,26 @@ func (s *Store) putRecord(ctx context.Context, id string, rec record, ifMatch st
 	if err != nil {
 		return "", fmt.Errorf("s3store: save upload %q: %w", id, err)
 	}
+	etag, err := s.putIfMatch(ctx, s.recordKey(id), b, ifMatch)
+	if err != nil {
+		mapped := mapError("save upload", id, err)
+		// The raw error, not mapped: a lost race is no ErrExists.
+		if ifMatch != "" && (errors.Is(mapped, store.ErrExists) || errors.Is(mapped, store.ErrNotFound)) {
+			return "", fmt.Errorf("%w: s3store: save upload %q: it changed or went meanwhile: %w", store.ErrUploadNotFound, id, err)
+		}
+		return "", mapped
+	}
+	return etag, nil
+}
+
+// putIfMatch writes the JSON b at key: where no object is when ifMatch is
+// empty, else over the object of ETag ifMatch only. It returns the new
+// ETag, or PutObject's error as it came, for the caller to tell a lost
+// race.
+func (s *Store) putIfMatch(ctx context.Context, key string, b []byte, ifMatch string) (string, error) {
 	in := &s3.PutObjectInput{
 		Bucket:        &s.bucket,
-		Key:           aws.String(s.recordKey(id)),
+		Key:           &key,
 		Body:          bytes.NewReader(b),
 		ContentLength: aws.Int64(int64(len(b))),
 		ContentType:   aws.String("application/json"),
@@ -506,12 +537,7 @@ func (s *Store) putRecord(ctx context.Context, id string, rec record, ifMatch st
 	}
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
-		mapped := mapError("save upload", id, err)
-		// The raw error, not mapped: a lost race is no ErrExists.
-		if ifMatch != "" && (errors.Is(mapped, store.ErrExists) || errors.Is(mapped, store.ErrNotFound)) {
-			return "", fmt.Errorf("%w: s3store: save upload %q: it changed or went meanwhile: %w", store.ErrUploadNotFound, id, err)
-		}
-		return "", mapped
+		return "", err
 	}
 	return aws.ToString(out.ETag), nil
 }

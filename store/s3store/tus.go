@@ -164,20 +164,9 @@ func (s *Store) CreateResumable(ctx context.Context, r store.Resumable) (store.R
 
 // loadTusRecord reads an upload's state and the ETag it was read at.
 func (s *Store) loadTusRecord(ctx context.Context, id string) (tusRecord, string, error) {
-	if !store.ValidUploadID(id) {
-		return tusRecord{}, "", notFound(id)
-	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.tusKey(id, ".json"))})
+	b, etag, err := s.readRecord(ctx, "load tus upload", id, s.tusKey(id, ".json"), maxTusRecord)
 	if err != nil {
-		if err = mapError("load tus upload", id, err); errors.Is(err, store.ErrNotFound) {
-			return tusRecord{}, "", notFound(id)
-		}
 		return tusRecord{}, "", err
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, maxTusRecord+1))
-	if err != nil {
-		return tusRecord{}, "", mapError("load tus upload", id, err)
 	}
 	var rec tusRecord
 	if err := json.Unmarshal(b, &rec); err != nil || len(b) > maxTusRecord || rec.UploadID == "" {
@@ -187,7 +176,7 @@ func (s *Store) loadTusRecord(ctx context.Context, id string) (tusRecord, string
 		// Expired; the lifecycle rule removes the record.
 		return tusRecord{}, "", notFound(id)
 	}
-	return rec, aws.ToString(out.ETag), nil
+	return rec, etag, nil
 }
 
 // putTusRecord writes an upload's state: a new one (ifMatch "") only where
@@ -198,16 +187,7 @@ func (s *Store) putTusRecord(ctx context.Context, id string, rec *tusRecord, ifM
 	if err != nil {
 		return "", fmt.Errorf("s3store: save tus upload %q: %w", id, err)
 	}
-	in := &s3.PutObjectInput{
-		Bucket: &s.bucket, Key: aws.String(s.tusKey(id, ".json")),
-		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json"),
-	}
-	if ifMatch == "" {
-		in.IfNoneMatch = aws.String("*")
-	} else {
-		in.IfMatch = &ifMatch
-	}
-	out, err := s.client.PutObject(ctx, in)
+	etag, err := s.putIfMatch(ctx, s.tusKey(id, ".json"), b, ifMatch)
 	if err != nil {
 		mapped := mapError("save tus upload", id, err)
 		if ifMatch != "" && errors.Is(mapped, store.ErrExists) {
@@ -218,7 +198,7 @@ func (s *Store) putTusRecord(ctx context.Context, id string, rec *tusRecord, ifM
 		}
 		return "", mapped
 	}
-	return aws.ToString(out.ETag), nil
+	return etag, nil
 }
 
 // Resumable implements store.ResumableStore.
