@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -256,19 +257,30 @@ func TestBase64EventAllocatesLittle(t *testing.T) {
 		require.NoError(t, json.Unmarshal(payload, &ev))
 		return &ev
 	}
-	warm, ev := build(0), build(1)
+	const calls = 3
+	evs := make([]*events.LambdaFunctionURLRequest, calls+1)
+	for i := range evs {
+		evs[i] = build(i)
+	}
 	// A collection empties sync.Pools, and refilling them would be counted
 	// against the handler: with the collector off, the warmed pools stay.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	require.Equal(t, http.StatusCreated, e.adapter.Serve(context.Background(), warm).StatusCode)
+	require.Equal(t, http.StatusCreated, e.adapter.Serve(context.Background(), evs[0]).StatusCode)
 
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	resp := e.adapter.Serve(context.Background(), ev)
-	runtime.ReadMemStats(&after)
-	require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
-	alloc := after.TotalAlloc - before.TotalAlloc
-	t.Logf("handler allocated %d bytes for a %d-byte body (%d-byte base64 event body)", alloc, f.Size, len(ev.Body))
+	// The least of a few calls: under the race detector sync.Pool drops
+	// one in four of the buffers given back, and the next call allocates
+	// its own; a call's last buffers may also come back just after it
+	// answers. Decoding the body whole would show in every call.
+	alloc := uint64(math.MaxUint64)
+	for _, ev := range evs[1:] {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		resp := e.adapter.Serve(context.Background(), ev)
+		runtime.ReadMemStats(&after)
+		require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
+		alloc = min(alloc, after.TotalAlloc-before.TotalAlloc)
+	}
+	t.Logf("handler allocated %d bytes for a %d-byte body (%d-byte base64 event body), the least of %d calls", alloc, f.Size, len(evs[1].Body), calls)
 	assert.Less(t, alloc, uint64(1<<20), "allocations must stay far below the body size")
 	uploadtest.RequireEmptyDir(t, e.spoolDir)
 }
