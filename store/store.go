@@ -24,6 +24,9 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrInsufficientStorage: the store cannot hold the bytes.
 	ErrInsufficientStorage = errors.New("store: insufficient storage")
+	// ErrTooManyUploads: the store holds as many open uploads (multipart
+	// or tus) as it allows; one must end before another begins.
+	ErrTooManyUploads = errors.New("store: too many open uploads")
 	// ErrBackend: the backend failed or refused the store's credentials.
 	ErrBackend = errors.New("store: backend error")
 	// ErrThrottled: the backend asks to slow down; the client may retry.
