@@ -220,7 +220,12 @@ func (h *Handler) putPart(w http.ResponseWriter, r *http.Request, x *exchange, i
 	if r.ContentLength >= 0 && r.ContentLength != size {
 		return fmt.Errorf("%w: part %d must be %d bytes, not %d", store.ErrUploadMismatch, n, size, r.ContentLength)
 	}
-	if sc := h.caps.SpaceChecker; sc != nil {
+	// What the part needs is room in the spool, and in the store unless
+	// the upload holds its space there since its creation.
+	if err := h.spool.Check(size); err != nil {
+		return err
+	}
+	if sc := h.caps.SpaceChecker; sc != nil && !h.caps.ReservesUploads {
 		if err := sc.CheckSpace(ctx, size); err != nil {
 			return err
 		}

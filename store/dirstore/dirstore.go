@@ -155,7 +155,7 @@ func (s *Store) Close() error { return s.root.Close() }
 // Capabilities implements store.Store: the handler takes the parts of
 // multipart uploads and serves downloads, and space is finite.
 func (s *Store) Capabilities() store.Caps {
-	return store.Caps{SpaceChecker: s, Multipart: s, PartWriter: s, Resumable: s}
+	return store.Caps{SpaceChecker: s, Multipart: s, PartWriter: s, Resumable: s, ReservesUploads: reservesSpace}
 }
 
 // Check implements store.Store.
