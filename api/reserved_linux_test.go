@@ -1,11 +1,13 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -68,4 +70,40 @@ func TestPartsGoIntoReservedSpace(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(small, "uploads", f.Name))
 	require.NoError(t, err)
 	assert.Equal(t, f.Bytes(), got)
+}
+
+// A tus upload on the directory store holds its length from its creation,
+// or from the PATCH that declares a deferred one: on a 13 MiB disk, a
+// second 8 MiB upload is refused at creation, and so is the declaration of
+// a deferred 8 MiB beside the first, with nothing of its chunk kept.
+func TestTusUploadsHoldTheirSpace(t *testing.T) {
+	small := mountTmpfs(t, 13<<20)
+	s := newServer(t, options{wrapStore: func(store.Store) store.Store {
+		st, _, err := dirstore.Open(filepath.Join(small, "uploads"), dirstore.Options{Fsync: true})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		return st
+	}})
+	first := s.tusCreate(t, "first.bin", 8<<20)
+
+	req := s.request(t, http.MethodPost, "/tus/", nil, 0)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Length", strconv.Itoa(8<<20))
+	req.Header.Set("Upload-Metadata", tusMeta("second.bin"))
+	resp, body := s.do(t, req)
+	requireError(t, resp, body, http.StatusInsufficientStorage, "insufficient_storage")
+	s.waitServed(t)
+
+	deferred := s.tusCreate(t, "deferred.bin", -1)
+	resp, body = s.tusPatch(t, deferred, 0, []byte("abc"), "Upload-Length", strconv.Itoa(8<<20))
+	requireError(t, resp, body, http.StatusInsufficientStorage, "insufficient_storage")
+	assert.Equal(t, int64(0), s.tusOffset(t, deferred))
+
+	// The first upload's bytes all go into its reservation.
+	data := bytes.Repeat([]byte("x"), 8<<20)
+	resp, body = s.tusPatch(t, first, 0, data)
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(body))
+	got, err := os.ReadFile(filepath.Join(small, "uploads", "first.bin"))
+	require.NoError(t, err)
+	assert.Equal(t, data, got)
 }
