@@ -397,13 +397,7 @@ func (h *Handler) putRaw(w http.ResponseWriter, r *http.Request, x *exchange, na
 	if err := h.spool.Check(size); err != nil {
 		return err
 	}
-	if err := h.store.Check(ctx, name, size); err != nil {
-		return err
-	}
-	if err := h.checkQuota(ctx, x, size); err != nil {
-		return err
-	}
-	if err := h.preCreate(ctx, x, viaPut, name, size); err != nil {
+	if err := h.admit(ctx, x, admission{via: viaPut, name: name, size: size, quota: size}); err != nil {
 		return err
 	}
 	b, err := h.spool.Spool(ctx, r.Body, size)
@@ -521,10 +515,7 @@ func (h *Handler) postMultipart(w http.ResponseWriter, r *http.Request, x *excha
 			return fmt.Errorf("%w: two file parts are named %q", errBadMultipart, name)
 		}
 		names[name] = true
-		if err := h.store.Check(ctx, name, -1); err != nil {
-			return err
-		}
-		if err := h.preCreate(ctx, x, viaForm, name, -1); err != nil {
+		if err := h.admit(ctx, x, admission{via: viaForm, name: name, size: -1, quotaAsked: true}); err != nil {
 			return err
 		}
 		b, err := batch.Spool(ctx, part, -1)

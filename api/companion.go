@@ -184,10 +184,8 @@ func (h *Handler) s3Params(w http.ResponseWriter, r *http.Request, x *exchange) 
 			return err
 		}
 	}
-	if err := h.store.Check(r.Context(), name, size); err != nil {
-		return err
-	}
-	if err := h.checkQuota(r.Context(), x, size); err != nil {
+	// The hook is asked by the form POST these parameters are for.
+	if err := h.admit(r.Context(), x, admission{name: name, size: size, quota: size}); err != nil {
 		return err
 	}
 	// The form POST carries no token: the URL says whose space the file
@@ -275,13 +273,7 @@ func (h *Handler) s3Object(w http.ResponseWriter, r *http.Request, x *exchange) 
 	if params["boundary"] == "" {
 		return fmt.Errorf("%w: Content-Type has no boundary", errBadMultipart)
 	}
-	if err := h.store.Check(ctx, name, -1); err != nil {
-		return err
-	}
-	if err := h.checkQuota(ctx, x, r.ContentLength); err != nil {
-		return err
-	}
-	if err := h.preCreate(ctx, x, viaUppy, name, -1); err != nil {
+	if err := h.admit(ctx, x, admission{via: viaUppy, name: name, size: -1, quota: r.ContentLength}); err != nil {
 		return err
 	}
 	// The file is smaller than the form: as in postMultipart, a form that

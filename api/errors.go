@@ -88,6 +88,7 @@ var mapping = []rule{
 	own(errUnsupportedMT),
 	{store.ErrExists, wire.CodeExists},
 	{store.ErrInsufficientStorage, wire.CodeInsufficientStorage},
+	{store.ErrTooManyUploads, wire.CodeTooManyUploads},
 	{spool.ErrNoSpace, wire.CodeInsufficientStorage},
 	{store.ErrUploadNotFound, wire.CodeUploadNotFound},
 	{store.ErrNotFound, wire.CodeNotFound},

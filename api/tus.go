@@ -157,13 +157,7 @@ func (h *Handler) tusCreate(w http.ResponseWriter, r *http.Request, x *exchange)
 			return fmt.Errorf("%w: a body of %d bytes for an upload of %d", store.ErrUploadTooLarge, r.ContentLength, size)
 		}
 	}
-	if err := h.store.Check(ctx, name, size); err != nil {
-		return err
-	}
-	if err := h.checkQuota(ctx, x, size); err != nil {
-		return err
-	}
-	if err := h.preCreate(ctx, x, viaTus, name, size); err != nil {
+	if err := h.admit(ctx, x, admission{via: viaTus, name: name, size: size, quota: size}); err != nil {
 		return err
 	}
 	u, err := h.caps.Resumable.CreateResumable(ctx, store.Resumable{Name: name, Size: size, Metadata: meta})

@@ -86,21 +86,15 @@ func (h *Handler) declareUpload(ctx context.Context, x *exchange, via string, de
 				apierr.ErrBadRequest, req.PartSize, store.MinPartSize, store.MaxPartSize, store.MaxPartCount)
 		}
 	}
-	if err := h.store.Check(ctx, decl.Name, decl.Size); err != nil {
-		return store.Upload{}, err
+	digests := func() error {
+		var err error
+		if decl.SHA256, err = store.ParseSHA256(req.SHA256); err != nil {
+			return err
+		}
+		decl.CRC64NVME, decl.PartCRC64NVME = req.CRC64NVME, req.PartCRC64NVME
+		return decl.Validate()
 	}
-	if err := h.checkQuota(ctx, x, decl.Size); err != nil {
-		return store.Upload{}, err
-	}
-	var err error
-	if decl.SHA256, err = store.ParseSHA256(req.SHA256); err != nil {
-		return store.Upload{}, err
-	}
-	decl.CRC64NVME, decl.PartCRC64NVME = req.CRC64NVME, req.PartCRC64NVME
-	if err := decl.Validate(); err != nil {
-		return store.Upload{}, err
-	}
-	if err := h.preCreate(ctx, x, via, decl.Name, decl.Size); err != nil {
+	if err := h.admit(ctx, x, admission{via: via, name: decl.Name, size: decl.Size, quota: decl.Size, declared: digests}); err != nil {
 		return store.Upload{}, err
 	}
 	u, err := h.multipart.CreateUpload(ctx, decl)
@@ -231,7 +225,12 @@ func (h *Handler) putPart(w http.ResponseWriter, r *http.Request, x *exchange, i
 	if r.ContentLength >= 0 && r.ContentLength != size {
 		return fmt.Errorf("%w: part %d must be %d bytes, not %d", store.ErrUploadMismatch, n, size, r.ContentLength)
 	}
-	if sc := h.caps.SpaceChecker; sc != nil {
+	// What the part needs is room in the spool, and in the store unless
+	// the upload holds its space there since its creation.
+	if err := h.spool.Check(size); err != nil {
+		return err
+	}
+	if sc := h.caps.SpaceChecker; sc != nil && !h.caps.ReservesUploads {
 		if err := sc.CheckSpace(ctx, size); err != nil {
 			return err
 		}

@@ -58,6 +58,7 @@ var catalogue = map[wire.Code]struct {
 	wire.CodeChecksumAlgorithm:    {http.StatusBadRequest, "Upload-Checksum must be an algorithm of Tus-Checksum-Algorithm (sha1, sha256, crc32) and its digest in base64"},
 	wire.CodeChecksumMismatch:     {StatusChecksumMismatch, "the chunk does not match its Upload-Checksum and was not stored; send it again"},
 	wire.CodeInsufficientStorage:  {http.StatusInsufficientStorage, "the server has no room for this file now; try again later or send a smaller file"},
+	wire.CodeTooManyUploads:       {http.StatusTooManyRequests, "too many uploads are open; complete or abort one first"},
 	wire.CodeUploadNotFound:       {http.StatusNotFound, "no upload has this ID; it was completed, aborted or expired: start a new one with POST /uploads"},
 	wire.CodeNotFound:             {http.StatusNotFound, "no file or route has this path; GET /files lists the stored files"},
 	wire.CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, "this method is not allowed here; the Allow header lists the ones that are"},

@@ -24,6 +24,9 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrInsufficientStorage: the store cannot hold the bytes.
 	ErrInsufficientStorage = errors.New("store: insufficient storage")
+	// ErrTooManyUploads: the store holds as many open uploads (multipart
+	// or tus) as it allows; one must end before another begins.
+	ErrTooManyUploads = errors.New("store: too many open uploads")
 	// ErrBackend: the backend failed or refused the store's credentials.
 	ErrBackend = errors.New("store: backend error")
 	// ErrThrottled: the backend asks to slow down; the client may retry.
@@ -121,7 +124,7 @@ type Store interface {
 }
 
 // Caps are a store's optional features: each field is the interface that
-// provides one, or nil when the store lacks it. Callers ask for them
+// provides one, or nil when the store lacks it (or, for a property, a flag). Callers ask for them
 // rather than probing the store by type assertion, which a wrapper would
 // defeat without a word: a wrapper that embeds a Store passes its Caps on
 // as they are, pointing past the wrapper, and one that wraps a feature
@@ -142,6 +145,10 @@ type Caps struct {
 	// Resumable takes tus uploads: bytes appended in order at an offset
 	// the store keeps between requests.
 	Resumable ResumableStore
+	// ReservesUploads says that an upload in parts holds its declared
+	// size in the store from its creation: a part goes into space already
+	// reserved, so it needs none of the SpaceChecker's.
+	ReservesUploads bool
 }
 
 // LogValue says what the store can do, for the start-up log line.

@@ -38,6 +38,7 @@ const (
 	CodeChecksumAlgorithm    Code = "checksum_algorithm"
 	CodeChecksumMismatch     Code = "checksum_mismatch"
 	CodeInsufficientStorage  Code = "insufficient_storage"
+	CodeTooManyUploads       Code = "too_many_uploads"
 	CodeBadEvent             Code = "bad_event"
 	CodeResponseTooLarge     Code = "response_too_large"
 	CodeHookRefused          Code = "hook_refused"

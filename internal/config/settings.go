@@ -194,8 +194,8 @@ func Settings() []Setting {
 		},
 		{
 			Env: "SPILLWAY_MAX_OPEN_UPLOADS", For: Server, Default: "1000",
-			Usage: "with --directory, multipart uploads open at once; more get 507, 0 for no cap",
-			Doc:   "with `--directory`, multipart uploads open at once (created and not yet completed, aborted or swept); past it, creating one is `507 insufficient_storage`, after a sweep of abandoned ones; `0` for no cap. Each open upload holds its declared size on disk from its creation",
+			Usage: "with --directory, multipart and tus uploads open at once; more get 429, 0 for no cap",
+			Doc:   "with `--directory`, uploads open at once, multipart and tus (created and not yet completed, aborted, terminated or swept); past it, creating one is `429 too_many_uploads`, after a sweep of abandoned ones; `0` for no cap. Each open upload holds its declared size on disk from its creation (a tus upload of deferred length, from the `PATCH` that declares it)",
 			value: func(c *Config) flag.Value { return (*intValue)(&c.MaxOpenUploads) },
 		},
 		{

@@ -51,9 +51,10 @@ type Options struct {
 	// side. Off, such a name is refused with store.ErrExists (see
 	// fold.go): it would collide on Windows and macOS.
 	CaseSensitiveNames bool
-	// MaxOpenUploads bounds the multipart uploads open at once (created,
-	// not yet completed, aborted or swept); past it CreateUpload fails with
-	// store.ErrInsufficientStorage. Zero means no bound.
+	// MaxOpenUploads bounds the uploads open at once, multipart and tus
+	// (created, not yet completed, aborted, terminated or swept); past it
+	// CreateUpload and CreateResumable fail with store.ErrTooManyUploads.
+	// Zero means no bound.
 	MaxOpenUploads int
 	// Retention, when set, is how long a file is kept after its
 	// modification time: Sweep removes older files. Zero keeps them. The
@@ -90,8 +91,8 @@ type Store struct {
 	sweeping atomic.Bool
 	// lastSweep is when uploads were last swept, in Unix nanoseconds.
 	lastSweep atomic.Int64
-	// openUploads counts multipart uploads open in the directory, for
-	// Options.MaxOpenUploads; each sweep counts them again.
+	// openUploads counts the uploads open in the directory, multipart and
+	// tus, for Options.MaxOpenUploads; each sweep counts them again.
 	openUploads atomic.Int64
 	// expiry is Sweep's retention pass (sweep.go).
 	expiry expirySweep
@@ -154,7 +155,7 @@ func (s *Store) Close() error { return s.root.Close() }
 // Capabilities implements store.Store: the handler takes the parts of
 // multipart uploads and serves downloads, and space is finite.
 func (s *Store) Capabilities() store.Caps {
-	return store.Caps{SpaceChecker: s, Multipart: s, PartWriter: s, Resumable: s}
+	return store.Caps{SpaceChecker: s, Multipart: s, PartWriter: s, Resumable: s, ReservesUploads: reservesSpace}
 }
 
 // Check implements store.Store.

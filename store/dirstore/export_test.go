@@ -67,3 +67,7 @@ func CountFolderReads(t testing.TB, s *Store) func() int {
 	t.Cleanup(func() { s.folds.testHookRead = nil })
 	return func() int { return int(n.Load()) }
 }
+
+// ForgetLastSweep makes s's last sweep of uploads look long past, as it
+// is once a server has run for a while.
+func ForgetLastSweep(s *Store) { s.lastSweep.Store(0) }

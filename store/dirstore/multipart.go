@@ -136,11 +136,11 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 	}
 	s.maybeSweepUploads()
 	if err := s.takeUploadSlot(); err != nil {
-		return store.Upload{}, err
+		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			s.openUploads.Add(-1)
+			s.releaseUploadSlot()
 		}
 	}()
 
@@ -197,16 +197,27 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 // creation would make each cost as much as the uploads open.
 const sweepEvery = time.Minute
 
+// boundSweepFloor is how recent a sweep spares a creation refused at
+// Options.MaxOpenUploads from sweeping again: a burst of refusals must stay
+// cheap, not walk the upload area once each.
+const boundSweepFloor = 5 * time.Second
+
 // maybeSweepUploads sweeps when the last sweep is old enough.
 func (s *Store) maybeSweepUploads() {
-	every := min(s.uploadTTL(), sweepEvery)
-	if last := s.lastSweep.Load(); time.Since(time.Unix(0, last)) >= every {
+	s.sweepUploadsOlderThan(min(s.uploadTTL(), sweepEvery))
+}
+
+// sweepUploadsOlderThan sweeps when the last sweep is at least age old.
+func (s *Store) sweepUploadsOlderThan(age time.Duration) {
+	if last := s.lastSweep.Load(); time.Since(time.Unix(0, last)) >= age {
 		s.sweepUploads()
 	}
 }
 
-// takeUploadSlot counts one more open upload, if the bound allows. At the
-// bound it sweeps first: abandoned uploads make room.
+// takeUploadSlot counts one more open upload, multipart or tus, if the
+// bound allows. At the bound it sweeps first, unless a sweep ran moments
+// ago: abandoned uploads make room. The caller gives the slot back with
+// releaseUploadSlot when the creation fails.
 func (s *Store) takeUploadSlot() error {
 	limit := int64(s.opts.MaxOpenUploads)
 	if limit <= 0 {
@@ -219,11 +230,15 @@ func (s *Store) takeUploadSlot() error {
 		}
 		s.openUploads.Add(-1)
 		if attempt == 0 {
-			s.sweepUploads()
+			s.sweepUploadsOlderThan(boundSweepFloor)
 		}
 	}
-	return fmt.Errorf("dirstore: create upload: %w: %d open uploads, the most allowed", store.ErrInsufficientStorage, limit)
+	return fmt.Errorf("%w: %d open uploads, the most allowed", store.ErrTooManyUploads, limit)
 }
+
+// releaseUploadSlot gives back the slot of an upload that ended, or whose
+// creation failed.
+func (s *Store) releaseUploadSlot() { s.openUploads.Add(-1) }
 
 // createData makes an upload's file, with its space reserved.
 func (s *Store) createData(name string, size int64) (err error) {
@@ -729,7 +744,7 @@ func (h *upload) remove() error {
 		}
 		return fmt.Errorf("dirstore: upload %s: remove: %w", h.id, err)
 	}
-	h.s.openUploads.Add(-1)
+	h.s.releaseUploadSlot()
 	// Without its manifest the upload is gone already: parts that fail
 	// to go are the sweep's.
 	h.s.root.RemoveAll(uploadsDir + "/" + h.id)
@@ -854,5 +869,5 @@ func (s *Store) sweepUploads() int {
 		live++
 		return false, nil
 	})
-	return removed + s.sweepTus(cutoff)
+	return removed + s.sweepTus(cutoff, &live)
 }

@@ -507,7 +507,7 @@ func TestMaxOpenUploads(t *testing.T) {
 		ids = append(ids, createUpload(t, e.store, f).ID)
 	}
 	_, err := e.store.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, PartSize: store.MinPartSize})
-	require.ErrorIs(t, err, store.ErrInsufficientStorage)
+	require.ErrorIs(t, err, store.ErrTooManyUploads)
 	require.ErrorContains(t, err, "open uploads")
 
 	// Each way an upload ends frees its place: abort, completion, a
@@ -526,6 +526,7 @@ func TestMaxOpenUploads(t *testing.T) {
 	// Abandoned uploads are swept to make room once the bound is reached.
 	extra := createUpload(t, e.store, f)
 	age(t, e, ids[1], 25*time.Hour)
+	dirstore.ForgetLastSweep(e.store)
 	u = createUpload(t, e.store, f)
 	requireUpload(t, e.store, ids[1], false)
 	for _, id := range []string{ids[2], extra.ID, u.ID} {
@@ -540,7 +541,7 @@ func TestMaxOpenUploads(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	_, err = s.CreateUpload(t.Context(), store.Upload{Name: f.Name, Size: f.Size, PartSize: store.MinPartSize})
-	require.ErrorIs(t, err, store.ErrInsufficientStorage)
+	require.ErrorIs(t, err, store.ErrTooManyUploads)
 	for _, id := range ids[len(ids)-3:] {
 		require.NoError(t, s.Abort(t.Context(), id))
 	}

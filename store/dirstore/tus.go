@@ -109,7 +109,18 @@ func (s *Store) CreateResumable(ctx context.Context, r store.Resumable) (_ store
 	if err := ctx.Err(); err != nil {
 		return store.Resumable{}, err
 	}
-	s.sweepUploads()
+	if err := s.CheckSpace(ctx, r.Size); err != nil {
+		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
+	}
+	s.maybeSweepUploads()
+	if err := s.takeUploadSlot(); err != nil {
+		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			s.releaseUploadSlot()
+		}
+	}()
 	sum, _ := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
 	crc, _ := store.NewCRC64NVME().(encoding.BinaryMarshaler).MarshalBinary()
 	st := tusState{Name: r.Name, Size: r.Size, Metadata: r.Metadata, Created: time.Now().UTC().Round(0), SHA256: sum, CRC64: crc}
@@ -123,14 +134,14 @@ func (s *Store) CreateResumable(ctx context.Context, r store.Resumable) (_ store
 			s.root.RemoveAll(tmp)
 		}
 	}()
-	f, err := s.root.OpenFile(tmp+"/"+tusDataName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	// A known length is reserved now, as a multipart upload's is; a
+	// deferred one when a PATCH declares it.
+	if err := s.createData(tmp+"/"+tusDataName, max(r.Size, 0)); err != nil {
 		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
 	}
-	f.Close()
 	// Both slots, empty, so that a chunk's record is written over blocks
 	// progress already has. Its name is made durable with state.json's.
-	f, err = s.root.OpenFile(tmp+"/"+tusProgressName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := s.root.OpenFile(tmp+"/"+tusProgressName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", uploadsError(err))
 	}
@@ -461,7 +472,11 @@ func (u *tusUpload) lock() error {
 // remove deletes the upload; the caller holds the lock. The state goes
 // first, which is what makes the upload gone for everyone.
 func (s *Store) removeTus(u *tusUpload) error {
-	if err := u.dir.Remove(tusStateName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	switch err := u.dir.Remove(tusStateName); {
+	case err == nil && u.st.Done == nil:
+		// A finished upload gave its slot back when it finished.
+		s.releaseUploadSlot()
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("dirstore: tus upload %s: remove: %w", u.id, err)
 	}
 	s.root.RemoveAll(tusDir + "/" + u.id)
@@ -525,6 +540,18 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.App
 			return store.Appended{}, fmt.Errorf("%w: tus upload %s: size %d declared at offset %d", store.ErrUploadTooLarge, id, c.Size, st.Offset)
 		case st.Size != store.UnknownSize && c.Size != st.Size:
 			return store.Appended{}, fmt.Errorf("%w: tus upload %s: size %d declared, it has %d", store.ErrInvalidUpload, id, c.Size, st.Size)
+		case st.Size == store.UnknownSize:
+			// Declared at last: reserved now, as a known length is at
+			// creation.
+			if err := s.CheckSpace(ctx, c.Size-st.Offset); err != nil {
+				return store.Appended{}, fmt.Errorf("dirstore: tus upload %s: %w", id, err)
+			}
+			if err := s.preallocate(u.data, c.Size); err != nil {
+				// A fallocate that fails may keep what it allocated, and
+				// the size it reached.
+				u.data.Truncate(st.Offset)
+				return store.Appended{}, fmt.Errorf("dirstore: tus upload %s: reserve %d bytes: %w", id, c.Size, uploadsError(err))
+			}
 		}
 		st.Size = c.Size
 	}
@@ -553,8 +580,10 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.App
 	}
 	if !keep {
 		// What data holds past the offset is never read, but need not
-		// take space either.
-		u.data.Truncate(st.Offset)
+		// take space either, unless it is the length's reservation.
+		if u.st.Size == store.UnknownSize {
+			u.data.Truncate(st.Offset)
+		}
 		return store.Appended{}, rerr
 	}
 	st.Offset += n
@@ -617,6 +646,9 @@ func (s *Store) publishTus(ctx context.Context, u *tusUpload, st *tusState, sum 
 	// replaces the state before data's name goes, so that no Append
 	// writes into the published file through that name.
 	st.Done = &tusDone{Modified: fi.ModTime().UTC(), SHA256: done.SHA256, CRC64NVME: done.CRC64NVME}
+	// Finished: its slot is free, and removing its record gives none back.
+	u.st.Done = st.Done
+	s.releaseUploadSlot()
 	st.SHA256, st.CRC64 = nil, nil
 	if err := s.writeTusState(u.dir, st); err != nil {
 		s.removeTus(u)
@@ -655,9 +687,9 @@ func (b *tusBody) DropName() error {
 }
 
 // sweepTus removes resumable uploads idle since before cutoff, and
-// creations a crash cut short. An upload whose lock is held is in use and
-// is left alone.
-func (s *Store) sweepTus(cutoff time.Time) int {
+// creations a crash cut short, and counts in live the unfinished ones it
+// keeps. An upload whose lock is held is in use and is left alone.
+func (s *Store) sweepTus(cutoff time.Time, live *int64) int {
 	return s.sweepArea(tusDir, cutoff, func(id string) (bool, error) {
 		u, err := s.openTus(id)
 		if err != nil {
@@ -665,12 +697,15 @@ func (s *Store) sweepTus(cutoff time.Time) int {
 		}
 		defer u.close()
 		switch {
-		case !u.mod.Before(cutoff):
-			return false, nil
-		case u.st.Done != nil:
+		case u.st.Done != nil && u.mod.Before(cutoff):
 			// A finished upload's record, which no Append holds.
 			return s.removeTus(u) == nil, nil
+		case u.st.Done != nil:
+			return false, nil
+		case u.mod.Before(cutoff) && u.lock() == nil && u.mod.Before(cutoff) && s.removeTus(u) == nil:
+			return true, nil
 		}
-		return u.lock() == nil && u.mod.Before(cutoff) && s.removeTus(u) == nil, nil
+		*live++
+		return false, nil
 	})
 }
