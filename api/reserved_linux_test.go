@@ -3,7 +3,6 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,41 +11,19 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
+	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/store"
 	"spillway/store/dirstore"
 	"spillway/wire"
 )
 
-// mountTmpfs mounts a tmpfs of size bytes and unmounts it when the test
-// ends. Without the privilege to mount, the test skips, and fails in CI.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "small")
-	require.NoError(t, os.Mkdir(dir, 0o700))
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		msg := fmt.Sprintf("this test needs a small filesystem: mount -t tmpfs: %v (not root, or no CAP_SYS_ADMIN)", err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v (detaching it)", dir, err)
-			unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
-	return dir
-}
-
 // The parts of an upload on the directory store go into the space its
 // creation reserved: a 12 MiB upload on a 13 MiB disk, created, takes each
 // of its parts and completes, though the disk has 1 MiB free the while.
 func TestPartsGoIntoReservedSpace(t *testing.T) {
-	small := mountTmpfs(t, 13<<20)
+	small := testservers.MountTmpfs(t, 13<<20)
 	b := backend{name: "tmpfs", open: func(t *testing.T) (store.Store, func(*testing.T) []string) {
 		st, _, err := dirstore.Open(filepath.Join(small, "uploads"), dirstore.Options{Fsync: true})
 		require.NoError(t, err)
@@ -77,7 +54,7 @@ func TestPartsGoIntoReservedSpace(t *testing.T) {
 // second 8 MiB upload is refused at creation, and so is the declaration of
 // a deferred 8 MiB beside the first, with nothing of its chunk kept.
 func TestTusUploadsHoldTheirSpace(t *testing.T) {
-	small := mountTmpfs(t, 13<<20)
+	small := testservers.MountTmpfs(t, 13<<20)
 	s := newServer(t, options{wrapStore: func(store.Store) store.Store {
 		st, _, err := dirstore.Open(filepath.Join(small, "uploads"), dirstore.Options{Fsync: true})
 		require.NoError(t, err)

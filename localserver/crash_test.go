@@ -375,7 +375,7 @@ func TestDiskFull(t *testing.T) {
 	big := uploadtest.File{Seed: 60, Size: 16 << 20}
 
 	t.Run("spool dir", func(t *testing.T) {
-		small := mountTmpfs(t, fsSize)
+		small := testservers.MountTmpfs(t, fsSize)
 		p := startProc(t, bin, filepath.Join(t.TempDir(), "uploads"), small)
 		free := freeBytes(t, small)
 
@@ -418,7 +418,7 @@ func TestDiskFull(t *testing.T) {
 	})
 
 	t.Run("upload dir", func(t *testing.T) {
-		small := mountTmpfs(t, fsSize)
+		small := testservers.MountTmpfs(t, fsSize)
 		p := startProc(t, bin, small, t.TempDir())
 		free := freeBytes(t, small)
 
@@ -458,7 +458,7 @@ func TestDiskFull(t *testing.T) {
 // known length is checked before the body is read.
 func TestDiskFullMultipartKnownLengthInUploadDir(t *testing.T) {
 	bin := buildServer(t)
-	small := mountTmpfs(t, 8<<20)
+	small := testservers.MountTmpfs(t, 8<<20)
 	p := startProc(t, bin, small, t.TempDir())
 	ct, _, n := uploadtest.Multipart([]uploadtest.File{{Name: "known-mp.bin", Size: 16 << 20}})
 	expectRefused(t, p.Addr, multipartHeadFor(ct, n), http.StatusInsufficientStorage, "insufficient_storage")
@@ -471,7 +471,7 @@ func TestDiskFullMultipartKnownLengthInUploadDir(t *testing.T) {
 // server notices, the answer is 507 and nothing is left.
 func TestDiskFullMultipartIntoUploadDir(t *testing.T) {
 	bin := buildServer(t)
-	small := mountTmpfs(t, 8<<20)
+	small := testservers.MountTmpfs(t, 8<<20)
 	p := startProc(t, bin, small, t.TempDir())
 	free := freeBytes(t, small)
 	for _, known := range []bool{true, false} {
