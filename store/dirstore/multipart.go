@@ -63,8 +63,8 @@ const (
 	// partNameLen is len("00001-") plus the ETag.
 	partNameLen = 6 + etagLen
 	// copyBuffer is the one buffer a copied body, or a part hashed from
-	// the upload's file, goes through; writes of 256 KiB–1 MiB are the
-	// fast ones on these disks.
+	// the upload's file, goes through: large enough that a write costs
+	// few system calls, small enough to stay far below the memory budget.
 	copyBuffer = 1 << 20
 )
 
