@@ -218,6 +218,18 @@ func processesWith(arg []byte) []int {
 	return pids
 }
 
+// openWith opens the page at base in a new browser (newBrowser) and picks
+// files in its file input, which starts their uploads.
+func openWith(t *testing.T, base string, files ...string) context.Context {
+	t.Helper()
+	ctx := newBrowser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.SetUploadFiles(chromedp.ID("files"), files),
+	))
+	return ctx
+}
+
 // settle waits until the upload row id has finished, checks that it is
 // name's row and that it ended in state want. A row that ended otherwise
 // fails t at once, with what the row says.

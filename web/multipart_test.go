@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,7 +18,6 @@ import (
 
 	"spillway/internal/uploadtest"
 	"spillway/store"
-	"spillway/wire"
 )
 
 // TestPageMultipart sends a file of three parts. It goes through the
@@ -33,11 +31,7 @@ func TestPageMultipart(t *testing.T) {
 	size := 2*store.DefaultPartSize + 5<<20 + 321
 	big := writeFile(t, t.TempDir(), "big.bin", size, 7)
 
-	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
-	))
+	ctx := openWith(t, srv.URL, big)
 	settle(t, ctx, "upload-1", "big.bin", "done")
 
 	sent, err := os.ReadFile(big)
@@ -67,8 +61,7 @@ func TestPageMultipart(t *testing.T) {
 			// The page's own SHA-256 and CRC64NVME, computed a slice at a
 			// time, against Go's of the whole file; the server checked
 			// them too, or the upload would have failed.
-			var cr wire.CreateUploadRequest
-			require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
+			cr := r.create(t)
 			assert.Equal(t, uploadtest.SHA256File(t, big), cr.SHA256, "the SHA-256 the page declared")
 			assert.Equal(t, store.EncodeCRC64NVME(crc64nvme.Checksum(sent)), cr.CRC64NVME, "the CRC64NVME the page declared")
 			// Each part's, from the same read, against Go's: the last
@@ -90,11 +83,7 @@ func TestPageChecksumsMatchGo(t *testing.T) {
 	srv := startServer(t, "", rec.wrap)
 	size := 4<<20 + 60
 	f := writeFile(t, t.TempDir(), "pad.bin", size, 11)
-	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{f}),
-	))
+	ctx := openWith(t, srv.URL, f)
 	settle(t, ctx, "upload-1", "pad.bin", "done")
 	sent, err := os.ReadFile(f)
 	require.NoError(t, err)
@@ -104,8 +93,7 @@ func TestPageChecksumsMatchGo(t *testing.T) {
 			continue
 		}
 		creates++
-		var cr wire.CreateUploadRequest
-		require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
+		cr := r.create(t)
 		assert.Equal(t, uploadtest.SHA256File(t, f), cr.SHA256)
 		assert.Equal(t, store.EncodeCRC64NVME(crc64nvme.Checksum(sent)), cr.CRC64NVME)
 		assert.Equal(t, []string{store.EncodeCRC64NVME(crc64nvme.Checksum(sent))}, cr.PartCRC64NVME, "one part, the whole file")
@@ -125,11 +113,7 @@ func TestPageMultipartCancel(t *testing.T) {
 	t.Cleanup(gate.open) // before the server closes, which waits for held requests
 	big := writeFile(t, t.TempDir(), "big.bin", store.DefaultPartSize+4<<20, 8)
 
-	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
-	))
+	ctx := openWith(t, srv.URL, big)
 	for range 2 { // both parts are on their way
 		receive(t, ctx, gate.arrived, "a part PUT")
 	}
@@ -166,11 +150,7 @@ func TestPageMultipartToken(t *testing.T) {
 	srv := startServer(t, "t0k", rec.wrap)
 	big := writeFile(t, t.TempDir(), "big.bin", store.DefaultPartSize+1<<20, 9)
 
-	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
-	))
+	ctx := openWith(t, srv.URL, big)
 	settle(t, ctx, "upload-1", "big.bin", "error")
 	assert.Equal(t, "unauthorized", attr(t, ctx, "#upload-1", "data-error-code"))
 	msg := text(t, ctx, "#upload-1 .error")
@@ -231,11 +211,7 @@ func TestPageMultipartElsewhere(t *testing.T) {
 	}))
 	big := writeFile(t, t.TempDir(), "big.bin", 5<<20, 10)
 
-	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
-	))
+	ctx := openWith(t, srv.URL, big)
 	settle(t, ctx, "upload-1", "big.bin", "done")
 	assert.Equal(t, uploadtest.SHA256File(t, big), text(t, ctx, "#upload-1 .sha256"))
 	assert.Equal(t, "disk", text(t, ctx, "#upload-1 .spool"))
@@ -269,11 +245,7 @@ func TestPageMultipartS3(t *testing.T) {
 	size := store.DefaultPartSize + 5<<20 + 7
 	big := writeFile(t, t.TempDir(), "big.bin", size, 12)
 
-	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
-	))
+	ctx := openWith(t, srv.URL, big)
 	settle(t, ctx, "upload-1", "big.bin", "done")
 
 	sent, err := os.ReadFile(big)
@@ -289,8 +261,7 @@ func TestPageMultipartS3(t *testing.T) {
 	for _, r := range rec.requests() {
 		switch route := r.route(); route {
 		case "POST /uploads":
-			var cr wire.CreateUploadRequest
-			require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
+			cr := r.create(t)
 			assert.Equal(t, int64(store.DefaultPartSize), cr.PartSize)
 			assert.Equal(t, want, cr.PartCRC64NVME, "the parts' CRC64NVME the page declared")
 		case "PUT part 1", "PUT part 2":
@@ -333,11 +304,7 @@ func TestPagePartDamaged(t *testing.T) {
 				rec := &recorder{}
 				srv := tc.start(t, rec.wrap, (&damagePart{n: "2", times: 1}).wrap)
 				big := writeFile(t, t.TempDir(), "big.bin", size, 13)
-				ctx := newBrowser(t)
-				require.NoError(t, chromedp.Do(ctx,
-					chromedp.Navigate(srv.URL+"/"),
-					chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
-				))
+				ctx := openWith(t, srv.URL, big)
 				settle(t, ctx, "upload-1", "big.bin", "done")
 				assert.Equal(t, map[string]int{
 					"POST /uploads":               1,
@@ -355,11 +322,7 @@ func TestPagePartDamaged(t *testing.T) {
 				rec := &recorder{}
 				srv := tc.start(t, rec.wrap, (&damagePart{n: "2", times: -1}).wrap)
 				big := writeFile(t, t.TempDir(), "big.bin", size, 14)
-				ctx := newBrowser(t)
-				require.NoError(t, chromedp.Do(ctx,
-					chromedp.Navigate(srv.URL+"/"),
-					chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
-				))
+				ctx := openWith(t, srv.URL, big)
 				settle(t, ctx, "upload-1", "big.bin", "error")
 				require.Zero(t, rec.uploadRoutes()["POST /uploads/{id}/complete"], "the page completed an upload with a refused part")
 				assert.Equal(t, tc.code, attr(t, ctx, "#upload-1", "data-error-code"))

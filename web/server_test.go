@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -36,6 +37,7 @@ import (
 	"spillway/spool"
 	"spillway/store/dirstore"
 	"spillway/store/s3store"
+	"spillway/wire"
 )
 
 // writeStored puts a file named name, holding its name, straight into the
@@ -208,6 +210,14 @@ func partOf(method, path, rawQuery string) (string, bool) {
 
 // route names r without its upload ID: "PUT part 2", "POST
 // /uploads/{id}/complete", "PUT /files/big.bin".
+// create is the body of a POST /uploads, decoded.
+func (r request) create(t *testing.T) wire.CreateUploadRequest {
+	t.Helper()
+	var cr wire.CreateUploadRequest
+	require.NoError(t, json.Unmarshal([]byte(r.Created), &cr), r.Created)
+	return cr
+}
+
 func (r request) route() string {
 	if n, ok := partOf(r.Method, r.Path, r.Query); ok {
 		return "PUT part " + n

@@ -12,7 +12,6 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"spillway/internal/uploadtest"
 )
@@ -26,13 +25,7 @@ func TestPageUploadsFiles(t *testing.T) {
 	small := writeFile(t, dir, "small.bin", smallSize, 1)
 	large := writeFile(t, dir, "large.bin", largeSize, 2)
 
-	ctx := newBrowser(t)
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{small, large}),
-	); err != nil {
-		t.Fatal(err)
-	}
+	ctx := openWith(t, srv.URL, small, large)
 
 	// Rows are numbered in the order the files were chosen.
 	for _, c := range []struct{ row, path, spool string }{
@@ -89,13 +82,7 @@ func TestPageAsksForToken(t *testing.T) {
 	small := writeFile(t, dir, "small.bin", smallSize, 3)
 	large := writeFile(t, dir, "large.bin", largeSize, 4)
 
-	ctx := newBrowser(t)
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{small}),
-	); err != nil {
-		t.Fatal(err)
-	}
+	ctx := openWith(t, srv.URL, small)
 	settle(t, ctx, "upload-1", "small.bin", "error")
 	if code := attr(t, ctx, "#upload-1", "data-error-code"); code != "unauthorized" {
 		t.Errorf("error code %q, want unauthorized", code)
@@ -151,11 +138,7 @@ func TestPageCancels(t *testing.T) {
 	srv := startServerOn(t, smallBufferListener(t), "", rec.wrap, slow.wrap)
 	big := writeFile(t, t.TempDir(), "big.bin", directMax, 5)
 
-	ctx := newBrowser(t)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
-	))
+	ctx := openWith(t, srv.URL, big)
 	receive(t, ctx, slow.reading, "the server reading the upload")
 	cancelRow(t, ctx, "upload-1")
 	// What the browser had sent when it cancelled reaches the server, which
@@ -223,13 +206,7 @@ func TestPageSendsNFCNames(t *testing.T) {
 	nfd, nfc := "cafe\u0301.bin", "caf\u00e9.bin"
 	file := writeFile(t, t.TempDir(), nfd, smallSize, 3)
 
-	ctx := newBrowser(t)
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}),
-	); err != nil {
-		t.Fatal(err)
-	}
+	ctx := openWith(t, srv.URL, file)
 	settle(t, ctx, "upload-1", nfc, "done")
 	if got, want := uploadtest.SHA256File(t, filepath.Join(srv.uploads, nfc)), uploadtest.SHA256File(t, file); got != want {
 		t.Errorf("stored %s has SHA-256 %s, the file sent %s", nfc, got, want)

@@ -97,20 +97,6 @@ func (is *Issuer) AddKey(t testing.TB, kid string, key crypto.Signer, publish bo
 	is.published = append(is.published, jwk.Marshal())
 }
 
-// Publish publishes the public half of a key added earlier.
-func (is *Issuer) Publish(t testing.TB, kid string) {
-	t.Helper()
-	is.mu.Lock()
-	key := is.signers[kid]
-	is.mu.Unlock()
-	require.NotNil(t, key, "no key %q", kid)
-	jwk, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid, USE: jwkset.UseSig}})
-	require.NoError(t, err)
-	is.mu.Lock()
-	is.published = append(is.published, jwk.Marshal())
-	is.mu.Unlock()
-}
-
 // Fetches is how many times the JWKS was fetched.
 func (is *Issuer) Fetches() int64 { return is.fetches.Load() }
 
