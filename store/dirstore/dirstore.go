@@ -83,6 +83,9 @@ type Store struct {
 	// /proc/self/fd: one directory operation per file instead of three,
 	// and nothing for a crash to leave behind.
 	unnamed bool
+	// unnamedMode: the umask at Open leaves Options.FileMode whole, so
+	// an O_TMPFILE file is made with it, and needs no chmod.
+	unnamedMode bool
 	// testHookSweepUploads, if set, is called at each sweep of uploads.
 	testHookSweepUploads func()
 	// sweeping keeps CreateUploads that arrive together from sweeping the
@@ -104,6 +107,14 @@ type Store struct {
 	folds *foldIndex
 	// syncs shares directory fsyncs between concurrent uploads.
 	syncs syncGroups
+	// datasyncs shares the syncs of uploads' bytes between concurrent
+	// uploads (syncData); dev is the filesystem it syncs.
+	datasyncs syncGroups
+	dev       uint64
+	maxDirty  int64 // maxDirtySyncFS, but for tests
+	// testHookSyncData, if set, is called before each sync of uploads'
+	// bytes: of the whole filesystem (fs), or of one file.
+	testHookSyncData func(fs bool)
 }
 
 var (
@@ -139,7 +150,15 @@ func open(dir string, opts Options, sys sysOps) (*Store, int, error) {
 		root.Close()
 		return nil, 0, fmt.Errorf("dirstore: file mode %v has bits other than permissions", opts.FileMode)
 	}
-	s := &Store{root: root, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed(), folds: newFoldIndex()}
+	s := &Store{root: root, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed(), folds: newFoldIndex(), maxDirty: maxDirtySyncFS}
+	if mask, ok := sys.umask(); ok {
+		s.unnamedMode = opts.FileMode&mask == 0
+	}
+	if fi, err := root.Stat("."); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			s.dev = uint64(st.Dev)
+		}
+	}
 	n, err := s.sweep()
 	if err != nil {
 		root.Close()
@@ -222,6 +241,11 @@ func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 		staged = append(staged, st)
 	}
 	for _, st := range staged {
+		if err := st.syncData(ctx); err != nil {
+			return err
+		}
+	}
+	for _, st := range staged {
 		if err := st.commit(s.opts.Overwrite); err != nil {
 			return err
 		}
@@ -242,6 +266,7 @@ type staged struct {
 	base      string
 	tmp       string
 	f         *os.File // held open (and locked) for copied bodies
+	data      *os.File // the file that holds the bytes: f, or a linked spool file
 	unnamed   bool     // f is an O_TMPFILE file with no name yet
 	committed bool
 	backup    string // overwrite mode: a link to the file that was replaced
@@ -478,11 +503,7 @@ func (s *Store) stageLink(st *staged, src *os.File, dropName func() error) (bool
 	if err := src.Chmod(s.opts.FileMode); err != nil {
 		return false, fmt.Errorf("dirstore: chmod %q: %w", st.name, err)
 	}
-	if s.opts.Fsync {
-		if err := src.Sync(); err != nil {
-			return false, fmt.Errorf("dirstore: sync %q: %w", st.name, err)
-		}
-	}
+	st.data = src
 	return true, nil
 }
 
@@ -496,30 +517,37 @@ func (s *Store) linkFile(f *os.File, dirfd int, name string) error {
 // linked and for files assembled from parts.
 func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 	if s.unnamed {
+		// Unnamed, the file is no one else's to open yet: it may have its
+		// mode from the start. The umask is read once, at Open; one
+		// changed since makes files less readable, never more.
+		perm := uint32(0o600)
+		if s.unnamedMode {
+			perm = uint32(s.opts.FileMode)
+		}
 		var fd int
 		err := st.inDir(func(dirfd int) (err error) {
-			fd, err = s.sys.openUnnamed(dirfd)
+			fd, err = s.sys.openUnnamed(dirfd, perm)
 			return err
 		})
 		if err == nil {
 			st.f, st.unnamed, st.tmp = os.NewFile(uintptr(fd), st.name), true, ""
-			// Unnamed, the file is no one else's to open yet.
-			if err := st.f.Chmod(s.opts.FileMode); err != nil {
-				return fmt.Errorf("dirstore: chmod %q: %w", st.name, err)
+			if !s.unnamedMode {
+				if err := st.f.Chmod(s.opts.FileMode); err != nil {
+					return fmt.Errorf("dirstore: chmod %q: %w", st.name, err)
+				}
 			}
-			// Locked like a named staging file, for the moment it has a
-			// staging name in overwrite mode.
-			if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-				return fmt.Errorf("dirstore: lock %q: %w", st.name, err)
+			// In overwrite mode the file has a staging name for a moment
+			// (commit): locked like a named staging file, so that a sweep
+			// leaves it alone. Otherwise it is linked under its own name.
+			if s.opts.Overwrite {
+				if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+					return fmt.Errorf("dirstore: lock %q: %w", st.name, err)
+				}
 			}
 			if err := write(st.f); err != nil {
 				return mapError(st.name, err)
 			}
-			if s.opts.Fsync {
-				if err := st.f.Sync(); err != nil {
-					return mapError(st.name, err)
-				}
-			}
+			st.data = st.f
 			return nil
 		}
 		// Not every filesystem has O_TMPFILE: fall back to a named file.
@@ -550,13 +578,91 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 		st.unlinkTmp()
 		return mapError(st.name, err)
 	}
-	if s.opts.Fsync {
-		if err := dst.Sync(); err != nil {
-			st.unlinkTmp()
-			return mapError(st.name, err)
-		}
+	st.data = dst
+	return nil
+}
+
+// syncData makes st's bytes durable, when the store is durable, before
+// commit gives them their name.
+func (st *staged) syncData(ctx context.Context) error {
+	if !st.s.opts.Fsync || st.data == nil {
+		return nil
+	}
+	if err := st.s.syncData(ctx, st.data); err != nil {
+		return mapError(st.name, err)
 	}
 	return nil
+}
+
+// errSyncAlone tells the uploads of a group that its leader did not sync
+// the filesystem for them: each fsyncs its own file.
+var errSyncAlone = errors.New("dirstore: each file syncs on its own")
+
+// maxDirtySyncFS is how many bytes may wait to be written, system-wide,
+// for a group of uploads to share one syncfs: syncfs writes every dirty
+// page of the filesystem, other uploads' and other processes' too, so a
+// small upload would wait for all of them. Above it each upload fsyncs
+// its own file, as concurrent fsyncs still share the journal's commits.
+const maxDirtySyncFS = 16 << 20
+
+// syncData returns once f's bytes and metadata are durable. Uploads that
+// wait at once share one sync, as databases commit groups of transactions
+// together: while one group's sync runs, the uploads that arrive wait, and
+// then one of them runs a syncfs for all (syncGroups), which covers every
+// file written before it started. One upload alone fsyncs its file, which
+// costs less than a syncfs. Each upload covered by a syncfs then asks for
+// its file's own write errors (sysOps.writebackErr), since syncfs reports
+// an error of the filesystem once, to one caller.
+func (s *Store) syncData(ctx context.Context, f *os.File) error {
+	if !s.onStoreFS(f) {
+		return s.syncFile(f)
+	}
+	var own bool // this caller led its group and fsynced f
+	err := s.datasyncs.do(ctx, "", func(batch int) error {
+		if batch > 1 {
+			if n, ok := s.sys.dirty(); ok && n <= s.maxDirty {
+				if s.testHookSyncData != nil {
+					s.testHookSyncData(true)
+				}
+				return s.sys.syncFS(f)
+			}
+		}
+		own = true
+		if err := s.syncFile(f); err != nil {
+			return err
+		}
+		if batch > 1 {
+			return errSyncAlone
+		}
+		return nil
+	})
+	switch {
+	case own && errors.Is(err, errSyncAlone):
+		return nil
+	case own:
+		return err
+	case errors.Is(err, errSyncAlone):
+		return s.syncFile(f)
+	case err != nil:
+		return err
+	}
+	return s.sys.writebackErr(f)
+}
+
+// syncFile fsyncs f alone.
+func (s *Store) syncFile(f *os.File) error {
+	if s.testHookSyncData != nil {
+		s.testHookSyncData(false)
+	}
+	return f.Sync()
+}
+
+// onStoreFS reports whether f is on the filesystem of the store's
+// directory, the one its uploads' shared syncs cover: a folder inside it
+// may be another filesystem's mount point.
+func (s *Store) onStoreFS(f *os.File) bool {
+	var st unix.Stat_t
+	return fdErr(f, func(fd int) error { return unix.Fstat(fd, &st) }) == nil && uint64(st.Dev) == s.dev
 }
 
 func (st *staged) commit(overwrite bool) error {
@@ -732,7 +838,7 @@ func (s *Store) syncDir(name string) error { return s.syncDirCtx(context.Backgro
 // after the call has returned: one such fsync is shared by every upload
 // waiting for it (syncGroups).
 func (s *Store) syncDirCtx(ctx context.Context, name string) error {
-	return s.syncs.do(ctx, name, func() error {
+	return s.syncs.do(ctx, name, func(int) error {
 		d, err := s.root.Open(name)
 		if err != nil {
 			return mapError(name, err)

@@ -495,6 +495,9 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 	if err := h.stageData(st, data); err != nil {
 		return store.Completed{}, err
 	}
+	if err := st.syncData(ctx); err != nil {
+		return store.Completed{}, err
+	}
 	if err := st.commit(s.opts.Overwrite); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			h.discard()
