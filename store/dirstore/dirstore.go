@@ -338,11 +338,12 @@ func (s *Store) newStaged(name string, made *madeDirs) (*staged, error) {
 	if err != nil {
 		return nil, mapError(name, err)
 	}
-	return &staged{
-		s: s, made: made, name: name, dirName: dirName, dir: dir, base: base,
-		tmp: stagePrefix + rand.Text() + stageSuffix,
-	}, nil
+	return &staged{s: s, made: made, name: name, dirName: dirName, dir: dir, base: base}, nil
 }
+
+// stageName returns a new hidden staging name. An O_TMPFILE copy, linked
+// under its own name, needs none.
+func stageName() string { return stagePrefix + rand.Text() + stageSuffix }
 
 // testHookMkdir, if set, is called after each Mkdir that openDir makes.
 var testHookMkdir func(name string, err error)
@@ -491,6 +492,7 @@ func (m madeDirs) remove(root *os.Root) {
 // file is out of the spool directory, its name there dropped by dropName,
 // does it get the store's mode; until then it is 0600, and so are its bytes.
 func (s *Store) stageLink(st *staged, src *os.File, dropName func() error) (bool, error) {
+	st.tmp = stageName()
 	err := st.inDir(func(dirfd int) error {
 		return s.linkFile(src, dirfd, st.tmp)
 	})
@@ -553,6 +555,7 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 		// Not every filesystem has O_TMPFILE: fall back to a named file.
 	}
 	// Through st.dir, the directory that commit links from, not by name.
+	st.tmp = stageName()
 	var fd int
 	err := st.inDir(func(dirfd int) (err error) {
 		fd, err = unix.Openat(dirfd, st.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -710,7 +713,7 @@ func (st *staged) commit(overwrite bool) error {
 		// be made again.
 		target := st.base
 		if overwrite {
-			target = stagePrefix + rand.Text() + stageSuffix
+			target = stageName()
 		}
 		if err := st.inDir(func(dirfd int) error {
 			// A folder removed meanwhile fails here, and inDir makes it

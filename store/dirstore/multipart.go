@@ -523,6 +523,7 @@ func (h *upload) stageData(st *staged, data *os.File) error {
 		return fmt.Errorf("dirstore: upload %s: %w", h.id, err)
 	}
 	defer d.Close()
+	st.tmp = stageName()
 	err = st.inDir(func(dirfd int) error {
 		return unix.Linkat(int(d.Fd()), dataName, dirfd, st.tmp, 0)
 	})
