@@ -112,6 +112,11 @@ type Store struct {
 	datasyncs syncGroups
 	dev       uint64
 	maxDirty  int64 // maxDirtySyncFS, but for tests
+	// dirtyAt and dirtyMuch are the last reading of what is left to
+	// write (muchDirty): when, in Unix nanoseconds, and whether it was
+	// over maxDirty.
+	dirtyAt   atomic.Int64
+	dirtyMuch atomic.Bool
 	// testHookSyncData, if set, is called before each sync of uploads'
 	// bytes: of the whole filesystem (fs), or of one file.
 	testHookSyncData func(fs bool)
@@ -605,8 +610,25 @@ var errSyncAlone = errors.New("dirstore: each file syncs on its own")
 // for a group of uploads to share one syncfs: syncfs writes every dirty
 // page of the filesystem, other uploads' and other processes' too, so a
 // small upload would wait for all of them. Above it each upload fsyncs
-// its own file, as concurrent fsyncs still share the journal's commits.
+// its own file, at once with the others.
 const maxDirtySyncFS = 16 << 20
+
+// dirtyEvery is how long one reading of what is left to write serves
+// uploads deciding whether to join a group: reading it costs a parse of
+// /proc/meminfo. A group's leader reads it afresh before its syncfs.
+const dirtyEvery = 10 * time.Millisecond
+
+// muchDirty reports whether more than maxDirty bytes were left to write at
+// the last reading, reading again when it is older than dirtyEvery; true
+// when the system cannot tell.
+func (s *Store) muchDirty() bool {
+	now := time.Now().UnixNano()
+	if last := s.dirtyAt.Load(); now-last >= int64(dirtyEvery) && s.dirtyAt.CompareAndSwap(last, now) {
+		n, ok := s.sys.dirty()
+		s.dirtyMuch.Store(!ok || n > s.maxDirty)
+	}
+	return s.dirtyMuch.Load()
+}
 
 // syncData returns once f's bytes and metadata are durable. Uploads that
 // wait at once share one sync, as databases commit groups of transactions
@@ -615,15 +637,20 @@ const maxDirtySyncFS = 16 << 20
 // file written before it started. One upload alone fsyncs its file, which
 // costs less than a syncfs. Each upload covered by a syncfs then asks for
 // its file's own write errors (sysOps.writebackErr), since syncfs reports
-// an error of the filesystem once, to one caller.
+// an error of the filesystem once, to one caller. While much is left to
+// write, uploads fsync their own files at once, without waiting for each
+// other: a group's members would wait for its leader's fsync first.
 func (s *Store) syncData(ctx context.Context, f *os.File) error {
-	if !s.onStoreFS(f) {
+	if s.muchDirty() || !s.onStoreFS(f) {
 		return s.syncFile(f)
 	}
 	var own bool // this caller led its group and fsynced f
 	err := s.datasyncs.do(ctx, "", func(batch int) error {
 		if batch > 1 {
-			if n, ok := s.sys.dirty(); ok && n <= s.maxDirty {
+			n, ok := s.sys.dirty()
+			s.dirtyAt.Store(time.Now().UnixNano())
+			s.dirtyMuch.Store(!ok || n > s.maxDirty)
+			if ok && n <= s.maxDirty {
 				if s.testHookSyncData != nil {
 					s.testHookSyncData(true)
 				}

@@ -129,13 +129,30 @@ func TestSyncGroupsWaiterCancelled(t *testing.T) {
 // file: one sync of the filesystem covers them all, and each is answered
 // with its file in place.
 func TestConcurrentDurablePutsShareDataSyncs(t *testing.T) {
+	// Other work on the machine must not make the uploads fsync each their
+	// own file, as they do when much is left to write (maxDirtySyncFS).
+	testDurablePutsGroup(t, math.MaxInt64, 1, 1)
+}
+
+// TestDurableGroupSyncsAloneWhenMuchTurnsDirty: a group whose leader finds
+// much left to write, where its members' last reading found little, has
+// each member fsync its own file.
+func TestDurableGroupSyncsAloneWhenMuchTurnsDirty(t *testing.T) {
+	testDurablePutsGroup(t, -1, 9, 0)
+}
+
+// testDurablePutsGroup has 8 durable uploads arrive while a first one's
+// bytes are being synced, and checks the file fsyncs and filesystem syncs
+// they made, with s.maxDirty set to maxDirty after their last reading of
+// what is left to write found little.
+func testDurablePutsGroup(t *testing.T, maxDirty int64, wantFiles, wantFS int64) {
+	t.Helper()
 	dir := t.TempDir()
 	s, _, err := Open(dir, Options{Fsync: true})
 	require.NoError(t, err)
 	defer s.Close()
-	// Other work on the machine must not make the uploads fsync each their
-	// own file, as they do when much is left to write (maxDirtySyncFS).
-	s.maxDirty = math.MaxInt64
+	s.maxDirty = maxDirty
+	s.dirtyAt.Store(math.MaxInt64) // the reading holds until a leader reads again
 
 	const waiters = 8
 	var (
@@ -186,8 +203,8 @@ func TestConcurrentDurablePutsShareDataSyncs(t *testing.T) {
 	for _, err := range errs {
 		require.NoError(t, err)
 	}
-	require.EqualValues(t, 1, files.Load(), "fsyncs of single files for %d uploads", waiters+1)
-	require.EqualValues(t, 1, filesystems.Load(), "syncs of the filesystem for %d uploads", waiters+1)
+	require.EqualValues(t, wantFiles, files.Load(), "fsyncs of single files for %d uploads", waiters+1)
+	require.EqualValues(t, wantFS, filesystems.Load(), "syncs of the filesystem for %d uploads", waiters+1)
 	for i := range waiters {
 		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("w%d.txt", i)))
 		require.NoError(t, err)
