@@ -669,11 +669,14 @@ func result(name string, b *spool.Body) wire.FileResult {
 
 // fileURL is the escaped path of a stored file.
 func fileURL(name string) string {
-	segs := strings.Split(name, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
+	var b strings.Builder
+	b.Grow(len("/files/") + len(name))
+	b.WriteString("/files")
+	for seg := range strings.SplitSeq(name, "/") {
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(seg))
 	}
-	return "/files/" + strings.Join(segs, "/")
+	return b.String()
 }
 
 // requestBody counts the bytes of a request body, keeps the transport's own

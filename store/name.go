@@ -45,7 +45,7 @@ func ValidateName(name string) error {
 	if !norm.NFC.IsNormalString(name) {
 		return invalid(name, "is not in Unicode Normalization Form C (NFC)")
 	}
-	for _, seg := range strings.Split(name, "/") {
+	for seg := range strings.SplitSeq(name, "/") {
 		switch {
 		case seg == "":
 			return invalid(name, "has an empty path segment")

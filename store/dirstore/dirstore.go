@@ -84,6 +84,9 @@ type Store struct {
 	// /proc/self/fd: one directory operation per file instead of three,
 	// and nothing for a crash to leave behind.
 	unnamed bool
+	// unnamedMode: the umask at Open leaves Options.FileMode whole, so
+	// an O_TMPFILE file is made with it, and needs no chmod.
+	unnamedMode bool
 	// testHookSweepUploads, if set, is called at each sweep of uploads.
 	testHookSweepUploads func()
 	// sweeping keeps CreateUploads that arrive together from sweeping the
@@ -105,6 +108,19 @@ type Store struct {
 	folds *foldIndex
 	// syncs shares directory fsyncs between concurrent uploads.
 	syncs syncGroups
+	// datasyncs shares the syncs of uploads' bytes between concurrent
+	// uploads (syncData); dev is the filesystem it syncs.
+	datasyncs syncGroups
+	dev       uint64
+	maxDirty  int64 // maxDirtySyncFS, but for tests
+	// dirtyAt and dirtyMuch are the last reading of what is left to
+	// write (muchDirty): when, in Unix nanoseconds, and whether it was
+	// over maxDirty.
+	dirtyAt   atomic.Int64
+	dirtyMuch atomic.Bool
+	// testHookSyncData, if set, is called before each sync of uploads'
+	// bytes: of the whole filesystem (fs), or of one file.
+	testHookSyncData func(fs bool)
 }
 
 var (
@@ -140,7 +156,15 @@ func open(dir string, opts Options, sys sysOps) (*Store, int, error) {
 		root.Close()
 		return nil, 0, fmt.Errorf("dirstore: file mode %v has bits other than permissions", opts.FileMode)
 	}
-	s := &Store{root: root, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed(), folds: newFoldIndex()}
+	s := &Store{root: root, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed(), folds: newFoldIndex(), maxDirty: maxDirtySyncFS}
+	if mask, ok := sys.umask(); ok {
+		s.unnamedMode = opts.FileMode&mask == 0
+	}
+	if fi, err := root.Stat("."); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			s.dev = uint64(st.Dev)
+		}
+	}
 	n, err := s.sweep()
 	if err != nil {
 		root.Close()
@@ -223,6 +247,11 @@ func (s *Store) Put(ctx context.Context, files []store.File) (err error) {
 		staged = append(staged, st)
 	}
 	for _, st := range staged {
+		if err := st.syncData(ctx); err != nil {
+			return err
+		}
+	}
+	for _, st := range staged {
 		if err := st.commit(s.opts.Overwrite); err != nil {
 			return err
 		}
@@ -243,6 +272,7 @@ type staged struct {
 	base      string
 	tmp       string
 	f         *os.File // held open (and locked) for copied bodies
+	data      *os.File // the file that holds the bytes: f, or a linked spool file
 	unnamed   bool     // f is an O_TMPFILE file with no name yet
 	committed bool
 	backup    string // overwrite mode: a link to the file that was replaced
@@ -314,11 +344,12 @@ func (s *Store) newStaged(name string, made *madeDirs) (*staged, error) {
 	if err != nil {
 		return nil, mapError(name, err)
 	}
-	return &staged{
-		s: s, made: made, name: name, dirName: dirName, dir: dir, base: base,
-		tmp: stagePrefix + rand.Text() + stageSuffix,
-	}, nil
+	return &staged{s: s, made: made, name: name, dirName: dirName, dir: dir, base: base}, nil
 }
+
+// stageName returns a new hidden staging name. An O_TMPFILE copy, linked
+// under its own name, needs none.
+func stageName() string { return stagePrefix + rand.Text() + stageSuffix }
 
 // testHookMkdir, if set, is called after each Mkdir that openDir makes.
 var testHookMkdir func(name string, err error)
@@ -467,6 +498,7 @@ func (m madeDirs) remove(root *os.Root) {
 // file is out of the spool directory, its name there dropped by dropName,
 // does it get the store's mode; until then it is 0600, and so are its bytes.
 func (s *Store) stageLink(st *staged, src *os.File, dropName func() error) (bool, error) {
+	st.tmp = stageName()
 	err := st.inDir(func(dirfd int) error {
 		return s.linkFile(src, dirfd, st.tmp)
 	})
@@ -479,11 +511,7 @@ func (s *Store) stageLink(st *staged, src *os.File, dropName func() error) (bool
 	if err := src.Chmod(s.opts.FileMode); err != nil {
 		return false, fmt.Errorf("dirstore: chmod %q: %w", st.name, err)
 	}
-	if s.opts.Fsync {
-		if err := src.Sync(); err != nil {
-			return false, fmt.Errorf("dirstore: sync %q: %w", st.name, err)
-		}
-	}
+	st.data = src
 	return true, nil
 }
 
@@ -497,35 +525,43 @@ func (s *Store) linkFile(f *os.File, dirfd int, name string) error {
 // linked and for files assembled from parts.
 func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 	if s.unnamed {
+		// Unnamed, the file is no one else's to open yet: it may have its
+		// mode from the start. The umask is read once, at Open; one
+		// changed since makes files less readable, never more.
+		perm := uint32(0o600)
+		if s.unnamedMode {
+			perm = uint32(s.opts.FileMode)
+		}
 		var fd int
 		err := st.inDir(func(dirfd int) (err error) {
-			fd, err = s.sys.openUnnamed(dirfd)
+			fd, err = s.sys.openUnnamed(dirfd, perm)
 			return err
 		})
 		if err == nil {
 			st.f, st.unnamed, st.tmp = os.NewFile(uintptr(fd), st.name), true, ""
-			// Unnamed, the file is no one else's to open yet.
-			if err := st.f.Chmod(s.opts.FileMode); err != nil {
-				return fmt.Errorf("dirstore: chmod %q: %w", st.name, err)
+			if !s.unnamedMode {
+				if err := st.f.Chmod(s.opts.FileMode); err != nil {
+					return fmt.Errorf("dirstore: chmod %q: %w", st.name, err)
+				}
 			}
-			// Locked like a named staging file, for the moment it has a
-			// staging name in overwrite mode.
-			if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-				return fmt.Errorf("dirstore: lock %q: %w", st.name, err)
+			// In overwrite mode the file has a staging name for a moment
+			// (commit): locked like a named staging file, so that a sweep
+			// leaves it alone. Otherwise it is linked under its own name.
+			if s.opts.Overwrite {
+				if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+					return fmt.Errorf("dirstore: lock %q: %w", st.name, err)
+				}
 			}
 			if err := write(st.f); err != nil {
 				return mapError(st.name, err)
 			}
-			if s.opts.Fsync {
-				if err := st.f.Sync(); err != nil {
-					return mapError(st.name, err)
-				}
-			}
+			st.data = st.f
 			return nil
 		}
 		// Not every filesystem has O_TMPFILE: fall back to a named file.
 	}
 	// Through st.dir, the directory that commit links from, not by name.
+	st.tmp = stageName()
 	var fd int
 	err := st.inDir(func(dirfd int) (err error) {
 		fd, err = unix.Openat(dirfd, st.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -551,13 +587,113 @@ func (s *Store) stageCopy(st *staged, write func(io.Writer) error) error {
 		st.unlinkTmp()
 		return mapError(st.name, err)
 	}
-	if s.opts.Fsync {
-		if err := dst.Sync(); err != nil {
-			st.unlinkTmp()
-			return mapError(st.name, err)
-		}
+	st.data = dst
+	return nil
+}
+
+// syncData makes st's bytes durable, when the store is durable, before
+// commit gives them their name.
+func (st *staged) syncData(ctx context.Context) error {
+	if !st.s.opts.Fsync || st.data == nil {
+		return nil
+	}
+	if err := st.s.syncData(ctx, st.data); err != nil {
+		return mapError(st.name, err)
 	}
 	return nil
+}
+
+// errSyncAlone tells the uploads of a group that its leader did not sync
+// the filesystem for them: each fsyncs its own file.
+var errSyncAlone = errors.New("dirstore: each file syncs on its own")
+
+// maxDirtySyncFS is how many bytes may wait to be written, system-wide,
+// for a group of uploads to share one syncfs: syncfs writes every dirty
+// page of the filesystem, other uploads' and other processes' too, so a
+// small upload would wait for all of them. Above it each upload fsyncs
+// its own file, at once with the others.
+const maxDirtySyncFS = 16 << 20
+
+// dirtyEvery is how long one reading of what is left to write serves
+// uploads deciding whether to join a group: reading it costs a parse of
+// /proc/meminfo. A group's leader reads it afresh before its syncfs.
+const dirtyEvery = 10 * time.Millisecond
+
+// muchDirty reports whether more than maxDirty bytes were left to write at
+// the last reading, reading again when it is older than dirtyEvery; true
+// when the system cannot tell.
+func (s *Store) muchDirty() bool {
+	now := time.Now().UnixNano()
+	if last := s.dirtyAt.Load(); now-last >= int64(dirtyEvery) && s.dirtyAt.CompareAndSwap(last, now) {
+		n, ok := s.sys.dirty()
+		s.dirtyMuch.Store(!ok || n > s.maxDirty)
+	}
+	return s.dirtyMuch.Load()
+}
+
+// syncData returns once f's bytes and metadata are durable. Uploads that
+// wait at once share one sync, as databases commit groups of transactions
+// together: while one group's sync runs, the uploads that arrive wait, and
+// then one of them runs a syncfs for all (syncGroups), which covers every
+// file written before it started. One upload alone fsyncs its file, which
+// costs less than a syncfs. Each upload covered by a syncfs then asks for
+// its file's own write errors (sysOps.writebackErr), since syncfs reports
+// an error of the filesystem once, to one caller. While much is left to
+// write, uploads fsync their own files at once, without waiting for each
+// other: a group's members would wait for its leader's fsync first.
+func (s *Store) syncData(ctx context.Context, f *os.File) error {
+	if s.muchDirty() || !s.onStoreFS(f) {
+		return s.syncFile(f)
+	}
+	var own bool // this caller led its group and fsynced f
+	err := s.datasyncs.do(ctx, "", func(batch int) error {
+		if batch > 1 {
+			n, ok := s.sys.dirty()
+			s.dirtyAt.Store(time.Now().UnixNano())
+			s.dirtyMuch.Store(!ok || n > s.maxDirty)
+			if ok && n <= s.maxDirty {
+				if s.testHookSyncData != nil {
+					s.testHookSyncData(true)
+				}
+				return s.sys.syncFS(f)
+			}
+		}
+		own = true
+		if err := s.syncFile(f); err != nil {
+			return err
+		}
+		if batch > 1 {
+			return errSyncAlone
+		}
+		return nil
+	})
+	switch {
+	case own && errors.Is(err, errSyncAlone):
+		return nil
+	case own:
+		return err
+	case errors.Is(err, errSyncAlone):
+		return s.syncFile(f)
+	case err != nil:
+		return err
+	}
+	return s.sys.writebackErr(f)
+}
+
+// syncFile fsyncs f alone.
+func (s *Store) syncFile(f *os.File) error {
+	if s.testHookSyncData != nil {
+		s.testHookSyncData(false)
+	}
+	return f.Sync()
+}
+
+// onStoreFS reports whether f is on the filesystem of the store's
+// directory, the one its uploads' shared syncs cover: a folder inside it
+// may be another filesystem's mount point.
+func (s *Store) onStoreFS(f *os.File) bool {
+	var st unix.Stat_t
+	return fdErr(f, func(fd int) error { return unix.Fstat(fd, &st) }) == nil && uint64(st.Dev) == s.dev
 }
 
 func (st *staged) commit(overwrite bool) error {
@@ -605,7 +741,7 @@ func (st *staged) commit(overwrite bool) error {
 		// be made again.
 		target := st.base
 		if overwrite {
-			target = stagePrefix + rand.Text() + stageSuffix
+			target = stageName()
 		}
 		if err := st.inDir(func(dirfd int) error {
 			// A folder removed meanwhile fails here, and inDir makes it
@@ -733,7 +869,7 @@ func (s *Store) syncDir(name string) error { return s.syncDirCtx(context.Backgro
 // after the call has returned: one such fsync is shared by every upload
 // waiting for it (syncGroups).
 func (s *Store) syncDirCtx(ctx context.Context, name string) error {
-	return s.syncs.do(ctx, name, func() error {
+	return s.syncs.do(ctx, name, func(int) error {
 		d, err := s.root.Open(name)
 		if err != nil {
 			return mapError(name, err)

@@ -37,7 +37,7 @@ func twinError(name, twin string) error {
 // refuse early.
 func (s *Store) checkTwins(name string) error {
 	dir := "."
-	for _, seg := range strings.Split(name, "/") {
+	for seg := range strings.SplitSeq(name, "/") {
 		d, err := s.root.Open(dir)
 		if err != nil {
 			return nil // a folder not made yet holds no twin

@@ -90,33 +90,48 @@ func statFolder(dirfd int) (folderID, folderStamp, error) {
 // lookup reports whether the folder dirfd is indexed as it is now and, if
 // so, how many of its names may have base's fold. It takes no lock: an
 // entry describes the folder at one stat, and lookup checks that stat.
-func (x *foldIndex) lookup(dirfd int, base string) (id folderID, indexed bool, n int32, err error) {
+// When the stat no longer matches, known says whether there is an entry
+// at all, and n is its count.
+func (x *foldIndex) lookup(dirfd int, base string) (id folderID, indexed, known bool, n int32, err error) {
 	id, stamp, err := statFolder(dirfd)
 	if err != nil {
-		return id, false, 0, err
+		return id, false, false, 0, err
 	}
 	h := x.hash(base)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d, ok := x.dirs[id]
-	if !ok || d.stamp != stamp {
-		return id, false, 0, nil
+	if !ok {
+		return id, false, false, 0, nil
 	}
-	return id, true, d.folds[h], nil
+	return id, d.stamp == stamp, true, d.folds[h], nil
 }
 
 // twin returns a name in the folder dirfd, other than base and other than
 // a hidden one, whose case fold equals base's; "" if none. It reads the
-// folder only when the index cannot rule a twin out.
+// folder only when the index cannot rule a twin out. It takes no lock, and
+// serves Check, which only refuses early: the commit checks again under
+// the folder's lock.
 func (x *foldIndex) twin(dirfd int, base string) (string, error) {
-	id, indexed, n, err := x.lookup(dirfd, base)
+	id, indexed, known, n, err := x.lookup(dirfd, base)
 	if err != nil || indexed && onlyItself(dirfd, base, n) {
 		return "", err
 	}
 	// Most often the entry does not hold because an upload of this store
-	// is changing the folder right now, or just did: wait for it to record
-	// its change (its mutex, not the flock), and look again.
-	if m := x.inUse(id); m != nil {
+	// is changing the folder right now, or just did. The entry still
+	// counts every name that this store's uploads recorded; a name that
+	// someone else gave the folder since is the commit's to find, under
+	// the lock. Under a stream of uploads into one folder the entry is
+	// seldom current at the moment of a Check, and reading the folder
+	// instead made each upload's cost grow with the folder.
+	m := x.inUse(id)
+	if m != nil && known && onlyItself(dirfd, base, n) {
+		x.release(id, m)
+		return "", nil
+	}
+	// Without an entry to go by, wait for the upload to record its change
+	// (its mutex, not the flock), and look again.
+	if m != nil {
 		if x.testHookWait != nil {
 			x.testHookWait()
 		}
@@ -124,7 +139,7 @@ func (x *foldIndex) twin(dirfd int, base string) (string, error) {
 		m.Unlock()
 		x.release(id, m)
 	}
-	_, indexed, n, err = x.lookup(dirfd, base)
+	_, indexed, _, n, err = x.lookup(dirfd, base)
 	if err != nil || indexed && onlyItself(dirfd, base, n) {
 		return "", err
 	}

@@ -80,3 +80,43 @@ func TestFoldIndexCountsEachFolderOnce(t *testing.T) {
 	}
 	require.Equal(t, total, s.folds.names)
 }
+
+// TestConcurrentUploadsIntoOneFolderReadItOnce: many uploads at once into
+// one folder, each checked and then put as the handler does, read the
+// folder only to index it: a Check that finds the folder being changed by
+// another of the store's uploads goes by the folder's last entry, and the
+// commit checks again under the folder's lock. Before, such Checks read
+// the whole folder at nearly every upload, a cost growing with the folder.
+func TestConcurrentUploadsIntoOneFolderReadItOnce(t *testing.T) {
+	s, _, err := Open(t.TempDir(), Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Put(t.Context(), []store.File{{Name: "busy/first.txt", Body: memBody("x")}}))
+	var reads atomic.Int64
+	s.folds.testHookRead = func() { reads.Add(1) }
+
+	const writers, each = 32, 64
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				name := fmt.Sprintf("busy/w%d-%d.txt", w, i)
+				if errs[w] = s.Check(t.Context(), name, 1); errs[w] != nil {
+					return
+				}
+				if errs[w] = s.Put(t.Context(), []store.File{{Name: name, Body: memBody(name)}}); errs[w] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.Zero(t, reads.Load(), "folder reads for %d uploads into an indexed folder", writers*each)
+
+	// A twin is still refused, by Check when the entry counts it.
+	require.ErrorIs(t, s.Check(t.Context(), "busy/W0-0.txt", 1), store.ErrExists)
+}

@@ -31,13 +31,14 @@ type syncGroup struct {
 type syncCall struct {
 	done chan struct{} // closed when the fsync has returned
 	err  error
+	n    int // callers that wait for it; fixed once it runs
 }
 
-// do returns once a call of sync for the directory dir has started after
-// do was called and returned, with its error: sync is called by one of
-// the callers, for all who wait at the time. A caller whose ctx ends
-// stops waiting; the fsync goes on for the others.
-func (g *syncGroups) do(ctx context.Context, dir string, sync func() error) error {
+// do returns once a call of sync for the key dir has started after do
+// was called and returned, with its error: sync is called by one of the
+// callers, for all who wait at the time, and is told how many they are. A
+// caller whose ctx ends stops waiting; the sync goes on for the others.
+func (g *syncGroups) do(ctx context.Context, dir string, sync func(batch int) error) error {
 	g.mu.Lock()
 	if g.groups == nil {
 		g.groups = make(map[string]*syncGroup)
@@ -60,6 +61,7 @@ func (g *syncGroups) do(ctx context.Context, dir string, sync func() error) erro
 		c = &syncCall{done: make(chan struct{})}
 		sg.next = c
 	}
+	c.n++
 	before := sg.running
 	g.mu.Unlock()
 
@@ -79,7 +81,7 @@ func (g *syncGroups) do(ctx context.Context, dir string, sync func() error) erro
 		// The first caller to find c's turn runs it.
 		sg.running, sg.next = c, nil
 		g.mu.Unlock()
-		c.err = sync()
+		c.err = sync(c.n)
 		g.mu.Lock()
 		sg.running = nil
 		g.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,7 +98,7 @@ func TestSyncGroupsWaiterCancelled(t *testing.T) {
 	var runs atomic.Int64
 	first := make(chan error, 1)
 	go func() {
-		first <- g.do(t.Context(), "d", func() error {
+		first <- g.do(t.Context(), "d", func(int) error {
 			runs.Add(1)
 			close(entered)
 			<-release
@@ -107,9 +108,9 @@ func TestSyncGroupsWaiterCancelled(t *testing.T) {
 	<-entered
 	ctx, cancel := context.WithCancel(t.Context())
 	cancelled := make(chan error, 1)
-	go func() { cancelled <- g.do(ctx, "d", func() error { runs.Add(1); return nil }) }()
+	go func() { cancelled <- g.do(ctx, "d", func(int) error { runs.Add(1); return nil }) }()
 	other := make(chan error, 1)
-	go func() { other <- g.do(t.Context(), "d", func() error { runs.Add(1); return nil }) }()
+	go func() { other <- g.do(t.Context(), "d", func(int) error { runs.Add(1); return nil }) }()
 	<-waiting
 	<-waiting
 	cancel()
@@ -121,4 +122,126 @@ func TestSyncGroupsWaiterCancelled(t *testing.T) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	require.Empty(t, g.groups, "groups left after every caller returned")
+}
+
+// TestConcurrentDurablePutsShareDataSyncs: durable uploads that arrive
+// while an upload's bytes are being synced do not fsync each their own
+// file: one sync of the filesystem covers them all, and each is answered
+// with its file in place.
+func TestConcurrentDurablePutsShareDataSyncs(t *testing.T) {
+	// Other work on the machine must not make the uploads fsync each their
+	// own file, as they do when much is left to write (maxDirtySyncFS).
+	testDurablePutsGroup(t, math.MaxInt64, 1, 1)
+}
+
+// TestDurableGroupSyncsAloneWhenMuchTurnsDirty: a group whose leader finds
+// much left to write, where its members' last reading found little, has
+// each member fsync its own file.
+func TestDurableGroupSyncsAloneWhenMuchTurnsDirty(t *testing.T) {
+	testDurablePutsGroup(t, -1, 9, 0)
+}
+
+// testDurablePutsGroup has 8 durable uploads arrive while a first one's
+// bytes are being synced, and checks the file fsyncs and filesystem syncs
+// they made, with s.maxDirty set to maxDirty after their last reading of
+// what is left to write found little.
+func testDurablePutsGroup(t *testing.T, maxDirty int64, wantFiles, wantFS int64) {
+	t.Helper()
+	dir := t.TempDir()
+	s, _, err := Open(dir, Options{Fsync: true})
+	require.NoError(t, err)
+	defer s.Close()
+	s.maxDirty = maxDirty
+	s.dirtyAt.Store(math.MaxInt64) // the reading holds until a leader reads again
+
+	const waiters = 8
+	var (
+		files, filesystems atomic.Int64
+		entered            = make(chan struct{})
+		release            = make(chan struct{})
+		arrived            = make(chan struct{}, 2*waiters)
+		started            atomic.Bool
+	)
+	s.testHookSyncData = func(fs bool) {
+		if fs {
+			filesystems.Add(1)
+		} else {
+			files.Add(1)
+		}
+		if started.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+			return
+		}
+		arrived <- struct{}{} // an upload syncing on its own: it did not wait
+	}
+	s.datasyncs.testHookWait = func() { arrived <- struct{}{} }
+	put := func(name string) error {
+		return s.Put(t.Context(), []store.File{{Name: name, Body: memBody(name)}})
+	}
+
+	first := make(chan error, 1)
+	go func() { first <- put("first.txt") }()
+	<-entered
+	var wg sync.WaitGroup
+	errs := make([]error, waiters)
+	for i := range waiters {
+		wg.Go(func() { errs[i] = put(fmt.Sprintf("w%d.txt", i)) })
+	}
+	bound := time.After(10 * time.Second)
+	for range waiters {
+		select {
+		case <-arrived:
+		case <-bound:
+			close(release)
+			t.Fatalf("uploads neither waited nor synced; data syncs so far: %d", files.Load()+filesystems.Load())
+		}
+	}
+	close(release)
+	require.NoError(t, <-first)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, wantFiles, files.Load(), "fsyncs of single files for %d uploads", waiters+1)
+	require.EqualValues(t, wantFS, filesystems.Load(), "syncs of the filesystem for %d uploads", waiters+1)
+	for i := range waiters {
+		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("w%d.txt", i)))
+		require.NoError(t, err)
+	}
+}
+
+// TestDurablePutsSyncAloneWhenMuchIsDirty: with more left to write than a
+// shared syncfs may wait for, each durable upload fsyncs its own file.
+func TestDurablePutsSyncAloneWhenMuchIsDirty(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(dir, Options{Fsync: true})
+	require.NoError(t, err)
+	defer s.Close()
+	s.maxDirty = -1
+	var files, filesystems atomic.Int64
+	s.testHookSyncData = func(fs bool) {
+		if fs {
+			filesystems.Add(1)
+		} else {
+			files.Add(1)
+		}
+	}
+	const uploads = 16
+	var wg sync.WaitGroup
+	errs := make([]error, uploads)
+	for i := range uploads {
+		wg.Go(func() {
+			name := fmt.Sprintf("u%d.txt", i)
+			errs[i] = s.Put(t.Context(), []store.File{{Name: name, Body: memBody(name)}})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err)
+		_, err = os.Stat(filepath.Join(dir, fmt.Sprintf("u%d.txt", i)))
+		require.NoError(t, err)
+	}
+	require.Zero(t, filesystems.Load(), "syncs of the filesystem")
+	require.EqualValues(t, uploads, files.Load(), "fsyncs of single files")
 }

@@ -510,6 +510,9 @@ func (s *Store) Complete(ctx context.Context, id string, parts []store.Part) (_ 
 	if err := h.stageData(st, data); err != nil {
 		return store.Completed{}, err
 	}
+	if err := st.syncData(ctx); err != nil {
+		return store.Completed{}, err
+	}
 	if err := st.commit(s.opts.Overwrite); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			h.discard()
@@ -535,6 +538,7 @@ func (h *upload) stageData(st *staged, data *os.File) error {
 		return fmt.Errorf("dirstore: upload %s: %w", h.id, err)
 	}
 	defer d.Close()
+	st.tmp = stageName()
 	err = st.inDir(func(dirfd int) error {
 		return unix.Linkat(int(d.Fd()), dataName, dirfd, st.tmp, 0)
 	})

@@ -19,12 +19,25 @@ type sysOps interface {
 	// It goes by the descriptor, never by a path that may lead elsewhere by
 	// now, and fails when the system has no way to do that.
 	linkFile(f *os.File, dirfd int, name string) error
-	// openUnnamed opens a new file for writing in dirfd, with no name.
-	openUnnamed(dirfd int) (int, error)
+	// openUnnamed opens a new file for writing in dirfd, with no name,
+	// and the permission bits perm less the umask.
+	openUnnamed(dirfd int, perm uint32) (int, error)
+	// umask returns the process's umask, and whether it could tell
+	// without changing it.
+	umask() (fs.FileMode, bool)
 	// readDir calls fn with each regular file and directory in f, in
 	// batches that keep memory bounded in a directory of any size; buf is
 	// the caller's to reuse between calls.
 	readDir(f *os.File, buf *[]byte, fn func(name []byte, isDir bool)) error
+	// dirty reports how many bytes the system has yet to write to its
+	// disks, and whether it could tell.
+	dirty() (int64, bool)
+	// syncFS makes every file's bytes and metadata on the filesystem
+	// holding f durable, as one fsync of each would.
+	syncFS(f *os.File) error
+	// writebackErr reports a failure to write f's bytes that no call on f
+	// has reported yet, once syncFS has written them.
+	writebackErr(f *os.File) error
 }
 
 // portableSys does without Linux's fast paths:
@@ -42,6 +55,8 @@ type sysOps interface {
 //     crash.
 //   - readDir goes through os.File.ReadDir, which makes a string of every
 //     name it reads.
+//   - dirty cannot tell, so concurrent durable uploads fsync each file on
+//     its own instead of sharing one syncFS (see Store.syncData).
 type portableSys struct{}
 
 // errNoFastPath is what portableSys's fast paths fail with.
@@ -49,7 +64,11 @@ var errNoFastPath = fmt.Errorf("dirstore: %w on this system", errors.ErrUnsuppor
 
 func (portableSys) unnamed() bool                        { return false }
 func (portableSys) linkFile(*os.File, int, string) error { return errNoFastPath }
-func (portableSys) openUnnamed(int) (int, error)         { return -1, errNoFastPath }
+func (portableSys) openUnnamed(int, uint32) (int, error) { return -1, errNoFastPath }
+func (portableSys) umask() (fs.FileMode, bool)           { return 0, false }
+func (portableSys) dirty() (int64, bool)                 { return 0, false }
+func (portableSys) syncFS(*os.File) error                { return errNoFastPath }
+func (portableSys) writebackErr(*os.File) error          { return errNoFastPath }
 
 // readDirBatch is how many entries portableSys.readDir reads at a time.
 const readDirBatch = 256
@@ -74,4 +93,17 @@ func (portableSys) readDir(f *os.File, _ *[]byte, fn func(name []byte, isDir boo
 			return &fs.PathError{Op: "readdir", Path: f.Name(), Err: err}
 		}
 	}
+}
+
+// fdErr runs op on f's descriptor.
+func fdErr(f *os.File, op func(fd int) error) error {
+	conn, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var operr error
+	if err := conn.Control(func(fd uintptr) { operr = op(int(fd)) }); err != nil {
+		return err
+	}
+	return operr
 }

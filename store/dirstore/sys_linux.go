@@ -1,6 +1,7 @@
 package dirstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io/fs"
@@ -49,8 +50,25 @@ func (l linuxSys) linkFile(f *os.File, dirfd int, name string) error {
 	return lerr
 }
 
-func (linuxSys) openUnnamed(dirfd int) (int, error) {
-	return unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+func (linuxSys) openUnnamed(dirfd int, perm uint32) (int, error) {
+	return unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, perm)
+}
+
+// umask reads the Umask line of /proc/self/status (Linux 4.7 and later):
+// the umask system call could tell it only by changing it, for every
+// thread of the process at once.
+func (linuxSys) umask() (fs.FileMode, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range bytes.Lines(b) {
+		if rest, ok := bytes.CutPrefix(line, []byte("Umask:")); ok {
+			m, err := strconv.ParseUint(string(bytes.TrimSpace(rest)), 8, 32)
+			return fs.FileMode(m) & fs.ModePerm, err == nil
+		}
+	}
+	return 0, false
 }
 
 // dentsSize is the getdents buffer of a listing: a few hundred entries a
@@ -121,4 +139,59 @@ func direntType(dirfd int, typ byte, name []byte) (isDir, ok bool) {
 		}
 	}
 	return false, false
+}
+
+// dirty adds up the Dirty and Writeback lines of /proc/meminfo: the whole
+// system's, since Linux does not count them per filesystem.
+func (linuxSys) dirty() (int64, bool) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	var total int64
+	found := 0
+	for line := range bytes.Lines(b) {
+		rest, ok := bytes.CutPrefix(line, []byte("Dirty:"))
+		if !ok {
+			rest, ok = bytes.CutPrefix(line, []byte("Writeback:"))
+		}
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(string(bytes.TrimSuffix(bytes.TrimSpace(rest), []byte(" kB"))), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		total += kb << 10
+		if found++; found == 2 {
+			return total, true
+		}
+	}
+	return 0, false
+}
+
+// syncFS calls syncfs, which since Linux 5.8 also reports the
+// filesystem's write errors.
+func (linuxSys) syncFS(f *os.File) error {
+	return fdErr(f, func(fd int) error {
+		if err := unix.Syncfs(fd); err != nil {
+			return &fs.PathError{Op: "syncfs", Path: f.Name(), Err: err}
+		}
+		return nil
+	})
+}
+
+// writebackErr waits for f's writeback with sync_file_range, which reports
+// f's own write errors not yet reported through its descriptor: an error
+// that an earlier syncfs, of another file's upload, already reported for
+// the filesystem and so kept from the one that covered f. With nothing
+// left to write it costs no disk access.
+func (linuxSys) writebackErr(f *os.File) error {
+	return fdErr(f, func(fd int) error {
+		const wait = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+		if err := unix.SyncFileRange(fd, 0, 0, wait); err != nil {
+			return &fs.PathError{Op: "sync_file_range", Path: f.Name(), Err: err}
+		}
+		return nil
+	})
 }
