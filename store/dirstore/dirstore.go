@@ -305,17 +305,9 @@ func (s *Store) stage(f store.File, made *madeDirs) (_ *staged, err error) {
 	})
 }
 
-// bodyFile returns the file holding b's bytes, or nil when b has none.
-func bodyFile(b store.Body) *os.File {
-	if fb, ok := b.(store.FileBody); ok {
-		return fb.File()
-	}
-	return nil
-}
-
 // writeBody writes b's bytes to w: through b's own WriteTo when it has one
 // (a spooled body's, with its pooled buffer), else through a buffer of up
-// to copyBuffer bytes, since writes of that size are the fast ones.
+// to copyBuffer bytes.
 func writeBody(w io.Writer, b store.Body) error {
 	if wt, ok := b.(io.WriterTo); ok {
 		_, err := wt.WriteTo(w)
