@@ -34,7 +34,14 @@ func newEnv(t *testing.T, opts dirstore.Options) *env {
 // newEnvWith is newEnv with the store opened by open.
 func newEnvWith(t *testing.T, opts dirstore.Options, open func(string, dirstore.Options) (*dirstore.Store, int, error)) *env {
 	t.Helper()
-	e := &env{dir: filepath.Join(t.TempDir(), "uploads"), spoolDir: t.TempDir()}
+	return newEnvIn(t, t.TempDir(), opts, open)
+}
+
+// newEnvIn is newEnvWith with the store's directory made in root, such as
+// a filesystem of the test's own.
+func newEnvIn(t *testing.T, root string, opts dirstore.Options, open func(string, dirstore.Options) (*dirstore.Store, int, error)) *env {
+	t.Helper()
+	e := &env{dir: filepath.Join(root, "uploads"), spoolDir: t.TempDir()}
 	var err error
 	e.spooler, err = spool.New(spool.Config{Dir: e.spoolDir, Threshold: threshold, MemoryBudget: 1 << 30})
 	require.NoError(t, err)
