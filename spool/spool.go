@@ -257,13 +257,14 @@ func (s *Spooler) spoolMemory(br *bodyReader, size int64) (*Body, error) {
 }
 
 // spoolUnknown reads an unknown-length body into pooled chunks of
-// copyBufferSize, reserving each against the memory budget, up to the
+// readBufferSize, reserving each against the memory budget, up to the
 // threshold. When they are full, one more byte decides: none means the body
 // is exactly threshold bytes and stays; any means it spills to disk, as it
 // also does as soon as the budget refuses a chunk. A body that stays is
 // copied once into a buffer of its exact size. Pooled chunks, rather than a
 // buffer that doubles, keep a spilled body from leaving megabytes of
-// garbage behind: the chunks go back to the pool for the next body.
+// garbage behind: the chunks go back to the pool and become the disk
+// path's buffers.
 func (s *Spooler) spoolUnknown(br *bodyReader) (*Body, error) {
 	var (
 		chunks   []*[]byte
@@ -274,7 +275,7 @@ func (s *Spooler) spoolUnknown(br *bodyReader) (*Body, error) {
 	)
 	putBack := func() {
 		for _, c := range chunks {
-			s.bufs.large.Put(c)
+			s.bufs.pipe.Put(c)
 		}
 	}
 	keep := func() *Body {
@@ -288,12 +289,12 @@ func (s *Spooler) spoolUnknown(br *bodyReader) (*Body, error) {
 		return &Body{s: s, mem: buf, reserved: n, size: n, sum: br.h.sha256(), crc: br.h.crc.Sum64()}
 	}
 	for n < s.threshold {
-		want := min(copyBufferSize, s.threshold-n)
+		want := min(readBufferSize, s.threshold-n)
 		if !s.reserve(want) {
 			break
 		}
 		reserved += want
-		c := s.bufs.large.Get().(*[]byte)
+		c := s.bufs.pipe.Get().(*[]byte)
 		chunks = append(chunks, c)
 		m, err := fill(br, (*c)[:want])
 		fills = append(fills, (*c)[:m])
