@@ -273,10 +273,14 @@ func (s *Spooler) spoolUnknown(br *bodyReader) (*Body, error) {
 		reserved int64
 		extra    []byte // the byte past the threshold
 	)
+	// putBack also forgets the chunks: spoolDisk holds this closure until
+	// the body's end, and a chunk it still pointed to would stay in memory
+	// that long, pool or not.
 	putBack := func() {
 		for _, c := range chunks {
 			s.bufs.pipe.Put(c)
 		}
+		chunks, fills = nil, nil
 	}
 	keep := func() *Body {
 		buf := make([]byte, n)
