@@ -22,11 +22,13 @@ const (
 // buffers hands out working buffers for a Spooler.
 type buffers struct {
 	large sync.Pool // *[]byte of copyBufferSize, each reserved while out
+	pipe  sync.Pool // *[]byte of readBufferSize, each reserved while out
 	small sync.Pool // *[]byte of SmallBufferSize
 }
 
 func (b *buffers) init() {
 	b.large.New = func() any { p := make([]byte, copyBufferSize); return &p }
+	b.pipe.New = func() any { p := make([]byte, readBufferSize); return &p }
 	b.small.New = func() any { p := make([]byte, SmallBufferSize); return &p }
 }
 
@@ -39,6 +41,16 @@ func (s *Spooler) largeBuffer() *[]byte {
 	return s.bufs.large.Get().(*[]byte)
 }
 
+// pipeBuffer returns a buffer of readBufferSize, for the reads of a body
+// spooled to disk, reserved against the budget as a large buffer is, or
+// nil when it would take the budget past half used.
+func (s *Spooler) pipeBuffer() *[]byte {
+	if !s.reserveWithin(readBufferSize, s.budget/2) {
+		return nil
+	}
+	return s.bufs.pipe.Get().(*[]byte)
+}
+
 func (s *Spooler) smallBuffer() *[]byte { return s.bufs.small.Get().(*[]byte) }
 
 // buffer returns a large buffer if the budget allows, else a small one.
@@ -49,14 +61,19 @@ func (s *Spooler) buffer() *[]byte {
 	return s.smallBuffer()
 }
 
-// putBuffer returns a buffer from largeBuffer, smallBuffer or buffer.
+// putBuffer returns a buffer from largeBuffer, pipeBuffer, smallBuffer or
+// buffer.
 func (s *Spooler) putBuffer(p *[]byte) {
-	if len(*p) == copyBufferSize {
+	switch len(*p) {
+	case copyBufferSize:
 		s.bufs.large.Put(p)
 		s.release(copyBufferSize)
-		return
+	case readBufferSize:
+		s.bufs.pipe.Put(p)
+		s.release(readBufferSize)
+	default:
+		s.bufs.small.Put(p)
 	}
-	s.bufs.small.Put(p)
 }
 
 // Buffer lends a working buffer to a caller outside the spool, such as a

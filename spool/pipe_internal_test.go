@@ -25,7 +25,7 @@ func TestPipeHasherOverlapsWithLargeBuffers(t *testing.T) {
 	w := blockingWriter{release: make(chan struct{})}
 	p := s.newPipeHasher(w)
 	first := p.buffer()
-	require.Len(t, *first, copyBufferSize)
+	require.Len(t, *first, readBufferSize)
 	returned := make(chan *[]byte, 1)
 	go func() {
 		p.hash(first, len(*first))

@@ -113,13 +113,15 @@ func TestZeroThresholdSendsEveryNonEmptyBodyToDisk(t *testing.T) {
 	uploadtest.RequireEmptyDir(t, dir)
 }
 
-// countingReader counts the bytes it hands out.
+// countingReader counts the bytes it hands out and the reads asked of it.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r     io.Reader
+	n     int64
+	reads int
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
@@ -456,5 +458,27 @@ func TestWriteBehindOnlyWhenAsked(t *testing.T) {
 		} else {
 			assert.Zero(t, started.Load(), "WriteBehind: false started writebacks")
 		}
+	}
+}
+
+// TestDiskBodyIsReadInLargeRequests checks that a body bound for disk is
+// asked of its reader half a megabyte at a time, its length known or not.
+// The reader is a socket in the server, where every read costs more than
+// its copy, so the reads per GB weigh in the server's CPU per GB.
+func TestDiskBodyIsReadInLargeRequests(t *testing.T) {
+	const size = 64 << 20
+	// And two short ones: the byte past the threshold that sends a body
+	// of unknown length to disk, and the end.
+	const most = size/(512<<10) + 2
+	for _, declared := range []int64{size, -1} {
+		s, dir := newSpooler(t, nil)
+		r := &countingReader{r: &uploadtest.PatternReader{P: []byte("large reads"), N: size}}
+		b, err := s.Spool(t.Context(), r, declared)
+		require.NoError(t, err)
+		assert.Equal(t, spool.Disk, b.Location())
+		assert.Equal(t, int64(size), b.Size())
+		assert.LessOrEqual(t, r.reads, most, "reads of a %d-byte body, length %d", size, declared)
+		require.NoError(t, b.Close())
+		uploadtest.RequireEmptyDir(t, dir)
 	}
 }
