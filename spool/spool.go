@@ -31,10 +31,9 @@ const (
 
 const (
 	// copyBufferSize is the unit of disk writes. It is deliberately not the
-	// threshold: writes in the 256 KiB–1 MiB range are several times faster
-	// than 2 MiB writes on the disks this runs on. Past 256 KiB a write
-	// also lands in larger page-cache folios, and the copy into them
-	// measured several times costlier over a 4 GiB upload.
+	// threshold, nor the read size: past 256 KiB a write lands in larger
+	// page-cache folios, and the copy into them measured costlier per byte
+	// over a large upload (docs/BENCHMARKS.md, "Why goals are not met").
 	copyBufferSize = 256 << 10
 	// readBufferSize is the unit of reads of a body spooled to disk. A
 	// large body comes from a socket, where every read costs more than its
