@@ -502,12 +502,13 @@ type hashJob struct {
 	n   int
 }
 
-// pipeBuffers: one being filled and written while the other is hashed.
-// Four of half the size hold as much memory and read twice as often; four
-// of this size hold twice the memory, for no lower CPU per GB or higher
-// throughput in large raw PUTs. They are pipe buffers while the memory
-// budget allows; otherwise up to MaxSmallBuffers small ones.
-const pipeBuffers = 2
+// pipeBuffers: with two, the reader and the hasher wait on each other
+// whenever the scheduler runs one late, which a multipart body's reader,
+// filling each buffer in several reads, shows most; four absorb that
+// jitter. They are pipe buffers while the memory budget allows; otherwise
+// up to MaxSmallBuffers small ones. docs/BENCHMARKS.md has the measurements
+// of two and four, and of four of half the size.
+const pipeBuffers = 4
 
 func (s *Spooler) newPipeHasher(h io.Writer) *pipeHasher {
 	return &pipeHasher{
