@@ -3,11 +3,13 @@ package dirstore
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"slices"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -194,4 +196,15 @@ func (linuxSys) writebackErr(f *os.File) error {
 		}
 		return nil
 	})
+}
+
+// fdatasync flushes f's bytes and what reading them back needs (its size,
+// its blocks), not its times.
+func fdatasync(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
 }

@@ -342,17 +342,6 @@ func (s *Store) writeProgress(u *tusUpload, st *tusState) error {
 	return nil
 }
 
-// fdatasync flushes f's bytes and what reading them back needs (its size,
-// its blocks), not its times.
-func fdatasync(f *os.File) error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
-}
-
 // syncRoot fsyncs the directory dir, so that the names in it last.
 func syncRoot(dir *os.Root) error {
 	d, err := dir.Open(".")
