@@ -44,33 +44,9 @@ func TestConcurrentPutsShareDirectoryFsyncs(t *testing.T) {
 		})
 	}
 	s.syncs.testHookWait = func() { waiting <- struct{}{} }
-	put := func(name string) error {
-		return s.Put(t.Context(), []store.File{{Name: name, Body: memBody(name)}})
-	}
-
-	first := make(chan error, 1)
-	go func() { first <- put("first.txt") }()
-	<-entered
-	var wg sync.WaitGroup
-	errs := make([]error, waiters)
-	for i := range waiters {
-		wg.Go(func() { errs[i] = put(fmt.Sprintf("w%d.txt", i)) })
-	}
-	bound := time.After(10 * time.Second)
-	for range waiters {
-		select {
-		case <-waiting:
-		case <-bound:
-			close(release)
-			t.Fatalf("uploads did not wait for the fsync under way; fsyncs so far: %d", syncs.Load())
-		}
-	}
-	close(release)
-	require.NoError(t, <-first)
-	wg.Wait()
-	for _, err := range errs {
-		require.NoError(t, err)
-	}
+	putsBehindHeldSync(t, s, waiters, entered, waiting, release, func() string {
+		return fmt.Sprintf("uploads did not wait for the fsync under way; fsyncs so far: %d", syncs.Load())
+	})
 	require.EqualValues(t, 2, syncs.Load(), "fsyncs of the folder for %d uploads", waiters+1)
 	for i := range waiters {
 		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("w%d.txt", i)))
@@ -86,6 +62,41 @@ func (b memBody) SHA256() [sha256.Size]byte { return sha256.Sum256([]byte(b)) }
 func (b memBody) CRC64NVME() uint64         { return 0 }
 func (b memBody) Reader() *io.SectionReader {
 	return io.NewSectionReader(strings.NewReader(string(b)), 0, int64(len(b)))
+}
+
+// putsBehindHeldSync puts first.txt and, once its sync is held (entered is
+// closed), waiters uploads w0.txt… at once; each must then arrive (a
+// receive from arrived: waiting for the held sync, or syncing on its own)
+// before release lets the held sync go. Every upload must succeed; stuck
+// says what went wrong if they do not all arrive in time.
+func putsBehindHeldSync(t *testing.T, s *Store, waiters int, entered <-chan struct{}, arrived <-chan struct{}, release chan struct{}, stuck func() string) {
+	t.Helper()
+	put := func(name string) error {
+		return s.Put(t.Context(), []store.File{{Name: name, Body: memBody(name)}})
+	}
+	first := make(chan error, 1)
+	go func() { first <- put("first.txt") }()
+	<-entered
+	var wg sync.WaitGroup
+	errs := make([]error, waiters)
+	for i := range waiters {
+		wg.Go(func() { errs[i] = put(fmt.Sprintf("w%d.txt", i)) })
+	}
+	bound := time.After(10 * time.Second)
+	for range waiters {
+		select {
+		case <-arrived:
+		case <-bound:
+			close(release)
+			t.Fatal(stuck())
+		}
+	}
+	close(release)
+	require.NoError(t, <-first)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
 }
 
 // TestSyncGroupsWaiterCancelled: a caller whose context ends stops waiting
@@ -176,33 +187,9 @@ func testDurablePutsGroup(t *testing.T, maxDirty int64, wantFiles, wantFS int64)
 		arrived <- struct{}{} // an upload syncing on its own: it did not wait
 	}
 	s.datasyncs.testHookWait = func() { arrived <- struct{}{} }
-	put := func(name string) error {
-		return s.Put(t.Context(), []store.File{{Name: name, Body: memBody(name)}})
-	}
-
-	first := make(chan error, 1)
-	go func() { first <- put("first.txt") }()
-	<-entered
-	var wg sync.WaitGroup
-	errs := make([]error, waiters)
-	for i := range waiters {
-		wg.Go(func() { errs[i] = put(fmt.Sprintf("w%d.txt", i)) })
-	}
-	bound := time.After(10 * time.Second)
-	for range waiters {
-		select {
-		case <-arrived:
-		case <-bound:
-			close(release)
-			t.Fatalf("uploads neither waited nor synced; data syncs so far: %d", files.Load()+filesystems.Load())
-		}
-	}
-	close(release)
-	require.NoError(t, <-first)
-	wg.Wait()
-	for _, err := range errs {
-		require.NoError(t, err)
-	}
+	putsBehindHeldSync(t, s, waiters, entered, arrived, release, func() string {
+		return fmt.Sprintf("uploads neither waited nor synced; data syncs so far: %d", files.Load()+filesystems.Load())
+	})
 	require.EqualValues(t, wantFiles, files.Load(), "fsyncs of single files for %d uploads", waiters+1)
 	require.EqualValues(t, wantFS, filesystems.Load(), "syncs of the filesystem for %d uploads", waiters+1)
 	for i := range waiters {
