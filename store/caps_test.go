@@ -24,11 +24,12 @@ func TestCapsLogValue(t *testing.T) {
 		caps store.Caps
 		want string
 	}{
-		{store.Caps{}, "store.multipart_parts=none store.downloads=served store.space_check=false store.tus=false"},
-		{store.Caps{SpaceChecker: f, Multipart: f, PartWriter: f}, `store.multipart_parts="through the handler" store.downloads=served store.space_check=true store.tus=false`},
-		{store.Caps{Presigner: f, Multipart: f, PartPresigner: f, PartWriter: f}, "store.multipart_parts=presigned store.downloads=presigned store.space_check=false store.tus=false"},
+		{store.Caps{}, "store.multipart_parts=none store.downloads=served store.space_check=false store.tus=false store.reserves_uploads=false"},
+		{store.Caps{SpaceChecker: f, Multipart: f, PartWriter: f}, `store.multipart_parts="through the handler" store.downloads=served store.space_check=true store.tus=false store.reserves_uploads=false`},
+		{store.Caps{Presigner: f, Multipart: f, PartPresigner: f, PartWriter: f}, "store.multipart_parts=presigned store.downloads=presigned store.space_check=false store.tus=false store.reserves_uploads=false"},
+		{store.Caps{SpaceChecker: f, Multipart: f, PartWriter: f, ReservesUploads: true}, `store.multipart_parts="through the handler" store.downloads=served store.space_check=true store.tus=false store.reserves_uploads=true`},
 		// Parts that go nowhere are no multipart uploads.
-		{store.Caps{Multipart: f}, "store.multipart_parts=none store.downloads=served store.space_check=false store.tus=false"},
+		{store.Caps{Multipart: f}, "store.multipart_parts=none store.downloads=served store.space_check=false store.tus=false store.reserves_uploads=false"},
 	} {
 		var buf bytes.Buffer
 		slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{

@@ -170,6 +170,7 @@ func (c Caps) LogValue() slog.Value {
 		slog.String("downloads", downloads),
 		slog.Bool("space_check", c.SpaceChecker != nil),
 		slog.Bool("tus", c.Resumable != nil),
+		slog.Bool("reserves_uploads", c.ReservesUploads),
 	)
 }
 
