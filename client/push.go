@@ -277,6 +277,11 @@ func readAhead(ctx context.Context, f *os.File, size, partSize int64, free <-cha
 	ch, pc := crc64nvme.New(), crc64nvme.New()
 	var done, inPart int64
 	for done < size {
+		// Checked first: a select with a buffer free as well would pick
+		// either, and read on.
+		if ctx.Err() != nil {
+			return "", nil, context.Cause(ctx)
+		}
 		var buf []byte
 		select {
 		case <-ctx.Done():
