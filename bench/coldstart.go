@@ -159,7 +159,7 @@ func runColdStart(ctx context.Context, o coldStartOptions) (*coldStartReport, er
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			ms, err := coldStart(ctx, rie, b.bin, work)
+			ms, err := coldStartRetried(ctx, rie, b.bin, work)
 			if err != nil {
 				return nil, fmt.Errorf("%s, cold start %d: %w", b.label, round, err)
 			}
@@ -276,6 +276,28 @@ func (b *coldBuild) build(ctx context.Context, dir string) error {
 
 var initReportRE = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 
+// errEmulatorDied is a cold start whose emulator exited on its own, as
+// it does when one of its ports was taken between choosing and binding it.
+var errEmulatorDied = errors.New("the emulator exited on its own")
+
+// coldStartRetried is coldStart, tried again on new ports, a few times,
+// when the emulator dies: a port chosen free can be taken by another
+// process before the emulator binds it.
+func coldStartRetried(ctx context.Context, rie, bin, work string) (float64, error) {
+	var errs []error
+	for range 3 {
+		ms, err := coldStart(ctx, rie, bin, work)
+		if err == nil {
+			return ms, nil
+		}
+		errs = append(errs, err)
+		if !errors.Is(err, errEmulatorDied) {
+			break
+		}
+	}
+	return 0, errors.Join(errs...)
+}
+
 // coldStart starts a new emulator with bin, sends it one event (a GET the
 // function answers 404 without calling S3), stops it, and returns the Init
 // Duration it reported: from starting the process to its first request for
@@ -289,16 +311,13 @@ func coldStart(ctx context.Context, rie, bin, work string) (float64, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(spoolDir)
-	addr, err := freeAddr()
-	if err != nil {
-		return 0, err
-	}
 	// The runtime API port must be explicit: with port 0 the emulator
 	// tells the bootstrap ":0".
-	runtimeAPI, err := freeAddr()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return 0, err
 	}
+	addr, runtimeAPI := addrs[0], addrs[1]
 	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", runtimeAPI, bin)
 	// The emulator hands its whole environment to the function, so it gets
 	// only what the function reads, as on Lambda. Nothing listens on the S3
@@ -338,6 +357,11 @@ func coldStart(ctx context.Context, rie, bin, work string) (float64, error) {
 	defer stop()
 
 	if err := invokeOnce(ctx, "http://"+addr+"/2015-03-31/functions/function/invocations", exited); err != nil {
+		select {
+		case <-exited:
+			err = fmt.Errorf("%w: %w", errEmulatorDied, err)
+		default:
+		}
 		stop()
 		return 0, fmt.Errorf("%w (emulator: %v; %s)", err, waitErr, lastLines(stderr.String(), 5))
 	}
@@ -387,15 +411,30 @@ func invokeOnce(ctx context.Context, url string, exited <-chan struct{}) error {
 	}
 }
 
-// freeAddr is a loopback address whose port was free a moment ago, for the
-// emulator, which cannot report the port it chose.
+// freeAddr is a loopback address whose port was free a moment ago, for a
+// program that cannot report the port it chose.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs[0], nil
+}
+
+// freeAddrs is n loopback addresses with distinct ports, free a moment ago:
+// each port is held until all are chosen, or the kernel could hand out
+// one just let go again.
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
 }
 
 func lastLines(s string, n int) string {

@@ -79,16 +79,13 @@ func StartRIE(ctx context.Context, cfg RIEConfig) (*RIE, error) {
 var errExitedEarly = errors.New("funcurl: the emulator exited before it listened")
 
 func startRIE(ctx context.Context, cfg RIEConfig) (*RIE, error) {
-	addr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	// The runtime API must be on a port of its own: its default, 9001,
 	// would clash between two emulators.
-	runtimeAPI, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
+	addr, runtimeAPI := ports[0], ports[1]
 	cmd := exec.Command(cfg.Path,
 		"--runtime-interface-emulator-address", addr,
 		"--runtime-api-address", runtimeAPI,
@@ -127,13 +124,20 @@ func startRIE(ctx context.Context, cfg RIEConfig) (*RIE, error) {
 	return r, nil
 }
 
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("funcurl: find a free port: %w", err)
+// freePorts is n loopback addresses with distinct ports, free a moment
+// ago: each port is held until all are chosen, or the kernel could hand
+// out one just let go again.
+func freePorts(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("funcurl: find a free port: %w", err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs, nil
 }
 
 // waitListening polls: another process's socket gives no other signal.
