@@ -354,6 +354,7 @@ type report struct {
 	clientGBps  map[string]float64     // generator alone, by label
 	loadStart   string                 // load averages before and after the run: other
 	loadEnd     string                 // work on the machine skews every figure
+	dropsCaches bool                   // whether small runs start with the page cache dropped
 	lambda      lambdaResult
 	s3Complete  *s3Completion
 	dirComplete *dirCompletion
@@ -427,6 +428,9 @@ func run(ctx context.Context, o options) (*report, error) {
 	rep.cases = slices.DeleteFunc(rep.cases, func(c caseSpec) bool { return !o.wantsKind(c.kind) })
 	logf(o, "setting up the peers")
 	rep.peers = setupPeers(ctx, o, work, pattern)
+	if !o.quick && slices.ContainsFunc(rep.cases, func(c caseSpec) bool { return c.kind == kindSmall }) {
+		rep.dropsCaches = forgetDeletedInodes()
+	}
 	runs := 0
 	for i, c := range rep.cases {
 		caseDir := filepath.Join(work, fmt.Sprintf("case-%d", i))
@@ -551,7 +555,8 @@ func runCase(ctx context.Context, o options, dir string, c caseSpec, s serverSpe
 		// the next one.
 		syscall.Sync()
 	}()
-	if c.kind == kindSmall {
+	if c.kind == kindSmall && !o.quick {
+		// A smoke test leaves the machine's page cache alone.
 		forgetDeletedInodes()
 	}
 	p, err := startServer(ctx, o, s, peers, dir)
@@ -955,7 +960,7 @@ func emptyDir(dir string) error {
 // without a journal, a new inode is given out only after the allocator has
 // skipped, one by one, every inode of the folder's group deleted in the
 // last minute or so; deleting one small run's tens of thousands of files
-// made each create of the next server's run cost ten times as much, so the
+// made each create of the next server's run cost many times as much, so the
 // order of the servers decided their ratio. Emptied files give back their
 // blocks and keep their inodes; the work directory goes at the end.
 func keepFiles(dir string) error {

@@ -269,7 +269,21 @@ func (rep *report) markdown() string {
 	rep.table(&b, "MB/s", "s/GB", func(c caseSpec) bool { return c.kind == kindRaw || c.kind == kindMultipart })
 
 	p("\n## Small uploads\n\n")
-	p("`PUT /files/{unique name}` from %d keep-alive connections for %s per run. × ref is against `nginx`. CPU columns are µs of CPU per stored request.\n\n", o.conns, o.smallFor)
+	p("`PUT /files/{unique name}` from %d keep-alive connections for %s per run. × ref is against `nginx`. "+
+		"`baseline-256k` is the least a Go server on net/http does to store a small file: create it, copy the body, close it; no hash, no check, nothing atomic. "+
+		"CPU columns are µs of CPU per stored request.\n\n", o.conns, o.smallFor)
+	p("Each run stores into a folder of its own and keeps its files, emptied, until the end of the benchmark. ")
+	switch {
+	case rep.dropsCaches:
+		p("Before each run the page cache is written back and dropped. ")
+	case o.quick:
+		p("A quick run leaves the page cache alone, so files deleted on this disk shortly before a run slow its creates. ")
+	default:
+		p("The page cache could not be dropped before the runs (that needs root), so files deleted on this disk shortly before a run slow its creates. ")
+	}
+	p("Both because this disk is ext4 without a journal: before giving out a new inode, ext4 then reads, one by one, every inode of the folder's group " +
+		"deleted in the last minute (longer while its inode table is not yet written back), so a run that created its files just after another run's files " +
+		"were deleted paid ten times as much per create, and the order of the servers decided their ratio.\n\n")
 	rep.table(&b, "req/s", "µs/req", func(c caseSpec) bool { return c.kind == kindSmall })
 
 	p("\n## Resumable and S3 uploads\n\n")
