@@ -459,7 +459,7 @@ func (rep *coldStartReport) markdown() string {
 	p("Each build is the function built as `make build-UploadFunction` builds it (`CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags=\"-s -w\"`, VCS stamping off for both), " +
 		"for linux/arm64 (what `sam build` deploys) and for this machine, whose build runs under the real Runtime Interface Emulator. " +
 		"A cold start is a new emulator process given one event; its Init Duration (`INIT REPORT`) runs from starting the bootstrap to the bootstrap's first request for an event: " +
-		"the Go runtime, every package's `init`, and the function's own set-up (reading the environment, sweeping the spool directory, loading the AWS configuration). ")
+		"the Go runtime, every package's `init`, and the function's own set-up (reading the environment, sweeping the spool directory, building the S3 client from the environment). ")
 	p("Each build was started %d times after one warm-up, the builds alternating; figures are the median, the middle half (25th to 75th percentile) and min–max.\n\n", len(rep.builds[0].initMs))
 	p("| build | source | bootstrap linux/arm64 | bootstrap linux/%s | modules (`go version -m`) | packages (`go list -deps`) | Prometheus or protobuf modules | Init Duration median | middle half | min–max |\n", runtime.GOARCH)
 	p("|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n")

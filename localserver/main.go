@@ -24,6 +24,7 @@ import (
 	"spillway/store"
 	"spillway/store/dirstore"
 	"spillway/store/s3store"
+	"spillway/store/s3store/s3config"
 )
 
 func main() { serve.Main("localserver", run) }
@@ -184,7 +185,7 @@ func openStore(ctx context.Context, cfg config.Config, getenv func(string) strin
 		// The root stays open for the life of the process.
 		return st, staged, nil
 	}
-	client, err := s3store.NewClient(ctx, s3store.EndpointSet(getenv))
+	client, err := s3config.NewClient(ctx, s3store.EndpointSet(getenv))
 	if err != nil {
 		return nil, 0, err
 	}

@@ -50,7 +50,7 @@ func coldStart(ctx context.Context, getenv func(string) string, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	client, err := s3store.NewClient(ctx, s3store.EndpointSet(getenv))
+	client, err := s3store.NewEnvClient(getenv)
 	if err != nil {
 		return nil, err
 	}

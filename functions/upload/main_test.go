@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +24,7 @@ import (
 	"spillway/internal/testservers"
 	"spillway/internal/uploadtest"
 	"spillway/spool"
+	"spillway/store/s3store"
 	"spillway/wire"
 )
 
@@ -46,6 +48,17 @@ func TestMissingBucketFailsColdStart(t *testing.T) {
 	assert.Equal(t, "ERROR", line["level"])
 	assert.Equal(t, "cold start failed", line["msg"])
 	assert.Contains(t, line["error"], "SPILLWAY_BUCKET is not set")
+}
+
+// On Lambda the execution role's credentials are in the environment;
+// without them the function cannot reach S3, and says so at its cold start
+// rather than at the first upload.
+func TestMissingCredentialsFailsColdStart(t *testing.T) {
+	env := map[string]string{"SPILLWAY_BUCKET": "b", "SPILLWAY_SPOOL_DIR": t.TempDir(), "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "k"}
+	_, err := coldStart(t.Context(), func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+	require.ErrorIs(t, err, s3store.ErrNoCredentials)
+	assert.Contains(t, err.Error(), "AWS_SECRET_ACCESS_KEY")
 }
 
 // TestColdStartLogsTheVersion runs the function outside Lambda: its cold

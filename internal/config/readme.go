@@ -42,6 +42,7 @@ func Table(p Program) string {
 	if p == Function {
 		// Not Spillway's, but what points the function at an S3 other than AWS's.
 		b.WriteString("| `AWS_ENDPOINT_URL_S3` | none | the SDK's standard S3 endpoint override; when it (or `AWS_ENDPOINT_URL`) is set, path-style addressing is used |\n")
+		b.WriteString("| `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` | set by Lambda | the execution role's credentials and the region; the function reads S3's settings from its environment alone (no shared config files, SSO or instance metadata), and without an access key its cold start fails with a log line saying so |\n")
 	}
 	return b.String()
 }

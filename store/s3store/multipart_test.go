@@ -194,9 +194,9 @@ func TestMultipartPartURLBindsLength(t *testing.T) {
 	require.NoError(t, e.store.Abort(t.Context(), u.ID))
 }
 
-// The function builds its client with NewClient, which honours
-// AWS_CA_BUNDLE; the URLs it presigns must work for a plain http.Client
-// either way.
+// The function builds its client with NewEnvClient, which honours
+// AWS_CA_BUNDLE as the SDK's standard chain does; the URLs it presigns
+// must work for a plain http.Client either way.
 func TestMultipartPresignWithAndWithoutCABundle(t *testing.T) {
 	e := newEnv(t, Options{})
 	bundle := os.Getenv("AWS_CA_BUNDLE")
@@ -217,7 +217,7 @@ func TestMultipartPresignWithAndWithoutCABundle(t *testing.T) {
 			if !set {
 				require.NoError(t, os.Unsetenv("AWS_CA_BUNDLE")) // t.Setenv restores it
 			}
-			client, err := NewClient(t.Context(), true)
+			client, err := NewEnvClient(os.Getenv)
 			require.NoError(t, err)
 			st := New(client, e.gw.Bucket, Options{})
 			f := uploadtest.File{Name: "ca/" + strings.ReplaceAll(name, " ", "-") + ".bin", Seed: 202, Size: mpSize}

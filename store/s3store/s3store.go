@@ -25,7 +25,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -586,23 +585,6 @@ func apiErrorKind(code string) error {
 		return store.ErrThrottled
 	}
 	return nil
-}
-
-// NewClient returns an S3 client from the SDK's standard configuration
-// chain (environment, shared files, instance or Lambda role), which also
-// honours AWS_ENDPOINT_URL_S3. pathStyle should be set when an endpoint is,
-// since local and S3-compatible servers want path-style addressing.
-func NewClient(ctx context.Context, pathStyle bool) (*s3.Client, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("s3store: aws config: %w", err)
-	}
-	if cfg.Region == "" {
-		// Lambda always sets AWS_REGION; a local S3 server rarely cares,
-		// but SigV4 needs some region to sign with.
-		cfg.Region = DefaultRegion
-	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }), nil
 }
 
 // EndpointSet reports whether the environment gives S3 an explicit endpoint.
