@@ -106,34 +106,19 @@ func (s *Store) CreateResumable(ctx context.Context, r store.Resumable) (_ store
 	if r.Size < store.UnknownSize || r.Size > store.MaxUploadSize {
 		return store.Resumable{}, fmt.Errorf("%w: size %d", store.ErrUploadTooLarge, r.Size)
 	}
-	if err := ctx.Err(); err != nil {
-		return store.Resumable{}, err
-	}
-	if err := s.CheckSpace(ctx, r.Size); err != nil {
-		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
-	}
-	s.maybeSweepUploads()
-	if err := s.takeUploadSlot(); err != nil {
+	tmp, abort, err := s.beginUpload(ctx, tusDir, r.Size)
+	if err != nil {
 		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			s.releaseUploadSlot()
+			abort()
 		}
 	}()
 	sum, _ := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
 	crc, _ := store.NewCRC64NVME().(encoding.BinaryMarshaler).MarshalBinary()
 	st := tusState{Name: r.Name, Size: r.Size, Metadata: r.Metadata, Created: time.Now().UTC().Round(0), SHA256: sum, CRC64: crc}
 
-	tmp, err := s.stageUpload(tusDir)
-	if err != nil {
-		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			s.root.RemoveAll(tmp)
-		}
-	}()
 	// A known length is reserved now, as a multipart upload's is; a
 	// deferred one when a PATCH declares it.
 	if err := s.createData(tmp+"/"+tusDataName, max(r.Size, 0)); err != nil {
