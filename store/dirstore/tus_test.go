@@ -199,21 +199,27 @@ func TestTusAppendAdmitsTheChunkFirst(t *testing.T) {
 	// Its Admit runs while the first Append holds the upload, which
 	// then waits for the rest of its body.
 	pr, pw := io.Pipe()
+	defer pr.Close() // a writer left blocked by a failure is let go
 	held := make(chan struct{})
 	first := make(chan error, 1)
 	go func() {
 		_, err := s.Append(t.Context(), u.ID, chunk(pr, func(store.Resumable) error { close(held); return nil }))
 		first <- err
 	}()
-	<-held
+	select {
+	case <-held:
+	case err := <-first:
+		require.FailNow(t, "the first Append ended before it held the upload", "%v", err)
+	}
 	_, err = s.Append(t.Context(), u.ID, chunk(unreadReader{t}, refuse))
 	require.ErrorIs(t, err, refused)
 	assert.Equal(t, int64(4), seen.Offset)
 	_, err = s.Append(t.Context(), u.ID, chunk(unreadReader{t}, func(store.Resumable) error { return nil }))
 	require.ErrorIs(t, err, store.ErrLocked)
-	_, err = pw.Write([]byte("4567"))
-	require.NoError(t, err)
-	require.NoError(t, pw.Close())
+	go func() {
+		pw.Write([]byte("4567"))
+		pw.Close()
+	}()
 	require.NoError(t, <-first)
 
 	// A finished upload's record is what a chunk sent again is admitted by.
