@@ -452,7 +452,7 @@ func (u *tusUpload) readState() error {
 
 // lock opens data and takes the upload's lock without waiting: a second
 // request gets ErrLocked at once rather than queueing behind a body that
-// may take minutes. It reads the state again under the lock.
+// may take minutes. It reads the state under the lock.
 func (u *tusUpload) lock() error {
 	f, err := u.dir.OpenFile(tusDataName, os.O_RDWR, 0)
 	if err != nil {
