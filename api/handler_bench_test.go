@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
@@ -217,4 +218,41 @@ func largeRequest(b *testing.B, base string, multipart bool, pattern []byte, siz
 		req.Header.Set("Content-Type", contentType)
 	}
 	return req
+}
+
+// BenchmarkHandlerTusPatch sends 1 KiB tus PATCHes, each the next chunk of
+// one upload of deferred length, through the handler in process: the cost
+// of a chunk beside its bytes (finding the upload, its lock, its state,
+// its progress record), which small chunks make the whole cost.
+func BenchmarkHandlerTusPatch(b *testing.B) {
+	const chunk = 1 << 10
+	data := uploadtest.File{Seed: 6, Size: chunk}.Bytes()
+	h, _ := benchHandler(b)
+	req := httptest.NewRequest(http.MethodPost, "/tus/", nil)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Defer-Length", "1")
+	req.Header.Set("Upload-Metadata", "filename "+base64.StdEncoding.EncodeToString([]byte("patched.bin")))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusCreated {
+		b.Fatalf("create: status %d: %s", rec.Code, rec.Body)
+	}
+	loc := rec.Header().Get("Location")
+	body := bytes.NewReader(data)
+	b.SetBytes(chunk)
+	b.ReportAllocs()
+	var offset int64
+	for b.Loop() {
+		body.Reset(data)
+		req := httptest.NewRequest(http.MethodPatch, loc, body)
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Content-Type", "application/offset+octet-stream")
+		req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNoContent {
+			b.Fatalf("PATCH at %d: status %d: %s", offset, rec.Code, rec.Body)
+		}
+		offset += chunk
+	}
 }

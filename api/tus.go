@@ -172,7 +172,7 @@ func (h *Handler) tusCreate(w http.ResponseWriter, r *http.Request, x *exchange)
 	hdr.Set("Upload-Expires", u.Expires.Format(http.TimeFormat))
 	if withBody || size == 0 {
 		// An empty file is finished as soon as it is created.
-		a, err := h.tusAppend(r, x, u.ID, 0, store.UnknownSize, sum)
+		a, err := h.tusAppend(r, x, u.ID, 0, store.UnknownSize, sum, nil)
 		if err != nil {
 			// The client has no URL to resume with: nothing is kept.
 			if terr := h.caps.Resumable.Terminate(context.WithoutCancel(ctx), u.ID); terr != nil && !errors.Is(terr, store.ErrUploadNotFound) {
@@ -245,32 +245,34 @@ func (h *Handler) tusPatch(w http.ResponseWriter, r *http.Request, x *exchange, 
 	if err != nil {
 		return err
 	}
-	// Refuse a wrong offset or an oversized chunk before the body is read
-	// (and before Go sends a 100 Continue); the store checks again under
-	// its lock.
-	u, err := h.caps.Resumable.Resumable(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if err := h.checkOwnResumable(x, u); err != nil {
-		return err
-	}
-	if u.Size == store.UnknownSize && size >= 0 {
-		// A length declared now is the quota's to check.
-		if err := h.checkQuota(r.Context(), x, size); err != nil {
+	// The store gives the upload's state to admit once it holds the
+	// upload, before the body is read (and before Go sends a 100
+	// Continue): a wrong offset or an oversized chunk is refused unread,
+	// by the state the chunk would go to.
+	var u store.Resumable
+	admit := func(got store.Resumable) error {
+		if err := h.checkOwnResumable(x, got); err != nil {
 			return err
 		}
+		if got.Size == store.UnknownSize && size >= 0 {
+			// A length declared now is the quota's to check.
+			if err := h.checkQuota(r.Context(), x, size); err != nil {
+				return err
+			}
+		}
+		if offset != got.Offset {
+			return fmt.Errorf("%w: tus upload %s is at %d, the chunk is for %d", store.ErrOffsetMismatch, id, got.Offset, offset)
+		}
+		if got.Size == store.UnknownSize {
+			got.Size = size
+		}
+		if got.Size >= 0 && r.ContentLength > got.Size-offset {
+			return fmt.Errorf("%w: a chunk of %d bytes with %d left", store.ErrUploadTooLarge, r.ContentLength, got.Size-offset)
+		}
+		u = got
+		return nil
 	}
-	if offset != u.Offset {
-		return fmt.Errorf("%w: tus upload %s is at %d, the chunk is for %d", store.ErrOffsetMismatch, id, u.Offset, offset)
-	}
-	if u.Size == store.UnknownSize {
-		u.Size = size
-	}
-	if u.Size >= 0 && r.ContentLength > u.Size-offset {
-		return fmt.Errorf("%w: a chunk of %d bytes with %d left", store.ErrUploadTooLarge, r.ContentLength, u.Size-offset)
-	}
-	a, err := h.tusAppend(r, x, id, offset, size, sum)
+	a, err := h.tusAppend(r, x, id, offset, size, sum, admit)
 	if err != nil {
 		return err
 	}
@@ -289,36 +291,57 @@ func (h *Handler) tusPatch(w http.ResponseWriter, r *http.Request, x *exchange, 
 	return nil
 }
 
-// tusAppend hands the request's body to the store as one chunk.
-func (h *Handler) tusAppend(r *http.Request, x *exchange, id string, offset, size int64, sum *checksum) (store.Appended, error) {
+// tusAppend hands the request's body to the store as one chunk, which
+// admit, if not nil, checks against the upload's state first.
+func (h *Handler) tusAppend(r *http.Request, x *exchange, id string, offset, size int64, sum *checksum, admit func(store.Resumable) error) (store.Appended, error) {
 	body := io.Reader(r.Body)
-	if offset == 0 {
-		// The file's first bytes: its type is checked before the store
-		// keeps any of them.
-		var err error
-		if body, err = h.sniffedBody(body); err != nil {
-			if !errors.Is(err, errTypeNotAllowed) {
-				return store.Appended{}, x.body.cause(err)
-			}
-			// The first bytes decide, so the upload can never finish:
-			// nothing of it is kept.
-			if terr := h.caps.Resumable.Terminate(context.WithoutCancel(r.Context()), id); terr != nil && !errors.Is(terr, store.ErrUploadNotFound) {
-				h.log.Warn("terminate of a refused tus upload failed", "upload", id, "error", terr)
-			}
-			return store.Appended{}, err
-		}
+	if offset == 0 && !h.allow.Any() {
+		// The file's first bytes: their type is checked before the store
+		// keeps any of them, and after it admitted the chunk.
+		body = &sniffOnRead{h: h, r: body}
 	}
-	c := store.Chunk{Offset: offset, Size: size, Body: body, MaxSize: h.uploadLimit(), KeepPartial: true}
+	c := store.Chunk{Offset: offset, Size: size, Body: body, MaxSize: h.uploadLimit(), KeepPartial: true, Admit: admit}
 	if sum != nil {
 		c.Body = io.TeeReader(body, sum.h)
 		c.Verify = sum.verify
 		c.KeepPartial = false
 	}
 	a, err := h.caps.Resumable.Append(r.Context(), id, c)
-	if err != nil {
+	switch {
+	case errors.Is(err, errTypeNotAllowed):
+		// The first bytes decide, so the upload can never finish: nothing
+		// of it is kept.
+		if terr := h.caps.Resumable.Terminate(context.WithoutCancel(r.Context()), id); terr != nil && !errors.Is(terr, store.ErrUploadNotFound) {
+			h.log.Warn("terminate of a refused tus upload failed", "upload", id, "error", terr)
+		}
+		return a, err
+	case err != nil:
 		return a, x.body.cause(fmt.Errorf("tus upload %s: %w", id, err))
 	}
 	return a, nil
+}
+
+// sniffOnRead checks the type of a tus upload's first bytes at the first
+// Read: the store reads the body only once it admitted the chunk, so a
+// chunk it refuses (not this client's upload, the wrong offset) is never
+// read, nor is the upload it names terminated for it.
+type sniffOnRead struct {
+	h   *Handler
+	r   io.Reader
+	err error
+	// sniffed: r is the body with its first bytes checked, or err is set.
+	sniffed bool
+}
+
+func (b *sniffOnRead) Read(p []byte) (int, error) {
+	if !b.sniffed {
+		b.sniffed = true
+		b.r, b.err = b.h.sniffedBody(b.r)
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.r.Read(p)
 }
 
 // tusFinished checks the type of a finished upload's file, whose first

@@ -206,6 +206,23 @@ func TestTusWrongOffsetIsRefusedAndChangesNothing(t *testing.T) {
 	assert.Equal(t, "0123456789", string(got))
 }
 
+// A chunk for the wrong offset is refused before its bytes are looked at:
+// under an allow list, a chunk sent again for offset 0, of a type not
+// allowed, leaves the upload as it was.
+func TestTusWrongOffsetIsRefusedBeforeItsType(t *testing.T) {
+	s := newServer(t, options{allowTypes: "application/pdf"})
+	loc := s.tusCreate(t, "a.pdf", int64(len(pdfBytes)))
+	resp, body := s.tusPatch(t, loc, 0, pdfBytes[:10])
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(body))
+	resp, body = s.tusPatch(t, loc, 0, txtBytes)
+	requireError(t, resp, body, http.StatusConflict, "offset_mismatch")
+	resp, body = s.tusPatch(t, loc, 10, pdfBytes[10:])
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(body))
+	got, err := os.ReadFile(filepath.Join(s.dir, "a.pdf"))
+	require.NoError(t, err)
+	assert.Equal(t, pdfBytes, got)
+}
+
 func TestTusChecksums(t *testing.T) {
 	s := newServer(t, options{})
 	chunk := []byte("hello, tus")

@@ -33,6 +33,10 @@ type RIEConfig struct {
 	// ends a function at its own (AWS_LAMBDA_FUNCTION_TIMEOUT, default
 	// 300 s).
 	InvokeTimeout time.Duration
+
+	// choosePorts, when set, stands in for freePorts, for tests that give
+	// the emulator a port already taken.
+	choosePorts func(n int) ([]string, error)
 }
 
 // RIE is the Runtime Interface Emulator running one function, as a child
@@ -51,8 +55,9 @@ type RIE struct {
 }
 
 // StartRIE starts the emulator on two free loopback ports (its invoke API
-// and the runtime API it serves the function), and returns once it accepts
-// connections. The emulator starts the function at the first invocation.
+// and the runtime API it serves the function), and returns once it listens
+// on both and accepts connections. The emulator starts the function at the
+// first invocation.
 func StartRIE(ctx context.Context, cfg RIEConfig) (*RIE, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 30 * time.Second
@@ -62,7 +67,7 @@ func StartRIE(ctx context.Context, cfg RIEConfig) (*RIE, error) {
 	}
 	var errs []error
 	// A free port can be taken between choosing and binding it; the
-	// emulator then exits at once, and another pair is tried.
+	// emulator then exits, and another pair is tried.
 	for range 3 {
 		r, err := startRIE(ctx, cfg)
 		if err == nil {
@@ -81,7 +86,11 @@ var errExitedEarly = errors.New("funcurl: the emulator exited before it listened
 func startRIE(ctx context.Context, cfg RIEConfig) (*RIE, error) {
 	// The runtime API must be on a port of its own: its default, 9001,
 	// would clash between two emulators.
-	ports, err := freePorts(2)
+	choose := cfg.choosePorts
+	if choose == nil {
+		choose = freePorts
+	}
+	ports, err := choose(2)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +126,7 @@ func startRIE(ctx context.Context, cfg RIEConfig) (*RIE, error) {
 		cmd.Wait() // the exit status is in ProcessState
 		close(r.exited)
 	}()
-	if err := r.waitListening(ctx, addr, cfg.StartTimeout); err != nil {
+	if err := r.waitListening(ctx, addr, runtimeAPI, cfg.StartTimeout); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -140,28 +149,48 @@ func freePorts(n int) ([]string, error) {
 	return addrs, nil
 }
 
-// waitListening polls: another process's socket gives no other signal.
-func (r *RIE) waitListening(ctx context.Context, addr string, timeout time.Duration) error {
+// waitListening polls until the emulator's invoke API at addr accepts a
+// connection and both its ports are its own sockets: another process's
+// socket gives no other signal. Its invoke API answering says nothing of
+// its runtime API, which it binds beside it and whose failure (the port
+// taken meanwhile, by a process whose socket would answer a dial too)
+// makes it exit; a function started then would fail its first invocation.
+func (r *RIE) waitListening(ctx context.Context, addr, runtimeAPI string, timeout time.Duration) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		err := r.listening(addr, runtimeAPI)
 		if err == nil {
-			conn.Close()
 			return nil
 		}
 		select {
 		case <-r.exited:
 			return fmt.Errorf("%w (%s)", errExitedEarly, r.cmd.ProcessState)
 		case <-deadline.C:
-			return fmt.Errorf("funcurl: the emulator does not listen on %s after %s: %w", addr, timeout, err)
+			return fmt.Errorf("funcurl: the emulator does not listen on %s and %s after %s: %w", addr, runtimeAPI, timeout, err)
 		case <-ctx.Done():
 			return fmt.Errorf("funcurl: waiting for the emulator: %w", ctx.Err())
 		case <-tick.C:
 		}
 	}
+}
+
+// listening returns nil once the emulator accepts a connection at addr and
+// listens on both addr and runtimeAPI.
+func (r *RIE) listening(addr, runtimeAPI string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	conn.Close()
+	for _, a := range []string{addr, runtimeAPI} {
+		if err := listensOn(r.cmd.Process.Pid, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Invoke implements Invoker. The emulator reports a crashed or timed-out

@@ -74,6 +74,11 @@ type Chunk struct {
 	// after them. It must be false when Verify is set: bytes that cannot
 	// be verified are not kept.
 	KeepPartial bool
+	// Admit, when set, is given the upload's state as the store reads it
+	// for this chunk, before any of Body is read: an error refuses the
+	// chunk and is returned as it is. The caller checks the request
+	// against the state the chunk goes to, and reads it no other time.
+	Admit func(Resumable) error
 }
 
 // Finished is the file a resumable upload became.

@@ -128,22 +128,15 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 	if err := u.Validate(); err != nil {
 		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return store.Upload{}, err
-	}
-	if err := s.CheckSpace(ctx, u.Size); err != nil {
-		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
-	}
-	s.maybeSweepUploads()
-	if err := s.takeUploadSlot(); err != nil {
+	tmp, abort, err := s.beginUpload(ctx, uploadsDir, u.Size)
+	if err != nil {
 		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			s.releaseUploadSlot()
+			abort()
 		}
 	}()
-
 	u.ID = store.NewUploadID()
 	// No monotonic reading, so the value returned equals the value read back.
 	u.Created = time.Now().UTC().Round(0)
@@ -152,15 +145,6 @@ func (s *Store) CreateUpload(ctx context.Context, u store.Upload) (_ store.Uploa
 	if err != nil {
 		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
 	}
-	tmp, err := s.stageUpload(uploadsDir)
-	if err != nil {
-		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			s.root.RemoveAll(tmp)
-		}
-	}()
 	f, err := s.root.OpenFile(tmp+"/"+manifestName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return store.Upload{}, fmt.Errorf("dirstore: create upload: %w", uploadsError(err))
@@ -212,6 +196,33 @@ func (s *Store) sweepUploadsOlderThan(age time.Duration) {
 	if last := s.lastSweep.Load(); time.Since(time.Unix(0, last)) >= age {
 		s.sweepUploads()
 	}
+}
+
+// beginUpload begins the creation of an upload, multipart or tus, of size
+// bytes (or store.UnknownSize) in area: it checks the space, sweeps when a
+// sweep is due, takes a slot and makes the staging directory, tmp, that the
+// caller fills and renames into place. If the creation fails after, the
+// caller calls abort, which removes tmp and gives the slot back.
+func (s *Store) beginUpload(ctx context.Context, area string, size int64) (tmp string, abort func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return "", nil, err
+	}
+	if err := s.CheckSpace(ctx, size); err != nil {
+		return "", nil, err
+	}
+	s.maybeSweepUploads()
+	if err := s.takeUploadSlot(); err != nil {
+		return "", nil, err
+	}
+	tmp, err = s.stageUpload(area)
+	if err != nil {
+		s.releaseUploadSlot()
+		return "", nil, err
+	}
+	return tmp, func() {
+		s.root.RemoveAll(tmp)
+		s.releaseUploadSlot()
+	}, nil
 }
 
 // takeUploadSlot counts one more open upload, multipart or tus, if the

@@ -106,34 +106,19 @@ func (s *Store) CreateResumable(ctx context.Context, r store.Resumable) (_ store
 	if r.Size < store.UnknownSize || r.Size > store.MaxUploadSize {
 		return store.Resumable{}, fmt.Errorf("%w: size %d", store.ErrUploadTooLarge, r.Size)
 	}
-	if err := ctx.Err(); err != nil {
-		return store.Resumable{}, err
-	}
-	if err := s.CheckSpace(ctx, r.Size); err != nil {
-		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
-	}
-	s.maybeSweepUploads()
-	if err := s.takeUploadSlot(); err != nil {
+	tmp, abort, err := s.beginUpload(ctx, tusDir, r.Size)
+	if err != nil {
 		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			s.releaseUploadSlot()
+			abort()
 		}
 	}()
 	sum, _ := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
 	crc, _ := store.NewCRC64NVME().(encoding.BinaryMarshaler).MarshalBinary()
 	st := tusState{Name: r.Name, Size: r.Size, Metadata: r.Metadata, Created: time.Now().UTC().Round(0), SHA256: sum, CRC64: crc}
 
-	tmp, err := s.stageUpload(tusDir)
-	if err != nil {
-		return store.Resumable{}, fmt.Errorf("dirstore: create tus upload: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			s.root.RemoveAll(tmp)
-		}
-	}()
 	// A known length is reserved now, as a multipart upload's is; a
 	// deferred one when a PATCH declares it.
 	if err := s.createData(tmp+"/"+tusDataName, max(r.Size, 0)); err != nil {
@@ -368,9 +353,22 @@ func (u *tusUpload) close() {
 	u.dir.Close()
 }
 
-// openTus opens the upload with this ID and reads its state. An ID that is
-// not of our format never reaches the filesystem.
+// openTus opens the upload with this ID and reads its state.
 func (s *Store) openTus(id string) (*tusUpload, error) {
+	u, err := s.openTusDir(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := u.readState(); err != nil {
+		u.close()
+		return nil, err
+	}
+	return u, nil
+}
+
+// openTusDir opens the directory of the upload with this ID, and reads
+// nothing. An ID that is not of our format never reaches the filesystem.
+func (s *Store) openTusDir(id string) (*tusUpload, error) {
 	if !store.ValidUploadID(id) {
 		return nil, notFound(id)
 	}
@@ -381,8 +379,35 @@ func (s *Store) openTus(id string) (*tusUpload, error) {
 		}
 		return nil, fmt.Errorf("dirstore: tus upload %s: %w", id, err)
 	}
-	u := &tusUpload{id: id, dir: dir}
-	if err := u.readState(); err != nil {
+	return &tusUpload{id: id, dir: dir}, nil
+}
+
+// lockTus opens the upload with this ID, takes its lock and reads its
+// state under it: once, where it must be right. A finished upload is left
+// with its record only, which nothing changes but its removal: it is read
+// without the lock. When another request holds the lock, admit (if not
+// nil) is given the state as it reads without the lock, so that a chunk it
+// refuses is refused so whether or not the upload is busy; else the error
+// is store.ErrLocked.
+func (s *Store) lockTus(id string, admit func(store.Resumable) error) (*tusUpload, error) {
+	u, err := s.openTusDir(id)
+	if err != nil {
+		return nil, err
+	}
+	switch err = u.lock(); {
+	case errors.Is(err, store.ErrUploadNotFound):
+		// No data, or data no longer linked: finished, or being removed.
+		if rerr := u.readState(); rerr == nil && u.st.Done != nil {
+			return u, nil
+		}
+	case errors.Is(err, store.ErrLocked) && admit != nil:
+		if rerr := u.readState(); rerr == nil {
+			if aerr := admit(u.st.resumable(id, u.mod, s.uploadTTL())); aerr != nil {
+				err = aerr
+			}
+		}
+	}
+	if err != nil {
 		u.close()
 		return nil, err
 	}
@@ -427,7 +452,7 @@ func (u *tusUpload) readState() error {
 
 // lock opens data and takes the upload's lock without waiting: a second
 // request gets ErrLocked at once rather than queueing behind a body that
-// may take minutes. It reads the state again under the lock.
+// may take minutes. It reads the state under the lock.
 func (u *tusUpload) lock() error {
 	f, err := u.dir.OpenFile(tusDataName, os.O_RDWR, 0)
 	if err != nil {
@@ -486,38 +511,30 @@ func (s *Store) Resumable(_ context.Context, id string) (store.Resumable, error)
 
 // Terminate implements store.ResumableStore.
 func (s *Store) Terminate(_ context.Context, id string) error {
-	u, err := s.openTus(id)
+	u, err := s.lockTus(id, nil)
 	if err != nil {
 		return err
 	}
 	defer u.close()
-	if u.st.Done != nil {
-		// Only the record is left, which no Append changes.
-		return s.removeTus(u)
-	}
-	if err := u.lock(); err != nil {
-		return err
-	}
 	return s.removeTus(u)
 }
 
 // Append implements store.ResumableStore.
 func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (store.Appended, error) {
-	u, err := s.openTus(id)
+	u, err := s.lockTus(id, c.Admit)
 	if err != nil {
 		return store.Appended{}, err
 	}
 	defer u.close()
-	if u.st.Done != nil {
-		return store.AppendFinished(u.st.resumable(id, u.mod, s.uploadTTL()), c)
-	}
-	if err := u.lock(); err != nil {
-		return store.Appended{}, err
-	}
 	st := u.st
+	if c.Admit != nil {
+		if err := c.Admit(st.resumable(id, u.mod, s.uploadTTL())); err != nil {
+			return store.Appended{}, err
+		}
+	}
 	if st.Done != nil {
-		// Finished while this opened it: data is the published file now,
-		// and is not written.
+		// Finished: data, if its name is still there, is the published
+		// file, and is not written.
 		return store.AppendFinished(st.resumable(id, u.mod, s.uploadTTL()), c)
 	}
 	if c.Offset != st.Offset {

@@ -163,3 +163,68 @@ func TestTusTerminate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries)
 }
+
+// unreadReader fails the test that reads it: a body that must stay unread.
+type unreadReader struct{ t *testing.T }
+
+func (r unreadReader) Read([]byte) (int, error) {
+	r.t.Error("the body of a chunk refused by its Admit was read")
+	return 0, io.EOF
+}
+
+// Append gives a chunk's Admit the upload's state, as it is once the
+// upload is held, before it reads any of the body; Admit's refusal is
+// Append's error, and comes first also while another Append holds the
+// upload, which is ErrLocked to a chunk Admit accepts.
+func TestTusAppendAdmitsTheChunkFirst(t *testing.T) {
+	s, _, err := dirstore.Open(t.TempDir(), dirstore.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	u, err := s.CreateResumable(t.Context(), store.Resumable{Name: "a.bin", Size: 8})
+	require.NoError(t, err)
+	appendChunk(t, s, u.ID, 0, []byte("0123"))
+	refused := errors.New("refused")
+	var seen store.Resumable
+	refuse := func(r store.Resumable) error { seen = r; return refused }
+	chunk := func(body io.Reader, admit func(store.Resumable) error) store.Chunk {
+		return store.Chunk{Offset: 4, Size: store.UnknownSize, Body: body, MaxSize: 8, Admit: admit}
+	}
+
+	_, err = s.Append(t.Context(), u.ID, chunk(unreadReader{t}, refuse))
+	require.ErrorIs(t, err, refused)
+	assert.Equal(t, u.ID, seen.ID)
+	assert.Equal(t, int64(4), seen.Offset)
+	assert.Equal(t, int64(8), seen.Size)
+
+	// Its Admit runs while the first Append holds the upload, which
+	// then waits for the rest of its body.
+	pr, pw := io.Pipe()
+	defer pr.Close() // a writer left blocked by a failure is let go
+	held := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Append(t.Context(), u.ID, chunk(pr, func(store.Resumable) error { close(held); return nil }))
+		first <- err
+	}()
+	select {
+	case <-held:
+	case err := <-first:
+		require.FailNow(t, "the first Append ended before it held the upload", "%v", err)
+	}
+	_, err = s.Append(t.Context(), u.ID, chunk(unreadReader{t}, refuse))
+	require.ErrorIs(t, err, refused)
+	assert.Equal(t, int64(4), seen.Offset)
+	_, err = s.Append(t.Context(), u.ID, chunk(unreadReader{t}, func(store.Resumable) error { return nil }))
+	require.ErrorIs(t, err, store.ErrLocked)
+	go func() {
+		pw.Write([]byte("4567"))
+		pw.Close()
+	}()
+	require.NoError(t, <-first)
+
+	// A finished upload's record is what a chunk sent again is admitted by.
+	_, err = s.Append(t.Context(), u.ID, store.Chunk{Offset: 8, Size: store.UnknownSize, Body: bytes.NewReader(nil), Admit: refuse})
+	require.ErrorIs(t, err, refused)
+	require.NotNil(t, seen.Done)
+	assert.Equal(t, int64(8), seen.Offset)
+}

@@ -268,6 +268,13 @@ func (s *Store) Append(ctx context.Context, id string, c store.Chunk) (_ store.A
 	if err != nil {
 		return store.Appended{}, err
 	}
+	// The lease below is written If-Match this record's ETag, so the
+	// state admitted is the one the chunk goes to.
+	if c.Admit != nil {
+		if err := c.Admit(rec.resumable(id)); err != nil {
+			return store.Appended{}, err
+		}
+	}
 	if !rec.Finished.IsZero() {
 		return store.AppendFinished(rec.resumable(id), c)
 	}
