@@ -102,9 +102,12 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	keys, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
 		Client: client,
-		// A token whose key ID is unknown while the limit holds is refused
-		// at once rather than held until the next fetch is allowed.
-		RateLimitWaitMax:  time.Millisecond,
+		// jwkset bounds both the wait for the limiter and the refresh's
+		// fetch by this one deadline. It must let a fetch finish; a token
+		// whose key ID is unknown while the limit holds is still refused
+		// at once, since the limiter fails a wait that would pass the
+		// deadline without waiting.
+		RateLimitWaitMax:  fetchTimeout(client),
 		RefreshUnknownKID: rate.NewLimiter(rate.Every(every), 1),
 	})
 	if err != nil {
@@ -121,6 +124,14 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		),
 		claim: cfg.SpaceClaim,
 	}, nil
+}
+
+// fetchTimeout is how long one fetch of the JWKS may take with client.
+func fetchTimeout(client *http.Client) time.Duration {
+	if client.Timeout > 0 {
+		return client.Timeout
+	}
+	return DefaultFetchTimeout
 }
 
 // Verify checks a token and returns its principal. A token that fails any

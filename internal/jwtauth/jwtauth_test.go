@@ -109,6 +109,9 @@ func TestRefusedTokens(t *testing.T) {
 func TestUnknownKeyIDRefreshesBounded(t *testing.T) {
 	is := jwtauthtest.New(t)
 	v := newVerifier(t, is, "")
+	// A real issuer is a network away; the refresh must have time to
+	// fetch, however soon a flood of unknown kids is refused.
+	is.SetLatency(50 * time.Millisecond)
 	// The first fetch is made at start; a token with a key published
 	// since then makes one more.
 	is.AddKey(t, "rotated", jwtauthtest.NewECKey(t), true)

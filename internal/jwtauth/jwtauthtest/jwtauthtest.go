@@ -42,6 +42,7 @@ type Issuer struct {
 	published []jwkset.JWKMarshal
 	signers   map[string]crypto.Signer
 	fetches   atomic.Int64
+	latency   atomic.Int64 // a fetch's delay, as from a distant issuer
 }
 
 // New starts an issuer with an RSA key (RSAKeyID) and an EC P-256 key
@@ -53,6 +54,7 @@ func New(t testing.TB) *Issuer {
 	is.AddKey(t, ECKeyID, NewECKey(t), true)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		is.fetches.Add(1)
+		time.Sleep(time.Duration(is.latency.Load()))
 		is.mu.Lock()
 		body, err := json.Marshal(jwkset.JWKSMarshal{Keys: is.published})
 		is.mu.Unlock()
@@ -96,6 +98,10 @@ func (is *Issuer) AddKey(t testing.TB, kid string, key crypto.Signer, publish bo
 	require.NoError(t, err)
 	is.published = append(is.published, jwk.Marshal())
 }
+
+// SetLatency delays every later fetch of the JWKS by d, as the network
+// between a server and a real issuer does.
+func (is *Issuer) SetLatency(d time.Duration) { is.latency.Store(int64(d)) }
 
 // Fetches is how many times the JWKS was fetched.
 func (is *Issuer) Fetches() int64 { return is.fetches.Load() }
