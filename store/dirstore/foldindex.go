@@ -113,25 +113,37 @@ func (x *foldIndex) lookup(dirfd int, base string) (id folderID, indexed, known 
 // serves Check, which only refuses early: the commit checks again under
 // the folder's lock.
 func (x *foldIndex) twin(dirfd int, base string) (string, error) {
-	id, indexed, known, n, err := x.lookup(dirfd, base)
-	if err != nil || indexed && onlyItself(dirfd, base, n) {
-		return "", err
-	}
-	// Most often the entry does not hold because an upload of this store
-	// is changing the folder right now, or just did. The entry still
-	// counts every name that this store's uploads recorded; a name that
-	// someone else gave the folder since is the commit's to find, under
-	// the lock. Under a stream of uploads into one folder the entry is
-	// seldom current at the moment of a Check, and reading the folder
-	// instead made each upload's cost grow with the folder.
-	m := x.inUse(id)
-	if m != nil && known && onlyItself(dirfd, base, n) {
-		x.release(id, m)
-		return "", nil
-	}
-	// Without an entry to go by, wait for the upload to record its change
-	// (its mutex, not the flock), and look again.
-	if m != nil {
+	for round := 0; ; round++ {
+		id, indexed, known, n, err := x.lookup(dirfd, base)
+		if err != nil || indexed && onlyItself(dirfd, base, n) {
+			return "", err
+		}
+		if round == twinRounds {
+			break
+		}
+		// Most often the entry does not hold because an upload of this
+		// store is changing the folder right now, or just did. The entry
+		// still counts every name that this store's uploads recorded; a
+		// name that someone else gave the folder since is the commit's to
+		// find, under the lock. Under a stream of uploads into one folder
+		// the entry is seldom current at the moment of a Check, and
+		// reading the folder instead made each upload's cost grow with
+		// the folder.
+		m := x.inUse(id)
+		if m == nil {
+			if round == 0 {
+				// The change seen may have been recorded since, and its
+				// upload gone: look once more before reading.
+				continue
+			}
+			break
+		}
+		if known && onlyItself(dirfd, base, n) {
+			x.release(id, m)
+			return "", nil
+		}
+		// Without an entry to go by, wait for the upload to record its
+		// change (its mutex, not the flock), and look again.
 		if x.testHookWait != nil {
 			x.testHookWait()
 		}
@@ -139,16 +151,16 @@ func (x *foldIndex) twin(dirfd int, base string) (string, error) {
 		m.Unlock()
 		x.release(id, m)
 	}
-	_, indexed, _, n, err = x.lookup(dirfd, base)
-	if err != nil || indexed && onlyItself(dirfd, base, n) {
-		return "", err
-	}
 	names, err := x.readNames(dirfd)
 	if err != nil {
 		return "", err
 	}
 	return twinAmong(names, base), nil
 }
+
+// twinRounds bounds how often twin looks at the index before it reads the
+// folder instead, when other uploads keep changing it.
+const twinRounds = 3
 
 // onlyItself reports whether the n names an entry counts with base's fold
 // leave no room for a twin: none, or one that is base itself. An entry
