@@ -253,13 +253,14 @@ func (s *Store) statName(name string) (isDir bool, err error) {
 }
 
 // CheckSpace implements store.SpaceChecker. A failure to ask the filesystem
-// is not reported: the write itself will tell.
+// is not reported: the write itself will tell. It asks through the store's
+// folder's descriptor, without walking the directory's path.
 func (s *Store) CheckSpace(_ context.Context, size int64) error {
 	if size <= 0 {
 		return nil
 	}
 	var st unix.Statfs_t
-	if err := unix.Statfs(s.dir, &st); err == nil {
+	if err := unix.Fstatfs(int(s.top.Fd()), &st); err == nil {
 		if free := int64(st.Bavail) * int64(st.Bsize); free < size {
 			return fmt.Errorf("%w: %d bytes needed, %d available", store.ErrInsufficientStorage, size, free)
 		}
