@@ -220,36 +220,42 @@ func (s *Store) Check(ctx context.Context, name string, size int64) error {
 			return err
 		}
 	}
-	isDir, err := s.statName(name)
+	found, isDir, err := s.statName(name)
 	switch {
-	case err == nil && isDir:
-		return fmt.Errorf("%w: %q is a directory", store.ErrExists, name)
-	case err == nil && !s.opts.Overwrite:
-		return fmt.Errorf("%w: %q", store.ErrExists, name)
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return mapError(name, err)
+	case found && isDir:
+		return fmt.Errorf("%w: %q is a directory", store.ErrExists, name)
+	case found && !s.opts.Overwrite:
+		return fmt.Errorf("%w: %q", store.ErrExists, name)
 	}
 	return s.CheckSpace(ctx, size)
 }
 
 // statName stats name, following a symlink inside the root, as
 // root.Stat does: a name in the store's own folder, through Store.top
-// without following, and only a symlink through the root.
-func (s *Store) statName(name string) (isDir bool, err error) {
+// without following, and only a symlink through the root. A name not there
+// is found false, with no error: most names checked are new.
+func (s *Store) statName(name string) (found, isDir bool, err error) {
 	if !strings.Contains(name, "/") {
 		var st unix.Stat_t
-		if err := unix.Fstatat(int(s.top.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return false, &fs.PathError{Op: "stat", Path: name, Err: err}
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-			return st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
+		switch err := unix.Fstatat(int(s.top.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); {
+		case err == unix.ENOENT:
+			return false, false, nil
+		case err != nil:
+			return false, false, &fs.PathError{Op: "stat", Path: name, Err: err}
+		case st.Mode&unix.S_IFMT != unix.S_IFLNK:
+			return true, st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
 		}
 	}
 	fi, err := s.root.Stat(name)
-	if err != nil {
-		return false, err
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, false, nil
+	case err != nil:
+		return false, false, err
 	}
-	return fi.IsDir(), nil
+	return true, fi.IsDir(), nil
 }
 
 // CheckSpace implements store.SpaceChecker. A failure to ask the filesystem
