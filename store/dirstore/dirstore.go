@@ -81,7 +81,6 @@ type Store struct {
 	// root twice per upload (the check, the stage) was a good part of a
 	// small upload's cost.
 	top  *os.File
-	dir  string
 	opts Options
 	// sys holds the system's fast paths, or their portable fallbacks.
 	sys sysOps
@@ -166,7 +165,7 @@ func open(dir string, opts Options, sys sysOps) (*Store, int, error) {
 		root.Close()
 		return nil, 0, fmt.Errorf("dirstore: %w", err)
 	}
-	s := &Store{root: root, top: top, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed(), folds: newFoldIndex(), maxDirty: maxDirtySyncFS}
+	s := &Store{root: root, top: top, opts: opts, sys: sys, unnamed: sys.unnamed(), folds: newFoldIndex(), maxDirty: maxDirtySyncFS}
 	if mask, ok := sys.umask(); ok {
 		s.unnamedMode = opts.FileMode&mask == 0
 	}
