@@ -39,11 +39,13 @@ func ValidateName(name string) error {
 	case name[0] == '/':
 		return invalid(name, "is absolute")
 	}
-	if err := checkRunes(name); err != nil {
-		return err
-	}
-	if !norm.NFC.IsNormalString(name) {
-		return invalid(name, "is not in Unicode Normalization Form C (NFC)")
+	if !plainASCII(name) {
+		if err := checkRunes(name); err != nil {
+			return err
+		}
+		if !norm.NFC.IsNormalString(name) {
+			return invalid(name, "is not in Unicode Normalization Form C (NFC)")
+		}
 	}
 	for seg := range strings.SplitSeq(name, "/") {
 		switch {
@@ -104,6 +106,19 @@ func ValidatePrefix(prefix string) error {
 }
 
 // checkRunes refuses the characters no name may contain anywhere.
+// plainASCII reports a name of printable ASCII characters that checkRunes
+// accepts: such a name is NFC, and needs no look-up in Unicode's tables for
+// each of its characters, which cost most of the check. Every name of a
+// small upload is checked more than once on its way.
+func plainASCII(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < ' ' || c > '~' || c == '\\' || strings.IndexByte(windowsForbidden, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func checkRunes(name string) error {
 	for _, r := range name {
 		switch {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"golang.org/x/text/unicode/norm"
 
 	"spillway/store"
 )
@@ -33,6 +34,30 @@ func TestValidateName(t *testing.T) {
 	}
 	for _, name := range invalid {
 		assert.ErrorIs(t, store.ValidateName(name), store.ErrInvalidName, "%q", name)
+	}
+}
+
+func TestPlainASCIIAgreesWithCheckRunes(t *testing.T) {
+	// The shortcut may pass only what the full check passes, and should
+	// pass every ASCII name that it does.
+	for c := range 0x80 {
+		name := "a" + string(rune(c)) + "b"
+		full := store.CheckRunes(name) == nil && norm.NFC.IsNormalString(name)
+		assert.Equal(t, full, store.PlainASCII(name), "%q", name)
+	}
+	assert.False(t, store.PlainASCII("caf\u00e9"), "beyond ASCII the full check decides")
+}
+
+func BenchmarkValidateName(b *testing.B) {
+	for _, name := range []string{"s012-0000345.bin", "reports/2026/ünïcødé.txt"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := store.ValidateName(name); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

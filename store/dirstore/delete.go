@@ -43,11 +43,11 @@ func (s *Store) remove(name string, check func(*unix.Stat_t) error) error {
 	}
 	dirName, base := path.Split(name)
 	dirName = path.Clean(dirName)
-	dir, err := s.root.Open(dirName)
+	dir, err := s.openFolder(dirName)
 	if err != nil {
 		return deleteError(name, err)
 	}
-	defer dir.Close()
+	defer s.closeFolder(dir)
 	var st unix.Stat_t
 	if err := unix.Fstatat(int(dir.Fd()), base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return deleteError(name, &fs.PathError{Op: "stat", Path: name, Err: err})

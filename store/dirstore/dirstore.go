@@ -76,7 +76,11 @@ const DefaultFileMode fs.FileMode = 0o644
 // Store is a store.Store over one directory.
 type Store struct {
 	root *os.Root
-	dir  string
+	// top is the store's own folder, opened through root once for the
+	// store's life: most uploads land in it, and opening it through the
+	// root twice per upload (the check, the stage) was a good part of a
+	// small upload's cost.
+	top  *os.File
 	opts Options
 	// sys holds the system's fast paths, or their portable fallbacks.
 	sys sysOps
@@ -156,7 +160,12 @@ func open(dir string, opts Options, sys sysOps) (*Store, int, error) {
 		root.Close()
 		return nil, 0, fmt.Errorf("dirstore: file mode %v has bits other than permissions", opts.FileMode)
 	}
-	s := &Store{root: root, dir: root.Name(), opts: opts, sys: sys, unnamed: sys.unnamed(), folds: newFoldIndex(), maxDirty: maxDirtySyncFS}
+	top, err := root.Open(".")
+	if err != nil {
+		root.Close()
+		return nil, 0, fmt.Errorf("dirstore: %w", err)
+	}
+	s := &Store{root: root, top: top, opts: opts, sys: sys, unnamed: sys.unnamed(), folds: newFoldIndex(), maxDirty: maxDirtySyncFS}
 	if mask, ok := sys.umask(); ok {
 		s.unnamedMode = opts.FileMode&mask == 0
 	}
@@ -167,14 +176,32 @@ func open(dir string, opts Options, sys sysOps) (*Store, int, error) {
 	}
 	n, err := s.sweep()
 	if err != nil {
-		root.Close()
+		s.Close()
 		return nil, 0, err
 	}
 	return s, n + s.sweepUploads(), nil
 }
 
 // Close releases the root directory.
-func (s *Store) Close() error { return s.root.Close() }
+func (s *Store) Close() error {
+	return errors.Join(s.top.Close(), s.root.Close())
+}
+
+// openFolder opens the folder name through the root; the store's own
+// folder it lends instead (see Store.top). closeFolder gives either back.
+func (s *Store) openFolder(name string) (*os.File, error) {
+	if name == "." {
+		return s.top, nil
+	}
+	return s.root.Open(name)
+}
+
+// closeFolder closes a folder from openFolder, unless it is the store's own.
+func (s *Store) closeFolder(f *os.File) {
+	if f != s.top {
+		f.Close()
+	}
+}
 
 // Capabilities implements store.Store: the handler takes the parts of
 // multipart uploads and serves downloads, and space is finite.
@@ -192,26 +219,53 @@ func (s *Store) Check(ctx context.Context, name string, size int64) error {
 			return err
 		}
 	}
-	fi, err := s.root.Stat(name)
+	found, isDir, err := s.statName(name)
 	switch {
-	case err == nil && fi.IsDir():
-		return fmt.Errorf("%w: %q is a directory", store.ErrExists, name)
-	case err == nil && !s.opts.Overwrite:
-		return fmt.Errorf("%w: %q", store.ErrExists, name)
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return mapError(name, err)
+	case found && isDir:
+		return fmt.Errorf("%w: %q is a directory", store.ErrExists, name)
+	case found && !s.opts.Overwrite:
+		return fmt.Errorf("%w: %q", store.ErrExists, name)
 	}
 	return s.CheckSpace(ctx, size)
 }
 
+// statName stats name, following a symlink inside the root, as
+// root.Stat does: a name in the store's own folder, through Store.top
+// without following, and only a symlink through the root. A name not there
+// is found false, with no error: most names checked are new.
+func (s *Store) statName(name string) (found, isDir bool, err error) {
+	if !strings.Contains(name, "/") {
+		var st unix.Stat_t
+		switch err := unix.Fstatat(int(s.top.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); {
+		case err == unix.ENOENT:
+			return false, false, nil
+		case err != nil:
+			return false, false, &fs.PathError{Op: "stat", Path: name, Err: err}
+		case st.Mode&unix.S_IFMT != unix.S_IFLNK:
+			return true, st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
+		}
+	}
+	fi, err := s.root.Stat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, false, nil
+	case err != nil:
+		return false, false, err
+	}
+	return true, fi.IsDir(), nil
+}
+
 // CheckSpace implements store.SpaceChecker. A failure to ask the filesystem
-// is not reported: the write itself will tell.
+// is not reported: the write itself will tell. It asks through the store's
+// folder's descriptor, without walking the directory's path.
 func (s *Store) CheckSpace(_ context.Context, size int64) error {
 	if size <= 0 {
 		return nil
 	}
 	var st unix.Statfs_t
-	if err := unix.Statfs(s.dir, &st); err == nil {
+	if err := unix.Fstatfs(int(s.top.Fd()), &st); err == nil {
 		if free := int64(st.Bavail) * int64(st.Bsize); free < size {
 			return fmt.Errorf("%w: %d bytes needed, %d available", store.ErrInsufficientStorage, size, free)
 		}
@@ -396,6 +450,9 @@ func (s *Store) tryOpenDir(dirName string, made *madeDirs) (*os.File, error) {
 			}
 		}
 	}
+	if dirName == "." {
+		return s.top, nil
+	}
 	dir, err := s.root.Open(dirName)
 	if err != nil {
 		return nil, err
@@ -433,7 +490,7 @@ func (st *staged) inDir(op func(dirfd int) error) error {
 		if err != nil {
 			return err
 		}
-		st.dir.Close()
+		st.s.closeFolder(st.dir)
 		st.dir = dir
 	}
 }
@@ -831,7 +888,7 @@ func (st *staged) close() {
 	if st.f != nil {
 		st.f.Close()
 	}
-	st.dir.Close()
+	st.s.closeFolder(st.dir)
 }
 
 // syncDirs fsyncs every directory on the way to each file, so that new
@@ -862,11 +919,11 @@ func (s *Store) syncDir(name string) error { return s.syncDirCtx(context.Backgro
 // waiting for it (syncGroups).
 func (s *Store) syncDirCtx(ctx context.Context, name string) error {
 	return s.syncs.do(ctx, name, func(int) error {
-		d, err := s.root.Open(name)
+		d, err := s.openFolder(name)
 		if err != nil {
 			return mapError(name, err)
 		}
-		defer d.Close()
+		defer s.closeFolder(d)
 		if s.testHookSyncDir != nil {
 			s.testHookSyncDir(name)
 		}

@@ -378,3 +378,35 @@ func TestOpenSweepsOrphanedStagingFiles(t *testing.T) {
 	assert.FileExists(t, keep)
 	assert.Equal(t, []string{"sub/kept.txt"}, storetest.ListAll(t, s, "", 0))
 }
+
+func TestCheckTopLevelSymlinks(t *testing.T) {
+	// Check stats names in the store's own folder through its descriptor,
+	// and follows a symlink there only through the root.
+	e := newEnv(t, dirstore.Options{})
+	outside := filepath.Join(t.TempDir(), "secret.txt")
+	require.NoError(t, os.WriteFile(outside, []byte("keep"), 0o644))
+	require.NoError(t, os.Mkdir(filepath.Join(e.dir, "adir"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir, "afile"), nil, 0o644))
+	require.NoError(t, os.Symlink("adir", filepath.Join(e.dir, "dirlink")))
+	require.NoError(t, os.Symlink(outside, filepath.Join(e.dir, "outlink")))
+	require.NoError(t, os.Symlink("nowhere", filepath.Join(e.dir, "dangling")))
+	for name, want := range map[string]error{
+		"afile":    store.ErrExists,
+		"adir":     store.ErrExists,
+		"dirlink":  store.ErrExists,
+		"outlink":  store.ErrInvalidName,
+		"dangling": nil,
+		"new.bin":  nil,
+	} {
+		err := e.store.Check(t.Context(), name, 1)
+		if want == nil {
+			assert.NoError(t, err, name)
+			continue
+		}
+		assert.ErrorIs(t, err, want, name)
+	}
+	e2 := newEnv(t, dirstore.Options{Overwrite: true})
+	require.NoError(t, os.Mkdir(filepath.Join(e2.dir, "adir"), 0o755))
+	require.NoError(t, os.Symlink("adir", filepath.Join(e2.dir, "dirlink")))
+	require.ErrorIs(t, e2.store.Check(t.Context(), "dirlink", 1), store.ErrExists, "a symlink to a folder is a folder")
+}

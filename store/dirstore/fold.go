@@ -38,12 +38,12 @@ func twinError(name, twin string) error {
 func (s *Store) checkTwins(name string) error {
 	dir := "."
 	for seg := range strings.SplitSeq(name, "/") {
-		d, err := s.root.Open(dir)
+		d, err := s.openFolder(dir)
 		if err != nil {
 			return nil // a folder not made yet holds no twin
 		}
 		twin, err := s.folds.twin(int(d.Fd()), seg)
-		d.Close()
+		s.closeFolder(d)
 		if err != nil {
 			return mapError(name, err)
 		}
@@ -63,11 +63,11 @@ func (s *Store) mkdirNoTwin(dirName string) error {
 	if _, err := s.root.Lstat(dirName); err == nil {
 		return &fs.PathError{Op: "mkdir", Path: dirName, Err: fs.ErrExist}
 	}
-	parent, err := s.root.Open(path.Dir(dirName))
+	parent, err := s.openFolder(path.Dir(dirName))
 	if err != nil {
 		return err
 	}
-	defer parent.Close()
+	defer s.closeFolder(parent)
 	h, err := s.folds.hold(int(parent.Fd()))
 	if err != nil {
 		return err

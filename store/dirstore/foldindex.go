@@ -224,7 +224,9 @@ type heldFolder struct {
 // for twins and changed: the flock, which other processes respect, after
 // a mutex of this store's, so that of its uploads into one folder only one
 // at a time waits in flock; the others wait in the Go scheduler, which
-// costs no thread each.
+// costs no thread each. The mutex is also what keeps this store's uploads
+// apart when they share one descriptor of the folder (Store.top): flock
+// would let a second lock on the same open file through.
 func (x *foldIndex) hold(dirfd int) (*heldFolder, error) {
 	id, _, err := statFolder(dirfd)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -19,19 +20,25 @@ import (
 type linuxSys struct {
 	// proc: /proc/self/fd is there to link from.
 	proc bool
+	// emptyPathRefused is set once linkat with AT_EMPTY_PATH failed where
+	// /proc/self/fd then linked the same file: this process may not link
+	// by descriptor alone (see linkFile).
+	emptyPathRefused *atomic.Bool
 }
 
 func defaultSys() sysOps {
 	_, err := os.Stat("/proc/self/fd")
-	return linuxSys{proc: err == nil}
+	return linuxSys{proc: err == nil, emptyPathRefused: new(atomic.Bool)}
 }
 
 func (l linuxSys) unnamed() bool { return l.proc }
 
-// linkFile links through /proc/self/fd, which an unprivileged process may
-// link from, or, without /proc, with AT_EMPTY_PATH, which some kernels
-// allow only with CAP_DAC_READ_SEARCH. A file with no name left (an
-// unlinked spool file) can be linked only if it was made with O_TMPFILE.
+// linkFile links with AT_EMPTY_PATH, which some kernels allow only with
+// CAP_DAC_READ_SEARCH (refusing with ENOENT), else through /proc/self/fd,
+// which an unprivileged process may link from. AT_EMPTY_PATH comes first,
+// as it skips the walk of /proc: once /proc linked a file that it did
+// not, it is not tried again. A file with no name left (an unlinked spool
+// file) can be linked only if it was made with O_TMPFILE.
 func (l linuxSys) linkFile(f *os.File, dirfd int, name string) error {
 	conn, err := f.SyscallConn()
 	if err != nil {
@@ -39,12 +46,18 @@ func (l linuxSys) linkFile(f *os.File, dirfd int, name string) error {
 	}
 	var lerr error
 	err = conn.Control(func(fd uintptr) {
-		if l.proc {
-			proc := "/proc/self/fd/" + strconv.Itoa(int(fd))
-			lerr = unix.Linkat(unix.AT_FDCWD, proc, dirfd, name, unix.AT_SYMLINK_FOLLOW)
-			return
+		tried := !l.proc || !l.emptyPathRefused.Load()
+		if tried {
+			lerr = unix.Linkat(int(fd), "", dirfd, name, unix.AT_EMPTY_PATH)
+			if lerr == nil || !l.proc || lerr != unix.ENOENT && lerr != unix.EPERM {
+				return
+			}
 		}
-		lerr = unix.Linkat(int(fd), "", dirfd, name, unix.AT_EMPTY_PATH)
+		proc := "/proc/self/fd/" + strconv.Itoa(int(fd))
+		lerr = unix.Linkat(unix.AT_FDCWD, proc, dirfd, name, unix.AT_SYMLINK_FOLLOW)
+		if lerr == nil && tried {
+			l.emptyPathRefused.Store(true)
+		}
 	})
 	if err != nil {
 		return err

@@ -50,7 +50,7 @@ func finishFrom(t *testing.T, s *Store, id string, off int64) {
 	require.NotNil(t, a.Done)
 	sum := sha256.Sum256([]byte(whole))
 	assert.Equal(t, hex.EncodeToString(sum[:]), a.Done.SHA256)
-	b, err := os.ReadFile(filepath.Join(s.dir, "p.bin"))
+	b, err := os.ReadFile(filepath.Join(s.root.Name(), "p.bin"))
 	require.NoError(t, err)
 	assert.Equal(t, whole, string(b))
 }
