@@ -349,9 +349,16 @@ func raceTwo(t *testing.T, p *proc, files [2]uploadtest.File) [2]int {
 	for i, f := range files {
 		conns[i], brs[i], rests[i] = openUpload(t, p.Addr, f, 0)
 	}
+	// Each sends all but its last byte, so that neither can finish, and
+	// give its space back, before both bodies are stored as far as the
+	// space allows: which of them is refused may vary, not that one is.
 	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Go(func() { io.CopyN(conns[i], rests[i], f.Size-1) }) // fails once refused
+	}
+	wg.Wait()
 	for i := range files {
-		wg.Go(func() { io.Copy(conns[i], rests[i]) }) // fails once refused
+		wg.Go(func() { io.Copy(conns[i], rests[i]) })
 	}
 	for i := range files {
 		var body []byte
