@@ -480,9 +480,22 @@ func (rep *coldStartReport) markdown() string {
 			median(cur.initMs)-median(base.initMs), pct(median(cur.initMs), median(base.initMs)),
 			slices.Min(cur.initMs)-slices.Min(base.initMs), pct(slices.Min(cur.initMs), slices.Min(base.initMs)))
 	}
+	cur := rep.builds[len(rep.builds)-1]
+	verdict := "not met"
+	if cur.sizeArm64 <= coldStartMaxSize && median(cur.initMs) <= coldStartMaxInitMs {
+		verdict = "met"
+	}
+	p("\nIssue 17's goal for this tree (linux/arm64 bootstrap ≤ %d MiB, Init Duration median ≤ %.0f ms): %.2f MiB and %.2f ms, **%s**.\n",
+		coldStartMaxSize>>20, coldStartMaxInitMs, float64(cur.sizeArm64)/(1<<20), median(cur.initMs), verdict)
 	p("%s\n", coldStartEnd)
 	return b.String()
 }
+
+// Issue 17's aim for the function: its deployed binary and its cold start.
+const (
+	coldStartMaxSize   = 10 << 20
+	coldStartMaxInitMs = 20.0
+)
 
 // replaceSection puts section, markers included, in place of the marked
 // section of doc, or appends it.

@@ -198,7 +198,7 @@ func (rep *report) goals() []goal {
 	}
 	gs = append(gs, g)
 	gs = append(gs, goal{measure: "function binary (linux/arm64) and cold start", goal: "≤ 10 MiB and ≤ 20 ms init",
-		why: "see [Lambda cold start](#lambda-cold-start) (`make coldstart`)"})
+		why: "judged in [Lambda cold start](#lambda-cold-start) (`make coldstart`)"})
 	yes := true
 	gs = append(gs, goal{measure: "server CPU per GB", goal: "reported for every row", measured: "a column of every table", met: &yes})
 	lg := goal{measure: "Lambda: 4 MiB base64 event, allocated beyond the event (max of runs)", goal: "< 1 MiB"}
