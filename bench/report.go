@@ -270,7 +270,7 @@ func (rep *report) markdown() string {
 
 	p("\n## Small uploads\n\n")
 	p("`PUT /files/{unique name}` from %d keep-alive connections for %s per run. × ref is against `nginx`. "+
-		"`baseline-256k` is the least a Go server on net/http does to store a small file: create it, copy the body, close it; no hash, no check, nothing atomic. "+
+		"`floor` is the least a Go server on net/http does to store a small file and answer with its SHA-256: create it, write the body, hash it, close it; no check, nothing atomic. "+
 		"CPU columns are µs of CPU per stored request.\n\n", o.conns, o.smallFor)
 	p("Each run stores into a folder of its own and keeps its files, emptied, until the end of the benchmark. ")
 	switch {
