@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +17,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"spillway/funcurl"
 	"spillway/internal/testservers"
 )
 
@@ -159,7 +158,7 @@ func runColdStart(ctx context.Context, o coldStartOptions) (*coldStartReport, er
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			ms, err := coldStartRetried(ctx, rie, b.bin, work)
+			ms, err := coldStart(ctx, rie, b.bin, work)
 			if err != nil {
 				return nil, fmt.Errorf("%s, cold start %d: %w", b.label, round, err)
 			}
@@ -276,28 +275,6 @@ func (b *coldBuild) build(ctx context.Context, dir string) error {
 
 var initReportRE = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 
-// errEmulatorDied is a cold start whose emulator exited on its own, as
-// it does when one of its ports was taken between choosing and binding it.
-var errEmulatorDied = errors.New("the emulator exited on its own")
-
-// coldStartRetried is coldStart, tried again on new ports, a few times,
-// when the emulator dies: a port chosen free can be taken by another
-// process before the emulator binds it.
-func coldStartRetried(ctx context.Context, rie, bin, work string) (float64, error) {
-	var errs []error
-	for range 3 {
-		ms, err := coldStart(ctx, rie, bin, work)
-		if err == nil {
-			return ms, nil
-		}
-		errs = append(errs, err)
-		if !errors.Is(err, errEmulatorDied) {
-			break
-		}
-	}
-	return 0, errors.Join(errs...)
-}
-
 // coldStart starts a new emulator with bin, sends it one event (a GET the
 // function answers 404 without calling S3), stops it, and returns the Init
 // Duration it reported: from starting the process to its first request for
@@ -311,130 +288,49 @@ func coldStart(ctx context.Context, rie, bin, work string) (float64, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(spoolDir)
-	// The runtime API port must be explicit: with port 0 the emulator
-	// tells the bootstrap ":0".
-	addrs, err := freeAddrs(2)
+	var out bytes.Buffer
+	r, err := funcurl.StartRIE(ctx, funcurl.RIEConfig{
+		Path: rie, Bootstrap: bin, Output: &out,
+		// The emulator hands its whole environment to the function, so
+		// it gets only what the function reads, as on Lambda. Nothing
+		// listens on the S3 endpoint; the event never reaches the store.
+		Env: []string{
+			"PATH=" + os.Getenv("PATH"),
+			"SPILLWAY_BUCKET=coldstart", "SPILLWAY_SPOOL_DIR=" + spoolDir,
+			"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=coldstart", "AWS_SECRET_ACCESS_KEY=coldstart",
+			"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_S3=http://127.0.0.1:9",
+		},
+	})
 	if err != nil {
 		return 0, err
 	}
-	addr, runtimeAPI := addrs[0], addrs[1]
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", runtimeAPI, bin)
-	// The emulator hands its whole environment to the function, so it gets
-	// only what the function reads, as on Lambda. Nothing listens on the S3
-	// endpoint; the event never reaches the store.
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"SPILLWAY_BUCKET=coldstart", "SPILLWAY_SPOOL_DIR=" + spoolDir,
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=coldstart", "AWS_SECRET_ACCESS_KEY=coldstart",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_S3=http://127.0.0.1:9",
-	}
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	cmd.SysProcAttr = testservers.DieWithParent()
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		// On SIGTERM the emulator kills the function and exits.
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-			return nil
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			return errors.New("the emulator did not exit within 10s of SIGTERM")
-		}
-	}
-	defer stop()
-
-	if err := invokeOnce(ctx, "http://"+addr+"/2015-03-31/functions/function/invocations", exited); err != nil {
-		select {
-		case <-exited:
-			err = fmt.Errorf("%w: %w", errEmulatorDied, err)
-		default:
-		}
-		stop()
-		return 0, fmt.Errorf("%w (emulator: %v; %s)", err, waitErr, lastLines(stderr.String(), 5))
-	}
-	// Wait has copied all of stderr once the emulator has exited.
-	if err := stop(); err != nil {
-		return 0, err
-	}
-	m := initReportRE.FindSubmatch(stderr.Bytes())
-	if m == nil {
-		return 0, fmt.Errorf("no INIT REPORT from the emulator: %s", lastLines(stderr.String(), 5))
-	}
-	return strconv.ParseFloat(string(m[1]), 64)
-}
-
-// invokeOnce posts one Function URL event, retrying while the emulator is
-// not yet listening, and checks that the function answered it.
-func invokeOnce(ctx context.Context, url string, exited <-chan struct{}) error {
 	const event = `{"version":"2.0","rawPath":"/coldstart","headers":{"host":"localhost"},` +
 		`"requestContext":{"http":{"method":"GET","path":"/coldstart","sourceIp":"127.0.0.1"}},"isBase64Encoded":false}`
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(event))
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			body, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if rerr != nil {
-				return rerr
-			}
-			if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"statusCode":404`)) {
-				return fmt.Errorf("the emulator answered %d: %s", resp.StatusCode, body)
-			}
-			return nil
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			return err
-		}
-		select {
-		case <-exited:
-			return errors.New("the emulator exited before listening")
-		case <-ctx.Done():
-			return fmt.Errorf("the emulator is not listening: %w", ctx.Err())
-		case <-time.After(5 * time.Millisecond): // polling another process's socket
-		}
+	payload, err := r.Invoke(ctx, funcurl.Invocation{RequestID: "coldstart", Event: strings.NewReader(event), Size: int64(len(event))})
+	// Once the emulator has exited, all its output has been copied.
+	r.Close()
+	if err != nil {
+		return 0, fmt.Errorf("%w (emulator: %s)", err, lastLines(out.String(), 5))
 	}
+	if !bytes.Contains(payload, []byte(`"statusCode":404`)) {
+		return 0, fmt.Errorf("the function answered %s", payload)
+	}
+	m := initReportRE.FindSubmatch(out.Bytes())
+	if m == nil {
+		return 0, fmt.Errorf("no INIT REPORT from the emulator: %s", lastLines(out.String(), 5))
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
 }
 
 // freeAddr is a loopback address whose port was free a moment ago, for a
 // program that cannot report the port it chose.
 func freeAddr() (string, error) {
-	addrs, err := freeAddrs(1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
-	return addrs[0], nil
-}
-
-// freeAddrs is n loopback addresses with distinct ports, free a moment ago:
-// each port is held until all are chosen, or the kernel could hand out
-// one just let go again.
-func freeAddrs(n int) ([]string, error) {
-	addrs := make([]string, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 func lastLines(s string, n int) string {
